@@ -1,0 +1,27 @@
+//! Run-time settings, in the `CONFIG` array map (u64 values) so that a running
+//! or restarted agent can change them without reloading the programs.
+
+/// Thread group id of the agent (or the `trace` process): its syscalls are never recorded.
+pub const AGENT_TGID: u32 = 0;
+/// `mode::*`.
+pub const MODE: u32 = 1;
+/// Non-zero: count syscalls that returned an error.
+pub const COUNT_ERRORS: u32 = 2;
+/// Bit N set: an exit with `-N` and no matching enter, from a task under a
+/// seccomp filter, is a denial. Errnos of 64 and above are never denials.
+pub const DENIAL_ERRNOS: u32 = 3;
+pub const LEN: u32 = 8;
+
+pub mod mode {
+    /// Record only the cgroups user space put in the `CGROUPS` map (`observer trace`).
+    pub const EXPLICIT: u64 = 0;
+    /// Give every new cgroup a slot on its first syscall and tell user space, which
+    /// keeps or ignores it (`observer agent`): no container start is missed.
+    pub const AUTO: u64 = 1;
+}
+
+/// Errnos a seccomp filter returns in practice (EPERM, EACCES, ENOSYS, and every
+/// other errno below 64) minus those that a syscall which really ran returns after
+/// sleeping (EINTR, EAGAIN, ECHILD): an exit seen on another CPU than its enter
+/// must not be mistaken for a denial.
+pub const DEFAULT_DENIAL_ERRNOS: u64 = !((1 << 4) | (1 << 11) | (1 << 10) | 1);

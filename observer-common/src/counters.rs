@@ -1,0 +1,72 @@
+//! Layout of the per-cgroup syscall counters.
+//!
+//! Each watched cgroup owns a slot; a slot owns `ROWS_PER_SLOT` consecutive u32
+//! cells in each of the `CALLS`, `ERRORS` and `DENIED` array maps. A row is an
+//! (ABI, syscall number) pair, plus one `invalid` row for numbers out of range.
+//! Counters are u32 to keep a slot small (the memory target is 16 KiB per
+//! cgroup); the agent reads them often enough to unwrap them (see `wrapping_delta`).
+
+/// Syscall numbers per ABI that get their own row. x86_64 and i386 both stay
+/// below 512 on Linux 6.x (the highest is in the 460s).
+pub const SYSCALLS_PER_ABI: u32 = 512;
+
+/// ABIs kept apart. The numbers are the ABI's index in a slot.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Abi {
+    X86_64 = 0,
+    I386 = 1,
+}
+
+pub const ABI_COUNT: u32 = 2;
+
+/// The row that counts syscall numbers out of range (negative or >= 512), of any ABI.
+pub const ROW_INVALID: u32 = SYSCALLS_PER_ABI * ABI_COUNT;
+
+pub const ROWS_PER_SLOT: u32 = ROW_INVALID + 1;
+
+/// Row of a syscall number, or `ROW_INVALID` when it is out of range.
+#[inline(always)]
+pub fn row_of(abi: u32, nr: i64) -> u32 {
+    if (nr as u64) < SYSCALLS_PER_ABI as u64 {
+        abi * SYSCALLS_PER_ABI + nr as u32
+    } else {
+        ROW_INVALID
+    }
+}
+
+/// Index of a row of a slot in a counter map.
+#[inline(always)]
+pub fn cell(slot: u32, row: u32) -> u32 {
+    slot * ROWS_PER_SLOT + row
+}
+
+/// Words of a bitmap with one bit per row (the invalid row excluded).
+pub const BITMAP_WORDS: usize = (ROW_INVALID / 64) as usize;
+
+/// Growth of a u32 counter between two reads, allowing one wrap.
+pub fn wrapping_delta(before: u32, now: u32) -> u32 {
+    now.wrapping_sub(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_keep_abis_apart_and_catch_out_of_range() {
+        assert_eq!(row_of(0, 90), 90);
+        assert_eq!(row_of(1, 90), 512 + 90);
+        assert_eq!(row_of(0, -1), ROW_INVALID);
+        assert_eq!(row_of(1, 5000), ROW_INVALID);
+        assert_eq!(row_of(0, 511), 511);
+        assert_eq!(row_of(0, 512), ROW_INVALID);
+        assert_eq!(cell(2, 3), 2 * ROWS_PER_SLOT + 3);
+    }
+
+    #[test]
+    fn wrapping_delta_unwraps_once() {
+        assert_eq!(wrapping_delta(10, 15), 5);
+        assert_eq!(wrapping_delta(u32::MAX - 1, 3), 5);
+    }
+}

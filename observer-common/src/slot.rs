@@ -1,0 +1,63 @@
+//! What the kernel keeps per watched cgroup besides its counters.
+
+use crate::counters::BITMAP_WORDS;
+
+/// Value in the `CGROUPS` hash map (cgroup id -> slot) for a cgroup that is
+/// known but not recorded: its syscalls cost one lookup and nothing else.
+pub const SLOT_IGNORED: u32 = u32::MAX;
+/// Value for a cgroup that came when every slot was taken; its calls are
+/// counted in `stats::CALLS_UNRECORDED`.
+pub const SLOT_OVERFLOW: u32 = u32::MAX - 1;
+/// Values at or above this are markers, not slots.
+pub const SLOT_FIRST_MARKER: u32 = SLOT_OVERFLOW;
+
+/// Start phases of a container, as the kernel program tells them apart.
+pub mod phase {
+    /// The runtime's init before it installed the seccomp filter.
+    pub const INIT_BEFORE_FILTER: u32 = 0;
+    /// The runtime's init after the filter, before it exec'd the container's process.
+    pub const INIT_AFTER_FILTER: u32 = 1;
+    /// The container's own processes (after the exec).
+    pub const CONTAINER: u32 = 2;
+    pub const COUNT: usize = 3;
+}
+
+/// Enforcement actions taken by the kernel program on a container's own phase.
+pub mod enforce {
+    pub const OFF: u32 = 0;
+    /// Emit an `enforce` event.
+    pub const ALERT: u32 = 1;
+    /// Emit the event and SIGKILL the caller from the kernel.
+    pub const KILL: u32 = 2;
+}
+
+/// Per-slot state, in the `SLOTS` array map.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SlotInfo {
+    /// The cgroup v2 id this slot records; 0 when the slot is free.
+    pub cgroup_id: u64,
+    /// `task_struct.self_exec_id` of the task whose syscall opened the slot
+    /// (a container runtime's init). Every exec increments it and children
+    /// inherit it, so tasks still carrying this value have not exec'd the
+    /// container's process yet: they are the runtime's init (also a
+    /// `docker exec`'s init, which descends from the same shim).
+    pub init_exec_id: u64,
+    /// `enforce::*`.
+    pub enforce: u32,
+    pub _pad: u32,
+    /// Rows seen so far, per phase: a clear bit turns the next call into a
+    /// first-seen event.
+    pub seen: [[u64; BITMAP_WORDS]; phase::COUNT],
+    /// Rows a profile allows, for enforcement.
+    pub allowed: [u64; BITMAP_WORDS],
+    /// Rows already reported as enforcement violations (one event each).
+    pub violated: [u64; BITMAP_WORDS],
+    /// Rows already reported as denied (one event each).
+    pub denied_seen: [u64; BITMAP_WORDS],
+}
+
+const _: () = assert!(core::mem::size_of::<SlotInfo>() == 24 + 8 * 16 * 6);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SlotInfo {}

@@ -1,0 +1,22 @@
+//! observer's kernel side: two raw tracepoint programs on `sys_enter` and
+//! `sys_exit` that count, per cgroup v2, the syscalls made, the errors returned
+//! and the calls seccomp denied, and stream only rare events to user space.
+#![no_std]
+#![no_main]
+#![feature(asm_experimental_arch)]
+
+mod events;
+mod maps;
+mod task;
+mod sys_enter;
+mod sys_exit;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

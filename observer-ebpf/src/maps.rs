@@ -1,0 +1,94 @@
+//! Every map the programs share with user space, and the small helpers that
+//! index them. Sizes given here are defaults: the agent sets the slot capacity
+//! at load time (`EbpfLoader::set_max_entries`).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
+};
+use observer_common::{
+    config,
+    counters::ROWS_PER_SLOT,
+    marker::EnterMarker,
+    slot::SlotInfo,
+    stats,
+};
+
+pub const DEFAULT_SLOTS: u32 = 64;
+
+/// cgroup v2 id -> slot index (or a `SLOT_*` marker).
+#[map]
+pub static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(DEFAULT_SLOTS * 4, 0);
+
+/// Free slot indexes, filled by user space; popped when a new cgroup arrives.
+#[map]
+pub static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(DEFAULT_SLOTS, 0);
+
+#[map]
+pub static SLOTS: Array<SlotInfo> = Array::with_max_entries(DEFAULT_SLOTS, 0);
+
+#[map]
+pub static CALLS: Array<u32> = Array::with_max_entries(DEFAULT_SLOTS * ROWS_PER_SLOT, 0);
+#[map]
+pub static ERRORS: Array<u32> = Array::with_max_entries(DEFAULT_SLOTS * ROWS_PER_SLOT, 0);
+#[map]
+pub static DENIED: Array<u32> = Array::with_max_entries(DEFAULT_SLOTS * ROWS_PER_SLOT, 0);
+
+#[map]
+pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
+
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::LEN, 0);
+
+#[map]
+pub static MARKERS: PerCpuArray<EnterMarker> = PerCpuArray::with_max_entries(1, 0);
+
+/// Rare events only; 256 KiB holds 4096 of them.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+#[inline(always)]
+pub fn config(index: u32) -> u64 {
+    CONFIG.get(index).copied().unwrap_or(0)
+}
+
+#[inline(always)]
+pub fn count_stat(index: u32) {
+    if let Some(v) = STATS.get_ptr_mut(index) {
+        // Per-CPU: no other CPU writes this cell.
+        unsafe { *v += 1 };
+    }
+}
+
+/// Adds one to a u32 counter cell atomically (cells are shared between CPUs).
+#[inline(always)]
+pub fn bump(map: &Array<u32>, index: u32) {
+    if let Some(cell) = map.get_ptr_mut(index) {
+        // The BPF target has no compare-and-swap, so core's atomics stop at load and
+        // store; the instruction itself (BPF_ATOMIC | BPF_ADD) is what we need.
+        unsafe {
+            core::arch::asm!(
+                "lock *(u32 *)({cell} + 0) += {one}",
+                cell = in(reg) cell,
+                one = in(reg) 1u64,
+                options(nostack),
+            )
+        };
+    }
+}
+
+/// Sets a bit in a bitmap word; returns true when this call set it.
+#[inline(always)]
+pub fn set_bit(word: *mut u64, bit: u64) -> bool {
+    let mut old = bit;
+    // BPF_ATOMIC | BPF_OR | BPF_FETCH (kernel 5.12+).
+    unsafe {
+        core::arch::asm!(
+            "{old} = atomic_fetch_or((u64 *)({word} + 0), {old})",
+            word = in(reg) word,
+            old = inout(reg) old,
+            options(nostack),
+        )
+    };
+    old & bit == 0
+}

@@ -1,0 +1,141 @@
+//! `raw_syscalls:sys_enter`: counts each call in its cgroup's slot and reports
+//! the first use of a syscall per start phase.
+//!
+//! Raw tracepoint prototype (include/trace/events/syscalls.h, v6.18):
+//! `TP_PROTO(struct pt_regs *regs, long id)`.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_send_signal},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use observer_common::{
+    config,
+    counters::{ROW_INVALID, cell, row_of},
+    event::EventKind,
+    marker::EnterMarker,
+    slot::{SLOT_FIRST_MARKER, SLOT_OVERFLOW, SlotInfo, enforce, phase},
+    stats,
+};
+
+use crate::{
+    events::emit,
+    maps::{CALLS, CGROUPS, FREE_SLOTS, MARKERS, SLOTS, bump, config, count_stat, set_bit},
+    task,
+};
+
+const SIGKILL: u32 = 9;
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let _ = record_enter(&ctx);
+    0
+}
+
+#[inline(always)]
+fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let slot = match unsafe { CGROUPS.get(&cgroup_id) } {
+        Some(slot) => *slot,
+        None => open_slot(cgroup_id)?,
+    };
+    if slot >= SLOT_FIRST_MARKER {
+        if slot == SLOT_OVERFLOW {
+            count_stat(stats::CALLS_UNRECORDED);
+        }
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) == config(config::AGENT_TGID) {
+        return None;
+    }
+    let args = ctx.as_ptr() as *const u64;
+    let nr = unsafe { *args.add(1) } as i64;
+    let task = task::current();
+    let row = row_of(task::abi(task), nr);
+    bump(&CALLS, cell(slot, row));
+    if let Some(marker) = MARKERS.get_ptr_mut(0) {
+        unsafe {
+            *marker = EnterMarker {
+                tid: pid_tgid as u32,
+                nr: nr as u32,
+                slot,
+                row,
+            }
+        };
+    }
+    if row == ROW_INVALID {
+        return None;
+    }
+    let info = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    let phase = phase_of(task, info);
+    let word = (row / 64) as usize;
+    let bit = 1u64 << (row % 64);
+    let seen = info.seen.get_mut(phase as usize)?.get_mut(word)?;
+    if *seen & bit == 0 && set_bit(seen, bit) {
+        emit(EventKind::FirstSeen, slot, row, phase, nr, cgroup_id, pid_tgid);
+    }
+    if phase == phase::CONTAINER && info.enforce != enforce::OFF {
+        let allowed = *info.allowed.get(word)?;
+        if allowed & bit == 0 {
+            if info.enforce == enforce::KILL {
+                // Lands when the task returns to user space: the syscall itself runs.
+                let _ = unsafe { bpf_send_signal(SIGKILL) };
+            }
+            let violated = info.violated.get_mut(word)?;
+            if set_bit(violated, bit) || info.enforce == enforce::KILL {
+                emit(EventKind::Enforce, slot, row, phase, nr, cgroup_id, pid_tgid);
+            }
+        }
+    }
+    Some(())
+}
+
+/// Which start phase the current task is in (see `SlotInfo::init_exec_id`).
+#[inline(always)]
+fn phase_of(task: u64, info: &SlotInfo) -> u32 {
+    if task::exec_id(task) != info.init_exec_id {
+        phase::CONTAINER
+    } else if task::seccomp_mode(task) == task::SECCOMP_MODE_FILTER {
+        phase::INIT_AFTER_FILTER
+    } else {
+        phase::INIT_BEFORE_FILTER
+    }
+}
+
+/// First syscall of a cgroup not in `CGROUPS`. In `AUTO` mode it gets a slot at
+/// once, so a container's start is recorded from its first call; user space
+/// then decides whether to keep it.
+#[inline(never)]
+fn open_slot(cgroup_id: u64) -> Option<u32> {
+    if config(config::MODE) != config::mode::AUTO {
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let slot = FREE_SLOTS.pop().ok().flatten().unwrap_or(SLOT_OVERFLOW);
+    if slot != SLOT_OVERFLOW {
+        let info = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+        info.cgroup_id = cgroup_id;
+        info.init_exec_id = task::exec_id(task::current());
+    }
+    if CGROUPS.insert(&cgroup_id, &slot, u64::from(BPF_NOEXIST)).is_err() {
+        // Another CPU got there first, or the map is full.
+        if slot != SLOT_OVERFLOW {
+            let _ = FREE_SLOTS.push(&slot, 0);
+        }
+        return match unsafe { CGROUPS.get(&cgroup_id) } {
+            Some(slot) => Some(*slot),
+            None => {
+                count_stat(stats::CGROUPS_OVERFLOW);
+                None
+            }
+        };
+    }
+    if slot == SLOT_OVERFLOW {
+        count_stat(stats::CGROUPS_OVERFLOW);
+    }
+    emit(EventKind::NewCgroup, slot, ROW_INVALID, 0, -1, cgroup_id, pid_tgid);
+    Some(slot)
+}

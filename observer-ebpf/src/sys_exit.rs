@@ -1,0 +1,100 @@
+//! `raw_syscalls:sys_exit`: counts errors and seccomp denials.
+//!
+//! Raw tracepoint prototype (include/trace/events/syscalls.h, v6.18):
+//! `TP_PROTO(struct pt_regs *regs, long ret)`; the syscall number is `regs->orig_ax`.
+//! A call seccomp denies with an errno skips `sys_enter` but still reaches
+//! here (kernel/entry/common.c, v6.18: `syscall_trace_enter` returns -1 before
+//! `trace_sys_enter`, and the exit work runs regardless).
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::pt_regs,
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use observer_common::{
+    config,
+    counters::{ROW_INVALID, cell, row_of},
+    event::EventKind,
+    slot::{SLOT_FIRST_MARKER, phase},
+    stats,
+};
+
+use crate::{
+    events::emit,
+    maps::{CGROUPS, DENIED, ERRORS, MARKERS, SLOTS, bump, config, count_stat, set_bit},
+    task,
+};
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let _ = record_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
+    let args = ctx.as_ptr() as *const u64;
+    let ret = unsafe { *args.add(1) } as i64;
+    let marker = unsafe { &mut *MARKERS.get_ptr_mut(0)? };
+    if ret >= 0 {
+        // Success needs no accounting; only consume our own note, if any.
+        if marker.tid != 0 && marker.tid == bpf_get_current_pid_tgid() as u32 {
+            marker.tid = 0;
+        }
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let regs = unsafe { *args } as *const pt_regs;
+    let nr = unsafe { bpf_probe_read_kernel(&(*regs).orig_rax).ok()? } as i64;
+    if marker.tid == pid_tgid as u32 && marker.nr == nr as u32 {
+        marker.tid = 0;
+        if config(config::COUNT_ERRORS) != 0 {
+            bump(&ERRORS, cell(marker.slot, marker.row));
+        }
+        return None;
+    }
+    exit_without_enter(nr, ret, pid_tgid)
+}
+
+/// An error exit with no enter of its own on this CPU: counted as a denial when
+/// the task is under a seccomp filter and the errno is one a filter returns.
+#[inline(never)]
+fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
+    let errno = (-ret) as u64;
+    if errno >= 64 || config(config::DENIAL_ERRNOS) & (1u64 << errno) == 0 {
+        return None;
+    }
+    let task = task::current();
+    if task::seccomp_mode(task) != task::SECCOMP_MODE_FILTER {
+        return None;
+    }
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let slot = match unsafe { CGROUPS.get(&cgroup_id) } {
+        Some(slot) if *slot < SLOT_FIRST_MARKER => *slot,
+        _ => {
+            count_stat(stats::DENIALS_UNATTRIBUTED);
+            return None;
+        }
+    };
+    if (pid_tgid >> 32) == config(config::AGENT_TGID) {
+        return None;
+    }
+    let row = row_of(task::abi(task), nr);
+    bump(&DENIED, cell(slot, row));
+    if row == ROW_INVALID {
+        return None;
+    }
+    let info = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    let word = info.denied_seen.get_mut((row / 64) as usize)?;
+    if set_bit(word, 1u64 << (row % 64)) {
+        let phase = if task::exec_id(task) != info.init_exec_id {
+            phase::CONTAINER
+        } else {
+            phase::INIT_AFTER_FILTER
+        };
+        emit(EventKind::FirstDenied, slot, row, phase, nr, cgroup_id, pid_tgid);
+    }
+    Some(())
+}
