@@ -2,4 +2,5 @@
 //! Profiles Operator profiles, resolving them, evaluating classic-BPF filters,
 //! exporting, merging, diffing and checking. Pure logic: no root, no kernel.
 
+pub mod syscall_table;
 pub mod types;
