@@ -1,8 +1,8 @@
 //! Layout of the per-cgroup syscall counters.
 //!
-//! Each watched cgroup owns a slot; a slot owns `ROWS_PER_SLOT` consecutive u32
-//! cells in each of the `CALLS`, `ERRORS` and `DENIED` array maps. A row is an
-//! (ABI, syscall number) pair, plus one `invalid` row for numbers out of range.
+//! Each watched cgroup owns a slot (`slot::Slot`), which holds one u32 cell per
+//! row for calls, errors and denials. A row is an (ABI, syscall number) pair,
+//! plus one `invalid` row for numbers out of range.
 //! Counters are u32 to keep a slot small (the memory target is 16 KiB per
 //! cgroup); the agent reads them often enough to unwrap them (see `wrapping_delta`).
 
@@ -23,7 +23,9 @@ pub const ABI_COUNT: u32 = 2;
 /// The row that counts syscall numbers out of range (negative or >= 512), of any ABI.
 pub const ROW_INVALID: u32 = SYSCALLS_PER_ABI * ABI_COUNT;
 
-pub const ROWS_PER_SLOT: u32 = ROW_INVALID + 1;
+/// Cells per counter array: every row plus the invalid one, rounded up to an
+/// even count so that the arrays stay 8-byte aligned.
+pub const ROWS_PER_SLOT: u32 = ROW_INVALID + 2;
 
 /// Row of a syscall number, or `ROW_INVALID` when it is out of range.
 #[inline(always)]
@@ -33,12 +35,6 @@ pub fn row_of(abi: u32, nr: i64) -> u32 {
     } else {
         ROW_INVALID
     }
-}
-
-/// Index of a row of a slot in a counter map.
-#[inline(always)]
-pub fn cell(slot: u32, row: u32) -> u32 {
-    slot * ROWS_PER_SLOT + row
 }
 
 /// Words of a bitmap with one bit per row (the invalid row excluded).
@@ -61,7 +57,6 @@ mod tests {
         assert_eq!(row_of(1, 5000), ROW_INVALID);
         assert_eq!(row_of(0, 511), 511);
         assert_eq!(row_of(0, 512), ROW_INVALID);
-        assert_eq!(cell(2, 3), 2 * ROWS_PER_SLOT + 3);
     }
 
     #[test]

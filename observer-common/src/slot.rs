@@ -1,6 +1,6 @@
 //! What the kernel keeps per watched cgroup besides its counters.
 
-use crate::counters::BITMAP_WORDS;
+use crate::counters::{BITMAP_WORDS, ROWS_PER_SLOT};
 
 /// Value in the `CGROUPS` hash map (cgroup id -> slot) for a cgroup that is
 /// known but not recorded: its syscalls cost one lookup and nothing else.
@@ -31,7 +31,27 @@ pub mod enforce {
     pub const KILL: u32 = 2;
 }
 
-/// Per-slot state, in the `SLOTS` array map.
+/// Everything the kernel records for one cgroup: one element of the `SLOTS`
+/// array map, so that the hot path does a single (inlined) array lookup. The map
+/// is mmap-able: the agent reads counters live, without a syscall per cell and
+/// without draining anything.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Slot {
+    pub info: SlotInfo,
+    pub calls: [u32; ROWS_PER_SLOT as usize],
+    pub errors: [u32; ROWS_PER_SLOT as usize],
+    pub denied: [u32; ROWS_PER_SLOT as usize],
+}
+
+/// Memory target: at most 16 KiB of kernel map memory per watched cgroup.
+const _: () = assert!(core::mem::size_of::<Slot>() <= 16 * 1024);
+const _: () = assert!(core::mem::size_of::<Slot>() % 8 == 0);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Slot {}
+
+/// Per-slot state besides the counters.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SlotInfo {

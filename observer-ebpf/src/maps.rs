@@ -6,13 +6,8 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
 };
-use observer_common::{
-    config,
-    counters::ROWS_PER_SLOT,
-    marker::EnterMarker,
-    slot::SlotInfo,
-    stats,
-};
+use aya_ebpf::bindings::BPF_F_MMAPABLE;
+use observer_common::{config, marker::EnterMarker, slot::Slot, stats};
 
 pub const DEFAULT_SLOTS: u32 = 64;
 
@@ -24,15 +19,9 @@ pub static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(DEFAULT_SLOTS 
 #[map]
 pub static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(DEFAULT_SLOTS, 0);
 
+/// Per-cgroup records, mmap-able so the agent reads them live.
 #[map]
-pub static SLOTS: Array<SlotInfo> = Array::with_max_entries(DEFAULT_SLOTS, 0);
-
-#[map]
-pub static CALLS: Array<u32> = Array::with_max_entries(DEFAULT_SLOTS * ROWS_PER_SLOT, 0);
-#[map]
-pub static ERRORS: Array<u32> = Array::with_max_entries(DEFAULT_SLOTS * ROWS_PER_SLOT, 0);
-#[map]
-pub static DENIED: Array<u32> = Array::with_max_entries(DEFAULT_SLOTS * ROWS_PER_SLOT, 0);
+pub static SLOTS: Array<Slot> = Array::with_max_entries(DEFAULT_SLOTS, BPF_F_MMAPABLE as u32);
 
 #[map]
 pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
@@ -62,8 +51,9 @@ pub fn count_stat(index: u32) {
 
 /// Adds one to a u32 counter cell atomically (cells are shared between CPUs).
 #[inline(always)]
-pub fn bump(map: &Array<u32>, index: u32) {
-    if let Some(cell) = map.get_ptr_mut(index) {
+pub fn bump(cells: &mut [u32], row: u32) {
+    if let Some(cell) = cells.get_mut(opaque(row) as usize) {
+        let cell: *mut u32 = cell;
         // The BPF target has no compare-and-swap, so core's atomics stop at load and
         // store; the instruction itself (BPF_ATOMIC | BPF_ADD) is what we need.
         unsafe {
@@ -91,4 +81,13 @@ pub fn set_bit(word: *mut u64, bit: u64) -> bool {
         )
     };
     old & bit == 0
+}
+
+/// Hides a value from the optimiser, so that a bounds check it could prove
+/// redundant stays in the program for the verifier, which cannot prove it.
+#[inline(always)]
+pub fn opaque(value: u32) -> u32 {
+    let out: u64;
+    unsafe { core::arch::asm!("{out} = {v}", out = lateout(reg) out, v = in(reg) u64::from(value), options(pure, nomem, nostack)) };
+    out as u32
 }

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use observer_common::{
     config,
-    counters::{ROW_INVALID, cell, row_of},
+    counters::{ROW_INVALID, row_of},
     event::EventKind,
     marker::EnterMarker,
     slot::{SLOT_FIRST_MARKER, SLOT_OVERFLOW, SlotInfo, enforce, phase},
@@ -22,7 +22,7 @@ use observer_common::{
 
 use crate::{
     events::emit,
-    maps::{CALLS, CGROUPS, FREE_SLOTS, MARKERS, SLOTS, bump, config, count_stat, set_bit},
+    maps::{CGROUPS, FREE_SLOTS, MARKERS, SLOTS, bump, config, count_stat, opaque, set_bit},
     task,
 };
 
@@ -55,7 +55,8 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
     let nr = unsafe { *args.add(1) } as i64;
     let task = task::current();
     let row = row_of(task::abi(task), nr);
-    bump(&CALLS, cell(slot, row));
+    let record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    bump(&mut record.calls, row);
     if let Some(marker) = MARKERS.get_ptr_mut(0) {
         unsafe {
             *marker = EnterMarker {
@@ -69,13 +70,13 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
     if row == ROW_INVALID {
         return None;
     }
-    let info = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    let info = &mut record.info;
     let phase = phase_of(task, info);
-    let word = (row / 64) as usize;
+    let word = opaque(row / 64) as usize;
     let bit = 1u64 << (row % 64);
     let seen = info.seen.get_mut(phase as usize)?.get_mut(word)?;
     if *seen & bit == 0 && set_bit(seen, bit) {
-        emit(EventKind::FirstSeen, slot, row, phase, nr, cgroup_id, pid_tgid);
+        emit(EventKind::FirstSeen, slot, row, phase, nr);
     }
     if phase == phase::CONTAINER && info.enforce != enforce::OFF {
         let allowed = *info.allowed.get(word)?;
@@ -86,7 +87,7 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
             }
             let violated = info.violated.get_mut(word)?;
             if set_bit(violated, bit) || info.enforce == enforce::KILL {
-                emit(EventKind::Enforce, slot, row, phase, nr, cgroup_id, pid_tgid);
+                emit(EventKind::Enforce, slot, row, phase, nr);
             }
         }
     }
@@ -116,7 +117,7 @@ fn open_slot(cgroup_id: u64) -> Option<u32> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let slot = FREE_SLOTS.pop().ok().flatten().unwrap_or(SLOT_OVERFLOW);
     if slot != SLOT_OVERFLOW {
-        let info = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+        let info = unsafe { &mut (*SLOTS.get_ptr_mut(slot)?).info };
         info.cgroup_id = cgroup_id;
         info.init_exec_id = task::exec_id(task::current());
     }
@@ -136,6 +137,6 @@ fn open_slot(cgroup_id: u64) -> Option<u32> {
     if slot == SLOT_OVERFLOW {
         count_stat(stats::CGROUPS_OVERFLOW);
     }
-    emit(EventKind::NewCgroup, slot, ROW_INVALID, 0, -1, cgroup_id, pid_tgid);
+    emit(EventKind::NewCgroup, slot, ROW_INVALID, 0, -1);
     Some(slot)
 }

@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use observer_common::{
     config,
-    counters::{ROW_INVALID, cell, row_of},
+    counters::{ROW_INVALID, row_of},
     event::EventKind,
     slot::{SLOT_FIRST_MARKER, phase},
     stats,
@@ -23,7 +23,7 @@ use observer_common::{
 
 use crate::{
     events::emit,
-    maps::{CGROUPS, DENIED, ERRORS, MARKERS, SLOTS, bump, config, count_stat, set_bit},
+    maps::{CGROUPS, MARKERS, SLOTS, bump, config, count_stat, opaque, set_bit},
     task,
 };
 
@@ -51,7 +51,8 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
     if marker.tid == pid_tgid as u32 && marker.nr == nr as u32 {
         marker.tid = 0;
         if config(config::COUNT_ERRORS) != 0 {
-            bump(&ERRORS, cell(marker.slot, marker.row));
+            let record = unsafe { &mut *SLOTS.get_ptr_mut(marker.slot)? };
+            bump(&mut record.errors, marker.row);
         }
         return None;
     }
@@ -82,19 +83,20 @@ fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
         return None;
     }
     let row = row_of(task::abi(task), nr);
-    bump(&DENIED, cell(slot, row));
+    let record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    bump(&mut record.denied, row);
     if row == ROW_INVALID {
         return None;
     }
-    let info = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
-    let word = info.denied_seen.get_mut((row / 64) as usize)?;
+    let info = &mut record.info;
+    let word = info.denied_seen.get_mut(opaque(row / 64) as usize)?;
     if set_bit(word, 1u64 << (row % 64)) {
         let phase = if task::exec_id(task) != info.init_exec_id {
             phase::CONTAINER
         } else {
             phase::INIT_AFTER_FILTER
         };
-        emit(EventKind::FirstDenied, slot, row, phase, nr, cgroup_id, pid_tgid);
+        emit(EventKind::FirstDenied, slot, row, phase, nr);
     }
     Some(())
 }

@@ -1,0 +1,11 @@
+//! Loading observer's kernel programs and reading what they record.
+
+mod capabilities;
+mod counters;
+mod loader;
+mod offsets;
+
+pub use capabilities::require_bpf_privileges;
+pub use counters::{CounterView, RowCounts, split_row};
+pub use loader::{LoadOptions, Probe};
+pub use offsets::TaskOffsets;

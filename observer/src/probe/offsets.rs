@@ -1,0 +1,86 @@
+//! Offsets of the task_struct fields the kernel programs read, taken from the
+//! running kernel's BTF (they differ between kernel builds and configs).
+
+use anyhow::{Context as _, anyhow, bail};
+use btf_rs::{Btf, Type};
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// `thread_info.status` (TS_COMPAT lives there on x86).
+    pub status: u64,
+    /// `self_exec_id`.
+    pub exec_id: u64,
+    /// `seccomp.mode`.
+    pub seccomp_mode: u64,
+}
+
+impl TaskOffsets {
+    pub fn from_kernel() -> anyhow::Result<Self> {
+        if !std::path::Path::new(VMLINUX_BTF).exists() {
+            bail!("{VMLINUX_BTF} is missing: observer needs a kernel built with BTF (CONFIG_DEBUG_INFO_BTF)");
+        }
+        let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| anyhow!("reading {VMLINUX_BTF}: {e}"))?;
+        Ok(Self {
+            status: member_offset(&btf, "task_struct", &["thread_info", "status"])?,
+            exec_id: member_offset(&btf, "task_struct", &["self_exec_id"])?,
+            seccomp_mode: member_offset(&btf, "task_struct", &["seccomp", "mode"])?,
+        })
+    }
+}
+
+/// Byte offset of a (nested) member, looking through anonymous structs and unions.
+fn member_offset(btf: &Btf, root: &str, path: &[&str]) -> anyhow::Result<u64> {
+    let mut ty = btf
+        .resolve_types_by_name(root)
+        .map_err(|e| anyhow!("BTF has no {root}: {e}"))?
+        .into_iter()
+        .find(|t| matches!(t, Type::Struct(_)))
+        .with_context(|| format!("BTF has no struct {root}"))?;
+    let mut offset_bits = 0u64;
+    for field in path {
+        let (bits, next) = find_member(btf, &ty, field)?
+            .with_context(|| format!("BTF: struct {root} has no member {}", path.join(".")))?;
+        offset_bits += bits;
+        ty = next;
+    }
+    if offset_bits % 8 != 0 {
+        bail!("BTF: {root}.{} is a bitfield", path.join("."));
+    }
+    Ok(offset_bits / 8)
+}
+
+fn find_member(btf: &Btf, ty: &Type, name: &str) -> anyhow::Result<Option<(u64, Type)>> {
+    let (Type::Struct(st) | Type::Union(st)) = ty else {
+        return Ok(None);
+    };
+    for member in &st.members {
+        let member_name = btf.resolve_name(member).unwrap_or_default();
+        let member_ty = strip(btf, btf.resolve_chained_type(member).map_err(|e| anyhow!("BTF: {e}"))?)?;
+        if member_name == name {
+            return Ok(Some((u64::from(member.bit_offset()), member_ty)));
+        }
+        if member_name.is_empty()
+            && let Some((bits, found)) = find_member(btf, &member_ty, name)?
+        {
+            return Ok(Some((u64::from(member.bit_offset()) + bits, found)));
+        }
+    }
+    Ok(None)
+}
+
+/// Looks through typedefs and qualifiers to the underlying type.
+fn strip(btf: &Btf, mut ty: Type) -> anyhow::Result<Type> {
+    for _ in 0..16 {
+        ty = match &ty {
+            Type::Typedef(t) => btf.resolve_chained_type(t),
+            Type::Const(t) => btf.resolve_chained_type(t),
+            Type::Volatile(t) => btf.resolve_chained_type(t),
+            Type::Restrict(t) => btf.resolve_chained_type(t),
+            _ => return Ok(ty),
+        }
+        .map_err(|e| anyhow!("BTF: {e}"))?;
+    }
+    bail!("BTF: type chain too long")
+}

@@ -1,0 +1,136 @@
+//! `observer trace`: the eBPF replacement for `strace -c -f -S name`. Runs a
+//! command in a fresh cgroup of its own, records every syscall made in it with
+//! the kernel programs, and reports per syscall and ABI.
+
+mod cgroup;
+mod launch;
+mod report;
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use observer_common::config;
+
+pub use self::{
+    cgroup::{TraceCgroup, v2_mount},
+    report::{Report, ReportRow},
+};
+use crate::probe::{LoadOptions, Probe};
+
+#[derive(Args, Debug, Clone)]
+pub struct TraceArgs {
+    /// Write the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the report to FILE instead of stderr.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write a seccomp profile allowing exactly the syscalls made (and not denied).
+    #[arg(long, value_name = "FILE")]
+    pub profile_out: Option<PathBuf>,
+    /// Format of --profile-out: docker, oci or spo.
+    #[arg(long, default_value = "docker")]
+    pub format: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Runs `observer trace`; returns the exit code to exit with.
+pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
+    let outcome = trace_command(&args.command)?;
+    let report = &outcome.report;
+    let text = if args.json {
+        serde_json::to_string_pretty(report)? + "\n"
+    } else {
+        report.table()
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text.as_bytes())
+            .with_context(|| format!("writing the report to {}", path.display()))?,
+        None => eprint!("{text}"),
+    }
+    if let Some(path) = &args.profile_out {
+        let profile = crate::export::trace_profile(report, &args.format, &args.command)?;
+        std::fs::write(path, profile.as_bytes())
+            .with_context(|| format!("writing the profile to {}", path.display()))?;
+    }
+    Ok(report.exit_code)
+}
+
+pub struct TraceOutcome {
+    pub report: Report,
+    pub lost_events: u64,
+}
+
+/// Traces a command to completion (the command and every descendant).
+pub fn trace_command(command: &[String]) -> anyhow::Result<TraceOutcome> {
+    if command.is_empty() || command[0].is_empty() {
+        bail!("no command given: usage: observer trace [OPTIONS] -- CMD [ARGS...]");
+    }
+    let program = match launch::resolve_program(&command[0]) {
+        Some(p) => p,
+        None => {
+            eprintln!("observer: {}: command not found", command[0]);
+            return Ok(TraceOutcome { report: Report::empty(127), lost_events: 0 });
+        }
+    };
+    let mut probe = Probe::load(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: true })?;
+    let cgroup = TraceCgroup::create()?;
+    // u64::MAX: no task counts as a runtime's init; everything is the command's own.
+    probe.watch(cgroup.id(), 0, u64::MAX)?;
+
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    let previous = unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    let result = (|| -> anyhow::Result<i32> {
+        let mut child = launch::spawn_in_cgroup(&program, command, &cgroup)?;
+        let pid = child.id() as i32;
+        let mut forwarded = false;
+        let status = loop {
+            if INTERRUPTED.load(Ordering::SeqCst) && !forwarded {
+                unsafe { libc::kill(pid, libc::SIGINT) };
+                forwarded = true;
+            }
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // Like strace -f, wait for every descendant; after a SIGINT, kill what is left.
+        loop {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                cgroup.kill();
+            }
+            if cgroup.is_empty()? {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(launch::exit_code(status))
+    })();
+    unsafe { libc::signal(libc::SIGINT, previous) };
+    let exit_code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            cgroup.kill();
+            drop(cgroup);
+            return Err(e);
+        }
+    };
+    let report = Report::from_rows(exit_code, &probe.counters().rows(0));
+    let lost_events = probe.stats()?.iter().sum();
+    drop(probe);
+    drop(cgroup);
+    Ok(TraceOutcome { report, lost_events })
+}

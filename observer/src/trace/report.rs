@@ -1,0 +1,100 @@
+//! The trace report: per syscall and ABI, calls, errors and denials, sorted by
+//! name, as a table (like `strace -c -S name`) or as JSON (docs/cli.md).
+
+use std::fmt::Write as _;
+
+use observer_profile::{syscall_table, types::Arch};
+use serde::Serialize;
+
+use crate::probe::{RowCounts, split_row};
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ReportRow {
+    pub name: String,
+    pub abi: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub denied: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub exit_code: i32,
+    pub syscalls: Vec<ReportRow>,
+}
+
+pub fn abi_name(abi: u32) -> &'static str {
+    if abi == 1 { "i386" } else { "x86_64" }
+}
+
+pub fn abi_arch(abi: u32) -> Arch {
+    if abi == 1 { Arch::I386 } else { Arch::X86_64 }
+}
+
+impl Report {
+    pub fn empty(exit_code: i32) -> Self {
+        Self { exit_code, syscalls: Vec::new() }
+    }
+
+    pub fn from_rows(exit_code: i32, rows: &[RowCounts]) -> Self {
+        let mut syscalls: Vec<ReportRow> = rows
+            .iter()
+            .map(|r| {
+                let (name, abi) = match split_row(r.row) {
+                    Some((abi, nr)) => (syscall_table::display_name(abi_arch(abi), nr), abi_name(abi)),
+                    // Numbers out of range (negative or too large), of either ABI.
+                    None => ("invalid".to_owned(), "any"),
+                };
+                ReportRow {
+                    name,
+                    abi: abi.to_owned(),
+                    calls: u64::from(r.calls),
+                    errors: u64::from(r.errors),
+                    denied: u64::from(r.denied),
+                }
+            })
+            .collect();
+        syscalls.sort_by(|a, b| (&a.name, &a.abi).cmp(&(&b.name, &b.abi)));
+        Self { exit_code, syscalls }
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{:<24} {:<7} {:>12} {:>10} {:>8}", "syscall", "abi", "calls", "errors", "denied");
+        let _ = writeln!(out, "{:-<24} {:-<7} {:->12} {:->10} {:->8}", "", "", "", "", "");
+        let (mut calls, mut errors, mut denied) = (0, 0, 0);
+        for r in &self.syscalls {
+            let _ = writeln!(out, "{:<24} {:<7} {:>12} {:>10} {:>8}", r.name, r.abi, r.calls, r.errors, r.denied);
+            calls += r.calls;
+            errors += r.errors;
+            denied += r.denied;
+        }
+        let _ = writeln!(out, "{:-<24} {:-<7} {:->12} {:->10} {:->8}", "", "", "", "", "");
+        let _ = writeln!(out, "{:<24} {:<7} {:>12} {:>10} {:>8}", "total", "", calls, errors, denied);
+        out
+    }
+
+    pub fn row(&self, name: &str, abi: &str) -> Option<&ReportRow> {
+        self.syscalls.iter().find(|r| r.name == name && r.abi == abi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_rows_per_abi_and_sorts_them() {
+        let rows = [
+            RowCounts { row: 90, calls: 2, errors: 1, denied: 0 },
+            RowCounts { row: 512 + 15, calls: 1, errors: 0, denied: 1 },
+            RowCounts { row: 0, calls: 3, errors: 0, denied: 0 },
+            RowCounts { row: 1024, calls: 4, errors: 4, denied: 0 },
+        ];
+        let r = Report::from_rows(0, &rows);
+        let names: Vec<_> = r.syscalls.iter().map(|r| (r.name.as_str(), r.abi.as_str())).collect();
+        assert_eq!(names, [("chmod", "i386"), ("chmod", "x86_64"), ("invalid", "any"), ("read", "x86_64")]);
+        assert_eq!(r.row("chmod", "i386").unwrap().denied, 1);
+        assert!(r.table().contains("total"));
+    }
+}
