@@ -2,6 +2,9 @@
 //! Profiles Operator profiles, resolving them, evaluating classic-BPF filters,
 //! exporting, merging, diffing and checking. Pure logic: no root, no kernel.
 
+pub mod action;
 pub mod bpf;
+pub mod model;
+pub mod resolve;
 pub mod syscall_table;
 pub mod types;
