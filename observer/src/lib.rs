@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod container;
 pub mod export;
+pub mod metrics;
 pub mod probe;
 pub mod run;
 pub mod seccomp;
+pub mod state;
 pub mod trace;

@@ -1,1 +1,208 @@
-//! (in progress)
+//! Which container a cgroup v2 is: the agent sees cgroup ids from its probes,
+//! maps them to paths in the v2 mount ([`v2_mount`]), names the owner from the
+//! path ([`cgroup_path`]) and asks dockerd for the details ([`docker_api`]).
+
+pub mod cgroup_path;
+pub mod docker_api;
+pub mod v2_mount;
+
+use std::{collections::HashMap, io, path::PathBuf, sync::Mutex};
+
+pub use cgroup_path::{ContainerRef, Kind, Runtime};
+pub use docker_api::{DockerClient, DockerError, DockerInfo, Seccomp};
+
+/// Everything known about the owner of one cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub container: ContainerRef,
+    /// Docker's view, for Docker containers dockerd knows about.
+    pub docker: Option<DockerInfo>,
+}
+
+/// Resolves cgroups to [`Identity`]s, caching Docker answers per container id
+/// and the v2 tree's id→path map.
+///
+/// An answer for a container still in state `created` is not cached: the agent
+/// can see a new cgroup's first syscalls before dockerd marks it running, and
+/// the pid and start time come later.
+pub struct Resolver {
+    mount: PathBuf,
+    docker: Option<DockerClient>,
+    docker_cache: Mutex<HashMap<String, Option<DockerInfo>>>,
+    paths: Mutex<HashMap<u64, String>>,
+}
+
+impl Resolver {
+    /// `mount` is the v2 mount ([`v2_mount::find_v2_mount`]); `docker` is
+    /// `None` to resolve from paths alone.
+    pub fn new(mount: PathBuf, docker: Option<DockerClient>) -> Self {
+        Resolver {
+            mount,
+            docker,
+            docker_cache: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The v2 mount from `/proc/self/mountinfo` and dockerd from `DOCKER_HOST`
+    /// or its default socket.
+    pub fn from_host() -> anyhow::Result<Self> {
+        Ok(Self::new(
+            v2_mount::find_v2_mount()?,
+            Some(DockerClient::from_env()?),
+        ))
+    }
+
+    pub fn mount(&self) -> &std::path::Path {
+        &self.mount
+    }
+
+    /// The identity of a cgroup given by its id (what `bpf_get_current_cgroup_id`
+    /// returns). `Ok(None)` if no such cgroup exists (any more). A cache miss
+    /// walks the whole v2 tree, so call this once per new cgroup id.
+    pub async fn resolve_id(&self, cgroup_id: u64) -> io::Result<Option<Identity>> {
+        let Some(path) = self.path_of(cgroup_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.resolve(&path).await))
+    }
+
+    /// The path (relative to the v2 mount) of a cgroup id, rewalking the tree on a miss.
+    pub async fn path_of(&self, cgroup_id: u64) -> io::Result<Option<String>> {
+        if let Some(path) = lock(&self.paths).get(&cgroup_id) {
+            return Ok(Some(path.clone()));
+        }
+        let mount = self.mount.clone();
+        let walked = tokio::task::spawn_blocking(move || v2_mount::walk_ids(&mount))
+            .await
+            .map_err(io::Error::other)??;
+        let mut paths = lock(&self.paths);
+        *paths = walked;
+        Ok(paths.get(&cgroup_id).cloned())
+    }
+
+    /// The identity of a cgroup given by its path relative to the v2 mount.
+    /// A Docker error leaves `docker` empty and is logged; use
+    /// [`Resolver::docker_info`] to see it.
+    pub async fn resolve(&self, cgroup: &str) -> Identity {
+        let container = cgroup_path::parse(cgroup);
+        let docker = if container.runtime == Runtime::Docker && container.kind == Kind::Container {
+            match self.docker_info(&container.id).await {
+                Ok(info) => info,
+                Err(e) => {
+                    tracing::warn!(container = %container.id, "asking dockerd: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Identity { container, docker }
+    }
+
+    /// Docker's answer for one container id: `Ok(None)` when dockerd does not
+    /// know it; errors (dockerd down, timeout) are returned and not cached.
+    pub async fn docker_info(&self, id: &str) -> Result<Option<DockerInfo>, DockerError> {
+        if let Some(cached) = lock(&self.docker_cache).get(id) {
+            return Ok(cached.clone());
+        }
+        let Some(client) = &self.docker else {
+            return Ok(None);
+        };
+        let answer = match client.inspect(id).await {
+            Ok(info) => Some(info),
+            Err(DockerError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if answer.as_ref().is_none_or(|info| info.state != "created") {
+            lock(&self.docker_cache).insert(id.to_owned(), answer.clone());
+        }
+        Ok(answer)
+    }
+
+    /// Drops what is cached about a container (call when its cgroup goes away).
+    pub fn forget(&self, id: &str) {
+        lock(&self.docker_cache).remove(id);
+    }
+
+    /// Drops a cgroup id from the id→path map.
+    pub fn forget_cgroup(&self, cgroup_id: u64) {
+        lock(&self.paths).remove(&cgroup_id);
+    }
+}
+
+/// A poisoned lock only means another task panicked mid-insert into a cache;
+/// the map is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_docker_resolves_from_the_path() {
+        let r = Resolver::new(PathBuf::from("/nonexistent"), None);
+        let id = "3f4e2c1b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
+        let identity = r.resolve(&format!("/docker/{id}/sub")).await;
+        assert_eq!(identity.container.runtime, Runtime::Docker);
+        assert_eq!(identity.container.cgroup, format!("/docker/{id}"));
+        assert_eq!(identity.docker, None);
+        assert!(
+            r.resolve_id(1).await.is_err(),
+            "a missing mount is an error"
+        );
+    }
+
+    #[tokio::test]
+    async fn dockerd_down_is_an_error_not_a_cached_answer() {
+        let r = Resolver::new(
+            PathBuf::from("/"),
+            Some(DockerClient::new("/nonexistent/docker.sock")),
+        );
+        let id = "3f4e2c1b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
+        assert!(matches!(
+            r.docker_info(id).await,
+            Err(DockerError::SocketMissing(_))
+        ));
+        assert!(lock(&r.docker_cache).is_empty());
+        assert_eq!(r.resolve(&format!("/docker/{id}")).await.docker, None);
+    }
+
+    /// End to end on this machine: a real container's cgroup id, as the probes
+    /// would report it, resolves to its Docker identity.
+    #[tokio::test]
+    async fn resolves_a_real_container_by_cgroup_id() {
+        let r = Resolver::from_host().expect("v2 mount and DOCKER_HOST");
+        let c = docker_api::tests::TestContainer::start("obs-resolver-test", &[]);
+        let rel = format!("/docker/{}", c.id);
+        let cgroup_id = v2_mount::cgroup_id(r.mount(), &rel)
+            .unwrap_or_else(|e| panic!("{rel} in {}: {e}", r.mount().display()));
+
+        let identity = r
+            .resolve_id(cgroup_id)
+            .await
+            .unwrap()
+            .expect("cgroup found by the walk");
+        assert_eq!(identity.container.id, c.id);
+        assert_eq!(identity.container.cgroup, rel);
+        let docker = identity.docker.expect("dockerd knows the container");
+        assert_eq!(docker.name, "obs-resolver-test");
+        assert!(
+            lock(&r.docker_cache).contains_key(&c.id),
+            "running answers are cached"
+        );
+
+        drop(c);
+        // Cached: still answered after removal, until forgotten.
+        assert!(
+            r.docker_info(&identity.container.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        r.forget(&identity.container.id);
+        assert_eq!(r.docker_info(&identity.container.id).await.unwrap(), None);
+    }
+}
