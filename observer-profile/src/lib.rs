@@ -4,6 +4,9 @@
 
 pub mod action;
 pub mod bpf;
+pub mod diff;
+pub mod export;
+pub mod merge;
 pub mod model;
 pub mod resolve;
 pub mod syscall_table;

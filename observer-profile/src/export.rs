@@ -1,0 +1,768 @@
+//! Turning what a container was seen calling into a seccomp profile that is
+//! never looser than Docker's default (or a given base), and writing any
+//! resolved profile as Docker JSON, an OCI `linux.seccomp` object or a
+//! Security Profiles Operator `SeccompProfile`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
+
+use serde::Serialize;
+
+use crate::{
+    action::{self, DEFAULT_ERRNO, ENOSYS},
+    model::{SPO_API_VERSION, arch, cmp_op_name},
+    resolve::{ActionOrConditional, ConditionalRule, abi_knows},
+    types::{Action, Arch, ArgCond, ResolvedProfile, ResolvedRule},
+};
+
+/// Where a learned profile comes from; written into the profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExportMeta {
+    pub container: String,
+    pub image: String,
+    /// RFC 3339 time the recording started.
+    pub since: String,
+    /// Syscalls counted while recording.
+    pub calls: u64,
+    /// `observer <version>`.
+    pub generator: String,
+}
+
+/// What a container was seen doing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// Names that ran, per ABI.
+    pub syscalls: BTreeMap<Arch, BTreeSet<String>>,
+    /// Names only ever seen failing under the profile the container ran
+    /// with.
+    pub denied_only: BTreeSet<(Arch, String)>,
+    /// Whether `clone3` ever succeeded (it did not under Docker's default,
+    /// which answers ENOSYS so that glibc falls back to `clone`).
+    pub clone3_succeeded: bool,
+    pub metadata: ExportMeta,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Also allow names that were only seen denied.
+    pub include_denied: bool,
+    /// Also allow names the reference denies.
+    pub beyond_default: bool,
+    /// A profile whose denials stay denials, whatever was learned.
+    pub base: Option<ResolvedProfile>,
+    /// Docker's default profile resolved for the container's capabilities:
+    /// the exported profile never allows more than it (unless
+    /// `beyond_default`), and copies its argument conditions.
+    pub reference: ResolvedProfile,
+    /// errno of the default action.
+    pub errno: u32,
+}
+
+impl ExportOptions {
+    pub fn new(reference: ResolvedProfile) -> Self {
+        Self {
+            include_denied: false,
+            beyond_default: false,
+            base: None,
+            reference,
+            errno: DEFAULT_ERRNO,
+        }
+    }
+}
+
+/// Why a learned name is not allowed by the exported profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum LeftOutReason {
+    /// Docker's default denies it (`--beyond-default` keeps it).
+    DeniedByReference { action: String },
+    /// The base profile denies it.
+    DeniedByBase { action: String },
+    /// Only seen failing (`--include-denied` keeps it).
+    OnlySeenDenied,
+    /// Not a syscall name of that ABI.
+    UnknownName,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    pub arch: Arch,
+    pub name: String,
+    #[serde(flatten)]
+    pub reason: LeftOutReason,
+}
+
+impl fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: ", arch::short_name(self.arch), self.name)?;
+        match &self.reason {
+            LeftOutReason::DeniedByReference { action } => write!(
+                f,
+                "denied by Docker's default profile ({action}); --beyond-default keeps it"
+            ),
+            LeftOutReason::DeniedByBase { action } => {
+                write!(f, "denied by the base profile ({action})")
+            }
+            LeftOutReason::OnlySeenDenied => {
+                f.write_str("only seen denied; --include-denied keeps it")
+            }
+            LeftOutReason::UnknownName => f.write_str("not a syscall of this ABI"),
+        }
+    }
+}
+
+/// A profile to write: the resolved rules plus where they came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportedProfile {
+    pub profile: ResolvedProfile,
+    pub metadata: Option<ExportMeta>,
+    /// For merged profiles: syscall name → the inputs that allowed it.
+    pub contributors: BTreeMap<String, BTreeSet<String>>,
+    /// Learned names the profile does not allow, with the reason.
+    pub left_out: Vec<LeftOut>,
+    /// Names allowed although the reference denies them (`beyond_default`).
+    pub beyond_default: BTreeSet<String>,
+}
+
+/// What the exported profile does with one name.
+enum Keep {
+    Allow,
+    Conditional(Vec<ConditionalRule>),
+}
+
+/// Builds the learned profile: what Docker's default allows outright is
+/// allowed, what it allows under argument conditions keeps those
+/// conditions, what it (or `base`) denies is left out and reported.
+pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
+    let mut seen: Vec<(Arch, &str)> = learned
+        .syscalls
+        .iter()
+        .flat_map(|(arch, names)| names.iter().map(|n| (*arch, n.as_str())))
+        .collect();
+    let mut left_out = Vec::new();
+    for (arch, name) in &learned.denied_only {
+        if opts.include_denied {
+            seen.push((*arch, name));
+        } else if name != "clone3" {
+            left_out.push(LeftOut {
+                arch: *arch,
+                name: name.clone(),
+                reason: LeftOutReason::OnlySeenDenied,
+            });
+        }
+    }
+
+    let mut keep: BTreeMap<String, Keep> = BTreeMap::new();
+    let mut beyond = BTreeSet::new();
+    for (arch, name) in seen {
+        if name == "clone3" && !learned.clone3_succeeded {
+            continue;
+        }
+        if !abi_knows(arch, name) {
+            left_out.push(LeftOut {
+                arch,
+                name: name.to_owned(),
+                reason: LeftOutReason::UnknownName,
+            });
+            continue;
+        }
+        match decide(arch, name, opts) {
+            Ok((decision, is_beyond)) => {
+                if is_beyond {
+                    beyond.insert(name.to_owned());
+                }
+                let slot = keep
+                    .entry(name.to_owned())
+                    .or_insert(Keep::Conditional(Vec::new()));
+                match (slot, decision) {
+                    (slot @ Keep::Conditional(_), Keep::Allow) => *slot = Keep::Allow,
+                    (Keep::Conditional(have), Keep::Conditional(rules)) => {
+                        for r in rules {
+                            if !have.contains(&r) {
+                                have.push(r);
+                            }
+                        }
+                    }
+                    (Keep::Allow, _) => {}
+                }
+            }
+            Err(reason) => left_out.push(LeftOut {
+                arch,
+                name: name.to_owned(),
+                reason,
+            }),
+        }
+    }
+    // A name kept for one ABI is kept for all: rules are by name.
+    left_out.retain(|l| !keep.contains_key(&l.name));
+    left_out.sort_by(|a, b| (a.arch, &a.name).cmp(&(b.arch, &b.name)));
+    left_out.dedup();
+
+    let mut rules = Vec::new();
+    for (name, k) in keep {
+        match k {
+            Keep::Allow => rules.push(ResolvedRule {
+                name,
+                action: Action::Allow,
+                args: Vec::new(),
+            }),
+            Keep::Conditional(conditional) => {
+                rules.extend(conditional.into_iter().map(|c| ResolvedRule {
+                    name: name.clone(),
+                    action: c.action,
+                    args: c.args,
+                }))
+            }
+        }
+    }
+    if !learned.clone3_succeeded {
+        // glibc tries clone3 first and falls back to clone only on ENOSYS.
+        rules.push(ResolvedRule {
+            name: "clone3".into(),
+            action: Action::Errno(ENOSYS),
+            args: Vec::new(),
+        });
+    }
+    ExportedProfile {
+        profile: ResolvedProfile {
+            default_action: Action::Errno(opts.errno),
+            arches: vec![Arch::X86_64, Arch::I386, Arch::X32],
+            rules,
+            unknown_names: Vec::new(),
+        },
+        metadata: Some(learned.metadata.clone()),
+        contributors: BTreeMap::new(),
+        left_out,
+        beyond_default: beyond,
+    }
+}
+
+/// What to do with one learned name; `Ok((_, true))` when it is kept only
+/// because of `beyond_default`.
+fn decide(arch: Arch, name: &str, opts: &ExportOptions) -> Result<(Keep, bool), LeftOutReason> {
+    if let Some(base) = &opts.base {
+        match base.action_for(arch, name) {
+            ActionOrConditional::Action(a) if !action::lets_through(a) => {
+                return Err(LeftOutReason::DeniedByBase {
+                    action: a.to_string(),
+                });
+            }
+            ActionOrConditional::Conditional(rules) => {
+                return Ok((Keep::Conditional(rules), false));
+            }
+            ActionOrConditional::Action(_) => {}
+        }
+    }
+    match opts.reference.action_for(arch, name) {
+        ActionOrConditional::Action(a) if action::lets_through(a) => Ok((Keep::Allow, false)),
+        ActionOrConditional::Conditional(rules) => Ok((Keep::Conditional(rules), false)),
+        ActionOrConditional::Action(_) if opts.beyond_default => Ok((Keep::Allow, true)),
+        ActionOrConditional::Action(a) => Err(LeftOutReason::DeniedByReference {
+            action: a.to_string(),
+        }),
+    }
+}
+
+impl ExportedProfile {
+    /// A profile to write without learned metadata (e.g. a converted file).
+    pub fn from_resolved(profile: ResolvedProfile) -> Self {
+        Self {
+            profile,
+            metadata: None,
+            contributors: BTreeMap::new(),
+            left_out: Vec::new(),
+            beyond_default: BTreeSet::new(),
+        }
+    }
+
+    /// Docker JSON: `archMap` for the native ABI with the others as
+    /// sub-architectures, unconditional names grouped by action, and the
+    /// metadata under `x-observer` (Docker ignores unknown fields).
+    pub fn to_docker_json(&self) -> String {
+        let native = self.profile.arches.first().copied().unwrap_or(Arch::X86_64);
+        let (default_action, default_errno_ret) = action::to_profile(self.profile.default_action);
+        let out = DockerOut {
+            default_action,
+            default_errno_ret,
+            arch_map: vec![ArchMapOut {
+                architecture: arch::scmp_name(native),
+                sub_architectures: self
+                    .profile
+                    .arches
+                    .iter()
+                    .skip(1)
+                    .map(|a| arch::scmp_name(*a))
+                    .collect(),
+            }],
+            syscalls: rules_out(&self.profile),
+            observer: self.observer_meta(),
+        };
+        to_json(&out)
+    }
+
+    /// The OCI runtime-spec `linux.seccomp` object.
+    pub fn to_oci_json(&self) -> String {
+        to_json(&self.oci_seccomp())
+    }
+
+    /// `config` (an OCI `config.json`) with its `linux.seccomp` replaced by
+    /// this profile.
+    pub fn embed_in_oci_config(&self, config: &str) -> Result<String, serde_json::Error> {
+        let mut value: serde_json::Value = serde_json::from_str(config)?;
+        let seccomp = serde_json::to_value(self.oci_seccomp())?;
+        if !value.is_object() {
+            value = serde_json::json!({});
+        }
+        let linux = value
+            .as_object_mut()
+            .into_iter()
+            .next()
+            .map(|o| o.entry("linux").or_insert_with(|| serde_json::json!({})));
+        if let Some(linux) = linux {
+            if !linux.is_object() {
+                *linux = serde_json::json!({});
+            }
+            if let Some(linux) = linux.as_object_mut() {
+                linux.insert("seccomp".into(), seccomp);
+            }
+        }
+        Ok(to_json(&value))
+    }
+
+    /// A `SeccompProfile` custom resource. SPO has no `defaultErrnoRet`, so
+    /// the default action is written with EPERM whatever its errno; the
+    /// metadata goes into annotations.
+    pub fn to_spo_yaml(&self, name: &str, namespace: &str) -> String {
+        let mut annotations = BTreeMap::new();
+        if let Some(meta) = &self.metadata {
+            annotations.insert("observer/container", meta.container.clone());
+            annotations.insert("observer/image", meta.image.clone());
+            annotations.insert("observer/since", meta.since.clone());
+            annotations.insert("observer/calls", meta.calls.to_string());
+            annotations.insert("observer/generator", meta.generator.clone());
+        }
+        let (default_action, _) = action::to_profile(self.profile.default_action);
+        let out = SpoOut {
+            api_version: SPO_API_VERSION,
+            kind: "SeccompProfile",
+            metadata: SpoMetaOut {
+                name,
+                namespace,
+                annotations,
+            },
+            spec: SpoSpecOut {
+                default_action,
+                architectures: self
+                    .profile
+                    .arches
+                    .iter()
+                    .map(|a| arch::scmp_name(*a))
+                    .collect(),
+                syscalls: rules_out(&self.profile),
+            },
+        };
+        // Plain data of strings, numbers and lists always serialises.
+        serde_yaml::to_string(&out).unwrap_or_default()
+    }
+
+    fn oci_seccomp(&self) -> OciOut {
+        let (default_action, default_errno_ret) = action::to_profile(self.profile.default_action);
+        OciOut {
+            default_action,
+            default_errno_ret,
+            architectures: self
+                .profile
+                .arches
+                .iter()
+                .map(|a| arch::scmp_name(*a))
+                .collect(),
+            syscalls: rules_out(&self.profile),
+        }
+    }
+
+    fn observer_meta(&self) -> Option<serde_json::Value> {
+        if self.metadata.is_none() && self.contributors.is_empty() {
+            return None;
+        }
+        let mut value = serde_json::to_value(&self.metadata).unwrap_or_default();
+        if !value.is_object() {
+            value = serde_json::json!({});
+        }
+        if let Some(object) = value
+            .as_object_mut()
+            .filter(|_| !self.contributors.is_empty())
+        {
+            object.insert(
+                "contributors".into(),
+                serde_json::to_value(&self.contributors).unwrap_or_default(),
+            );
+        }
+        Some(value)
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The `syscalls` list: unconditional names grouped per action (sorted,
+/// `allow` first), then conditional rules by name in profile order.
+fn rules_out(profile: &ResolvedProfile) -> Vec<RuleOut> {
+    let mut grouped: BTreeMap<(u8, Action), BTreeSet<&str>> = BTreeMap::new();
+    let mut conditional: Vec<&ResolvedRule> = Vec::new();
+    for rule in &profile.rules {
+        if rule.args.is_empty() {
+            grouped
+                .entry((action::strictness(rule.action), rule.action))
+                .or_default()
+                .insert(&rule.name);
+        } else {
+            conditional.push(rule);
+        }
+    }
+    conditional.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out: Vec<RuleOut> = grouped
+        .into_iter()
+        .map(|((_, a), names)| RuleOut::new(names.into_iter().map(str::to_owned).collect(), a, &[]))
+        .collect();
+    out.extend(
+        conditional
+            .into_iter()
+            .map(|r| RuleOut::new(vec![r.name.clone()], r.action, &r.args)),
+    );
+    out
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerOut {
+    default_action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_errno_ret: Option<u32>,
+    arch_map: Vec<ArchMapOut>,
+    syscalls: Vec<RuleOut>,
+    #[serde(rename = "x-observer", skip_serializing_if = "Option::is_none")]
+    observer: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchMapOut {
+    architecture: &'static str,
+    sub_architectures: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OciOut {
+    default_action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_errno_ret: Option<u32>,
+    architectures: Vec<&'static str>,
+    syscalls: Vec<RuleOut>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpoOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: SpoMetaOut<'a>,
+    spec: SpoSpecOut,
+}
+
+#[derive(Serialize)]
+struct SpoMetaOut<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpoSpecOut {
+    default_action: &'static str,
+    architectures: Vec<&'static str>,
+    syscalls: Vec<RuleOut>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleOut {
+    names: Vec<String>,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno_ret: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    args: Vec<ArgOut>,
+}
+
+impl RuleOut {
+    fn new(names: Vec<String>, action: Action, args: &[ArgCond]) -> Self {
+        let (name, errno_ret) = action::to_profile(action);
+        Self {
+            names,
+            action: name,
+            errno_ret,
+            args: args
+                .iter()
+                .map(|a| ArgOut {
+                    index: a.index,
+                    value: a.value,
+                    value_two: a.value_two,
+                    op: cmp_op_name(a.op),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArgOut {
+    index: u32,
+    value: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    value_two: u64,
+    op: &'static str,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{Format, parse, tests::repo_profile},
+        resolve::{ResolveOptions, abi_names},
+        types::CmpOp,
+    };
+
+    fn opts() -> ResolveOptions {
+        ResolveOptions::docker_default_for_kernel((6, 8))
+    }
+
+    fn reference() -> ResolvedProfile {
+        repo_profile("moby/default.json").resolve(&opts())
+    }
+
+    fn learned(names: &[&str]) -> Learned {
+        Learned {
+            syscalls: BTreeMap::from([(
+                Arch::X86_64,
+                names.iter().map(|n| (*n).to_owned()).collect(),
+            )]),
+            denied_only: BTreeSet::new(),
+            clone3_succeeded: false,
+            metadata: ExportMeta {
+                container: "web".into(),
+                image: "nginx:1.27".into(),
+                since: "2025-01-02T03:04:05Z".into(),
+                calls: 1234,
+                generator: "observer test".into(),
+            },
+        }
+    }
+
+    /// Every name of x86_64 and i386 gets the same action from both.
+    fn assert_same_effect(a: &ResolvedProfile, b: &ResolvedProfile) {
+        assert_eq!(a.default_action, b.default_action);
+        assert_eq!(a.arches, b.arches);
+        for arch in [Arch::X86_64, Arch::I386] {
+            for name in abi_names(arch) {
+                assert_eq!(a.action_for(arch, name), b.action_for(arch, name), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn keeps_reference_conditions_and_answers_clone3_enosys() {
+        let out = export(
+            &learned(&["read", "write", "clone", "clone3", "personality", "mount"]),
+            &ExportOptions::new(reference()),
+        );
+        let p = &out.profile;
+        assert_eq!(
+            p.action_for(Arch::X86_64, "read"),
+            ActionOrConditional::Action(Action::Allow)
+        );
+        let ActionOrConditional::Conditional(clone) = p.action_for(Arch::X86_64, "clone") else {
+            panic!("clone lost its conditions");
+        };
+        assert_eq!(
+            clone[0].args[0],
+            ArgCond {
+                index: 0,
+                value: 2114060288,
+                value_two: 0,
+                op: CmpOp::MaskedEq
+            }
+        );
+        let ActionOrConditional::Conditional(personality) =
+            p.action_for(Arch::X86_64, "personality")
+        else {
+            panic!("personality lost its conditions");
+        };
+        assert_eq!(personality.len(), 5);
+        assert_eq!(
+            p.action_for(Arch::X86_64, "clone3"),
+            ActionOrConditional::Action(Action::Errno(38))
+        );
+        // Not learned: default.
+        assert_eq!(
+            p.action_for(Arch::X86_64, "socket"),
+            ActionOrConditional::Action(Action::Errno(1))
+        );
+        // Denied by Docker's default: left out and said why.
+        assert_eq!(
+            p.action_for(Arch::X86_64, "mount"),
+            ActionOrConditional::Action(Action::Errno(1))
+        );
+        assert_eq!(out.left_out.len(), 1);
+        assert_eq!(out.left_out[0].name, "mount");
+        assert!(
+            out.left_out[0].to_string().contains("--beyond-default"),
+            "{}",
+            out.left_out[0]
+        );
+    }
+
+    #[test]
+    fn beyond_default_base_and_denied_only() {
+        let mut l = learned(&["read", "mount", "chmod"]);
+        l.denied_only.insert((Arch::X86_64, "unshare".into()));
+        l.clone3_succeeded = true;
+        let mut o = ExportOptions::new(reference());
+        o.beyond_default = true;
+        o.errno = 13;
+        let out = export(&l, &o);
+        let p = &out.profile;
+        assert_eq!(p.default_action, Action::Errno(13));
+        assert_eq!(
+            p.action_for(Arch::X86_64, "mount"),
+            ActionOrConditional::Action(Action::Allow)
+        );
+        assert_eq!(out.beyond_default, BTreeSet::from(["mount".to_owned()]));
+        assert!(!p.rules.iter().any(|r| r.name == "clone3"));
+
+        // The base denies mount and chmod: they stay denied even beyond
+        // Docker's default.
+        o.base = Some(repo_profile("docker-labs/default-no-chmod.json").resolve(&opts()));
+        let out = export(&l, &o);
+        let p = &out.profile;
+        assert_eq!(
+            p.action_for(Arch::X86_64, "chmod"),
+            ActionOrConditional::Action(Action::Errno(13))
+        );
+        assert_eq!(
+            p.action_for(Arch::X86_64, "read"),
+            ActionOrConditional::Action(Action::Allow)
+        );
+        let reasons: Vec<(&str, &LeftOutReason)> = out
+            .left_out
+            .iter()
+            .map(|l| (l.name.as_str(), &l.reason))
+            .collect();
+        let base_denied = LeftOutReason::DeniedByBase {
+            action: "errno(1)".into(),
+        };
+        assert_eq!(
+            reasons,
+            [
+                ("chmod", &base_denied),
+                ("mount", &base_denied),
+                ("unshare", &LeftOutReason::OnlySeenDenied)
+            ]
+        );
+        o.include_denied = true;
+        o.base = None;
+        let out = export(&l, &o);
+        assert_eq!(
+            out.profile.action_for(Arch::X86_64, "unshare"),
+            ActionOrConditional::Action(Action::Allow)
+        );
+    }
+
+    #[test]
+    fn docker_json_groups_names_and_carries_metadata() {
+        let out = export(
+            &learned(&["write", "read", "clone"]),
+            &ExportOptions::new(reference()),
+        );
+        let text = out.to_docker_json();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(v["defaultErrnoRet"], 1);
+        assert_eq!(v["archMap"][0]["architecture"], "SCMP_ARCH_X86_64");
+        assert_eq!(
+            v["archMap"][0]["subArchitectures"],
+            serde_json::json!(["SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        );
+        assert_eq!(
+            v["syscalls"][0]["names"],
+            serde_json::json!(["read", "write"])
+        );
+        assert_eq!(v["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
+        assert_eq!(v["syscalls"][1]["names"], serde_json::json!(["clone3"]));
+        assert_eq!(v["syscalls"][1]["errnoRet"], 38);
+        assert_eq!(v["syscalls"][2]["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
+        assert_eq!(v["x-observer"]["container"], "web");
+        assert_eq!(v["x-observer"]["calls"], 1234);
+        // Read back by our own parser, resolved like any Docker profile.
+        let back = parse(&text, "learned.json").unwrap().resolve(&opts());
+        assert_same_effect(&back, &out.profile);
+    }
+
+    #[test]
+    fn spo_yaml_round_trips() {
+        let out = export(
+            &learned(&["read", "clone", "personality", "socket"]),
+            &ExportOptions::new(reference()),
+        );
+        let text = out.to_spo_yaml("web", "prod");
+        assert!(
+            text.contains("kind: SeccompProfile") && text.contains("observer/image: nginx:1.27"),
+            "{text}"
+        );
+        let back = parse(&text, "web.yaml").unwrap();
+        assert_eq!(back.format, Format::Spo);
+        assert_eq!(
+            (back.name.as_deref(), back.namespace.as_deref()),
+            (Some("web"), Some("prod"))
+        );
+        assert_same_effect(&back.resolve(&opts()), &out.profile);
+    }
+
+    #[test]
+    fn oci_config_round_trips() {
+        let out = export(
+            &learned(&["read", "clone", "socket"]),
+            &ExportOptions::new(reference()),
+        );
+        let config = r#"{"ociVersion": "1.0.2", "process": {"args": ["sh"]}, "linux": {"namespaces": [{"type": "pid"}]}}"#;
+        let text = out.embed_in_oci_config(config).unwrap();
+        let back = parse(&text, "config.json").unwrap();
+        assert_eq!(back.format, Format::OciConfig);
+        assert_same_effect(&back.resolve(&opts()), &out.profile);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["linux"]["namespaces"][0]["type"], "pid");
+        let alone = parse(&out.to_oci_json(), "seccomp.json").unwrap();
+        assert_same_effect(&alone.resolve(&opts()), &out.profile);
+    }
+
+    #[test]
+    fn converting_moby_default_keeps_its_effect() {
+        let moby = reference();
+        let text = ExportedProfile::from_resolved(moby.clone()).to_docker_json();
+        assert!(!text.contains("x-observer"));
+        let back = parse(&text, "moby-resolved.json").unwrap().resolve(&opts());
+        assert_same_effect(&back, &moby);
+    }
+}
