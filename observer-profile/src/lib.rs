@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod bpf;
+pub mod check;
 pub mod diff;
 pub mod export;
 pub mod merge;
