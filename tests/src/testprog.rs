@@ -1,0 +1,116 @@
+//! A program that makes known syscalls, for exact-count tests.
+//! Usage: observer-testprog <what> [N]
+//!   calls N        N x getppid
+//!   threads N      4 threads, each N x getppid
+//!   fork N         N children (fork + exit), each 1 x getppid
+//!   exec N         getppid once, then fork+exec `observer-testprog calls N` and wait
+//!   int80          getppid through int 0x80 (i386 ABI, number 64), once
+//!   invalid        syscall(-1) and syscall(5000), once each
+//!   deny-chmod     install a seccomp filter denying chmod with EPERM, then chmod /tmp twice
+//!   clone-newuser  unshare(CLONE_NEWUSER); exit 0 on success, 1 on EPERM
+
+use std::ffi::CString;
+
+fn getppid_n(n: u64) {
+    for _ in 0..n {
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+}
+
+fn arg_n() -> u64 {
+    std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1)
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_default();
+    match what.as_str() {
+        "calls" => getppid_n(arg_n()),
+        "threads" => {
+            let n = arg_n();
+            let handles: Vec<_> = (0..4).map(|_| std::thread::spawn(move || getppid_n(n))).collect();
+            for h in handles {
+                h.join().expect("thread");
+            }
+        }
+        "fork" => {
+            for _ in 0..arg_n() {
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    unsafe {
+                        libc::syscall(libc::SYS_getppid);
+                        libc::_exit(0);
+                    }
+                }
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            }
+        }
+        "exec" => {
+            getppid_n(1);
+            let me = std::env::current_exe().expect("current_exe");
+            let status = std::process::Command::new(me)
+                .args(["calls", &arg_n().to_string()])
+                .status()
+                .expect("exec child");
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        "int80" => int80_getppid(),
+        "invalid" => unsafe {
+            libc::syscall(-1i64);
+            libc::syscall(5000i64);
+        },
+        "deny-chmod" => {
+            deny_chmod();
+            let path = CString::new("/tmp").expect("path");
+            for _ in 0..2 {
+                let r = unsafe { libc::chmod(path.as_ptr(), 0o1777) };
+                let err = std::io::Error::last_os_error();
+                if r == 0 || err.raw_os_error() != Some(libc::EPERM) {
+                    eprintln!("chmod was not denied: {r} {err}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        "clone-newuser" => {
+            let r = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
+            std::process::exit(if r == 0 { 0 } else { 1 });
+        }
+        _ => {
+            eprintln!("unknown mode {what:?}");
+            std::process::exit(64);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn int80_getppid() {
+    let mut ax: u64 = 64; // getppid in the i386 table
+    unsafe { std::arch::asm!("int 0x80", inout("rax") ax, options(nostack)) };
+    if (ax as i64) < 0 {
+        eprintln!("int 0x80 getppid failed: {}", ax as i64);
+        std::process::exit(3);
+    }
+}
+
+/// A filter that returns EPERM for chmod (x86_64) and allows everything else.
+fn deny_chmod() {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let prog = [
+        f((libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, 0, 0, 4), // arch
+        f((libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, 1, 0, AUDIT_ARCH_X86_64),
+        f((libc::BPF_RET | libc::BPF_K) as u16, 0, 0, libc::SECCOMP_RET_ALLOW),
+        f((libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, 0, 0, 0), // nr
+        f((libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, 0, 1, libc::SYS_chmod as u32),
+        f((libc::BPF_RET | libc::BPF_K) as u16, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        f((libc::BPF_RET | libc::BPF_K) as u16, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _) != 0
+        {
+            eprintln!("installing the filter failed: {}", std::io::Error::last_os_error());
+            std::process::exit(4);
+        }
+    }
+}

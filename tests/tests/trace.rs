@@ -1,0 +1,164 @@
+//! `observer trace` with the real kernel programs, as root.
+
+use std::{collections::BTreeSet, process::Command, time::Duration};
+
+use observer_tests::{observer_bin, require_root, row, testprog, trace_json, v2_children};
+
+fn tp() -> String {
+    testprog().to_str().expect("utf-8").to_owned()
+}
+
+#[test]
+fn counts_are_exact() {
+    require_root();
+    for n in [1u64, 1000, 12345] {
+        let (code, r) = trace_json(&[&tp(), "calls", &n.to_string()]);
+        assert_eq!(code, 0);
+        assert_eq!(row(&r, "getppid", "x86_64"), Some((n, 0, 0)), "getppid x{n}: {r}");
+    }
+}
+
+#[test]
+fn threads_and_forked_children_are_counted() {
+    require_root();
+    let (_, r) = trace_json(&[&tp(), "threads", "250"]);
+    assert_eq!(row(&r, "getppid", "x86_64"), Some((1000, 0, 0)));
+    let (_, r) = trace_json(&[&tp(), "fork", "20"]);
+    assert_eq!(row(&r, "getppid", "x86_64"), Some((20, 0, 0)));
+    // A forked and exec'd child: 1 call in the parent, 7 in the child.
+    let (code, r) = trace_json(&[&tp(), "exec", "7"]);
+    assert_eq!(code, 0);
+    assert_eq!(row(&r, "getppid", "x86_64"), Some((8, 0, 0)));
+    assert_eq!(row(&r, "execve", "x86_64").map(|r| r.0), Some(2), "launcher's execve plus the child's: {r}");
+}
+
+#[test]
+fn two_traces_at_once_do_not_mix() {
+    require_root();
+    let a = std::thread::spawn(|| trace_json(&[&tp(), "calls", "3000"]));
+    let b = std::thread::spawn(|| trace_json(&[&tp(), "calls", "5000"]));
+    let (a, b) = (a.join().expect("a").1, b.join().expect("b").1);
+    assert_eq!(row(&a, "getppid", "x86_64"), Some((3000, 0, 0)));
+    assert_eq!(row(&b, "getppid", "x86_64"), Some((5000, 0, 0)));
+}
+
+#[test]
+fn int80_lands_under_i386() {
+    require_root();
+    let (code, r) = trace_json(&[&tp(), "int80"]);
+    assert_eq!(code, 0, "int 0x80 getppid failed: {r}");
+    assert_eq!(row(&r, "getppid", "i386"), Some((1, 0, 0)), "{r}");
+    // i386's getppid is 64, which is x86_64's semget: nothing may land there.
+    assert_eq!(row(&r, "semget", "x86_64"), None, "{r}");
+    assert_eq!(row(&r, "getppid", "x86_64"), None, "{r}");
+}
+
+#[test]
+fn out_of_range_numbers_land_in_invalid() {
+    require_root();
+    let (code, r) = trace_json(&[&tp(), "invalid"]);
+    assert_eq!(code, 0);
+    assert_eq!(row(&r, "invalid", "any"), Some((2, 2, 0)), "{r}");
+    // Nothing else is odd: every other row has a real name.
+    for s in r["syscalls"].as_array().expect("rows") {
+        let name = s["name"].as_str().expect("name");
+        assert!(!name.starts_with("syscall_"), "unexpected row {s}");
+    }
+}
+
+#[test]
+fn a_seccomp_denied_call_is_counted_as_denied() {
+    require_root();
+    let (code, r) = trace_json(&[&tp(), "deny-chmod"]);
+    assert_eq!(code, 0, "{r}");
+    let (calls, _, denied) = row(&r, "chmod", "x86_64").expect("chmod row");
+    assert_eq!((calls, denied), (0, 2), "denied calls never reach sys_enter: {r}");
+}
+
+#[test]
+fn fork_heavy_without_filter_shows_no_denial() {
+    require_root();
+    let (_, r) = trace_json(&[&tp(), "fork", "300"]);
+    let denied: u64 = r["syscalls"].as_array().expect("rows").iter().map(|s| s["denied"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(denied, 0, "{r}");
+    let (_, r) = trace_json(&["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done"]);
+    let denied: u64 = r["syscalls"].as_array().expect("rows").iter().map(|s| s["denied"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(denied, 0, "{r}");
+}
+
+#[test]
+fn exit_status_and_missing_command() {
+    require_root();
+    let (code, _) = trace_json(&["sh", "-c", "exit 7"]);
+    assert_eq!(code, 7);
+    let (code, _) = trace_json(&["sh", "-c", "kill -TERM $$"]);
+    assert_eq!(code, 128 + 15);
+    let o = Command::new(observer_bin()).args(["trace", "--", "/no/such/program"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not found"));
+    let o = Command::new(observer_bin()).args(["trace", "--"]).output().expect("run");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+}
+
+#[test]
+fn the_cgroup_is_removed_also_after_sigint() {
+    require_root();
+    let before: BTreeSet<_> = v2_children("observer-trace-").into_iter().collect();
+    let (_, _) = trace_json(&["true"]);
+    let mut child = Command::new(observer_bin())
+        .args(["trace", "--", "sh", "-c", "sleep 30 & sleep 30; wait"])
+        .spawn()
+        .expect("spawn");
+    let mine = format!("observer-trace-{}-", child.id());
+    for _ in 0..100 {
+        if !v2_children(&mine).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(v2_children(&mine).len() == 1, "the trace's cgroup exists while it runs");
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "sh killed by SIGINT gives 128+2");
+    assert!(v2_children(&mine).is_empty(), "cgroup left behind after SIGINT");
+    let after: BTreeSet<_> = v2_children("observer-trace-").into_iter().collect();
+    assert!(after.is_subset(&before), "cgroups left behind: {:?}", after.difference(&before));
+}
+
+/// The set of syscall names strace -f -c reports for a command.
+fn strace_names(cmd: &[&str]) -> BTreeSet<String> {
+    let file = std::env::temp_dir().join(format!("observer-strace-{}", observer_tests::unique()));
+    let out = Command::new("strace").args(["-f", "-c", "-S", "name", "-o"]).arg(&file).args(cmd).output();
+    out.expect("strace is needed for this test (cargo xtask test installs it)");
+    let text = std::fs::read_to_string(&file).expect("strace's summary");
+    let _ = std::fs::remove_file(&file);
+    text.lines()
+        .filter(|l| !l.starts_with('%') && !l.starts_with('-') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .filter(|n| n != "total")
+        .collect()
+}
+
+#[test]
+fn agrees_with_strace() {
+    require_root();
+    let tp = tp();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["ls", "-l", "/"],
+        vec!["sh", "-c", "echo hello | cat | wc -c > /dev/null"],
+        vec![&tp, "threads", "10"],
+        vec!["id"],
+    ];
+    for cmd in commands {
+        let (_, r) = trace_json(&cmd);
+        let ours: BTreeSet<String> = r["syscalls"].as_array().expect("rows").iter().map(|s| s["name"].as_str().expect("name").to_owned()).collect();
+        let theirs = strace_names(&cmd);
+        // strace -c leaves out calls that never return (exit, exit_group).
+        let never_return: BTreeSet<String> = ["exit", "exit_group"].iter().map(|s| s.to_string()).collect();
+        let only_ours: BTreeSet<_> = ours.difference(&theirs).filter(|n| !never_return.contains(*n)).collect();
+        let only_theirs: BTreeSet<_> = theirs.difference(&ours).collect();
+        assert!(only_ours.is_empty() && only_theirs.is_empty(), "{cmd:?}: only observer: {only_ours:?}, only strace: {only_theirs:?}");
+    }
+}
