@@ -1,1 +1,111 @@
-fn main() {}
+//! Developer tasks that cargo alone cannot run: set-up of a fresh machine,
+//! the test suite as root, the agent, and benchmarks.
+
+mod bench;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing: `build` (nightly rust-src, bpf-linker, libseccomp-dev)
+    /// or `test` (also Docker without a bridge, crun, strace, bpftrace, a busybox image).
+    Setup {
+        #[arg(default_value = "test")]
+        what: String,
+    },
+    /// Set up, build and run the agent as root: `cargo xtask agent [AGENT ARGS...]`.
+    Agent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build and run every test (unit, kernel, Docker) and clippy, as root.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmark observer's hot path against the floor and its peers in one run.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup { what } => setup(&what),
+        Task::Agent { args } => {
+            setup("build")?;
+            cargo(&["build", "--release", "-p", "observer"])?;
+            let bin = workspace_root().join("target/release/observer");
+            let status = Command::new(&bin).arg("agent").args(&args).status().with_context(|| format!("running {}", bin.display()))?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Test { args } => {
+            require_root("the tests load eBPF programs and start containers")?;
+            setup("test")?;
+            cargo(&["build", "--workspace", "--all-targets"])?;
+            let mut test = vec!["test", "--workspace", "--no-fail-fast"];
+            if !args.is_empty() {
+                test.push("--");
+                test.extend(args.iter().map(String::as_str));
+            }
+            cargo(&test)?;
+            if args.is_empty() {
+                cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            }
+            Ok(())
+        }
+        Task::Bench(args) => {
+            require_root("the benchmark loads eBPF programs")?;
+            setup("test")?;
+            cargo(&["build", "--release", "-p", "observer", "-p", "observer-tests"])?;
+            bench::run(&args, &workspace_root())
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn setup(what: &str) -> anyhow::Result<()> {
+    let script = workspace_root().join("xtask/scripts/setup.sh");
+    let status = Command::new("bash").arg(&script).arg(what).status().context("running the set-up script")?;
+    if !status.success() {
+        bail!("set-up failed ({status}); see the messages above");
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(args).current_dir(workspace_root()).status()?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn require_root(why: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        bail!("run this as root: {why}");
+    }
+    Ok(())
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
