@@ -476,7 +476,7 @@ pub fn evaluate_raw<P: AsRef<[Insn]>>(
     audit_arch: u32,
     nr: u32,
 ) -> Result<Verdict, EvalError> {
-    let outcomes = explore(stack, audit_arch, nr)?;
+    let outcomes = explore(stack, audit_arch, nr, None)?;
     let first = outcomes
         .first()
         .map_or(Action::Allow, |(_, ret)| action_of(*ret));
@@ -495,6 +495,7 @@ fn explore<P: AsRef<[Insn]>>(
     stack: &[P],
     audit_arch: u32,
     nr: u32,
+    known: Option<&SeccompData>,
 ) -> Result<Vec<(Vec<Condition>, u32)>, EvalError> {
     let Some(newest) = stack.len().checked_sub(1) else {
         return Ok(vec![(Vec::new(), SECCOMP_RET_ALLOW)]);
@@ -531,8 +532,10 @@ fn explore<P: AsRef<[Insn]>>(
                 match i.class() {
                     BPF_LD | BPF_LDX => {
                         let v = match (i.mode(), i.size()) {
-                            (BPF_ABS, BPF_W) if i.class() == BPF_LD => load(i.k, audit_arch, nr)
-                                .ok_or_else(|| invalid(pc, "load outside seccomp_data"))?,
+                            (BPF_ABS, BPF_W) if i.class() == BPF_LD => {
+                                load(i.k, audit_arch, nr, known)
+                                    .ok_or_else(|| invalid(pc, "load outside seccomp_data"))?
+                            }
                             (BPF_IMM, _) => Expr::Const(i.k),
                             (BPF_LEN, BPF_W) => Expr::Const(SECCOMP_DATA_LEN),
                             (BPF_MEM, _) => p
@@ -651,10 +654,59 @@ fn explore<P: AsRef<[Insn]>>(
     Ok(done)
 }
 
+/// A complete `struct seccomp_data`: one concrete call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeccompData {
+    pub nr: u32,
+    pub arch: u32,
+    pub instruction_pointer: u64,
+    pub args: [u64; 6],
+}
+
+impl SeccompData {
+    /// A call of `arch` numbered `nr` with `args` (instruction pointer 0).
+    pub fn call(arch: Arch, nr: u32, args: [u64; 6]) -> Self {
+        let (arch, nr) = seccomp_data_for(arch, nr);
+        Self {
+            nr,
+            arch,
+            instruction_pointer: 0,
+            args,
+        }
+    }
+
+    fn word(&self, k: u32) -> u32 {
+        let (value, off) = if k < OFF_ARGS {
+            (self.instruction_pointer, k - OFF_IP)
+        } else {
+            (self.args[((k - OFF_ARGS) / 8) as usize], (k - OFF_ARGS) % 8)
+        };
+        if off == 0 {
+            value as u32
+        } else {
+            (value >> 32) as u32
+        }
+    }
+}
+
+/// What `stack` does with one concrete call: no unknowns, so one action.
+pub fn evaluate_call<P: AsRef<[Insn]>>(
+    stack: &[P],
+    data: &SeccompData,
+) -> Result<Action, EvalError> {
+    let outcomes = explore(stack, data.arch, data.nr, Some(data))?;
+    Ok(outcomes
+        .first()
+        .map_or(Action::Allow, |(_, ret)| action_of(*ret)))
+}
+
 /// The value a `ld [k]` reads from `seccomp_data`.
-fn load(k: u32, audit_arch: u32, nr: u32) -> Option<Expr> {
+fn load(k: u32, audit_arch: u32, nr: u32, known: Option<&SeccompData>) -> Option<Expr> {
     if !k.is_multiple_of(4) || k >= SECCOMP_DATA_LEN {
         return None;
+    }
+    if let (Some(data), OFF_IP..) = (known, k) {
+        return Some(Expr::Const(data.word(k)));
     }
     let half = |off: u32| {
         if off.is_multiple_of(8) {

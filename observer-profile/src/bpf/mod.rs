@@ -11,7 +11,10 @@ pub mod table;
 mod tests;
 
 pub use disasm::{disassemble, disassemble_raw};
-pub use eval::{Cmp, Condition, EvalError, Expr, Field, Half, Verdict, evaluate, evaluate_raw};
+pub use eval::{
+    Cmp, Condition, EvalError, Expr, Field, Half, SeccompData, Verdict, evaluate, evaluate_call,
+    evaluate_raw,
+};
 pub use insn::{DecodeError, Insn, decode, encode};
 pub use ret::{action_of, action_text, precedence, ret_of};
 pub use table::Table;

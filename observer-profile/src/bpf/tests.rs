@@ -546,3 +546,38 @@ fn table_names_every_number() {
     assert_eq!(outcomes.len(), 2);
     assert_eq!(outcomes[0]["when"][0]["arg"], 1);
 }
+
+#[test]
+fn concrete_calls() {
+    // libseccomp's 64-bit `args[1] == 0x1_0000_0005`: high word, then low.
+    let p = vec![
+        ld(OFF_NR),
+        jeq(CHMOD, 0, 5),
+        ld(arg_hi(1)),
+        jeq(1, 0, 3),
+        ld(arg_lo(1)),
+        jeq(5, 0, 1),
+        ret(SECCOMP_RET_ERRNO | 1),
+        ret(SECCOMP_RET_ALLOW),
+    ];
+    let stack = vec![p];
+    let call = |a1: u64| {
+        evaluate_call(
+            &stack,
+            &SeccompData::call(Arch::X86_64, CHMOD, [0, a1, 0, 0, 0, 0]),
+        )
+        .unwrap()
+    };
+    assert_eq!(call(0x1_0000_0005), Action::Errno(1));
+    assert_eq!(call(5), Action::Allow);
+    assert_eq!(call(0x2_0000_0005), Action::Allow);
+    let ip = SeccompData {
+        instruction_pointer: 0x1234_5678_9abc_def0,
+        ..SeccompData::call(Arch::X86_64, 1, [0; 6])
+    };
+    let read_ip_hi = vec![ld(OFF_IP + 4), Insn::stmt(BPF_RET | BPF_A, 0)];
+    assert_eq!(
+        evaluate_call(&[read_ip_hi], &ip).unwrap(),
+        action_of(0x1234_5678)
+    );
+}
