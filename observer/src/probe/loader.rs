@@ -1,18 +1,25 @@
-//! Loads and attaches the kernel programs, and gives typed access to their maps.
+//! Loads and attaches the kernel programs, or reopens the copy an earlier agent
+//! pinned in bpffs, and gives typed access to their maps.
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::{Path, PathBuf},
+};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, Queue},
-    programs::RawTracePoint,
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, Queue, RingBuf},
+    programs::{RawTracePoint, links::{FdLink, PinnedLink}},
 };
 use observer_common::{config, slot::Slot, stats};
 
 use super::{CounterView, TaskOffsets, require_bpf_privileges};
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
+
+const MAP_NAMES: [&str; 7] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "MARKERS", "EVENTS"];
+const PROGRAMS: [&str; 2] = ["sys_enter", "sys_exit"];
 
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
@@ -23,58 +30,169 @@ pub struct LoadOptions {
     pub count_errors: bool,
 }
 
+/// The maps user space works with.
+pub struct ProbeMaps {
+    pub cgroups: HashMap<MapData, u64, u32>,
+    pub free_slots: Queue<MapData, u32>,
+    pub config: Array<MapData, u64>,
+    pub stats: PerCpuArray<MapData, u64>,
+    pub events: RingBuf<MapData>,
+}
+
 /// The loaded, attached kernel programs.
 pub struct Probe {
-    ebpf: Ebpf,
-    slots: u32,
+    // Kept alive so that unpinned programs stay attached (trace).
+    _ebpf: Option<Ebpf>,
+    pub maps: ProbeMaps,
     counters: CounterView,
+    slots: u32,
+    /// True when an earlier agent's pinned programs were reused.
+    pub reused: bool,
 }
 
 impl Probe {
+    /// Loads and attaches a private copy (detached when dropped).
     pub fn load(options: LoadOptions) -> anyhow::Result<Self> {
-        require_bpf_privileges()?;
-        let offsets = TaskOffsets::from_kernel()?;
-        let slots = options.slots.max(1);
-        let mut ebpf = EbpfLoader::new()
-            .override_global("TASK_STATUS_OFFSET", &offsets.status, true)
-            .override_global("TASK_EXEC_ID_OFFSET", &offsets.exec_id, true)
-            .override_global("TASK_SECCOMP_MODE_OFFSET", &offsets.seccomp_mode, true)
-            .map_max_entries("CGROUPS", slots.saturating_mul(4).max(64))
-            .map_max_entries("FREE_SLOTS", slots)
-            .map_max_entries("SLOTS", slots)
-            .load(PROGRAM)
-            .context("loading observer's eBPF object")?;
-        {
-            let mut cfg: Array<_, u64> = Array::try_from(ebpf.map_mut("CONFIG").context("no CONFIG map")?)?;
-            cfg.set(config::AGENT_TGID, u64::from(std::process::id()), 0)?;
-            cfg.set(config::MODE, options.mode, 0)?;
-            cfg.set(config::COUNT_ERRORS, u64::from(options.count_errors), 0)?;
-            cfg.set(config::DENIAL_ERRNOS, config::DEFAULT_DENIAL_ERRNOS, 0)?;
+        let (mut ebpf, slots) = load_object(options)?;
+        for name in PROGRAMS {
+            attach(&mut ebpf, name)?;
         }
-        if options.mode == config::mode::AUTO {
-            let mut free: Queue<_, u32> = Queue::try_from(ebpf.map_mut("FREE_SLOTS").context("no FREE_SLOTS map")?)?;
-            for slot in 0..slots {
-                free.push(slot, 0)?;
+        let mut maps = take_maps(&mut ebpf)?;
+        let slots_map = maps.remove(2);
+        let probe = Self::from_maps(maps, slots_map, slots, false, Some(ebpf))?;
+        probe.configure(options)?;
+        Ok(probe)
+    }
+
+    /// Reopens the copy pinned under `dir`, or loads, attaches and pins a new
+    /// one there. A pinned copy keeps recording while no agent runs.
+    pub fn load_pinned(options: LoadOptions, dir: &Path) -> anyhow::Result<Self> {
+        require_bpf_privileges()?;
+        ensure_bpffs(dir)?;
+        if link_pin(dir, PROGRAMS[0]).exists() {
+            let mut maps = Vec::new();
+            for name in MAP_NAMES {
+                let data = MapData::from_pin(dir.join(name))
+                    .with_context(|| format!("reopening the pinned map {}", dir.join(name).display()))?;
+                maps.push(Map::from_map_data(data)?);
+            }
+            let slots_map = maps.remove(2);
+            let slots = match &slots_map {
+                Map::Array(data) => data.info()?.max_entries(),
+                _ => bail!("the pinned SLOTS map is not an array"),
+            };
+            let probe = Self::from_maps(maps, slots_map, slots, true, None)?;
+            probe.set_config(config::AGENT_TGID, u64::from(std::process::id()))?;
+            probe.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
+            return Ok(probe);
+        }
+        let (mut ebpf, slots) = load_object(options)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for name in MAP_NAMES {
+            ebpf.map(name)
+                .with_context(|| format!("no map {name}"))?
+                .pin(dir.join(name))
+                .with_context(|| format!("pinning {name} in {}", dir.display()))?;
+        }
+        let mut maps = take_maps(&mut ebpf)?;
+        let slots_map = maps.remove(2);
+        let probe = Self::from_maps(maps, slots_map, slots, false, None)?;
+        probe.configure(options)?;
+        for name in PROGRAMS {
+            let program: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+            program.load().with_context(|| format!("verifying {name}"))?;
+            let id = program.attach(name).with_context(|| format!("attaching {name}"))?;
+            let link: FdLink = program.take_link(id)?.into();
+            link.pin(link_pin(dir, name)).with_context(|| format!("pinning the {name} link"))?;
+        }
+        Ok(probe)
+    }
+
+    /// Detaches and unpins everything a pinned agent left under `dir`.
+    pub fn uninstall(dir: &Path) -> anyhow::Result<bool> {
+        let mut found = false;
+        for name in PROGRAMS {
+            let pin = link_pin(dir, name);
+            if pin.exists() {
+                let link = PinnedLink::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
+                // Unpinning drops the last reference: the program detaches.
+                drop(link.unpin()?);
+                found = true;
             }
         }
-        let counters = {
-            let map = ebpf.map("SLOTS").context("no SLOTS map")?;
-            let aya::maps::Map::Array(data) = map else {
-                return Err(anyhow!("SLOTS is not an array map"));
-            };
-            CounterView::map(map_fd(data), slots)?
-        };
-        for name in ["sys_enter", "sys_exit"] {
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .with_context(|| format!("no program {name}"))?
-                .try_into()?;
-            program.load().with_context(|| format!("verifying {name}"))?;
-            program
-                .attach(name)
-                .with_context(|| format!("attaching to the raw tracepoint {name} (does this kernel have raw tracepoints?)"))?;
+        for name in MAP_NAMES {
+            let pin = dir.join(name);
+            if pin.exists() {
+                std::fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
+                found = true;
+            }
         }
-        Ok(Self { ebpf, slots, counters })
+        let _ = std::fs::remove_dir(dir);
+        Ok(found)
+    }
+
+    fn from_maps(maps: Vec<Map>, slots_map: Map, slots: u32, reused: bool, ebpf: Option<Ebpf>) -> anyhow::Result<Self> {
+        let mut it = maps.into_iter();
+        let mut next = |name: &str| it.next().ok_or_else(|| anyhow!("map {name} missing"));
+        let maps = ProbeMaps {
+            cgroups: HashMap::try_from(next("CGROUPS")?)?,
+            free_slots: Queue::try_from(next("FREE_SLOTS")?)?,
+            config: Array::try_from(next("CONFIG")?)?,
+            stats: PerCpuArray::try_from(next("STATS")?)?,
+            events: {
+                let _markers = next("MARKERS")?;
+                RingBuf::try_from(next("EVENTS")?)?
+            },
+        };
+        let Map::Array(data) = &slots_map else {
+            bail!("SLOTS is not an array map");
+        };
+        let counters = CounterView::map(data.fd().as_fd().as_raw_fd(), slots)
+            .context("mmap of the SLOTS map (needs BPF_F_MMAPABLE)")?;
+        // The mapping stays valid after the map's fd closes: it holds its own reference.
+        drop(slots_map);
+        Ok(Self { _ebpf: ebpf, maps, counters, slots, reused })
+    }
+
+    fn configure(&self, options: LoadOptions) -> anyhow::Result<()> {
+        self.set_config(config::AGENT_TGID, u64::from(std::process::id()))?;
+        self.set_config(config::MODE, options.mode)?;
+        self.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
+        self.set_config(config::DENIAL_ERRNOS, config::DEFAULT_DENIAL_ERRNOS)?;
+        Ok(())
+    }
+
+    pub fn set_config(&self, index: u32, value: u64) -> anyhow::Result<()> {
+        // Array::set takes &mut self only for its own bookkeeping; the map is shared.
+        let config = &self.maps.config as *const Array<MapData, u64> as *mut Array<MapData, u64>;
+        unsafe { (*config).set(index, value, 0) }.context("writing the CONFIG map")?;
+        Ok(())
+    }
+
+    /// Hands every slot to the kernel's free list (a fresh AUTO-mode probe).
+    pub fn free_all_slots(&mut self) -> anyhow::Result<()> {
+        for slot in 0..self.slots {
+            self.maps.free_slots.push(slot, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Zeroes a slot and gives it back to the kernel.
+    pub fn release_slot(&mut self, cgroup_id: u64, slot: u32) -> anyhow::Result<()> {
+        let _ = self.maps.cgroups.remove(&cgroup_id);
+        self.counters.reset(slot, 0, 0);
+        self.maps.free_slots.push(slot, 0).context("returning a slot to FREE_SLOTS")?;
+        Ok(())
+    }
+
+    /// Marks a cgroup as known but not recorded, freeing its slot.
+    pub fn ignore(&mut self, cgroup_id: u64, slot: Option<u32>) -> anyhow::Result<()> {
+        self.maps.cgroups.insert(cgroup_id, observer_common::slot::SLOT_IGNORED, 0)?;
+        if let Some(slot) = slot {
+            self.counters.reset(slot, 0, 0);
+            self.maps.free_slots.push(slot, 0)?;
+        }
+        Ok(())
     }
 
     pub fn slots(&self) -> u32 {
@@ -89,28 +207,75 @@ impl Probe {
     /// exec id that marks the runtime's init (u64::MAX: nothing is init).
     pub fn watch(&mut self, cgroup_id: u64, slot: u32, init_exec_id: u64) -> anyhow::Result<()> {
         self.counters.reset(slot, cgroup_id, init_exec_id);
-        let mut cgroups: HashMap<_, u64, u32> = HashMap::try_from(self.ebpf.map_mut("CGROUPS").context("no CGROUPS map")?)?;
-        cgroups.insert(cgroup_id, slot, 0)?;
+        self.maps.cgroups.insert(cgroup_id, slot, 0)?;
         Ok(())
     }
 
     /// Totals of the per-CPU loss counters (`stats::*`).
     pub fn stats(&self) -> anyhow::Result<[u64; stats::LEN as usize]> {
-        let map: PerCpuArray<_, u64> = PerCpuArray::try_from(self.ebpf.map("STATS").context("no STATS map")?)?;
         let mut out = [0u64; stats::LEN as usize];
         for (i, total) in out.iter_mut().enumerate() {
-            *total = map.get(&(i as u32), 0)?.iter().sum();
+            *total = self.maps.stats.get(&(i as u32), 0)?.iter().sum();
         }
         Ok(out)
     }
-
-    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
-    }
 }
 
-fn map_fd(data: &MapData) -> i32 {
-    data.fd().as_fd().as_raw_fd()
+fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32)> {
+    require_bpf_privileges()?;
+    let offsets = TaskOffsets::from_kernel()?;
+    let slots = options.slots.max(1);
+    let ebpf = EbpfLoader::new()
+        .override_global("TASK_STATUS_OFFSET", &offsets.status, true)
+        .override_global("TASK_EXEC_ID_OFFSET", &offsets.exec_id, true)
+        .override_global("TASK_SECCOMP_MODE_OFFSET", &offsets.seccomp_mode, true)
+        .map_max_entries("CGROUPS", slots.saturating_mul(4).max(64))
+        .map_max_entries("FREE_SLOTS", slots)
+        .map_max_entries("SLOTS", slots)
+        .load(PROGRAM)
+        .context("loading observer's eBPF object")?;
+    Ok((ebpf, slots))
+}
+
+fn attach(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
+    let program: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+    program.load().with_context(|| format!("verifying {name}"))?;
+    program
+        .attach(name)
+        .with_context(|| format!("attaching to the raw tracepoint {name} (does this kernel have raw tracepoints?)"))?;
+    Ok(())
+}
+
+fn take_maps(ebpf: &mut Ebpf) -> anyhow::Result<Vec<Map>> {
+    MAP_NAMES.iter().map(|name| ebpf.take_map(name).with_context(|| format!("no map {name}"))).collect()
+}
+
+fn link_pin(dir: &Path, program: &str) -> PathBuf {
+    dir.join(format!("link_{program}"))
+}
+
+/// Mounts bpffs at /sys/fs/bpf when it is missing (a fresh machine has none).
+fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
+    let root = Path::new("/sys/fs/bpf");
+    if !dir.starts_with(root) {
+        return Ok(());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mounted = mounts.lines().any(|l| {
+        l.split_once(" - ").is_some_and(|(left, right)| {
+            right.starts_with("bpf ") && left.split_whitespace().nth(4) == Some("/sys/fs/bpf")
+        })
+    });
+    if mounted {
+        return Ok(());
+    }
+    tracing::info!("mounting bpffs at /sys/fs/bpf (it is not mounted; pinned maps live there)");
+    std::fs::create_dir_all(root)?;
+    let (src, target, fstype) = (c"bpf", c"/sys/fs/bpf", c"bpf");
+    if unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) } != 0 {
+        bail!("mounting bpffs at /sys/fs/bpf: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Size of the record the kernel keeps per slot (for memory reports).

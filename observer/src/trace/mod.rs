@@ -17,7 +17,7 @@ use clap::Args;
 use observer_common::config;
 
 pub use self::{
-    cgroup::{TraceCgroup, v2_mount},
+    cgroup::TraceCgroup,
     report::{Report, ReportRow},
 };
 use crate::probe::{LoadOptions, Probe};
@@ -57,13 +57,13 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
         report.table()
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text.as_bytes())
+        Some(path) => crate::state::write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing the report to {}", path.display()))?,
         None => eprint!("{text}"),
     }
     if let Some(path) = &args.profile_out {
         let profile = crate::export::trace_profile(report, &args.format, &args.command)?;
-        std::fs::write(path, profile.as_bytes())
+        crate::state::write_atomic(path, profile.as_bytes())
             .with_context(|| format!("writing the profile to {}", path.display()))?;
     }
     Ok(report.exit_code)
