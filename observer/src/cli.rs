@@ -1,8 +1,11 @@
-//! Command-line interface: one subcommand per job.
+//! Command-line interface: one subcommand per job. Commands that talk to the
+//! agent go through its unix socket (`api`).
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::trace::TraceArgs;
+use crate::{agent::AgentArgs, trace::TraceArgs};
 
 #[derive(Parser, Debug)]
 #[command(name = "observer", version, about = "Watches the syscalls containers make with eBPF and turns them into seccomp security.")]
@@ -15,11 +18,30 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a cgroup of its own and report its syscalls (like strace -c -f).
     Trace(TraceArgs),
+    /// Profile every running container, live (the node agent).
+    Agent(AgentArgs),
+    /// List the containers the agent knows.
+    Ps {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Learned profiles: show, export, merge, diff, check.
+    #[command(subcommand)]
+    Profile(crate::commands::profile::ProfileCommand),
 }
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Trace(args) => crate::trace::run(&args),
+        Command::Agent(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(crate::agent::run(args)),
+        Command::Ps { json, socket } => crate::commands::ps::run(json, socket.as_deref()),
+        Command::Profile(cmd) => crate::commands::profile::run(cmd),
     }
 }

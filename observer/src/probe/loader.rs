@@ -36,7 +36,8 @@ pub struct ProbeMaps {
     pub free_slots: Queue<MapData, u32>,
     pub config: Array<MapData, u64>,
     pub stats: PerCpuArray<MapData, u64>,
-    pub events: RingBuf<MapData>,
+    /// Taken by whoever drains the events (`Probe::take_events`).
+    pub events: Option<RingBuf<MapData>>,
 }
 
 /// The loaded, attached kernel programs.
@@ -141,7 +142,7 @@ impl Probe {
             stats: PerCpuArray::try_from(next("STATS")?)?,
             events: {
                 let _markers = next("MARKERS")?;
-                RingBuf::try_from(next("EVENTS")?)?
+                Some(RingBuf::try_from(next("EVENTS")?)?)
             },
         };
         let Map::Array(data) = &slots_map else {
@@ -193,6 +194,10 @@ impl Probe {
             self.maps.free_slots.push(slot, 0)?;
         }
         Ok(())
+    }
+
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.maps.events.take()
     }
 
     pub fn slots(&self) -> u32 {

@@ -4,7 +4,7 @@
 
 mod cgroup;
 mod launch;
-mod report;
+pub mod report;
 
 use std::{
     path::PathBuf,

@@ -1,0 +1,17 @@
+//! The alert line: one JSON object per line, on stdout and in alerts.jsonl.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Alert {
+    pub time: String,
+    /// `outside_baseline`, `denied` or `enforce`.
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub pid: u32,
+    pub comm: String,
+    pub syscall: String,
+    pub abi: String,
+}

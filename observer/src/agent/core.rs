@@ -1,0 +1,580 @@
+//! The agent's state machine: kernel events in, container records, alerts and
+//! API answers out. All of it runs under one lock; nothing here blocks long.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+};
+
+use observer_common::{
+    counters::{BITMAP_WORDS, ROW_INVALID},
+    event::{Event, EventKind},
+    slot::{SLOT_FIRST_MARKER, enforce, phase},
+};
+use serde_json::json;
+
+use super::{
+    alerts::Alert,
+    model::{CgroupRecord, ContainerRecord, FirstUse, State},
+    store::Store,
+};
+use crate::{
+    api::Target,
+    container::{ContainerRef, Kind, Resolver, Runtime},
+    probe::{Probe, split_row},
+    trace::report::{abi_arch, abi_name},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    Containers,
+    All,
+}
+
+/// A baseline given up front, by container name or image.
+#[derive(Clone, Debug)]
+pub struct BaselineRule {
+    pub target: Target,
+    pub rows: BTreeSet<u32>,
+    pub source: String,
+}
+
+/// An enforcement the agent keeps applying (also to containers yet to start).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EnforceRule {
+    pub target: Target,
+    pub action: String,
+    pub allowed_rows: Vec<u32>,
+    pub profile: String,
+}
+
+pub struct Agent {
+    pub probe: Probe,
+    pub resolver: Resolver,
+    pub store: Store,
+    pub watch: Watch,
+    pub started_at: String,
+    pub learn_for: Option<std::time::Duration>,
+    pub retention: std::time::Duration,
+    pub containers: BTreeMap<String, ContainerRecord>,
+    /// slot -> (container key, cgroup id)
+    pub slot_owner: HashMap<u32, (String, u64)>,
+    pub baselines: Vec<BaselineRule>,
+    pub enforcements: Vec<EnforceRule>,
+    pub alerts_total: u64,
+    pub dirty: BTreeSet<String>,
+    /// cgroup id -> path, filled as cgroups appear (they may vanish before we look).
+    pub known_paths: HashMap<u64, String>,
+}
+
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn comm_of(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|b| *b == 0).unwrap_or(16);
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+impl Agent {
+    fn mount(&self) -> PathBuf {
+        self.resolver.mount().to_path_buf()
+    }
+
+    /// Where a cgroup id lives, from what we saw, else from a walk of the tree.
+    async fn path_of(&mut self, cgroup_id: u64) -> Option<String> {
+        if let Some(p) = self.known_paths.get(&cgroup_id) {
+            return Some(p.clone());
+        }
+        let p = self.resolver.path_of(cgroup_id).await.ok().flatten()?;
+        self.known_paths.insert(cgroup_id, p.clone());
+        Some(p)
+    }
+
+    pub async fn on_event(&mut self, e: &Event) {
+        match EventKind::from_u32(e.kind) {
+            Some(EventKind::NewCgroup) => self.on_new_cgroup(e.cgroup_id, e.slot, e.tgid, &comm_of(&e.comm)).await,
+            Some(EventKind::FirstSeen) => self.on_first_seen(e, false),
+            Some(EventKind::FirstDenied) => self.on_first_seen(e, true),
+            Some(EventKind::Enforce) => self.on_enforce(e),
+            None => tracing::warn!("unknown event kind {} from the kernel", e.kind),
+        }
+    }
+
+    pub async fn on_new_cgroup(&mut self, cgroup_id: u64, slot: u32, tgid: u32, comm: &str) {
+        if slot >= SLOT_FIRST_MARKER {
+            tracing::warn!("cgroup {cgroup_id} came when every slot was taken; its syscalls are counted as unrecorded (raise --slots)");
+            return;
+        }
+        if self.slot_owner.contains_key(&slot) {
+            return;
+        }
+        let path = self.path_of(cgroup_id).await;
+        let Some(path) = path else {
+            // Gone before we could name it: keep what it did under its id.
+            let key = format!("cgroup:{cgroup_id}");
+            self.adopt(&key, cgroup_id, slot, format!("(vanished cgroup {cgroup_id})"), None);
+            return;
+        };
+        let cref = crate::container::cgroup_path::parse(&path);
+        let watched = match self.watch {
+            Watch::All => true,
+            Watch::Containers => cref.is_container(),
+        };
+        if !watched {
+            if let Err(e) = self.probe.ignore(cgroup_id, Some(slot)) {
+                tracing::warn!("could not ignore cgroup {path}: {e:#}");
+            }
+            return;
+        }
+        let key = if cref.is_container() { cref.id.clone() } else { path.clone() };
+        tracing::info!(cgroup = %path, slot, tgid, comm, "recording cgroup");
+        self.adopt(&key, cgroup_id, slot, path, Some(&cref));
+        self.fill_identity(&key, &cref).await;
+        self.apply_rules(&key);
+    }
+
+    /// Attaches a slot to a container record (creating the record if needed).
+    fn adopt(&mut self, key: &str, cgroup_id: u64, slot: u32, path: String, cref: Option<&ContainerRef>) {
+        let now = now();
+        let started_at = self.started_at.clone();
+        let record = self.containers.entry(key.to_owned()).or_insert_with(|| ContainerRecord {
+            id: key.to_owned(),
+            name: String::new(),
+            image: String::new(),
+            runtime: cref.map(|c| format!("{:?}", c.runtime).to_lowercase()).unwrap_or_else(|| "plain".into()),
+            cgroup_path: cref.map_or_else(|| path.clone(), |c| c.cgroup.clone()),
+            cgroup_id,
+            cgroups: BTreeMap::new(),
+            pids: Vec::new(),
+            seccomp_mode: None,
+            seccomp_option: None,
+            first_seen: now.clone(),
+            last_seen: now.clone(),
+            observed_since: None,
+            state: State::Running,
+            ended_at: None,
+            first_use: BTreeMap::new(),
+            alerts: 0,
+            alerted: BTreeSet::new(),
+            baseline: None,
+            baseline_source: None,
+        });
+        if record.state != State::Running {
+            // A restarted container (same id, new cgroup) runs again.
+            record.state = State::Running;
+            record.ended_at = None;
+        }
+        let nested = cref.is_some_and(|c| c.cgroup != path);
+        if nested {
+            // Nested cgroups share the container's notion of "the runtime's init".
+            if let Some(main_slot) = record.cgroups.get(&record.cgroup_id).and_then(|c| c.slot) {
+                let init = self.probe.counters().info(main_slot).init_exec_id;
+                self.probe.counters().with_info(slot, |i| i.init_exec_id = init);
+            }
+        } else {
+            record.cgroup_id = cgroup_id;
+        }
+        let cg = record.cgroups.entry(cgroup_id).or_insert_with(|| CgroupRecord { path, slot: None, rows: BTreeMap::new() });
+        cg.slot = Some(slot);
+        self.slot_owner.insert(slot, (key.to_owned(), cgroup_id));
+        let _ = started_at;
+        self.dirty.insert(key.to_owned());
+    }
+
+    async fn fill_identity(&mut self, key: &str, cref: &ContainerRef) {
+        if cref.runtime != Runtime::Docker || cref.kind != Kind::Container {
+            if let Some(r) = self.containers.get_mut(key)
+                && r.name.is_empty()
+            {
+                r.name = cref.unit.clone().unwrap_or_else(|| short(&cref.id));
+            }
+            return;
+        }
+        let info = match self.resolver.docker_info(&cref.id).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!("asking dockerd about {}: {e}", short(&cref.id));
+                None
+            }
+        };
+        let started_at = self.started_at.clone();
+        if let Some(r) = self.containers.get_mut(key) {
+            match info {
+                Some(info) => {
+                    r.name = info.name.clone();
+                    r.image = info.image.clone();
+                    r.runtime = info.runtime.clone();
+                    r.seccomp_option = Some(info.seccomp.to_string());
+                    // Started before the agent: only what happened since is known.
+                    if info.state == "running" && !info.started_at.is_empty() && info.started_at.as_str() < started_at.as_str() && r.first_use.is_empty() {
+                        r.observed_since = Some(started_at);
+                    }
+                }
+                None => {
+                    if r.name.is_empty() {
+                        r.name = short(&cref.id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_first_seen(&mut self, e: &Event, denied: bool) {
+        let Some((key, _)) = self.slot_owner.get(&e.slot).cloned() else {
+            return;
+        };
+        if e.row >= ROW_INVALID {
+            return;
+        }
+        let Some(record) = self.containers.get_mut(&key) else {
+            return;
+        };
+        let entry = record.first_use.entry(e.row).or_insert_with(|| FirstUse {
+            phases: BTreeSet::new(),
+            first_seen: now(),
+            pid: e.tgid,
+            comm: comm_of(&e.comm),
+            denied_seen: false,
+        });
+        if denied {
+            entry.denied_seen = true;
+        } else {
+            entry.phases.insert(e.phase);
+        }
+        if denied {
+            entry.phases.insert(e.phase);
+        }
+        record.last_seen = now();
+        self.dirty.insert(key.clone());
+        if denied {
+            self.alert(&key, "denied", e);
+        } else if e.phase == phase::CONTAINER
+            && let Some(baseline) = &record.baseline
+            && !baseline.contains(&e.row)
+        {
+            self.alert(&key, "outside_baseline", e);
+        }
+    }
+
+    fn on_enforce(&mut self, e: &Event) {
+        if let Some((key, _)) = self.slot_owner.get(&e.slot).cloned() {
+            self.alert(&key, "enforce", e);
+        }
+    }
+
+    /// Writes one alert line (stdout and alerts.jsonl), once per container, kind and syscall.
+    fn alert(&mut self, key: &str, kind: &str, e: &Event) {
+        let Some(record) = self.containers.get_mut(key) else {
+            return;
+        };
+        if !record.alerted.insert((kind.to_owned(), e.row)) {
+            return;
+        }
+        record.alerts += 1;
+        self.alerts_total += 1;
+        let (syscall, abi) = match split_row(e.row) {
+            Some((abi, nr)) => (observer_profile::syscall_table::display_name(abi_arch(abi), nr), abi_name(abi)),
+            None => ("invalid".to_owned(), "any"),
+        };
+        let alert = Alert {
+            time: now(),
+            kind: kind.to_owned(),
+            id: record.id.clone(),
+            name: record.name.clone(),
+            image: record.image.clone(),
+            pid: e.tgid,
+            comm: comm_of(&e.comm),
+            syscall,
+            abi: abi.to_owned(),
+        };
+        let line = serde_json::to_string(&alert).unwrap_or_default();
+        println!("{line}");
+        if let Err(err) = self.store.append_alert(&line) {
+            tracing::warn!("writing alerts.jsonl: {err:#}");
+        }
+        self.dirty.insert(key.to_owned());
+    }
+
+    /// Reads every live slot (non-destructively), notices ended cgroups,
+    /// applies learning windows and retention.
+    pub fn tick(&mut self) {
+        let mount = self.mount();
+        let mut ended: Vec<(String, u64, u32)> = Vec::new();
+        let owners: Vec<(u32, (String, u64))> = self.slot_owner.iter().map(|(s, o)| (*s, o.clone())).collect();
+        for (slot, (key, cgroup_id)) in owners {
+            let rows = self.probe.counters().rows(slot);
+            let Some(record) = self.containers.get_mut(&key) else { continue };
+            let Some(cg) = record.cgroups.get_mut(&cgroup_id) else { continue };
+            let mut changed = false;
+            for r in &rows {
+                let t = cg.rows.entry(r.row).or_default();
+                if t.last != (r.calls, r.errors, r.denied) {
+                    t.update(r);
+                    changed = true;
+                }
+            }
+            let dir = mount.join(cg.path.trim_start_matches('/'));
+            let alive = cg.path.starts_with('(') || dir.is_dir();
+            if changed {
+                record.last_seen = now();
+                self.dirty.insert(key.clone());
+            }
+            if !alive || cg.path.starts_with('(') {
+                ended.push((key.clone(), cgroup_id, slot));
+            }
+        }
+        for (key, cgroup_id, slot) in ended {
+            self.end_cgroup(&key, cgroup_id, slot);
+        }
+        self.refresh_runtime_facts();
+        self.apply_learning();
+        self.apply_retention();
+    }
+
+    /// The final read of an ended cgroup, then its slot goes back to the kernel.
+    fn end_cgroup(&mut self, key: &str, cgroup_id: u64, slot: u32) {
+        let rows = self.probe.counters().rows(slot);
+        if let Some(record) = self.containers.get_mut(key) {
+            if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {
+                for r in &rows {
+                    cg.rows.entry(r.row).or_default().update(r);
+                }
+                cg.slot = None;
+            }
+            if record.cgroups.values().all(|c| c.slot.is_none()) {
+                let own = record.first_use.values().any(|f| f.phases.contains(&phase::CONTAINER));
+                record.state = if own || record.observed_since.is_some() { State::Exited } else { State::FailedToStart };
+                record.ended_at = Some(now());
+                record.pids.clear();
+                tracing::info!(container = %record.name, state = ?record.state, "container ended");
+            }
+            self.dirty.insert(key.to_owned());
+        }
+        self.slot_owner.remove(&slot);
+        self.known_paths.remove(&cgroup_id);
+        if let Err(e) = self.probe.release_slot(cgroup_id, slot) {
+            tracing::warn!("releasing slot {slot}: {e:#}");
+        }
+    }
+
+    fn refresh_runtime_facts(&mut self) {
+        let mount = self.mount();
+        for record in self.containers.values_mut().filter(|r| r.state == State::Running) {
+            let mut pids = Vec::new();
+            for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
+                if let Ok(text) = std::fs::read_to_string(mount.join(cg.path.trim_start_matches('/')).join("cgroup.procs")) {
+                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+                }
+            }
+            pids.sort_unstable();
+            if let Some(pid) = pids.last()
+                && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                && let Some(mode) = status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse().ok())
+            {
+                record.seccomp_mode = Some(mode);
+            }
+            record.pids = pids;
+        }
+    }
+
+    fn apply_learning(&mut self) {
+        let Some(window) = self.learn_for else { return };
+        let now_t = time::OffsetDateTime::now_utc();
+        for record in self.containers.values_mut() {
+            if record.baseline.is_some() || record.state != State::Running {
+                continue;
+            }
+            let Ok(first) = time::OffsetDateTime::parse(&record.first_seen, &time::format_description::well_known::Rfc3339) else {
+                continue;
+            };
+            if now_t - first >= window {
+                record.baseline = Some(record.own_rows());
+                record.baseline_source = Some(format!("learned over {}", humantime::format_duration(window)));
+                self.dirty.insert(record.id.clone());
+            }
+        }
+    }
+
+    fn apply_retention(&mut self) {
+        let now_t = time::OffsetDateTime::now_utc();
+        let expired: Vec<String> = self
+            .containers
+            .values()
+            .filter(|r| r.state != State::Running)
+            .filter(|r| {
+                r.ended_at
+                    .as_deref()
+                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                    .is_some_and(|t| now_t - t > self.retention)
+            })
+            .map(|r| r.id.clone())
+            .collect();
+        for key in expired {
+            self.containers.remove(&key);
+            self.store.remove(&key);
+        }
+    }
+
+    /// Baselines and enforcements that name this container (by name or image).
+    pub fn apply_rules(&mut self, key: &str) {
+        let Some(record) = self.containers.get(key) else { return };
+        let matches = |t: &Target| match t {
+            Target::Name(n) => &record.name == n,
+            Target::Image(i) => &record.image == i || record.image.split(':').next() == Some(i.as_str()),
+            Target::Container(c) => &record.id == c || &record.name == c || record.id.starts_with(c.as_str()),
+        };
+        let baseline = self.baselines.iter().find(|b| matches(&b.target)).cloned();
+        let rule = self.enforcements.iter().rev().find(|r| matches(&r.target)).cloned();
+        if let Some(b) = baseline
+            && let Some(r) = self.containers.get_mut(key)
+            && r.baseline.is_none()
+        {
+            r.baseline = Some(b.rows);
+            r.baseline_source = Some(b.source);
+        }
+        if let Some(rule) = rule {
+            self.enforce_on(key, Some(&rule));
+        }
+    }
+
+    /// Sets (or clears) enforcement on every live slot of a container.
+    pub fn enforce_on(&mut self, key: &str, rule: Option<&EnforceRule>) {
+        let Some(record) = self.containers.get(key) else { return };
+        let mut allowed = [0u64; BITMAP_WORDS];
+        let mode = match rule {
+            Some(r) => {
+                for row in &r.allowed_rows {
+                    if *row < ROW_INVALID {
+                        allowed[(*row / 64) as usize] |= 1 << (row % 64);
+                    }
+                }
+                if r.action == "kill" { enforce::KILL } else { enforce::ALERT }
+            }
+            None => enforce::OFF,
+        };
+        for cg in record.cgroups.values() {
+            if let Some(slot) = cg.slot {
+                self.probe.counters().with_info(slot, |info| {
+                    info.allowed = allowed;
+                    info.violated = [0; BITMAP_WORDS];
+                    // Written last, so the kernel never enforces a half-written set.
+                    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                    info.enforce = mode;
+                });
+            }
+        }
+    }
+
+    /// Finds a container by id, unique id prefix or name.
+    pub fn find(&self, what: &str) -> Result<String, String> {
+        if self.containers.contains_key(what) {
+            return Ok(what.to_owned());
+        }
+        let by_name: Vec<&ContainerRecord> = self.containers.values().filter(|r| r.name == what).collect();
+        if !by_name.is_empty() {
+            // A reused name: the running one, else the newest that ended.
+            let best = by_name
+                .iter()
+                .find(|r| r.state == State::Running)
+                .or_else(|| by_name.iter().max_by(|a, b| a.first_seen.cmp(&b.first_seen)))
+                .map(|r| r.id.clone());
+            return best.ok_or_else(|| format!("no container {what:?}"));
+        }
+        let prefixed: Vec<&String> = self.containers.keys().filter(|k| k.starts_with(what)).collect();
+        match prefixed.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(format!("no container matches {what:?} (see `observer ps`)")),
+            many => Err(format!(
+                "{what:?} is ambiguous: it matches {}",
+                many.iter().map(|k| short(k)).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    pub fn ps(&self) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .containers
+            .values()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "name": r.name,
+                    "image": r.image,
+                    "runtime": r.runtime,
+                    "cgroup_id": r.cgroup_id,
+                    "cgroup_path": r.cgroup_path,
+                    "pids": r.pids,
+                    "syscalls": r.first_use.len(),
+                    "calls": r.calls(),
+                    "seccomp_mode": r.seccomp_mode,
+                    "seccomp_option": r.seccomp_option,
+                    "denied": r.denied(),
+                    "alerts": r.alerts,
+                    "first_seen": r.first_seen,
+                    "last_seen": r.last_seen,
+                    "observed_since": r.observed_since,
+                    "state": r.state,
+                })
+            })
+            .collect();
+        json!(rows)
+    }
+
+    pub fn profile(&self, what: &str) -> Result<serde_json::Value, String> {
+        let key = self.find(what)?;
+        let r = &self.containers[&key];
+        Ok(json!({
+            "id": r.id,
+            "name": r.name,
+            "image": r.image,
+            "runtime": r.runtime,
+            "state": r.state,
+            "first_seen": r.first_seen,
+            "observed_since": r.observed_since,
+            "seccomp_mode": r.seccomp_mode,
+            "calls": r.calls(),
+            "baseline": r.baseline_source,
+            "syscalls": r.profile(),
+        }))
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let stats = self.probe.stats().unwrap_or_default();
+        json!({
+            "started_at": self.started_at,
+            "slots": self.probe.slots(),
+            "slots_used": self.slot_owner.len(),
+            "reused_pinned_programs": self.probe.reused,
+            "events_lost": stats[observer_common::stats::EVENTS_LOST as usize],
+            "cgroups_overflow": stats[observer_common::stats::CGROUPS_OVERFLOW as usize],
+            "calls_unrecorded": stats[observer_common::stats::CALLS_UNRECORDED as usize],
+            "denials_unattributed": stats[observer_common::stats::DENIALS_UNATTRIBUTED as usize],
+            "alerts": self.alerts_total,
+            "containers": self.containers.len(),
+            "enforcements": self.enforcements,
+        })
+    }
+
+    /// Writes every changed record.
+    pub fn flush(&mut self) {
+        for key in std::mem::take(&mut self.dirty) {
+            if let Some(r) = self.containers.get(&key)
+                && let Err(e) = self.store.save(r)
+            {
+                tracing::warn!("{e:#}");
+                self.dirty.insert(key);
+            }
+        }
+        let rules = serde_json::to_value(&self.enforcements).unwrap_or_default();
+        if let Err(e) = self.store.save_json("enforce.json", &rules) {
+            tracing::warn!("saving enforce.json: {e:#}");
+        }
+    }
+}
+
+pub fn short(id: &str) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { id[..12].to_owned() } else { id.to_owned() }
+}

@@ -1,0 +1,267 @@
+//! `observer agent`: attaches once (pinned in bpffs, so recording goes on while
+//! it is down), names every cgroup, keeps live profiles of containers, raises
+//! drift alerts, and answers the CLI on a root-only unix socket.
+
+mod alerts;
+mod core;
+mod lock;
+pub mod model;
+mod server;
+mod store;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clap::Args;
+use observer_common::{config, event::Event, slot::SLOT_FIRST_MARKER};
+use tokio::{io::unix::AsyncFd, sync::Mutex};
+
+pub use self::{
+    alerts::Alert,
+    core::{Agent, BaselineRule, EnforceRule, Watch, now, short},
+};
+use crate::{
+    api::Target,
+    container::Resolver,
+    probe::{LoadOptions, Probe},
+};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/observer";
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/observer";
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// What to record: `containers` (default) or `all` cgroups.
+    #[arg(long, default_value = "containers", value_parser = ["containers", "all"])]
+    pub watch: String,
+    /// The API socket (root only).
+    #[arg(long, default_value = crate::api::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Where profiles, alerts and settings are kept.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Where the kernel programs and maps are pinned.
+    #[arg(long, default_value = DEFAULT_PIN_DIR)]
+    pub pin_dir: PathBuf,
+    /// How long profiles of ended containers are kept (e.g. 24h, 30m).
+    #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+    /// Learn a baseline for each container over this window, then alert on anything new.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub learn_for: Option<Duration>,
+    /// A baseline profile: NAME=FILE (container name) or image:IMAGE=FILE.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub baseline: Vec<String>,
+    /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9464). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// How many cgroups the kernel can record at once (about 13 KiB each).
+    #[arg(long, default_value_t = 1024)]
+    pub slots: u32,
+    /// Also count syscalls that returned an error (costs a little on every failed call).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub count_errors: bool,
+    /// Detach and unpin everything an agent left behind, then exit.
+    #[arg(long)]
+    pub uninstall: bool,
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
+    if args.uninstall {
+        let found = Probe::uninstall(&args.pin_dir)?;
+        eprintln!(
+            "observer: {}",
+            if found { format!("detached and unpinned everything under {}", args.pin_dir.display()) } else { "nothing was installed".into() }
+        );
+        return Ok(0);
+    }
+    std::fs::create_dir_all(&args.state_dir).with_context(|| format!("creating {}", args.state_dir.display()))?;
+    let _lock = lock::AgentLock::acquire(&args.state_dir)?;
+    let store = store::Store::open(&args.state_dir)?;
+    let baselines = parse_baselines(&args.baseline)?;
+    let mut probe = Probe::load_pinned(
+        LoadOptions { slots: args.slots, mode: config::mode::AUTO, count_errors: args.count_errors },
+        &args.pin_dir,
+    )?;
+    if !probe.reused {
+        probe.free_all_slots()?;
+    }
+    let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
+    let resolver = Resolver::new(
+        crate::container::v2_mount::find_v2_mount()?,
+        crate::container::DockerClient::from_env().ok(),
+    );
+    let enforcements: Vec<EnforceRule> = store
+        .load_json("enforce.json")
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let mut agent = Agent {
+        probe,
+        resolver,
+        store,
+        watch: if args.watch == "all" { Watch::All } else { Watch::Containers },
+        started_at: now(),
+        learn_for: args.learn_for,
+        retention: args.retention,
+        containers: BTreeMap::new(),
+        slot_owner: HashMap::new(),
+        baselines,
+        enforcements,
+        alerts_total: 0,
+        dirty: BTreeSet::new(),
+        known_paths: HashMap::new(),
+    };
+    agent.containers = agent.store.load_all();
+    agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();
+    reconcile(&mut agent).await;
+    tracing::info!(
+        reused = agent.probe.reused,
+        slots = agent.probe.slots(),
+        containers = agent.containers.len(),
+        "observer agent running; API on {}",
+        args.socket.display()
+    );
+    let agent = Arc::new(Mutex::new(agent));
+
+    let server = server::serve(agent.clone(), &args.socket).await?;
+    let metrics = match &args.metrics {
+        Some(addr) => Some(server::serve_metrics(agent.clone(), addr).await?),
+        None => None,
+    };
+    let reader = tokio::spawn(read_events(agent.clone(), events));
+    let ticker = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(250));
+            let mut n = 0u64;
+            loop {
+                interval.tick().await;
+                let mut a = agent.lock().await;
+                a.tick();
+                n += 1;
+                if n % 4 == 0 {
+                    a.flush();
+                }
+            }
+        })
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+        r = reader => { tracing::error!("event reader stopped: {r:?}"); }
+    }
+    ticker.abort();
+    server.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    let mut a = agent.lock().await;
+    a.tick();
+    a.flush();
+    let _ = std::fs::remove_file(&args.socket);
+    tracing::info!("observer agent stopped; the kernel programs stay attached (observer agent --uninstall detaches them)");
+    Ok(0)
+}
+
+/// After a restart: slots the kernel filled while no agent ran, and containers
+/// that were already running before the first start.
+async fn reconcile(agent: &mut Agent) {
+    // Records whose slot still holds their cgroup keep it.
+    let mut owned: HashMap<u32, (String, u64)> = HashMap::new();
+    for record in agent.containers.values_mut() {
+        for (cgroup_id, cg) in record.cgroups.iter_mut() {
+            if let Some(slot) = cg.slot {
+                if slot < agent.probe.slots() && agent.probe.counters().info(slot).cgroup_id == *cgroup_id {
+                    owned.insert(slot, (record.id.clone(), *cgroup_id));
+                } else {
+                    cg.slot = None;
+                }
+            }
+        }
+    }
+    agent.slot_owner = owned;
+    // Slots the kernel opened while we were away.
+    for slot in 0..agent.probe.slots() {
+        let info = agent.probe.counters().info(slot);
+        if info.cgroup_id != 0 && !agent.slot_owner.contains_key(&slot) {
+            agent.on_new_cgroup(info.cgroup_id, slot, 0, "").await;
+        }
+    }
+    // Containers running already, idle or not: give them a slot now.
+    let mount = agent.resolver.mount().to_path_buf();
+    let ids = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await;
+    let Ok(Ok(ids)) = ids else { return };
+    for (cgroup_id, path) in ids {
+        let cref = crate::container::cgroup_path::parse(&path);
+        if !cref.is_container() || agent.probe.maps.cgroups.get(&cgroup_id, 0).is_ok() {
+            continue;
+        }
+        let Ok(slot) = agent.probe.maps.free_slots.pop(0) else { break };
+        // u64::MAX: its init is long gone; everything it does is its own.
+        agent.probe.counters().reset(slot, cgroup_id, u64::MAX);
+        if agent.probe.maps.cgroups.insert(cgroup_id, slot, 0).is_err() {
+            continue;
+        }
+        agent.known_paths.insert(cgroup_id, path);
+        agent.on_new_cgroup(cgroup_id, slot, 0, "").await;
+        let started = agent.started_at.clone();
+        if let Some((key, _)) = agent.slot_owner.get(&slot).cloned()
+            && let Some(r) = agent.containers.get_mut(&key)
+            && r.first_use.is_empty()
+        {
+            r.observed_since = Some(started);
+        }
+    }
+}
+
+async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::maps::MapData>) -> anyhow::Result<()> {
+    // SAFETY: the ring buffer owns its fd and outlives the registration (both move into `fd`).
+    let mut fd = unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
+    loop {
+        let mut guard = fd.readable_mut().await?;
+        let mut batch = Vec::new();
+        {
+            let ring = guard.get_inner_mut();
+            while let Some(item) = ring.next() {
+                if item.len() >= std::mem::size_of::<Event>() {
+                    // SAFETY: the kernel wrote an Event (repr(C), Pod) there.
+                    batch.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
+                }
+            }
+        }
+        guard.clear_ready();
+        if batch.is_empty() {
+            continue;
+        }
+        let mut a = agent.lock().await;
+        for e in &batch {
+            if e.slot >= SLOT_FIRST_MARKER && e.kind != observer_common::event::EventKind::NewCgroup as u32 {
+                continue;
+            }
+            a.on_event(e).await;
+        }
+    }
+}
+
+fn parse_baselines(specs: &[String]) -> anyhow::Result<Vec<BaselineRule>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let (who, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--baseline {spec:?}: expected NAME=FILE or image:IMAGE=FILE"))?;
+        let target = match who.strip_prefix("image:") {
+            Some(image) => Target::Image(image.to_owned()),
+            None => Target::Name(who.to_owned()),
+        };
+        let rows = crate::profile_rows::allowed_rows_of_file(Path::new(file), None)
+            .with_context(|| format!("--baseline {spec:?}"))?;
+        out.push(BaselineRule { target, rows, source: file.to_owned() });
+    }
+    Ok(out)
+}

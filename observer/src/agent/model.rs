@@ -1,0 +1,199 @@
+//! What the agent knows about each container: its cgroups and slots, the
+//! syscalls it made per ABI and start phase, and its alerts. This is also the
+//! persisted form (one JSON file per container in the state directory).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use observer_common::slot::phase;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    probe::{RowCounts, split_row},
+    trace::report::{abi_arch, abi_name},
+};
+
+/// Start phase names, as shown in `profile show` (docs/cli.md).
+pub fn phase_name(p: u32) -> &'static str {
+    match p {
+        phase::INIT_BEFORE_FILTER => "init_before_filter",
+        phase::INIT_AFTER_FILTER => "init_after_filter",
+        _ => "container",
+    }
+}
+
+/// Counts of one row accumulated across reads; `last` is the kernel's u32
+/// reading, so a wrapped counter still adds up.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowTotals {
+    pub calls: u64,
+    pub errors: u64,
+    pub denied: u64,
+    pub last: (u32, u32, u32),
+}
+
+impl RowTotals {
+    pub fn update(&mut self, now: &RowCounts) {
+        self.calls += u64::from(now.calls.wrapping_sub(self.last.0));
+        self.errors += u64::from(now.errors.wrapping_sub(self.last.1));
+        self.denied += u64::from(now.denied.wrapping_sub(self.last.2));
+        self.last = (now.calls, now.errors, now.denied);
+    }
+}
+
+/// One cgroup of a container (its own, or one nested below it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CgroupRecord {
+    pub path: String,
+    /// The kernel slot while the cgroup lives; None after it ended.
+    pub slot: Option<u32>,
+    pub rows: BTreeMap<u32, RowTotals>,
+}
+
+/// First use of a row, from the kernel's first-seen events.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FirstUse {
+    pub phases: BTreeSet<u32>,
+    pub first_seen: String,
+    pub pid: u32,
+    pub comm: String,
+    pub denied_seen: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Running,
+    Exited,
+    /// Ended without its own process ever running (e.g. seccomp denied the runtime's init).
+    FailedToStart,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Key: the container id (64-hex) or, for other cgroups, the cgroup path.
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub runtime: String,
+    /// The container's own cgroup path (relative to the v2 mount).
+    pub cgroup_path: String,
+    pub cgroup_id: u64,
+    pub cgroups: BTreeMap<u64, CgroupRecord>,
+    pub pids: Vec<u32>,
+    pub seccomp_mode: Option<u32>,
+    /// The seccomp option the container was started with (Docker), if known.
+    pub seccomp_option: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Set when the container ran before the agent saw it: the profile covers
+    /// only what happened since then.
+    pub observed_since: Option<String>,
+    pub state: State,
+    pub ended_at: Option<String>,
+    pub first_use: BTreeMap<u32, FirstUse>,
+    pub alerts: u64,
+    /// (kind, row) pairs already alerted, for deduplication.
+    pub alerted: BTreeSet<(String, u32)>,
+    /// Rows allowed by the baseline, once there is one.
+    pub baseline: Option<BTreeSet<u32>>,
+    pub baseline_source: Option<String>,
+}
+
+/// One syscall of a container's profile (`profile show`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub name: String,
+    pub abi: String,
+    /// The earliest start phase the syscall was seen in.
+    pub phase: String,
+    pub phases: Vec<String>,
+    pub calls: u64,
+    pub errors: u64,
+    pub denied: u64,
+    pub first_seen: Option<String>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+}
+
+impl ContainerRecord {
+    /// Totals per row over every cgroup of the container.
+    pub fn totals(&self) -> BTreeMap<u32, RowTotals> {
+        let mut out: BTreeMap<u32, RowTotals> = BTreeMap::new();
+        for cg in self.cgroups.values() {
+            for (row, t) in &cg.rows {
+                let e = out.entry(*row).or_default();
+                e.calls += t.calls;
+                e.errors += t.errors;
+                e.denied += t.denied;
+            }
+        }
+        out
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.totals().values().map(|t| t.calls).sum()
+    }
+
+    pub fn denied(&self) -> u64 {
+        self.totals().values().map(|t| t.denied).sum()
+    }
+
+    pub fn profile(&self) -> Vec<ProfileRow> {
+        let totals = self.totals();
+        let mut rows: BTreeSet<u32> = totals.keys().copied().collect();
+        rows.extend(self.first_use.keys());
+        let mut out: Vec<ProfileRow> = rows
+            .into_iter()
+            .map(|row| {
+                let t = totals.get(&row).cloned().unwrap_or_default();
+                let first = self.first_use.get(&row);
+                let (name, abi) = match split_row(row) {
+                    Some((abi, nr)) => {
+                        (observer_profile::syscall_table::display_name(abi_arch(abi), nr), abi_name(abi).to_owned())
+                    }
+                    None => ("invalid".to_owned(), "any".to_owned()),
+                };
+                let phases: Vec<String> = first
+                    .map(|f| f.phases.iter().map(|p| phase_name(*p).to_owned()).collect())
+                    .unwrap_or_default();
+                ProfileRow {
+                    name,
+                    abi,
+                    phase: phases.first().cloned().unwrap_or_else(|| phase_name(phase::CONTAINER).to_owned()),
+                    phases,
+                    calls: t.calls,
+                    errors: t.errors,
+                    denied: t.denied,
+                    first_seen: first.map(|f| f.first_seen.clone()),
+                    pid: first.map(|f| f.pid),
+                    comm: first.map(|f| f.comm.clone()),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.name, &a.abi).cmp(&(&b.name, &b.abi)));
+        out
+    }
+
+    /// Rows made by the container's own processes (not only the runtime's init).
+    pub fn own_rows(&self) -> BTreeSet<u32> {
+        self.first_use
+            .iter()
+            .filter(|(_, f)| f.phases.contains(&phase::CONTAINER))
+            .map(|(r, _)| *r)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_survive_a_wrapped_counter() {
+        let mut t = RowTotals::default();
+        t.update(&RowCounts { row: 1, calls: u32::MAX - 1, errors: 0, denied: 0 });
+        t.update(&RowCounts { row: 1, calls: 3, errors: 0, denied: 1 });
+        assert_eq!(t.calls, u64::from(u32::MAX - 1) + 5);
+        assert_eq!(t.denied, 1);
+    }
+}

@@ -1,0 +1,158 @@
+//! The API socket (root only: mode 0600 in a 0700 directory, and the peer's
+//! uid checked) and the optional metrics endpoint.
+
+use std::{os::unix::fs::PermissionsExt as _, path::Path, sync::Arc};
+
+use anyhow::Context as _;
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{TcpListener, UnixListener, UnixStream},
+    sync::Mutex,
+    task::JoinHandle,
+};
+
+use super::{Agent, EnforceRule};
+use crate::{
+    api::{Request, Response, Target},
+    metrics::{self, MetricsSnapshot},
+};
+
+pub async fn serve(agent: Arc<Mutex<Agent>>, socket: &Path) -> anyhow::Result<JoinHandle<()>> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    // We hold the agent lock, so a socket file left here is stale.
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).with_context(|| format!("listening on {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(agent, stream).await {
+                    tracing::debug!("API connection: {e:#}");
+                }
+            });
+        }
+    }))
+}
+
+async fn handle(agent: Arc<Mutex<Agent>>, stream: UnixStream) -> anyhow::Result<()> {
+    let uid = stream.peer_cred()?.uid();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let Some(line) = lines.next_line().await? else { return Ok(()) };
+    let response = if uid != 0 {
+        Response::error("the observer API is for root only")
+    } else {
+        match serde_json::from_str::<Request>(&line) {
+            Ok(request) => answer(&agent, request).await,
+            Err(e) => Response::error(format!("bad request: {e}")),
+        }
+    };
+    let mut out = serde_json::to_string(&response)?;
+    out.push('\n');
+    write.write_all(out.as_bytes()).await?;
+    Ok(())
+}
+
+async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
+    let mut a = agent.lock().await;
+    a.tick();
+    match request {
+        Request::Ps => Response::ok(a.ps()),
+        Request::Status => Response::ok(a.status()),
+        Request::Profile { container } => match a.profile(&container) {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::error(e),
+        },
+        Request::Enforce { target, action, allowed_rows, profile } => {
+            if action != "alert" && action != "kill" {
+                return Response::error(format!("unknown action {action:?} (expected alert or kill)"));
+            }
+            let target = match resolve_target(&a, target) {
+                Ok(t) => t,
+                Err(e) => return Response::error(e),
+            };
+            let rule = EnforceRule { target: target.clone(), action, allowed_rows, profile };
+            a.enforcements.retain(|r| r.target != target);
+            a.enforcements.push(rule.clone());
+            let keys: Vec<String> = matching(&a, &target);
+            for key in &keys {
+                a.enforce_on(key, Some(&rule));
+            }
+            a.flush();
+            Response::ok(serde_json::json!({ "enforced": keys, "rule": rule }))
+        }
+        Request::EnforceOff { target } => {
+            let target = match resolve_target(&a, target) {
+                Ok(t) => t,
+                Err(e) => return Response::error(e),
+            };
+            let keys = matching(&a, &target);
+            for key in &keys {
+                a.enforce_on(key, None);
+            }
+            a.enforcements.retain(|r| r.target != target);
+            a.flush();
+            Response::ok(serde_json::json!({ "released": keys }))
+        }
+    }
+}
+
+/// A container given by id prefix or name must exist; name and image targets may wait.
+fn resolve_target(a: &Agent, target: Target) -> Result<Target, String> {
+    match target {
+        Target::Container(c) => a.find(&c).map(Target::Container),
+        other => Ok(other),
+    }
+}
+
+fn matching(a: &Agent, target: &Target) -> Vec<String> {
+    a.containers
+        .values()
+        .filter(|r| r.state == super::model::State::Running)
+        .filter(|r| match target {
+            Target::Container(id) => &r.id == id,
+            Target::Name(n) => &r.name == n,
+            Target::Image(i) => &r.image == i || r.image.split(':').next() == Some(i.as_str()),
+        })
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+/// Prometheus text on every request (any path), for the address the user named.
+pub async fn serve_metrics(agent: Arc<Mutex<Agent>>, addr: &str) -> anyhow::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("listening for metrics on {addr}"))?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+                let body = {
+                    let a = agent.lock().await;
+                    let stats = a.probe.stats().unwrap_or_default();
+                    metrics::render(&MetricsSnapshot {
+                        containers_watched: a.containers.values().filter(|r| r.state == super::model::State::Running).count() as u64,
+                        syscalls_recorded: a.containers.values().map(|r| r.calls()).sum(),
+                        events_lost: stats[observer_common::stats::EVENTS_LOST as usize],
+                        alerts: a.alerts_total,
+                        per_container: a.containers.values().map(|r| (r.name.clone(), r.id.clone(), r.first_use.len() as u64)).collect(),
+                    })
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    metrics::CONTENT_TYPE,
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    }))
+}

@@ -1,0 +1,95 @@
+//! The state directory: one JSON file per container, written atomically, and
+//! the alert log. A corrupt file is reported by name and set aside; the rest loads.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context as _;
+
+use super::model::ContainerRecord;
+use crate::state::write_atomic;
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir.join("containers")).with_context(|| format!("creating the state directory {}", dir.display()))?;
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file_of(&self, key: &str) -> PathBuf {
+        let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect();
+        self.dir.join("containers").join(format!("{safe}.json"))
+    }
+
+    pub fn save(&self, record: &ContainerRecord) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(record)?;
+        write_atomic(&self.file_of(&record.id), &bytes).with_context(|| format!("saving {}", self.file_of(&record.id).display()))
+    }
+
+    pub fn remove(&self, key: &str) {
+        let _ = fs::remove_file(self.file_of(key));
+    }
+
+    /// Every record that parses; corrupt files are renamed `*.corrupt` and named in a warning.
+    pub fn load_all(&self) -> BTreeMap<String, ContainerRecord> {
+        let mut out = BTreeMap::new();
+        let Ok(entries) = fs::read_dir(self.dir.join("containers")) else {
+            return out;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let parsed = fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| serde_json::from_slice::<ContainerRecord>(&b).map_err(anyhow::Error::from));
+            match parsed {
+                Ok(record) => {
+                    out.insert(record.id.clone(), record);
+                }
+                Err(e) => {
+                    let aside = path.with_extension("json.corrupt");
+                    tracing::warn!("state file {} is corrupt ({e}); moved to {} and skipped", path.display(), aside.display());
+                    let _ = fs::rename(&path, &aside);
+                }
+            }
+        }
+        out
+    }
+
+    /// Appends one alert line to alerts.jsonl (a single write, O_APPEND).
+    pub fn append_alert(&self, line: &str) -> anyhow::Result<()> {
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("alerts.jsonl"))?;
+        f.write_all(format!("{line}\n").as_bytes())?;
+        Ok(())
+    }
+
+    pub fn save_json(&self, name: &str, value: &serde_json::Value) -> anyhow::Result<()> {
+        write_atomic(&self.dir.join(name), &serde_json::to_vec_pretty(value)?)?;
+        Ok(())
+    }
+
+    pub fn load_json(&self, name: &str) -> Option<serde_json::Value> {
+        let path = self.dir.join(name);
+        let bytes = fs::read(&path).ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!("state file {} is corrupt ({e}); ignored", path.display());
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Client-side commands: they ask the agent over its socket, or work on files.
+
+pub mod profile;
+pub mod ps;
