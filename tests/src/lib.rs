@@ -80,3 +80,6 @@ pub fn v2_children(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .collect()
 }
+
+pub mod agent;
+pub mod docker;

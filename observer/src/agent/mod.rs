@@ -88,9 +88,6 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         LoadOptions { slots: args.slots, mode: config::mode::AUTO, count_errors: args.count_errors },
         &args.pin_dir,
     )?;
-    if !probe.reused {
-        probe.free_all_slots()?;
-    }
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
     let resolver = Resolver::new(
         crate::container::v2_mount::find_v2_mount()?,

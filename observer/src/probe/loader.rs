@@ -60,7 +60,7 @@ impl Probe {
         }
         let mut maps = take_maps(&mut ebpf)?;
         let slots_map = maps.remove(2);
-        let probe = Self::from_maps(maps, slots_map, slots, false, Some(ebpf))?;
+        let mut probe = Self::from_maps(maps, slots_map, slots, false, Some(ebpf))?;
         probe.configure(options)?;
         Ok(probe)
     }
@@ -90,20 +90,26 @@ impl Probe {
         let (mut ebpf, slots) = load_object(options)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for name in MAP_NAMES {
+            // Without pinned links, pinned maps are leftovers of an interrupted start.
+            let _ = std::fs::remove_file(dir.join(name));
             ebpf.map(name)
                 .with_context(|| format!("no map {name}"))?
                 .pin(dir.join(name))
                 .with_context(|| format!("pinning {name} in {}", dir.display()))?;
         }
-        let mut maps = take_maps(&mut ebpf)?;
-        let slots_map = maps.remove(2);
-        let probe = Self::from_maps(maps, slots_map, slots, false, None)?;
-        probe.configure(options)?;
+        // Programs are loaded before the maps are taken out: loading needs their fds.
+        let mut links = Vec::new();
         for name in PROGRAMS {
             let program: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
             program.load().with_context(|| format!("verifying {name}"))?;
             let id = program.attach(name).with_context(|| format!("attaching {name}"))?;
-            let link: FdLink = program.take_link(id)?.into();
+            links.push((name, FdLink::from(program.take_link(id)?)));
+        }
+        let mut maps = take_maps(&mut ebpf)?;
+        let slots_map = maps.remove(2);
+        let mut probe = Self::from_maps(maps, slots_map, slots, false, None)?;
+        probe.configure(options)?;
+        for (name, link) in links {
             link.pin(link_pin(dir, name)).with_context(|| format!("pinning the {name} link"))?;
         }
         Ok(probe)
@@ -155,8 +161,15 @@ impl Probe {
         Ok(Self { _ebpf: ebpf, maps, counters, slots, reused })
     }
 
-    fn configure(&self, options: LoadOptions) -> anyhow::Result<()> {
+    /// Settings of a fresh probe. In AUTO mode the free slots go in before the
+    /// mode is switched on: a cgroup arriving earlier would find none.
+    fn configure(&mut self, options: LoadOptions) -> anyhow::Result<()> {
         self.set_config(config::AGENT_TGID, u64::from(std::process::id()))?;
+        if options.mode == config::mode::AUTO {
+            for slot in 0..self.slots {
+                self.maps.free_slots.push(slot, 0)?;
+            }
+        }
         self.set_config(config::MODE, options.mode)?;
         self.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
         self.set_config(config::DENIAL_ERRNOS, config::DEFAULT_DENIAL_ERRNOS)?;
@@ -167,14 +180,6 @@ impl Probe {
         // Array::set takes &mut self only for its own bookkeeping; the map is shared.
         let config = &self.maps.config as *const Array<MapData, u64> as *mut Array<MapData, u64>;
         unsafe { (*config).set(index, value, 0) }.context("writing the CONFIG map")?;
-        Ok(())
-    }
-
-    /// Hands every slot to the kernel's free list (a fresh AUTO-mode probe).
-    pub fn free_all_slots(&mut self) -> anyhow::Result<()> {
-        for slot in 0..self.slots {
-            self.maps.free_slots.push(slot, 0)?;
-        }
         Ok(())
     }
 

@@ -1,0 +1,154 @@
+//! A real `observer agent` for a test: its own state directory, socket and
+//! bpffs pin directory, stopped and uninstalled on drop.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{observer_bin, unique};
+
+pub struct TestAgent {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub pin_dir: PathBuf,
+    pub socket: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl TestAgent {
+    pub fn start(args: &[&str]) -> Self {
+        let id = unique();
+        let dir = std::env::temp_dir().join(format!("observer-agent-{id}"));
+        std::fs::create_dir_all(&dir).expect("state dir");
+        let mut agent = TestAgent {
+            child: None,
+            socket: dir.join("api.sock"),
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{id}")),
+            dir,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        agent.spawn();
+        agent
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    pub fn spawn(&mut self) {
+        // A killed agent leaves its socket file behind.
+        let _ = std::fs::remove_file(&self.socket);
+        let child = Command::new(observer_bin())
+            .arg("agent")
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .args(&self.args)
+            .stdout(Stdio::from(std::fs::File::create(self.dir.join("stdout")).expect("stdout file")))
+            .stderr(Stdio::from(std::fs::File::create(self.dir.join("stderr")).expect("stderr file")))
+            .spawn()
+            .expect("starting observer agent");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !self.socket.exists() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("observer agent exited ({status}): {}", self.stderr());
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "agent socket did not appear: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash would: pinned programs keep recording.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// Alert lines the agent wrote to stdout.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("stdout"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(observer_bin()).args(args).arg("--socket").arg(&self.socket).output().expect("observer CLI")
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let o = self.cli(&all);
+        assert!(o.status.success(), "observer {args:?} failed: {}\nagent: {}", String::from_utf8_lossy(&o.stderr), self.stderr());
+        serde_json::from_slice(&o.stdout).expect("JSON")
+    }
+
+    pub fn ps(&self) -> Vec<serde_json::Value> {
+        self.cli_json(&["ps"]).as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn container(&self, name: &str) -> Option<serde_json::Value> {
+        self.ps().into_iter().find(|c| c["name"] == name)
+    }
+
+    /// Waits until `f` holds (the agent reads the kernel every 250 ms).
+    pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}; agent: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn profile(&self, name: &str) -> serde_json::Value {
+        self.cli_json(&["profile", "show", name])
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+        let _ = Command::new(observer_bin()).args(["agent", "--uninstall", "--pin-dir"]).arg(&self.pin_dir).output();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Syscall rows of a `profile show --json` answer, as (name, abi, phase, calls, denied).
+pub fn rows(profile: &serde_json::Value) -> Vec<(String, String, Vec<String>, u64, u64)> {
+    profile["syscalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or("").to_owned(),
+                r["abi"].as_str().unwrap_or("").to_owned(),
+                r["phases"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)).collect(),
+                r["calls"].as_u64().unwrap_or(0),
+                r["denied"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! `observer agent` with real Docker containers (busybox, --network none),
+//! under runc and under crun, as root.
+
+use std::time::Duration;
+
+use observer_tests::{
+    agent::{TestAgent, rows},
+    docker::{Cleanup, docker, name, profile_path, require_docker, run},
+    require_root,
+};
+
+fn has(profile: &serde_json::Value, syscall: &str, phase: &str) -> bool {
+    rows(profile).iter().any(|(n, abi, phases, _, _)| n == syscall && abi == "x86_64" && phases.iter().any(|p| p == phase))
+}
+
+fn names_and_profiles(runtime: &str) {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let (a, b) = (name("chmod"), name("quiet"));
+    let _cleanup = Cleanup(vec![a.clone(), b.clone()]);
+    let o = run(&["-d", "--runtime", runtime, "--name", &a], &["sh", "-c", "touch /tmp/f; chmod 600 /tmp/f; sleep 30"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["-d", "--runtime", runtime, "--name", &b], &["sh", "-c", "cat /etc/passwd > /dev/null; sleep 30"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+
+    let c = agent.wait_for("the chmod container in ps", || {
+        agent.container(&a).filter(|c| c["image"] != "" && c["syscalls"].as_u64().unwrap_or(0) > 10)
+    });
+    assert_eq!(c["image"], "observer-busybox:latest");
+    assert_eq!(c["runtime"], runtime);
+    assert_eq!(c["state"], "running");
+    assert_eq!(c["seccomp_mode"], 2, "Docker's default filter");
+    assert!(!c["pids"].as_array().expect("pids").is_empty());
+    let p = agent.wait_for("chmod in the profile", || {
+        let p = agent.profile(&a);
+        has(&p, "chmod", "container").then_some(p)
+    });
+    // Three phases apart: the runtime's init before and after its filter, the container's own.
+    assert!(has(&p, "execve", "init_after_filter"), "the exec happens under the filter: {p}");
+    assert!(rows(&p).iter().any(|r| r.2.iter().any(|ph| ph == "init_before_filter")), "init before the filter: {p}");
+    assert!(has(&p, "nanosleep", "container") || has(&p, "clock_nanosleep", "container"), "sleep is the container's own: {p}");
+
+    let q = agent.wait_for("the quiet container", || {
+        let p = agent.profile(&b);
+        (has(&p, "read", "container") || has(&p, "sendfile", "container")).then_some(p)
+    });
+    assert!(!has(&q, "chmod", "container") && !has(&q, "fchmodat", "container"), "the neighbour never ran chmod: {q}");
+
+    // An ended container keeps its profile.
+    assert!(docker(&["rm", "-f", &a]).status.success());
+    agent.wait_for("the ended state", || agent.container(&a).filter(|c| c["state"] == "exited"));
+    assert!(has(&agent.profile(&a), "chmod", "container"));
+}
+
+#[test]
+fn runc_containers_are_named_and_profiled() {
+    names_and_profiles("runc");
+}
+
+#[test]
+fn crun_containers_are_named_and_profiled() {
+    names_and_profiles("crun");
+}
+
+#[test]
+fn nothing_is_lost_across_an_agent_crash() {
+    require_root();
+    require_docker();
+    let mut agent = TestAgent::start(&[]);
+    let n = name("restart");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    // The container makes a new syscall (chmod) only when told to, through a file.
+    let o = run(
+        &["-d", "--name", &n],
+        &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("the container", || agent.container(&n).filter(|c| c["syscalls"].as_u64().unwrap_or(0) > 5));
+    let before = agent.profile(&n);
+    assert!(!has(&before, "chmod", "container"));
+    agent.kill();
+    assert!(docker(&["exec", &n, "touch", "/tmp/go"]).status.success());
+    std::thread::sleep(Duration::from_secs(1));
+    agent.spawn();
+    let after = agent.wait_for("chmod, made while the agent was down", || {
+        let p = agent.profile(&n);
+        has(&p, "chmod", "container").then_some(p)
+    });
+    for (name, abi, _, calls, _) in rows(&before) {
+        let now = rows(&after).into_iter().find(|r| r.0 == name && r.1 == abi);
+        assert!(now.is_some_and(|r| r.3 >= calls), "{name}/{abi} lost after the restart: {after}");
+    }
+    let status = agent.cli_json(&["ps"]);
+    assert!(status.as_array().is_some());
+}
+
+#[test]
+fn a_syscall_outside_the_baseline_alerts_once() {
+    require_root();
+    require_docker();
+    let n = name("baseline");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    // Docker's current default without chmod: everything else the container does is in it.
+    let moby = std::fs::read_to_string(profile_path("moby/default.json")).expect("moby default");
+    let mut profile: serde_json::Value = serde_json::from_str(&moby).expect("JSON");
+    for rule in profile["syscalls"].as_array_mut().expect("syscalls") {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| n != "chmod");
+        }
+    }
+    let file = std::env::temp_dir().join(format!("{n}.json"));
+    std::fs::write(&file, serde_json::to_string(&profile).expect("JSON")).expect("write baseline");
+    let baseline = format!("{n}={}", file.display());
+    let agent = TestAgent::start(&["--baseline", &baseline]);
+    // Docker's default lets chmod through; the baseline does not have it.
+    let o = run(
+        &["-d", "--name", &n],
+        &["sh", "-c", "sleep 1; chmod 600 /etc/passwd; chmod 600 /etc/passwd; sleep 30"],
+    );
+    assert!(o.status.success());
+    agent.wait_for("an alert", || {
+        let a: Vec<_> = agent.alerts().into_iter().filter(|a| a["name"] == n.as_str()).collect();
+        (!a.is_empty()).then_some(a)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let alerts: Vec<_> = agent.alerts().into_iter().filter(|a| a["name"] == n.as_str()).collect();
+    assert_eq!(alerts.len(), 1, "exactly one alert line: {alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a["kind"], "outside_baseline");
+    assert_eq!(a["syscall"], "chmod");
+    assert_eq!(a["abi"], "x86_64");
+    assert_eq!(a["image"], "observer-busybox:latest");
+    assert!(a["pid"].as_u64().unwrap_or(0) > 0 && a["comm"] == "chmod", "{a}");
+    let log = std::fs::read_to_string(agent.state_dir().join("alerts.jsonl")).expect("alerts.jsonl");
+    assert_eq!(log.lines().filter(|l| l.contains(&n)).count(), 1);
+    assert_eq!(agent.container(&n).expect("ps")["alerts"], 1);
+}
+
+#[test]
+fn a_denied_chmod_is_shown_as_denied() {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let n = name("nochmod");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let opt = format!("seccomp={}", profile_path("docker-labs/default-no-chmod.json"));
+    let o = run(&["-d", "--security-opt", &opt, "--name", &n], &["sh", "-c", "sleep 1; chmod 777 / ; sleep 30"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = agent.wait_for("a denied chmod", || {
+        let p = agent.profile(&n);
+        rows(&p).iter().any(|r| r.0 == "chmod" && r.4 >= 1).then_some(p)
+    });
+    let chmod = rows(&p).into_iter().find(|r| r.0 == "chmod").expect("chmod row");
+    assert_eq!(chmod.3, 0, "a denied call never enters: {p}");
+    let c = agent.container(&n).expect("ps");
+    assert!(c["denied"].as_u64().unwrap_or(0) >= 1);
+    assert!(agent.alerts().iter().any(|a| a["kind"] == "denied" && a["syscall"] == "chmod" && a["name"] == n.as_str()));
+}
+
+#[test]
+fn a_container_under_deny_json_is_listed_as_failed_to_start() {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let n = name("deny");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let opt = format!("seccomp={}", profile_path("docker-labs/deny.json"));
+    let o = run(&["--security-opt", &opt, "--name", &n], &["true"]);
+    assert_eq!(o.status.code(), Some(125), "Docker cannot start it: {}", String::from_utf8_lossy(&o.stderr));
+    let c = agent.wait_for("the failed container", || {
+        agent.ps().into_iter().find(|c| c["name"] == n.as_str() && c["state"] == "failed_to_start")
+    });
+    assert!(c["denied"].as_u64().unwrap_or(0) >= 1, "{c}");
+    let p = agent.profile(&n);
+    let denied: Vec<_> = rows(&p).into_iter().filter(|r| r.4 > 0).collect();
+    assert!(!denied.is_empty(), "the start-phase syscalls that were denied: {p}");
+    assert!(denied.iter().all(|r| !r.2.iter().any(|ph| ph == "container")), "{p}");
+}
