@@ -30,6 +30,10 @@ pub enum Command {
     /// Learned profiles: show, export, merge, diff, check.
     #[command(subcommand)]
     Profile(crate::commands::profile::ProfileCommand),
+    /// The seccomp filter a process runs under (from the kernel), or a profile's, per syscall.
+    Filter(crate::commands::filter::FilterArgs),
+    /// A container's live profile against its applied filter (or a profile file).
+    Compare(crate::commands::compare::CompareArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -43,5 +47,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             .block_on(crate::agent::run(args)),
         Command::Ps { json, socket } => crate::commands::ps::run(json, socket.as_deref()),
         Command::Profile(cmd) => crate::commands::profile::run(cmd),
+        Command::Filter(args) => crate::commands::filter::run(&args),
+        Command::Compare(args) => crate::commands::compare::run(&args),
     }
 }

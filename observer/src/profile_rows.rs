@@ -16,8 +16,13 @@ use observer_profile::{
 
 /// Loads and resolves a profile (Docker's default capabilities unless `caps` is given).
 pub fn resolve_file(path: &Path, caps: Option<&str>) -> anyhow::Result<ResolvedProfile> {
+    resolve_with(path, caps, &ResolveOptions::docker_default())
+}
+
+/// Loads and resolves a profile for `options`, with `caps` (if given) replacing its capabilities.
+pub fn resolve_with(path: &Path, caps: Option<&str>, options: &ResolveOptions) -> anyhow::Result<ResolvedProfile> {
     let profile = model::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut options = ResolveOptions::docker_default();
+    let mut options = options.clone();
     // --caps replaces Docker's default set.
     if let Some(caps) = caps {
         options.caps = parse_caps(caps);

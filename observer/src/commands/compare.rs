@@ -1,0 +1,231 @@
+//! `observer compare`: what a container does (its live profile, from the
+//! agent) against the seccomp filter the kernel really applies to it (dumped
+//! from each of its processes) or against a profile file.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::policy::{Outcome, PolicyTable};
+use crate::{
+    api::{Request, call, socket_path},
+    seccomp::{SeccompMode, dump_filters, read_status},
+};
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Container id, unique id prefix or name.
+    pub container: Option<String>,
+    /// A process of a watched container instead.
+    #[arg(long, conflicts_with = "container")]
+    pub pid: Option<i32>,
+    /// Compare with this profile file instead of the applied filter.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// Capabilities to resolve --against for (default Docker's set).
+    #[arg(long)]
+    pub caps: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+/// A syscall the container used: under the filter (the runtime's init after
+/// it, or the container's own processes), or denied.
+#[derive(Clone, Debug, Default)]
+struct Use {
+    denied: u64,
+}
+
+pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
+    let socket = socket_path(args.socket.as_deref());
+    let ps = call(&socket, &Request::Ps)?;
+    let target = match (&args.container, args.pid) {
+        (Some(c), _) => c.clone(),
+        (None, Some(pid)) => ps
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["pids"].as_array().is_some_and(|p| p.iter().any(|x| x.as_i64() == Some(i64::from(pid)))))
+            .and_then(|c| c["id"].as_str().map(str::to_owned))
+            .with_context(|| format!("process {pid} is in no container the agent watches (see observer ps)"))?,
+        (None, None) => bail!("give a CONTAINER or --pid PID"),
+    };
+    let profile = call(&socket, &Request::Profile { container: target })?;
+    let id = profile["id"].as_str().unwrap_or_default().to_owned();
+    let container = ps.as_array().into_iter().flatten().find(|c| c["id"] == id.as_str()).cloned().unwrap_or(Value::Null);
+    let used = used_syscalls(&profile);
+
+    // The policies to compare with: one file, or one per distinct applied filter.
+    let mut groups: Vec<(Vec<i64>, String, Option<PolicyTable>, Vec<usize>)> = Vec::new();
+    if let Some(file) = &args.against {
+        let resolved = crate::profile_rows::resolve_file(file, args.caps.as_deref())?;
+        groups.push((Vec::new(), format!("profile {}", file.display()), Some(PolicyTable::from_profile(&resolved)), Vec::new()));
+    } else {
+        let pids: Vec<i64> = match args.pid {
+            Some(p) => vec![i64::from(p)],
+            None => container["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64).collect(),
+        };
+        if pids.is_empty() {
+            bail!("{} has no running process to read a filter from; use --against FILE", profile["name"].as_str().unwrap_or(&id));
+        }
+        let mut by_filter: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+        for pid in pids {
+            let status = match read_status(pid as i32) {
+                Ok(s) => s,
+                Err(_) => continue, // the process ended meanwhile
+            };
+            let (key, label, table, counts) = match status.mode {
+                SeccompMode::Disabled => (Vec::new(), "no filter (seccomp mode 0)".to_owned(), None, Vec::new()),
+                SeccompMode::Strict => (vec![1], "seccomp strict mode".to_owned(), None, Vec::new()),
+                SeccompMode::Filter => {
+                    let applied = match dump_filters(pid as i32) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!("process {pid}: {e}");
+                            continue;
+                        }
+                    };
+                    let key: Vec<u8> = applied.filters.iter().flat_map(|f| observer_profile::bpf::encode(f)).collect();
+                    let table = applied.table().context("evaluating the dumped filter")?;
+                    let counts = applied.filters.iter().map(Vec::len).collect();
+                    (key, "applied filter".to_owned(), Some(PolicyTable::from_filter(&table)), counts)
+                }
+            };
+            match by_filter.get(&key) {
+                Some(i) => groups[*i].0.push(pid),
+                None => {
+                    by_filter.insert(key, groups.len());
+                    groups.push((vec![pid], label, table, counts));
+                }
+            }
+        }
+        if groups.is_empty() {
+            bail!("every process of the container ended before its filter could be read");
+        }
+    }
+
+    let reports: Vec<Value> = groups.iter().map(|(pids, label, table, counts)| compare(&used, pids, label, table.as_ref(), counts)).collect();
+    let mut out = reports[0].clone();
+    out["container"] = json!({"id": id, "name": profile["name"], "image": profile["image"]});
+    out["groups"] = json!(reports);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", text(&out));
+    }
+    Ok(0)
+}
+
+fn used_syscalls(profile: &Value) -> BTreeMap<(String, String), Use> {
+    let mut used = BTreeMap::new();
+    for r in profile["syscalls"].as_array().into_iter().flatten() {
+        let phases: BTreeSet<&str> = r["phases"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let denied = r["denied"].as_u64().unwrap_or(0);
+        let under_filter = phases.contains("container") || phases.contains("init_after_filter");
+        if !under_filter && denied == 0 {
+            continue;
+        }
+        let (Some(name), Some(abi)) = (r["name"].as_str(), r["abi"].as_str()) else { continue };
+        if abi == "any" {
+            continue;
+        }
+        used.insert((abi.to_owned(), name.to_owned()), Use { denied });
+    }
+    used
+}
+
+fn label(abi: &str, name: &str) -> String {
+    if abi == "x86_64" { name.to_owned() } else { format!("{abi}:{name}") }
+}
+
+fn compare(used: &BTreeMap<(String, String), Use>, pids: &[i64], source: &str, table: Option<&PolicyTable>, counts: &[usize]) -> Value {
+    let mut used_but_denied = Vec::new();
+    let mut conditional = Vec::new();
+    let mut denied_attempts = serde_json::Map::new();
+    for ((abi, name), u) in used {
+        if u.denied > 0 {
+            denied_attempts.insert(label(abi, name), json!(u.denied));
+        }
+        let outcome = table.and_then(|t| t.get(abi, name)).map_or(Outcome::Allowed, |d| d.outcome);
+        match outcome {
+            Outcome::Denied => used_but_denied.push(label(abi, name)),
+            Outcome::Conditional => conditional.push(label(abi, name)),
+            Outcome::Allowed if u.denied > 0 => conditional.push(label(abi, name)),
+            Outcome::Allowed => {}
+        }
+    }
+    let mut abis = serde_json::Map::new();
+    let mut top_unused = Vec::new();
+    for (abi, _) in super::policy::ABIS {
+        let names: Vec<String> = match table {
+            Some(t) => t.abis.get(abi).map(|m| m.iter().filter(|(n, d)| d.outcome != Outcome::Denied && !n.starts_with("syscall_")).map(|(n, _)| n.clone()).collect()).unwrap_or_default(),
+            None => observer_profile::syscall_table::all(if abi == "i386" { observer_profile::types::Arch::I386 } else { observer_profile::types::Arch::X86_64 })
+                .into_iter()
+                .map(|(_, n)| n.to_owned())
+                .collect(),
+        };
+        let unused: Vec<String> = names.iter().filter(|n| !used.contains_key(&(abi.to_owned(), (*n).clone()))).cloned().collect();
+        let used_here = used.keys().filter(|(a, _)| a == abi).count();
+        let share = if names.is_empty() { 0.0 } else { unused.len() as f64 / names.len() as f64 };
+        abis.insert(
+            abi.to_owned(),
+            json!({"allowed": names.len(), "used": used_here, "allowed_but_unused": unused.len(), "unused_share": (share * 1000.0).round() / 1000.0, "allowed_but_unused_names": unused}),
+        );
+        if abi == "x86_64" {
+            top_unused = unused;
+        }
+    }
+    let x = &abis["x86_64"];
+    let verdict = if used_but_denied.is_empty() {
+        format!(
+            "everything used is allowed; {} of {} allowed x86_64 syscalls ({:.0}%) were never used: a profile learned from this container would remove them",
+            x["allowed_but_unused"], x["allowed"], x["unused_share"].as_f64().unwrap_or(0.0) * 100.0
+        )
+    } else {
+        format!(
+            "{} used syscall(s) denied by the {source} ({}); {} of {} allowed x86_64 syscalls never used",
+            used_but_denied.len(),
+            used_but_denied.join(", "),
+            x["allowed_but_unused"],
+            x["allowed"]
+        )
+    };
+    json!({
+        "source": source,
+        "pids": pids,
+        "mode": if table.is_none() && source.starts_with("no filter") { 0 } else { 2 },
+        "filters": counts,
+        "used_but_denied": used_but_denied,
+        "allowed_but_unused": top_unused,
+        "conditional": conditional,
+        "denied_attempts": denied_attempts,
+        "abis": abis,
+        "verdict": verdict,
+    })
+}
+
+fn text(out: &Value) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "container {} ({})", out["container"]["name"].as_str().unwrap_or(""), out["container"]["image"].as_str().unwrap_or(""));
+    for g in out["groups"].as_array().into_iter().flatten() {
+        let _ = writeln!(s, "\n{} — pids {}", g["source"].as_str().unwrap_or(""), g["pids"]);
+        let list = |k: &str| g[k].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let _ = writeln!(s, "  used but denied:  {}", list("used_but_denied"));
+        let _ = writeln!(s, "  conditional:      {}", list("conditional"));
+        let _ = writeln!(s, "  denied attempts:  {}", g["denied_attempts"]);
+        for abi in ["x86_64", "i386"] {
+            let a = &g["abis"][abi];
+            let _ = writeln!(s, "  {abi}: {} allowed, {} used, {} allowed but unused ({:.0}%)", a["allowed"], a["used"], a["allowed_but_unused"], a["unused_share"].as_f64().unwrap_or(0.0) * 100.0);
+        }
+        let _ = writeln!(s, "  verdict: {}", g["verdict"].as_str().unwrap_or(""));
+    }
+    s
+}

@@ -1,0 +1,102 @@
+//! `observer filter`: the seccomp filter a process really runs under (dumped
+//! from the kernel), or the one a profile file describes, per syscall.
+
+use std::{fmt::Write as _, path::PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use observer_profile::{bpf::disassemble, resolve::ResolveOptions, types::Arch};
+use serde_json::json;
+
+use super::policy::PolicyTable;
+use crate::seccomp::{SeccompMode, dump_filters, read_status};
+
+#[derive(Args, Debug)]
+pub struct FilterArgs {
+    /// A running process: dump and evaluate its filters.
+    #[arg(long, conflicts_with = "profile")]
+    pub pid: Option<i32>,
+    /// A profile file (Docker/moby, OCI or SPO): evaluate it as Docker would apply it.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Capabilities to resolve the profile for (comma-separated CAP_* names; default Docker's).
+    #[arg(long)]
+    pub caps: Option<String>,
+    /// Architecture to resolve the profile for (x86_64).
+    #[arg(long, default_value = "x86_64")]
+    pub arch: String,
+    /// Kernel version to resolve the profile for (e.g. 6.1; default this machine's).
+    #[arg(long)]
+    pub kernel: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    /// Print the filters' instructions.
+    #[arg(long)]
+    pub disasm: bool,
+}
+
+pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
+    let (mode, counts, table, disasm) = if let Some(pid) = args.pid {
+        let status = read_status(pid).with_context(|| format!("process {pid}"))?;
+        if status.mode == SeccompMode::Disabled {
+            if args.json {
+                println!("{}", json!({"pid": pid, "mode": 0, "filters": [], "abis": {}, "note": "no filter"}));
+            } else {
+                println!("process {pid}: seccomp mode 0: no filter");
+            }
+            return Ok(0);
+        }
+        if status.mode == SeccompMode::Strict {
+            bail!("process {pid} runs in seccomp strict mode (only read, write, exit and sigreturn): there is no filter to dump");
+        }
+        let applied = dump_filters(pid)?;
+        let table = applied.table().context("evaluating the dumped filters")?;
+        let counts: Vec<usize> = applied.filters.iter().map(Vec::len).collect();
+        let disasm: Vec<String> = applied.filters.iter().map(|f| disassemble(f)).collect();
+        (2, counts, PolicyTable::from_filter(&table), disasm)
+    } else if let Some(path) = &args.profile {
+        let profile = crate::profile_rows::resolve_with(path, args.caps.as_deref(), &options(args)?)?;
+        (2, Vec::new(), PolicyTable::from_profile(&profile), Vec::new())
+    } else {
+        bail!("give --pid PID or --profile FILE");
+    };
+    if args.json {
+        let mut v = json!({"mode": mode, "filters": counts, "abis": table.actions(), "conditions": table.conditions});
+        if let Some(pid) = args.pid {
+            v["pid"] = json!(pid);
+        }
+        if args.disasm {
+            v["disasm"] = json!(disasm);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "seccomp mode {mode}; filters: {counts:?} instructions");
+    if args.disasm {
+        for (i, d) in disasm.iter().enumerate() {
+            let _ = writeln!(out, "--- filter {i} (installed {}) ---\n{d}", if i == 0 { "first" } else { "later" });
+        }
+    }
+    for (abi, names) in &table.abis {
+        let _ = writeln!(out, "{abi}:");
+        for (name, d) in names {
+            let _ = writeln!(out, "  {name:<24} {}", d.action);
+        }
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+fn options(args: &FilterArgs) -> anyhow::Result<ResolveOptions> {
+    let mut o = ResolveOptions::docker_default();
+    o.arch = match args.arch.as_str() {
+        "x86_64" | "amd64" | "SCMP_ARCH_X86_64" => Arch::X86_64,
+        "i386" | "x86" | "SCMP_ARCH_X86" => Arch::I386,
+        other => bail!("unknown --arch {other:?} (x86_64 or i386)"),
+    };
+    if let Some(k) = &args.kernel {
+        o.kernel = observer_profile::resolve::parse_kernel_release(k).with_context(|| format!("--kernel {k:?}: expected a version like 6.1"))?;
+    }
+    Ok(o)
+}

@@ -1,0 +1,120 @@
+//! One shape for "what a policy does with each syscall", whether the policy is a
+//! filter dumped from the kernel or a profile file: what `filter` prints and
+//! `compare` compares against.
+
+use std::collections::BTreeMap;
+
+use observer_profile::{
+    action::lets_through,
+    bpf::{Table, Verdict},
+    resolve::ActionOrConditional,
+    syscall_table,
+    types::{Arch, ResolvedProfile},
+};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Allowed,
+    Denied,
+    Conditional,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Decision {
+    pub action: String,
+    pub outcome: Outcome,
+}
+
+pub const ABIS: [(&str, Arch); 2] = [("x86_64", Arch::X86_64), ("i386", Arch::I386)];
+
+/// Per ABI, per syscall name: the action and whether the call gets through.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PolicyTable {
+    pub abis: BTreeMap<String, BTreeMap<String, Decision>>,
+    pub conditions: serde_json::Value,
+}
+
+impl PolicyTable {
+    pub fn from_filter(table: &Table) -> Self {
+        let mut abis = BTreeMap::new();
+        for (abi, arch) in ABIS {
+            let mut names = BTreeMap::new();
+            for e in table.entries(arch) {
+                let outcome = match &e.verdict {
+                    Verdict::Fixed(a) => {
+                        if lets_through(*a) {
+                            Outcome::Allowed
+                        } else {
+                            Outcome::Denied
+                        }
+                    }
+                    Verdict::Conditional { outcomes } => {
+                        if outcomes.iter().all(|(_, a)| lets_through(*a)) {
+                            Outcome::Allowed
+                        } else if outcomes.iter().all(|(_, a)| !lets_through(*a)) {
+                            Outcome::Denied
+                        } else {
+                            Outcome::Conditional
+                        }
+                    }
+                };
+                names.insert(e.name.clone(), Decision { action: e.verdict.text(), outcome });
+            }
+            abis.insert(abi.to_owned(), names);
+        }
+        let conditions = serde_json::to_value(table).ok().map(|v| v["conditions"].clone()).unwrap_or_default();
+        Self { abis, conditions }
+    }
+
+    pub fn from_profile(profile: &ResolvedProfile) -> Self {
+        let mut abis = BTreeMap::new();
+        let mut conditions = serde_json::Map::new();
+        for (abi, arch) in ABIS {
+            let mut names = BTreeMap::new();
+            let mut conds = serde_json::Map::new();
+            for (_, name) in syscall_table::all(arch) {
+                let decision = profile.action_for(arch, name);
+                let outcome = match &decision {
+                    ActionOrConditional::Action(a) => {
+                        if lets_through(*a) {
+                            Outcome::Allowed
+                        } else {
+                            Outcome::Denied
+                        }
+                    }
+                    ActionOrConditional::Conditional(rules) => {
+                        conds.insert(name.to_owned(), serde_json::to_value(rules).unwrap_or_default());
+                        if decision.always_runs() {
+                            Outcome::Allowed
+                        } else if decision.may_run() {
+                            Outcome::Conditional
+                        } else {
+                            Outcome::Denied
+                        }
+                    }
+                };
+                names.insert(name.to_owned(), Decision { action: decision.to_string(), outcome });
+            }
+            abis.insert(abi.to_owned(), names);
+            conditions.insert(abi.to_owned(), serde_json::Value::Object(conds));
+        }
+        Self { abis, conditions: serde_json::Value::Object(conditions) }
+    }
+
+    pub fn get(&self, abi: &str, name: &str) -> Option<&Decision> {
+        self.abis.get(abi)?.get(name)
+    }
+
+    /// `{"x86_64": {"<name>": "<action>"}, "i386": {...}}`.
+    pub fn actions(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for (abi, names) in &self.abis {
+            let m: serde_json::Map<String, serde_json::Value> =
+                names.iter().map(|(n, d)| (n.clone(), serde_json::Value::String(d.action.clone()))).collect();
+            out.insert(abi.clone(), serde_json::Value::Object(m));
+        }
+        serde_json::Value::Object(out)
+    }
+}
