@@ -46,7 +46,7 @@ pub struct Slot {
 
 /// Memory target: at most 16 KiB of kernel map memory per watched cgroup.
 const _: () = assert!(core::mem::size_of::<Slot>() <= 16 * 1024);
-const _: () = assert!(core::mem::size_of::<Slot>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<Slot>().is_multiple_of(8));
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Slot {}

@@ -7,8 +7,7 @@ use crate::unique;
 pub const IMAGE: &str = "observer-busybox:latest";
 
 pub fn docker(args: &[&str]) -> Output {
-    let o = Command::new("docker").args(args).output().expect("the docker CLI is needed (cargo xtask test installs Docker)");
-    o
+    Command::new("docker").args(args).output().expect("the docker CLI is needed (cargo xtask test installs Docker)")
 }
 
 /// `docker run --rm --network none` (detached or not); panics with dockerd's message when it cannot start.

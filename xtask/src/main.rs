@@ -54,15 +54,15 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => {
             require_root("the tests load eBPF programs and start containers")?;
             setup("test")?;
-            cargo(&["build", "--workspace", "--all-targets"])?;
-            let mut test = vec!["test", "--workspace", "--no-fail-fast"];
+            cargo(&["build", "--all-targets"])?;
+            let mut test = vec!["test", "--no-fail-fast"];
             if !args.is_empty() {
                 test.push("--");
                 test.extend(args.iter().map(String::as_str));
             }
             cargo(&test)?;
             if args.is_empty() {
-                cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+                cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
             }
             Ok(())
         }

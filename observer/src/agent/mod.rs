@@ -141,7 +141,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 let mut a = agent.lock().await;
                 a.tick();
                 n += 1;
-                if n % 4 == 0 {
+                if n.is_multiple_of(4) {
                     a.flush();
                 }
             }

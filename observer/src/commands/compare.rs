@@ -44,6 +44,9 @@ struct Use {
     denied: u64,
 }
 
+/// Processes that run under one policy: (pids, what the policy is, its table, instruction counts).
+type Group = (Vec<i64>, String, Option<PolicyTable>, Vec<usize>);
+
 pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     let socket = socket_path(args.socket.as_deref());
     let ps = call(&socket, &Request::Ps)?;
@@ -64,7 +67,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     let used = used_syscalls(&profile);
 
     // The policies to compare with: one file, or one per distinct applied filter.
-    let mut groups: Vec<(Vec<i64>, String, Option<PolicyTable>, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     if let Some(file) = &args.against {
         let resolved = crate::profile_rows::resolve_file(file, args.caps.as_deref())?;
         groups.push((Vec::new(), format!("profile {}", file.display()), Some(PolicyTable::from_profile(&resolved)), Vec::new()));

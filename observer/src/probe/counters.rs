@@ -102,5 +102,5 @@ fn page_size() -> usize {
 
 /// ABI index and number of a row, or None for the invalid row.
 pub fn split_row(row: u32) -> Option<(u32, u32)> {
-    (row < ROW_INVALID).then(|| (row / SYSCALLS_PER_ABI, row % SYSCALLS_PER_ABI)).filter(|(abi, _)| *abi < ABI_COUNT)
+    (row < ROW_INVALID).then_some((row / SYSCALLS_PER_ABI, row % SYSCALLS_PER_ABI)).filter(|(abi, _)| *abi < ABI_COUNT)
 }

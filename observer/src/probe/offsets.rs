@@ -45,7 +45,7 @@ fn member_offset(btf: &Btf, root: &str, path: &[&str]) -> anyhow::Result<u64> {
         offset_bits += bits;
         ty = next;
     }
-    if offset_bits % 8 != 0 {
+    if !offset_bits.is_multiple_of(8) {
         bail!("BTF: {root}.{} is a bitfield", path.join("."));
     }
     Ok(offset_bits / 8)
