@@ -1,30 +1,25 @@
-//! Learned profiles written in the formats people deploy.
+//! The profile `observer trace --profile-out` writes: the same exporter as
+//! `observer profile export`, fed from the trace report.
 
-use anyhow::bail;
-use serde_json::json;
+use crate::{
+    learned::{ExportRequest, export_learned, learned_from_trace, report_left_out},
+    trace::Report,
+};
 
-use crate::trace::Report;
-
-/// The profile `observer trace --profile-out` writes: exactly the syscalls the
-/// command made and seccomp did not deny, everything else EPERM.
 pub fn trace_profile(report: &Report, format: &str, command: &[String]) -> anyhow::Result<String> {
-    if format != "docker" {
-        bail!("unknown profile format {format:?} (expected docker, oci or spo)");
-    }
-    let mut names: Vec<&str> = report
-        .syscalls
-        .iter()
-        .filter(|r| r.abi != "any" && r.calls > 0)
-        .map(|r| r.name.as_str())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let profile = json!({
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "defaultErrnoRet": 1,
-        "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
-        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
-        "comment": format!("learned by observer trace from: {}", command.join(" ")),
-    });
-    Ok(serde_json::to_string_pretty(&profile)? + "\n")
+    let learned = learned_from_trace(report, command);
+    let request = ExportRequest {
+        format: format.to_owned(),
+        include_denied: false,
+        // A traced host command is not a container: allow exactly what it made,
+        // even what Docker's default would deny (its conditions are still kept).
+        beyond_default: true,
+        base: None,
+        caps: None,
+        name: None,
+        namespace: None,
+    };
+    let (exported, text) = export_learned(&learned, &request)?;
+    report_left_out(&exported);
+    Ok(text)
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod container;
 pub mod export;
+pub mod learned;
 pub mod metrics;
 pub mod probe;
 pub mod profile_rows;

@@ -5,10 +5,75 @@ use std::{fmt::Write as _, path::PathBuf};
 
 use clap::Subcommand;
 
-use crate::api::{Request, call, socket_path};
+use observer_profile::{check::check, diff::diff, merge::{MergeInput, merge}};
+
+use crate::{
+    api::{Request, call, socket_path},
+    learned,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
+    /// Write a container's learned profile (also of an ended container).
+    Export {
+        container: String,
+        /// docker (Docker/moby JSON), oci (runtime-spec linux.seccomp) or spo (SeccompProfile YAML).
+        #[arg(long, default_value = "docker")]
+        format: String,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Also allow syscalls that were only ever denied.
+        #[arg(long)]
+        include_denied: bool,
+        /// Also allow syscalls Docker's default profile denies.
+        #[arg(long)]
+        beyond_default: bool,
+        /// What this profile denies stays denied.
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// Capabilities the container runs with (default Docker's set).
+        #[arg(long)]
+        caps: Option<String>,
+        /// SeccompProfile name (spo).
+        #[arg(long)]
+        name: Option<String>,
+        /// SeccompProfile namespace (spo).
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// The union of several profiles (replicas, nodes, runs), with the strictest default.
+    Merge {
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        #[arg(long, default_value = "docker")]
+        format: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+    /// Syscalls added, removed and changed from A to B, per ABI; exit status 1 when they differ.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        caps: Option<String>,
+    },
+    /// Problems in a profile: unknown or duplicate names, rules equal to the default,
+    /// conflicts, the 32-bit hole; exit status 1 when there are errors.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        caps: Option<String>,
+    },
     /// A container's syscalls: per ABI and start phase, with counts and first use.
     Show {
         /// Container id, unique id prefix or name.
@@ -22,6 +87,70 @@ pub enum ProfileCommand {
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
     match cmd {
+        ProfileCommand::Export { container, format, output, include_denied, beyond_default, base, caps, name, namespace, socket } => {
+            let data = call(&socket_path(socket.as_deref()), &Request::Profile { container })?;
+            let learned = learned::learned_from_agent(&data);
+            let request = learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
+            let (exported, text) = learned::export_learned(&learned, &request)?;
+            learned::report_left_out(&exported);
+            learned::write_out(output.as_deref(), &text)?;
+            Ok(0)
+        }
+        ProfileCommand::Merge { files, output, format, name, namespace } => {
+            let options = learned::resolve_options(None);
+            let mut inputs = Vec::new();
+            for f in &files {
+                let profile = crate::profile_rows::resolve_with(f, None, &options)?;
+                inputs.push(MergeInput { source: f.display().to_string(), profile });
+            }
+            let merged = merge(&inputs);
+            let request = learned::ExportRequest { format, include_denied: false, beyond_default: false, base: None, caps: None, name, namespace };
+            learned::write_out(output.as_deref(), &learned::render(&merged, &request)?)?;
+            Ok(0)
+        }
+        ProfileCommand::Diff { a, b, json, caps } => {
+            let d = (|| -> anyhow::Result<_> {
+                let options = learned::resolve_options(caps.as_deref());
+                let pa = crate::profile_rows::resolve_with(&a, None, &options)?;
+                let pb = crate::profile_rows::resolve_with(&b, None, &options)?;
+                Ok(diff(&pa, &pb))
+            })();
+            let d = match d {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("observer: {e:#}");
+                    return Ok(2);
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", diff_text(&serde_json::to_value(&d)?));
+            }
+            Ok(if d.is_empty() { 0 } else { 1 })
+        }
+        ProfileCommand::Check { file, json, caps } => {
+            let options = learned::resolve_options(caps.as_deref());
+            let profile = match crate::profile_rows::resolve_with(&file, None, &options) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("observer: {e:#}");
+                    return Ok(2);
+                }
+            };
+            let report = check(&profile);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for f in &report.findings {
+                    println!("{:<7} {:<22} {}", f.severity.to_string(), f.code, f.message);
+                }
+                if report.findings.is_empty() {
+                    println!("no findings");
+                }
+            }
+            Ok(i32::from(report.has_errors()))
+        }
         ProfileCommand::Show { container, json, socket } => {
             let data = call(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             if json {
@@ -56,6 +185,23 @@ fn table(data: &serde_json::Value) -> String {
             r["pid"].as_u64().map_or_else(|| "-".into(), |p| p.to_string()),
             s(&r["comm"]),
         );
+    }
+    out
+}
+
+fn diff_text(d: &serde_json::Value) -> String {
+    let mut out = String::new();
+    if let Some(c) = d.get("default_action") {
+        let _ = writeln!(out, "default action: {} -> {}", c["old"], c["new"]);
+    }
+    for abi in d["abis"].as_array().into_iter().flatten() {
+        let list = |k: &str| abi[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let _ = writeln!(out, "{}:", abi["arch"].as_str().unwrap_or(""));
+        let _ = writeln!(out, "  added:   {}", list("added"));
+        let _ = writeln!(out, "  removed: {}", list("removed"));
+        for c in abi["changed"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  changed: {} {} -> {}", c["name"].as_str().unwrap_or(""), c["old"].as_str().unwrap_or(""), c["new"].as_str().unwrap_or(""));
+        }
     }
     out
 }

@@ -1,0 +1,171 @@
+//! From what observer saw (an agent profile, or a trace report) to a learned
+//! profile in the formats people deploy, through observer-profile's exporter.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use anyhow::{Context as _, bail};
+use observer_profile::{
+    export::{ExportMeta, ExportOptions, ExportedProfile, Learned, export},
+    model,
+    resolve::ResolveOptions,
+    types::Arch,
+};
+use serde_json::Value;
+
+/// Docker's current default profile (moby/profiles), the reference an exported
+/// profile is never looser than. Attribution: profiles/SOURCE.md.
+pub const MOBY_DEFAULT: &str = include_str!("../../profiles/moby/default.json");
+
+/// What the runtime's init does after it installed the filter and before it
+/// execs the container (seen on this project's machines with runc 1.1 and crun 1.8).
+/// Used when the agent did not watch a container start (it ran before the agent).
+pub const RUNC_AFTER_FILTER: &[&str] = &[
+    "capget", "capset", "chdir", "close", "epoll_ctl", "epoll_pwait", "execve", "exit_group", "faccessat2", "fchdir",
+    "fcntl", "fstat", "fstatfs", "futex", "getcwd", "getdents64", "getpid", "getppid", "gettid", "madvise", "mmap",
+    "mprotect", "munmap", "nanosleep", "newfstatat", "openat", "prctl", "read", "rt_sigaction", "rt_sigprocmask",
+    "rt_sigreturn", "sched_yield", "setgid", "setgroups", "setuid", "sigaltstack", "tgkill", "write",
+];
+pub const CRUN_AFTER_FILTER: &[&str] = &[
+    "capset", "close", "execve", "fstat", "prctl", "pselect6", "read", "rt_sigaction", "rt_sigprocmask", "setgroups",
+    "setresgid", "setresuid", "write",
+];
+
+#[derive(Clone, Debug)]
+pub struct ExportRequest {
+    pub format: String,
+    pub include_denied: bool,
+    pub beyond_default: bool,
+    pub base: Option<std::path::PathBuf>,
+    pub caps: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
+fn arch_of(abi: &str) -> Option<Arch> {
+    match abi {
+        "x86_64" => Some(Arch::X86_64),
+        "i386" => Some(Arch::I386),
+        _ => None,
+    }
+}
+
+/// What an agent profile (`profile show --json`) says the container needs.
+pub fn learned_from_agent(profile: &Value) -> Learned {
+    let mut syscalls: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
+    let mut denied_only = BTreeSet::new();
+    let mut saw_after_filter = false;
+    let mut clone3_succeeded = false;
+    for r in profile["syscalls"].as_array().into_iter().flatten() {
+        let (Some(name), Some(arch)) = (r["name"].as_str(), r["abi"].as_str().and_then(arch_of)) else { continue };
+        let phases: BTreeSet<&str> = r["phases"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let calls = r["calls"].as_u64().unwrap_or(0);
+        let errors = r["errors"].as_u64().unwrap_or(0);
+        saw_after_filter |= phases.contains("init_after_filter");
+        // The runtime's init before its filter is not subject to the profile.
+        let under_filter = phases.contains("container") || phases.contains("init_after_filter");
+        if under_filter && calls > 0 {
+            syscalls.entry(arch).or_default().insert(name.to_owned());
+            if name == "clone3" && calls > errors {
+                clone3_succeeded = true;
+            }
+        } else if r["denied"].as_u64().unwrap_or(0) > 0 && calls == 0 {
+            denied_only.insert((arch, name.to_owned()));
+        }
+    }
+    if !saw_after_filter {
+        let runtime = profile["runtime"].as_str().unwrap_or("runc");
+        let set = if runtime == "crun" { CRUN_AFTER_FILTER } else { RUNC_AFTER_FILTER };
+        syscalls.entry(Arch::X86_64).or_default().extend(set.iter().map(|s| (*s).to_owned()));
+    }
+    Learned {
+        syscalls,
+        denied_only,
+        clone3_succeeded,
+        metadata: ExportMeta {
+            container: profile["name"].as_str().unwrap_or_default().to_owned(),
+            image: profile["image"].as_str().unwrap_or_default().to_owned(),
+            since: profile["observed_since"].as_str().or(profile["first_seen"].as_str()).unwrap_or_default().to_owned(),
+            calls: profile["calls"].as_u64().unwrap_or(0),
+            generator: format!("observer {}", env!("CARGO_PKG_VERSION")),
+        },
+    }
+}
+
+/// What a trace report says the command needs (everything it ran; nothing was init).
+pub fn learned_from_trace(report: &crate::trace::Report, command: &[String]) -> Learned {
+    let mut syscalls: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
+    let mut denied_only = BTreeSet::new();
+    for r in &report.syscalls {
+        let Some(arch) = arch_of(&r.abi) else { continue };
+        if r.calls > 0 {
+            syscalls.entry(arch).or_default().insert(r.name.clone());
+        } else if r.denied > 0 {
+            denied_only.insert((arch, r.name.clone()));
+        }
+    }
+    let clone3_succeeded = report.syscalls.iter().any(|r| r.name == "clone3" && r.calls > r.errors);
+    Learned {
+        syscalls,
+        denied_only,
+        clone3_succeeded,
+        metadata: ExportMeta {
+            container: format!("observer trace -- {}", command.join(" ")),
+            image: String::new(),
+            since: crate::agent::now(),
+            calls: report.syscalls.iter().map(|r| r.calls).sum(),
+            generator: format!("observer {}", env!("CARGO_PKG_VERSION")),
+        },
+    }
+}
+
+pub fn resolve_options(caps: Option<&str>) -> ResolveOptions {
+    let mut o = ResolveOptions::docker_default();
+    if let Some(caps) = caps {
+        o.caps = crate::profile_rows::parse_caps(caps);
+    }
+    o
+}
+
+pub fn export_learned(learned: &Learned, req: &ExportRequest) -> anyhow::Result<(ExportedProfile, String)> {
+    let options = resolve_options(req.caps.as_deref());
+    let reference = model::parse(MOBY_DEFAULT, "moby default.json").map_err(|e| anyhow::anyhow!("{e}"))?.resolve(&options);
+    let mut export_options = ExportOptions::new(reference);
+    export_options.include_denied = req.include_denied;
+    export_options.beyond_default = req.beyond_default;
+    if let Some(base) = &req.base {
+        export_options.base = Some(crate::profile_rows::resolve_with(base, req.caps.as_deref(), &options)?);
+    }
+    let exported = export(learned, &export_options);
+    let text = render(&exported, req)?;
+    Ok((exported, text))
+}
+
+pub fn render(exported: &ExportedProfile, req: &ExportRequest) -> anyhow::Result<String> {
+    Ok(match req.format.as_str() {
+        "docker" => exported.to_docker_json(),
+        "oci" => exported.to_oci_json(),
+        "spo" => exported.to_spo_yaml(req.name.as_deref().unwrap_or("observer-profile"), req.namespace.as_deref().unwrap_or("default")),
+        other => bail!("unknown format {other:?} (expected docker, oci or spo)"),
+    })
+}
+
+/// Writes `text` to `path` atomically (nothing half-written), or to stdout.
+pub fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match path {
+        Some(p) => crate::state::write_atomic(p, text.as_bytes()).with_context(|| format!("writing {}", p.display())),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// Tells the user what the exporter left out, and why.
+pub fn report_left_out(exported: &ExportedProfile) {
+    for l in &exported.left_out {
+        eprintln!("observer: left out {l}");
+    }
+}
