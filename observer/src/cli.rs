@@ -34,6 +34,8 @@ pub enum Command {
     Filter(crate::commands::filter::FilterArgs),
     /// A container's live profile against its applied filter (or a profile file).
     Compare(crate::commands::compare::CompareArgs),
+    /// Run a command under a profile compiled to a real seccomp filter (as docker run --security-opt seccomp=FILE).
+    Run(crate::run::RunArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -49,5 +51,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Profile(cmd) => crate::commands::profile::run(cmd),
         Command::Filter(args) => crate::commands::filter::run(&args),
         Command::Compare(args) => crate::commands::compare::run(&args),
+        Command::Run(args) => crate::commands::run::run(&args),
     }
 }

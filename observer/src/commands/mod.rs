@@ -5,3 +5,4 @@ pub mod filter;
 pub mod policy;
 pub mod profile;
 pub mod ps;
+pub mod run;

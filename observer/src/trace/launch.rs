@@ -31,7 +31,12 @@ pub fn resolve_program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_exec(p))
 }
 
-pub fn spawn_in_cgroup(program: &Path, command: &[String], cgroup: &TraceCgroup) -> anyhow::Result<Child> {
+pub fn spawn_in_cgroup(
+    program: &Path,
+    command: &[String],
+    cgroup: &TraceCgroup,
+    spawn: &mut dyn FnMut(Command) -> anyhow::Result<Child>,
+) -> anyhow::Result<Child> {
     let procs = OpenOptions::new()
         .write(true)
         .open(cgroup.procs_file())
@@ -45,7 +50,7 @@ pub fn spawn_in_cgroup(program: &Path, command: &[String], cgroup: &TraceCgroup)
             Ok(())
         });
     }
-    cmd.spawn().with_context(|| format!("starting {}", program.display()))
+    spawn(cmd).with_context(|| format!("starting {}", program.display()))
 }
 
 /// The shell's convention: the exit status, or 128 + the signal that killed it.

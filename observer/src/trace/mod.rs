@@ -76,6 +76,16 @@ pub struct TraceOutcome {
 
 /// Traces a command to completion (the command and every descendant).
 pub fn trace_command(command: &[String]) -> anyhow::Result<TraceOutcome> {
+    trace_command_with(command, &mut |mut cmd| Ok(cmd.spawn()?))
+}
+
+/// Like [`trace_command`], with the caller starting the prepared `Command`
+/// (which already moves the child into the cgroup): `observer run --trace`
+/// adds its filter that way.
+pub fn trace_command_with(
+    command: &[String],
+    spawn: &mut dyn FnMut(std::process::Command) -> anyhow::Result<std::process::Child>,
+) -> anyhow::Result<TraceOutcome> {
     if command.is_empty() || command[0].is_empty() {
         bail!("no command given: usage: observer trace [OPTIONS] -- CMD [ARGS...]");
     }
@@ -94,7 +104,7 @@ pub fn trace_command(command: &[String]) -> anyhow::Result<TraceOutcome> {
     INTERRUPTED.store(false, Ordering::SeqCst);
     let previous = unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
     let result = (|| -> anyhow::Result<i32> {
-        let mut child = launch::spawn_in_cgroup(&program, command, &cgroup)?;
+        let mut child = launch::spawn_in_cgroup(&program, command, &cgroup, spawn)?;
         let pid = child.id() as i32;
         let mut forwarded = false;
         let status = loop {
