@@ -36,6 +36,8 @@ pub enum Command {
     Compare(crate::commands::compare::CompareArgs),
     /// Run a command under a profile compiled to a real seccomp filter (as docker run --security-opt seccomp=FILE).
     Run(crate::run::RunArgs),
+    /// Act in the kernel when a container leaves a profile: --action alert|kill, or --off.
+    Enforce(crate::commands::enforce::EnforceArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -52,5 +54,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Filter(args) => crate::commands::filter::run(&args),
         Command::Compare(args) => crate::commands::compare::run(&args),
         Command::Run(args) => crate::commands::run::run(&args),
+        Command::Enforce(args) => crate::commands::enforce::run(&args),
     }
 }

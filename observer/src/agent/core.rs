@@ -317,12 +317,14 @@ impl Agent {
                 }
             }
             let dir = mount.join(cg.path.trim_start_matches('/'));
-            let alive = cg.path.starts_with('(') || dir.is_dir();
+            // Same path, other inode: the cgroup was removed and made again
+            // (docker restart); the old one ended.
+            let alive = std::fs::metadata(&dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == cgroup_id);
             if changed {
                 record.last_seen = now();
                 self.dirty.insert(key.clone());
             }
-            if !alive || cg.path.starts_with('(') {
+            if !alive {
                 ended.push((key.clone(), cgroup_id, slot));
             }
         }

@@ -1,6 +1,7 @@
 //! Client-side commands: they ask the agent over its socket, or work on files.
 
 pub mod compare;
+pub mod enforce;
 pub mod filter;
 pub mod policy;
 pub mod profile;

@@ -1,0 +1,63 @@
+//! `observer enforce`: have the agent's kernel program act when a container's
+//! own processes make a syscall outside a profile (alert, or alert and kill).
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::api::{Request, Target, call, socket_path};
+
+#[derive(Args, Debug)]
+pub struct EnforceArgs {
+    /// Container id, unique id prefix or name (or use --match).
+    pub container: Option<String>,
+    /// name:NAME or image:IMAGE: also containers yet to start, and restarted ones.
+    #[arg(long = "match", value_name = "name:NAME|image:IMAGE")]
+    pub matcher: Option<String>,
+    /// The profile whose syscalls are allowed.
+    #[arg(long, required_unless_present = "off")]
+    pub profile: Option<PathBuf>,
+    /// alert: write an `enforce` alert line; kill: also SIGKILL the caller from the kernel.
+    #[arg(long, default_value = "alert", value_parser = ["alert", "kill"])]
+    pub action: String,
+    /// Capabilities to resolve the profile for (default Docker's set).
+    #[arg(long)]
+    pub caps: Option<String>,
+    /// Stop enforcing.
+    #[arg(long, conflicts_with = "profile")]
+    pub off: bool,
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+pub fn run(args: &EnforceArgs) -> anyhow::Result<i32> {
+    let target = match (&args.container, &args.matcher) {
+        (Some(c), None) => Target::Container(c.clone()),
+        (None, Some(m)) => match m.split_once(':') {
+            Some(("name", n)) if !n.is_empty() => Target::Name(n.to_owned()),
+            Some(("image", i)) if !i.is_empty() => Target::Image(i.to_owned()),
+            _ => bail!("--match {m:?}: expected name:NAME or image:IMAGE"),
+        },
+        (Some(_), Some(_)) => bail!("give a CONTAINER or --match, not both"),
+        (None, None) => bail!("give a CONTAINER or --match name:NAME|image:IMAGE"),
+    };
+    let socket = socket_path(args.socket.as_deref());
+    let answer = if args.off {
+        call(&socket, &Request::EnforceOff { target })?
+    } else {
+        let profile = args.profile.as_ref().expect("clap requires --profile without --off");
+        let rows = crate::profile_rows::allowed_rows_of_file(profile, args.caps.as_deref())?;
+        call(
+            &socket,
+            &Request::Enforce {
+                target,
+                action: args.action.clone(),
+                allowed_rows: rows.into_iter().collect(),
+                profile: profile.display().to_string(),
+            },
+        )?
+    };
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(0)
+}
