@@ -83,3 +83,4 @@ pub fn v2_children(prefix: &str) -> Vec<String> {
 
 pub mod agent;
 pub mod docker;
+pub mod filters;
