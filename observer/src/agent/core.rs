@@ -260,8 +260,21 @@ impl Agent {
     }
 
     fn on_enforce(&mut self, e: &Event) {
-        if let Some((key, _)) = self.slot_owner.get(&e.slot).cloned() {
-            self.alert(&key, "enforce", e);
+        let Some((key, _)) = self.slot_owner.get(&e.slot).cloned() else { return };
+        self.alert(&key, "enforce", e);
+        // The kernel already killed the caller; in kill mode the container goes too
+        // (its cgroups, nothing else), so that a forking shell cannot carry on.
+        if self.probe.counters().info(e.slot).enforce == enforce::KILL
+            && let Some(record) = self.containers.get(&key)
+        {
+            let mount = self.mount();
+            for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
+                let kill = mount.join(cg.path.trim_start_matches('/')).join("cgroup.kill");
+                if let Err(err) = std::fs::write(&kill, "1") {
+                    tracing::warn!("killing {}: {err}", kill.display());
+                }
+            }
+            tracing::warn!(container = %record.name, syscall = e.nr, "killed: a syscall outside its enforced profile");
         }
     }
 

@@ -33,6 +33,10 @@ pub struct FilterArgs {
     /// Print the filters' instructions.
     #[arg(long)]
     pub disasm: bool,
+    /// With --profile: compile it with libseccomp as `observer run` would and
+    /// evaluate that filter, instead of the profile's rules.
+    #[arg(long, requires = "profile")]
+    pub compiled: bool,
 }
 
 pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
@@ -56,7 +60,13 @@ pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
         (2, counts, PolicyTable::from_filter(&table), disasm)
     } else if let Some(path) = &args.profile {
         let profile = crate::profile_rows::resolve_with(path, args.caps.as_deref(), &options(args)?)?;
-        (2, Vec::new(), PolicyTable::from_profile(&profile), Vec::new())
+        if args.compiled {
+            let compiled = crate::run::compile(&profile)?;
+            let table = observer_profile::bpf::Table::build(&[&compiled.insns]).context("evaluating the compiled filter")?;
+            (2, vec![compiled.insns.len()], PolicyTable::from_filter(&table), vec![disassemble(&compiled.insns)])
+        } else {
+            (2, Vec::new(), PolicyTable::from_profile(&profile), Vec::new())
+        }
     } else {
         bail!("give --pid PID or --profile FILE");
     };
