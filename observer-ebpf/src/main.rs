@@ -20,3 +20,19 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 4] = *b"GPL\0";
+
+/// Empty programs on the same attach points: the benchmark's floor (what
+/// any program on these tracepoints costs before it does anything).
+mod floor {
+    use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+
+    #[raw_tracepoint(tracepoint = "sys_enter")]
+    pub fn floor_enter(_ctx: RawTracePointContext) -> i32 {
+        0
+    }
+
+    #[raw_tracepoint(tracepoint = "sys_exit")]
+    pub fn floor_exit(_ctx: RawTracePointContext) -> i32 {
+        0
+    }
+}

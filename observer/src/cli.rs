@@ -20,6 +20,11 @@ pub enum Command {
     Trace(TraceArgs),
     /// Profile every running container, live (the node agent).
     Agent(AgentArgs),
+    /// The agent's own state: slots, losses, latency, enforcements.
+    Status {
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// List the containers the agent knows.
     Ps {
         #[arg(long)]
@@ -38,6 +43,13 @@ pub enum Command {
     Run(crate::run::RunArgs),
     /// Act in the kernel when a container leaves a profile: --action alert|kill, or --off.
     Enforce(crate::commands::enforce::EnforceArgs),
+    /// Benchmark helper: attach empty programs (the floor) until SIGINT/SIGTERM.
+    #[command(hide = true)]
+    Floor {
+        /// Only `sys_enter` (default: `sys_enter` and `sys_exit`).
+        #[arg(long)]
+        enter_only: bool,
+    },
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -49,11 +61,30 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             .enable_all()
             .build()?
             .block_on(crate::agent::run(args)),
+        Command::Status { socket } => {
+            let data = crate::api::call(&crate::api::socket_path(socket.as_deref()), &crate::api::Request::Status)?;
+            println!("{}", serde_json::to_string_pretty(&data)?);
+            Ok(0)
+        }
         Command::Ps { json, socket } => crate::commands::ps::run(json, socket.as_deref()),
         Command::Profile(cmd) => crate::commands::profile::run(cmd),
         Command::Filter(args) => crate::commands::filter::run(&args),
         Command::Compare(args) => crate::commands::compare::run(&args),
         Command::Run(args) => crate::commands::run::run(&args),
         Command::Enforce(args) => crate::commands::enforce::run(&args),
+        Command::Floor { enter_only } => {
+            let _programs = crate::probe::load_floor(!enter_only)?;
+            eprintln!("observer: empty programs attached; waiting for SIGINT or SIGTERM");
+            let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+            let mut sig = 0;
+            unsafe {
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGINT);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                libc::sigwait(&set, &mut sig);
+            }
+            Ok(0)
+        }
     }
 }

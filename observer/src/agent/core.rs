@@ -65,6 +65,15 @@ pub struct Agent {
     pub dirty: BTreeSet<String>,
     /// cgroup id -> path, filled as cgroups appear (they may vanish before we look).
     pub known_paths: HashMap<u64, String>,
+    /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
+    pub first_seen_latency_ns: std::collections::VecDeque<u64>,
+}
+
+/// CLOCK_BOOTTIME, the clock `bpf_ktime_get_boot_ns` reads.
+pub fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 pub fn now() -> String {
@@ -223,6 +232,10 @@ impl Agent {
     }
 
     fn on_first_seen(&mut self, e: &Event, denied: bool) {
+        if self.first_seen_latency_ns.len() >= 4096 {
+            self.first_seen_latency_ns.pop_front();
+        }
+        self.first_seen_latency_ns.push_back(boottime_ns().saturating_sub(e.ktime_ns));
         let Some((key, _)) = self.slot_owner.get(&e.slot).cloned() else {
             return;
         };
@@ -558,6 +571,9 @@ impl Agent {
 
     pub fn status(&self) -> serde_json::Value {
         let stats = self.probe.stats().unwrap_or_default();
+        let mut latencies: Vec<u64> = self.first_seen_latency_ns.iter().copied().collect();
+        latencies.sort_unstable();
+        let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied();
         json!({
             "started_at": self.started_at,
             "slots": self.probe.slots(),
@@ -570,6 +586,10 @@ impl Agent {
             "alerts": self.alerts_total,
             "containers": self.containers.len(),
             "enforcements": self.enforcements,
+            "first_seen_events": latencies.len(),
+            "first_seen_latency_median_ns": pick(0.5),
+            "first_seen_latency_p99_ns": pick(0.99),
+            "pid": std::process::id(),
         })
     }
 

@@ -64,7 +64,7 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 1024)]
     pub slots: u32,
     /// Also count syscalls that returned an error (costs a little on every failed call).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long)]
     pub count_errors: bool,
     /// Detach and unpin everything an agent left behind, then exit.
     #[arg(long)]
@@ -112,6 +112,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         alerts_total: 0,
         dirty: BTreeSet::new(),
         known_paths: HashMap::new(),
+        first_seen_latency_ns: std::collections::VecDeque::new(),
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();

@@ -231,6 +231,23 @@ impl Probe {
     }
 }
 
+/// Empty programs on `sys_enter` (and `sys_exit` when `both`): the cost floor,
+/// for benchmarks. They stay attached while the returned object lives.
+pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
+    let (mut ebpf, _) = load_object(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: false })?;
+    let programs: &[(&str, &str)] = if both {
+        &[("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")]
+    } else {
+        &[("floor_enter", "sys_enter")]
+    };
+    for (name, tracepoint) in programs {
+        let program: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+        program.load().with_context(|| format!("verifying {name}"))?;
+        program.attach(tracepoint).with_context(|| format!("attaching {name}"))?;
+    }
+    Ok(ebpf)
+}
+
 fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32)> {
     require_bpf_privileges()?;
     let offsets = TaskOffsets::from_kernel()?;
