@@ -65,6 +65,8 @@ pub struct Agent {
     pub dirty: BTreeSet<String>,
     /// cgroup id -> path, filled as cgroups appear (they may vanish before we look).
     pub known_paths: HashMap<u64, String>,
+    /// Where the round-robin read of live slots goes on.
+    pub next_slot_to_read: u32,
     /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
     pub first_seen_latency_ns: std::collections::VecDeque<u64>,
 }
@@ -94,12 +96,19 @@ impl Agent {
 
     /// Where a cgroup id lives, from what we saw, else from a walk of the tree.
     async fn path_of(&mut self, cgroup_id: u64) -> Option<String> {
-        if let Some(p) = self.known_paths.get(&cgroup_id) {
-            return Some(p.clone());
+        if !self.known_paths.contains_key(&cgroup_id) {
+            self.learn_paths().await;
         }
-        let p = self.resolver.path_of(cgroup_id).await.ok().flatten()?;
-        self.known_paths.insert(cgroup_id, p.clone());
-        Some(p)
+        self.known_paths.get(&cgroup_id).cloned()
+    }
+
+    /// One walk of the v2 tree names every cgroup there now: done once per batch
+    /// of new cgroups, not once per cgroup.
+    pub async fn learn_paths(&mut self) {
+        let mount = self.mount();
+        if let Ok(Ok(ids)) = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await {
+            self.known_paths.extend(ids);
+        }
     }
 
     pub async fn on_event(&mut self, e: &Event) {
@@ -117,7 +126,9 @@ impl Agent {
             tracing::warn!("cgroup {cgroup_id} came when every slot was taken; its syscalls are counted as unrecorded (raise --slots)");
             return;
         }
-        if self.slot_owner.contains_key(&slot) {
+        // Seen already (the startup scan and the ring buffer can both report a
+        // slot), or the slot was freed and reused since: nothing to do.
+        if self.slot_owner.contains_key(&slot) || self.probe.counters().info(slot).cgroup_id != cgroup_id {
             return;
         }
         let path = self.path_of(cgroup_id).await;
@@ -327,9 +338,23 @@ impl Agent {
     /// Reads every live slot (non-destructively), notices ended cgroups,
     /// applies learning windows and retention.
     pub fn tick(&mut self) {
+        self.read_slots(usize::MAX);
+        self.refresh();
+    }
+
+    /// Reads live slots, at most `budget` of them, round-robin: with thousands of
+    /// cgroups each tick reads a share, so a tick's cost stays bounded.
+    pub fn read_slots(&mut self, budget: usize) {
         let mount = self.mount();
         let mut ended: Vec<(String, u64, u32)> = Vec::new();
-        let owners: Vec<(u32, (String, u64))> = self.slot_owner.iter().map(|(s, o)| (*s, o.clone())).collect();
+        let mut slots: Vec<u32> = self.slot_owner.keys().copied().collect();
+        slots.sort_unstable();
+        let start = slots.partition_point(|s| *s < self.next_slot_to_read);
+        let take = budget.min(slots.len());
+        let chosen: Vec<u32> = slots.iter().cycle().skip(start).take(take).copied().collect();
+        self.next_slot_to_read = chosen.last().map_or(0, |s| s + 1);
+        let owners: Vec<(u32, (String, u64))> =
+            chosen.iter().filter_map(|s| self.slot_owner.get(s).map(|o| (*s, o.clone()))).collect();
         for (slot, (key, cgroup_id)) in owners {
             let rows = self.probe.counters().rows(slot);
             let Some(record) = self.containers.get_mut(&key) else { continue };
@@ -357,6 +382,10 @@ impl Agent {
         for (key, cgroup_id, slot) in ended {
             self.end_cgroup(&key, cgroup_id, slot);
         }
+    }
+
+    /// Pids, seccomp modes, learning windows and retention (cheap, per tick).
+    pub fn refresh(&mut self) {
         self.refresh_runtime_facts();
         self.apply_learning();
         self.apply_retention();

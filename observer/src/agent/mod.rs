@@ -113,6 +113,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         dirty: BTreeSet::new(),
         known_paths: HashMap::new(),
         first_seen_latency_ns: std::collections::VecDeque::new(),
+        next_slot_to_read: 0,
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();
@@ -140,9 +141,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             loop {
                 interval.tick().await;
                 let mut a = agent.lock().await;
-                a.tick();
+                // A full read every second at most 1024 slots per tick.
+                a.read_slots(1024);
                 n += 1;
                 if n.is_multiple_of(4) {
+                    a.refresh();
                     a.flush();
                 }
             }
@@ -203,7 +206,10 @@ async fn reconcile(agent: &mut Agent) {
         let Ok(slot) = agent.probe.maps.free_slots.pop(0) else { break };
         // u64::MAX: its init is long gone; everything it does is its own.
         agent.probe.counters().reset(slot, cgroup_id, u64::MAX);
-        if agent.probe.maps.cgroups.insert(cgroup_id, slot, 0).is_err() {
+        // BPF_NOEXIST: the kernel may have given it a slot meanwhile; keep that one.
+        if agent.probe.maps.cgroups.insert(cgroup_id, slot, 1).is_err() {
+            agent.probe.counters().reset(slot, 0, 0);
+            let _ = agent.probe.maps.free_slots.push(slot, 0);
             continue;
         }
         agent.known_paths.insert(cgroup_id, path);
@@ -238,6 +244,10 @@ async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::map
             continue;
         }
         let mut a = agent.lock().await;
+        let new_ids = batch.iter().filter(|e| e.kind == observer_common::event::EventKind::NewCgroup as u32);
+        if new_ids.clone().any(|e| !a.known_paths.contains_key(&e.cgroup_id)) {
+            a.learn_paths().await;
+        }
         for e in &batch {
             if e.slot >= SLOT_FIRST_MARKER && e.kind != observer_common::event::EventKind::NewCgroup as u32 {
                 continue;
