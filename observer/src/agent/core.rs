@@ -384,6 +384,32 @@ impl Agent {
         }
     }
 
+    /// Forgets ignored cgroups that are gone, and lets cgroups that found every
+    /// slot taken try again (the kernel gives them a slot on their next call).
+    pub async fn sweep(&mut self) {
+        let mount = self.mount();
+        let Ok(Ok(alive)) = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await else {
+            return;
+        };
+        let stale: Vec<u64> = self
+            .probe
+            .maps
+            .cgroups
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(id, slot)| {
+                (*slot == observer_common::slot::SLOT_IGNORED && !alive.contains_key(id))
+                    || *slot == observer_common::slot::SLOT_OVERFLOW
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in stale {
+            let _ = self.probe.maps.cgroups.remove(&id);
+        }
+        self.known_paths.retain(|id, _| alive.contains_key(id));
+        self.known_paths.extend(alive);
+    }
+
     /// Pids, seccomp modes, learning windows and retention (cheap, per tick).
     pub fn refresh(&mut self) {
         self.refresh_runtime_facts();

@@ -148,6 +148,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                     a.refresh();
                     a.flush();
                 }
+                if n.is_multiple_of(40) {
+                    a.sweep().await;
+                }
             }
         })
     };
