@@ -8,6 +8,9 @@
 //!   invalid        syscall(-1) and syscall(5000), once each
 //!   deny-chmod     install a seccomp filter denying chmod with EPERM, then chmod /tmp twice
 //!   clone-newuser  unshare(CLONE_NEWUSER); exit 0 on success, 1 on EPERM
+//!   bench-getppid N  N x getppid, then prints the ns per call
+//!   bench-mix N      N x (openat, write, lseek, read, close) of a small file; prints ns per syscall
+//!   rate R S         about R getppid per second for S seconds (in 10 ms batches)
 
 use std::ffi::CString;
 
@@ -67,6 +70,43 @@ fn main() {
                 if r == 0 || err.raw_os_error() != Some(libc::EPERM) {
                     eprintln!("chmod was not denied: {r} {err}");
                     std::process::exit(2);
+                }
+            }
+        }
+        "bench-getppid" => {
+            let n = arg_n();
+            let start = std::time::Instant::now();
+            getppid_n(n);
+            println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
+        }
+        "bench-mix" => {
+            let n = arg_n();
+            let path = CString::new(format!("/tmp/observer-bench-{}", std::process::id())).expect("path");
+            let mut buf = [0u8; 64];
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                unsafe {
+                    let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600);
+                    libc::write(fd, buf.as_ptr().cast(), buf.len());
+                    libc::lseek(fd, 0, libc::SEEK_SET);
+                    libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                    libc::close(fd);
+                }
+            }
+            println!("{:.1}", start.elapsed().as_nanos() as f64 / (n as f64 * 5.0));
+            unsafe { libc::unlink(path.as_ptr()) };
+        }
+        "rate" => {
+            let rate: u64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+            let secs: u64 = std::env::args().nth(3).and_then(|a| a.parse().ok()).unwrap_or(5);
+            let start = std::time::Instant::now();
+            let mut tick = 0u64;
+            while start.elapsed().as_secs() < secs {
+                getppid_n(rate / 100);
+                tick += 1;
+                let next = std::time::Duration::from_millis(tick * 10);
+                if let Some(wait) = next.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
                 }
             }
         }

@@ -61,7 +61,7 @@ fi
 [ "$what" = build ] && exit 0
 
 # --- what the tests and benchmarks use --------------------------------------
-apt_install strace bpftrace docker.io crun busybox-static ca-certificates
+apt_install strace bpftrace bpftool docker.io crun busybox-static ca-certificates
 
 # crun refuses a hybrid cgroup layout while the v2 hierarchy still holds a controller
 # ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2"). This

@@ -1,12 +1,582 @@
-//! `cargo xtask bench` (filled in by the performance work).
+//! `cargo xtask bench`: what observer's kernel programs cost per syscall,
+//! against bare, against the floor (empty programs on the same tracepoints) and
+//! against its peers (bpftrace, strace), measured in one run with the
+//! configurations alternated and medians taken; plus the memory, agent CPU and
+//! latency targets. Writes docs/bench.json and docs/bench.md.
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
+use anyhow::{Context as _, bail};
 use clap::Args;
+use serde_json::json;
 
 #[derive(Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Rounds: each configuration runs once per round, in turn.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// getppid calls per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub calls: u64,
+    /// Iterations of the file mix (5 syscalls each) per measurement.
+    #[arg(long, default_value_t = 100_000)]
+    pub mix: u64,
+    /// Cgroups for the memory target.
+    #[arg(long, default_value_t = 10_000)]
+    pub cgroups: u32,
+    /// Skip the memory, CPU and latency targets (only the per-syscall costs).
+    #[arg(long)]
+    pub quick: bool,
+}
 
-pub fn run(_args: &BenchArgs, _root: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("the benchmark is not written yet")
+struct Env {
+    observer: PathBuf,
+    testprog: PathBuf,
+    v2: PathBuf,
+    pin_dir: PathBuf,
+    work: PathBuf,
+}
+
+/// A configuration under test, alive while the value lives.
+struct Running {
+    child: Option<Child>,
+    cleanup: Vec<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_kill(c.id() as i32, 15);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if c.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for cmd in &self.cleanup {
+            let _ = Command::new("sh").args(["-c", cmd]).status();
+        }
+    }
+}
+
+fn unsafe_kill(pid: i32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Config {
+    Bare,
+    FloorEnter,
+    FloorBoth,
+    AgentWatched,
+    AgentUnwatched,
+    AgentWatchedCountErrors,
+    Trace,
+    Bpftrace,
+}
+
+impl Config {
+    fn name(self) -> &'static str {
+        match self {
+            Config::Bare => "bare",
+            Config::FloorEnter => "floor: empty sys_enter",
+            Config::FloorBoth => "floor: empty sys_enter + sys_exit",
+            Config::AgentWatched => "observer agent, watched cgroup",
+            Config::AgentUnwatched => "observer agent, unwatched cgroup",
+            Config::AgentWatchedCountErrors => "observer agent --count-errors, watched",
+            Config::Trace => "observer trace",
+            Config::Bpftrace => "bpftrace count map",
+        }
+    }
+}
+
+pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
+    let env = Env {
+        observer: root.join("target/release/observer"),
+        testprog: root.join("target/release/observer-testprog"),
+        v2: v2_mount()?,
+        pin_dir: PathBuf::from("/sys/fs/bpf/observer-bench"),
+        work: std::env::temp_dir().join("observer-bench"),
+    };
+    std::fs::create_dir_all(&env.work)?;
+    ensure_tracefs()?;
+    check_nothing_attached()?;
+    let workload_cg = env.v2.join("observer-bench-workload");
+    let _ = std::fs::create_dir(&workload_cg);
+
+    let configs = [
+        Config::Bare,
+        Config::FloorEnter,
+        Config::FloorBoth,
+        Config::AgentWatched,
+        Config::AgentUnwatched,
+        Config::AgentWatchedCountErrors,
+        Config::Trace,
+        Config::Bpftrace,
+    ];
+    let mut getppid: BTreeMap<Config, Vec<f64>> = BTreeMap::new();
+    let mut mix: BTreeMap<Config, Vec<f64>> = BTreeMap::new();
+    for round in 0..args.rounds {
+        eprintln!("[bench] round {}/{}", round + 1, args.rounds);
+        for &config in &configs {
+            let running = start(config, &env)?;
+            let g = workload(&env, config, &workload_cg, "bench-getppid", args.calls)?;
+            let m = workload(&env, config, &workload_cg, "bench-mix", args.mix)?;
+            drop(running);
+            if config == Config::Bare {
+                check_nothing_attached()?;
+            }
+            eprintln!("[bench]   {:<42} getppid {g:>8.1} ns   mix {m:>8.1} ns", config.name());
+            getppid.entry(config).or_default().push(g);
+            mix.entry(config).or_default().push(m);
+        }
+    }
+    // strace: a few runs of a shorter workload.
+    let mut strace = Vec::new();
+    for _ in 0..3 {
+        let out = Command::new("strace")
+            .args(["-f", "-c", "-o", "/dev/null"])
+            .arg(&env.testprog)
+            .args(["bench-getppid", "20000"])
+            .output()
+            .context("strace is needed (cargo xtask setup test installs it)")?;
+        strace.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().unwrap_or(f64::NAN));
+    }
+    let _ = std::fs::remove_dir(&workload_cg);
+
+    let med = |v: &Vec<f64>| median(v);
+    let bare_g = med(&getppid[&Config::Bare]);
+    let bare_m = med(&mix[&Config::Bare]);
+    let added = |c: Config| med(&getppid[&c]) - bare_g;
+    let floor_both = added(Config::FloorBoth);
+    let mut targets = Vec::new();
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
+    targets.push(target("watched container, default mode: added cost <= 1.5x the floor's (both programs)", ratio(added(Config::AgentWatched), floor_both), 1.5));
+    targets.push(target("unwatched cgroup: added cost <= 1.15x the floor's", ratio(added(Config::AgentUnwatched), floor_both), 1.15));
+    targets.push(target("at most a third of bpftrace's added cost", ratio(added(Config::AgentWatched), added(Config::Bpftrace)), 1.0 / 3.0));
+
+    let mut extra = json!({});
+    if !args.quick {
+        let memory = memory_target(&env, args.cgroups)?;
+        targets.push(target(
+            &format!("kernel map memory <= 16 KiB per watched cgroup ({} cgroups watched at once)", args.cgroups),
+            memory["bytes_per_cgroup"].as_f64().unwrap_or(f64::INFINITY) / 16384.0,
+            1.0,
+        ));
+        let cpu = cpu_target(&env)?;
+        targets.push(target("agent CPU <= 2% of one core, 100 cgroups making 1M syscalls/s", cpu["agent_cpu_percent"].as_f64().unwrap_or(f64::INFINITY) / 2.0, 1.0));
+        targets.push(target("no first-seen event lost under that load", cpu["events_lost"].as_f64().unwrap_or(1.0) + 1.0, 1.0));
+        targets.push(target(
+            "first use of a syscall to the agent knowing it: median <= 100 ms",
+            cpu["first_seen_latency_median_ms"].as_f64().unwrap_or(f64::INFINITY) / 100.0,
+            1.0,
+        ));
+        extra = json!({"memory": memory, "cpu": cpu});
+    }
+
+    let machine = machine();
+    let rows: Vec<serde_json::Value> = configs
+        .iter()
+        .map(|c| {
+            json!({
+                "config": c.name(),
+                "getppid_ns": med(&getppid[c]),
+                "getppid_added_ns": med(&getppid[c]) - bare_g,
+                "mix_ns": med(&mix[c]),
+                "mix_added_ns": med(&mix[c]) - bare_m,
+                "getppid_runs": getppid[c],
+            })
+        })
+        .collect();
+    let report = json!({
+        "machine": machine,
+        "rounds": args.rounds,
+        "calls": args.calls,
+        "mix_iterations": args.mix,
+        "results": rows,
+        "strace_getppid_ns": median(&strace),
+        "strace_added_ns": median(&strace) - bare_g,
+        "targets": targets,
+        "extra": extra,
+    });
+    let docs = crate::workspace_root().join("docs");
+    std::fs::write(docs.join("bench.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(docs.join("bench.md"), markdown(&report))?;
+    print!("{}", markdown(&report));
+    Ok(())
+}
+
+fn target(what: &str, ratio: f64, limit: f64) -> serde_json::Value {
+    let pass = ratio <= limit;
+    eprintln!("[bench] {} {what}: ratio {ratio:.3} (limit {limit:.3})", if pass { "PASS" } else { "FAIL" });
+    json!({"target": what, "ratio": ratio, "limit": limit, "pass": pass})
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
+    let mut running = Running { child: None, cleanup: Vec::new() };
+    let agent = |watch: &str, count_errors: bool| -> anyhow::Result<Child> {
+        let state = env.work.join("state");
+        let _ = std::fs::remove_dir_all(&state);
+        let socket = env.work.join("agent.sock");
+        let _ = std::fs::remove_file(&socket);
+        let mut cmd = Command::new(&env.observer);
+        cmd.arg("agent")
+            .args(["--watch", watch, "--state-dir"])
+            .arg(&state)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--pin-dir")
+            .arg(&env.pin_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if count_errors {
+            cmd.arg("--count-errors");
+        }
+        let child = cmd.spawn().context("starting observer agent")?;
+        wait_for(|| socket.exists(), "the agent's socket")?;
+        Ok(child)
+    };
+    let uninstall = format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display());
+    match config {
+        Config::Bare | Config::Trace => {}
+        Config::FloorEnter | Config::FloorBoth => {
+            let mut cmd = Command::new(&env.observer);
+            cmd.arg("floor").stderr(Stdio::piped());
+            if config == Config::FloorEnter {
+                cmd.arg("--enter-only");
+            }
+            let mut child = cmd.spawn()?;
+            // It says so on stderr once attached.
+            let mut stderr = child.stderr.take().context("stderr")?;
+            let mut buf = [0u8; 256];
+            let _ = std::io::Read::read(&mut stderr, &mut buf)?;
+            running.child = Some(child);
+        }
+        Config::AgentWatched => {
+            running.child = Some(agent("all", false)?);
+            running.cleanup.push(uninstall);
+        }
+        Config::AgentWatchedCountErrors => {
+            running.child = Some(agent("all", true)?);
+            running.cleanup.push(uninstall);
+        }
+        Config::AgentUnwatched => {
+            running.child = Some(agent("containers", false)?);
+            running.cleanup.push(uninstall);
+        }
+        Config::Bpftrace => {
+            let mut child = Command::new("bpftrace")
+                .args(["-e", "tracepoint:raw_syscalls:sys_enter { @[cgroup, args->id] = count(); }"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("bpftrace is needed (cargo xtask setup test installs it)")?;
+            let mut out = child.stdout.take().context("stdout")?;
+            let mut buf = [0u8; 256];
+            // "Attaching 1 probe..."
+            let _ = std::io::Read::read(&mut out, &mut buf)?;
+            std::thread::sleep(Duration::from_millis(300));
+            running.child = Some(child);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(running)
+}
+
+/// Runs one workload in the workload cgroup (under `observer trace` for Trace) and returns ns per syscall.
+fn workload(env: &Env, config: Config, cgroup: &Path, mode: &str, n: u64) -> anyhow::Result<f64> {
+    let tp = env.testprog.display().to_string();
+    let out = if config == Config::Trace {
+        Command::new(&env.observer).args(["trace", "-o", "/dev/null", "--", &tp, mode, &n.to_string()]).output()?
+    } else {
+        let script = format!("echo $$ > {}/cgroup.procs && exec {tp} {mode} {n}", cgroup.display());
+        Command::new("sh").args(["-c", &script]).output()?
+    };
+    if !out.status.success() {
+        bail!("workload {mode} under {} failed: {}", config.name(), String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().with_context(|| format!("workload output {:?}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn v2_mount() -> anyhow::Result<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo")?;
+    mi.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+        })
+        .context("no cgroup2 mount")
+}
+
+fn ensure_tracefs() -> anyhow::Result<()> {
+    if Path::new("/sys/kernel/tracing/events").exists() {
+        return Ok(());
+    }
+    eprintln!("[bench] mounting tracefs at /sys/kernel/tracing (bpftrace's tracepoints need it)");
+    let st = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status()?;
+    if !st.success() {
+        bail!("could not mount tracefs");
+    }
+    Ok(())
+}
+
+/// No program of observer's (or anyone's) may sit on the raw syscall tracepoints:
+/// the bare numbers would not be bare.
+fn check_nothing_attached() -> anyhow::Result<()> {
+    let out = Command::new("bpftool").args(["link", "show"]).output().context("bpftool is needed (cargo xtask setup test installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let attached: Vec<&str> = text.lines().filter(|l| l.contains("tp 'sys_enter'") || l.contains("tp 'sys_exit'")).collect();
+    if !attached.is_empty() {
+        bail!(
+            "programs are still attached to the raw syscall tracepoints ({}): the bare numbers would be wrong. \
+             Stop running agents and `observer agent --uninstall` (bpftool link show lists them)",
+            attached.len()
+        );
+    }
+    Ok(())
+}
+
+fn machine() -> serde_json::Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo").lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim().to_owned();
+    let cores = read("/proc/cpuinfo").lines().filter(|l| l.starts_with("processor")).count();
+    let mem_kb: u64 = read("/proc/meminfo").lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    json!({
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gib": mem_kb / 1024 / 1024,
+        "date": String::from_utf8_lossy(&Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().map(|o| o.stdout).unwrap_or_default()).trim(),
+    })
+}
+
+fn status(env: &Env) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(&env.observer).args(["status", "--socket"]).arg(env.work.join("agent.sock")).output()?;
+    serde_json::from_slice(&out.stdout).context("observer status")
+}
+
+/// 10,000 cgroups watched at once, a few syscalls in each; the kernel's own
+/// account of the maps' memory (memlock in fdinfo), per cgroup. Then past the
+/// capacity: what could not be recorded is counted.
+fn memory_target(env: &Env, cgroups: u32) -> anyhow::Result<serde_json::Value> {
+    let slots = cgroups + 64;
+    let state = env.work.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    let socket = env.work.join("agent.sock");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new(&env.observer)
+        .args(["agent", "--watch", "all", "--slots", &slots.to_string(), "--state-dir"])
+        .arg(&state)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--pin-dir")
+        .arg(&env.pin_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let _running = Running {
+        child: Some(child),
+        cleanup: vec![format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display())],
+    };
+    wait_for(|| socket.exists(), "the agent's socket")?;
+    let parent = env.v2.join("observer-bench-mem");
+    let _ = std::fs::create_dir(&parent);
+    let total = cgroups + 200;
+    eprintln!("[bench] memory: {total} cgroups ({cgroups} within capacity), a few syscalls in each");
+    let start = Instant::now();
+    let script = format!(
+        "for i in $(seq 0 {}); do mkdir -p {p}/c$i; sh -c \"echo \\$\\$ > {p}/c$i/cgroup.procs; exec true\"; done",
+        total - 1,
+        p = parent.display()
+    );
+    let st = Command::new("sh").args(["-c", &script]).status()?;
+    if !st.success() {
+        bail!("creating cgroups failed");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let s = status(env)?;
+    let memlock = memlock_of(pid)?;
+    let used = s["slots_used"].as_u64().unwrap_or(0);
+    let _ = Command::new("sh").args(["-c", &format!("for d in {}/c*; do rmdir $d; done; rmdir {}", parent.display(), parent.display())]).status();
+    let per = memlock as f64 / f64::from(cgroups);
+    Ok(json!({
+        "cgroups_created": total,
+        "slots": slots,
+        "slots_used": used,
+        "map_memlock_bytes": memlock,
+        "bytes_per_cgroup": per,
+        "cgroups_overflow": s["cgroups_overflow"],
+        "calls_unrecorded": s["calls_unrecorded"],
+        "seconds": start.elapsed().as_secs_f64(),
+    }))
+}
+
+/// Sum of `memlock` over the BPF maps a process holds (the kernel's figure).
+fn memlock_of(pid: u32) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        let text = std::fs::read_to_string(entry?.path()).unwrap_or_default();
+        if !text.contains("map_type:") {
+            continue;
+        }
+        if let Some(v) = text.lines().find_map(|l| l.strip_prefix("memlock:")) {
+            total += v.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// 100 cgroups making 1M syscalls/s together; the agent's CPU time over the
+/// window, the kernel's loss counter, and the first-seen latency.
+fn cpu_target(env: &Env) -> anyhow::Result<serde_json::Value> {
+    let state = env.work.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    let socket = env.work.join("agent.sock");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new(&env.observer)
+        .args(["agent", "--watch", "all", "--state-dir"])
+        .arg(&state)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--pin-dir")
+        .arg(&env.pin_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let _running = Running {
+        child: Some(child),
+        cleanup: vec![format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display())],
+    };
+    wait_for(|| socket.exists(), "the agent's socket")?;
+    std::thread::sleep(Duration::from_secs(1));
+    let parent = env.v2.join("observer-bench-cpu");
+    let _ = std::fs::create_dir(&parent);
+    let seconds = 10;
+    let cpu_before = cpu_ticks(pid)?;
+    let t0 = Instant::now();
+    let mut workers = Vec::new();
+    for i in 0..100 {
+        let dir = parent.join(format!("c{i}"));
+        let _ = std::fs::create_dir(&dir);
+        let script = format!("echo $$ > {}/cgroup.procs && exec {} rate 10000 {seconds}", dir.display(), env.testprog.display());
+        workers.push(Command::new("sh").args(["-c", &script]).spawn()?);
+    }
+    for mut w in workers {
+        w.wait()?;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu_after = cpu_ticks(pid)?;
+    let s = status(env)?;
+    let hz = 100.0;
+    let agent_cpu = (cpu_after - cpu_before) as f64 / hz / elapsed * 100.0;
+    let calls: u64 = {
+        let out = Command::new(&env.observer).args(["ps", "--json", "--socket"]).arg(&socket).output()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.as_array().into_iter().flatten().filter(|c| c["cgroup_path"].as_str().is_some_and(|p| p.contains("observer-bench-cpu"))).map(|c| c["calls"].as_u64().unwrap_or(0)).sum()
+    };
+    let _ = Command::new("sh").args(["-c", &format!("for d in {}/c*; do rmdir $d; done; rmdir {}", parent.display(), parent.display())]).status();
+    let median_ms = s["first_seen_latency_median_ns"].as_f64().map(|n| n / 1e6);
+    Ok(json!({
+        "seconds": elapsed,
+        "calls_recorded": calls,
+        "calls_per_second": calls as f64 / elapsed,
+        "agent_cpu_percent": agent_cpu,
+        "events_lost": s["events_lost"],
+        "first_seen_events": s["first_seen_events"],
+        "first_seen_latency_median_ms": median_ms,
+        "first_seen_latency_p99_ms": s["first_seen_latency_p99_ns"].as_f64().map(|n| n / 1e6),
+    }))
+}
+
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm.
+    Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+}
+
+fn markdown(r: &serde_json::Value) -> String {
+    let mut s = String::new();
+    let m = &r["machine"];
+    let _ = writeln!(s, "# observer benchmark\n");
+    let _ = writeln!(
+        s,
+        "Measured by `cargo xtask bench` on {} ({} cores, {} GiB), kernel {}, {}. {} rounds, configurations alternated, medians; {} getppid calls and {} file-mix iterations (openat, write, lseek, read, close) per measurement.\n",
+        m["cpu"].as_str().unwrap_or(""),
+        m["cores"],
+        m["memory_gib"],
+        m["kernel"].as_str().unwrap_or(""),
+        m["date"].as_str().unwrap_or(""),
+        r["rounds"],
+        r["calls"],
+        r["mix_iterations"]
+    );
+    let _ = writeln!(s, "| configuration | getppid ns/call | added | file mix ns/syscall | added |");
+    let _ = writeln!(s, "| --- | ---: | ---: | ---: | ---: |");
+    for row in r["results"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:+.1} | {:.1} | {:+.1} |",
+            row["config"].as_str().unwrap_or(""),
+            row["getppid_ns"].as_f64().unwrap_or(f64::NAN),
+            row["getppid_added_ns"].as_f64().unwrap_or(f64::NAN),
+            row["mix_ns"].as_f64().unwrap_or(f64::NAN),
+            row["mix_added_ns"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| strace -f -c (20,000 calls, 3 runs) | {:.1} | {:+.1} | | |\n",
+        r["strace_getppid_ns"].as_f64().unwrap_or(f64::NAN),
+        r["strace_added_ns"].as_f64().unwrap_or(f64::NAN)
+    );
+    let _ = writeln!(s, "## Targets\n\n| target | ratio | limit | result |\n| --- | ---: | ---: | --- |");
+    for t in r["targets"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {} |",
+            t["target"].as_str().unwrap_or(""),
+            t["ratio"].as_f64().unwrap_or(f64::NAN),
+            t["limit"].as_f64().unwrap_or(f64::NAN),
+            if t["pass"].as_bool() == Some(true) { "PASS" } else { "FAIL" }
+        );
+    }
+    if r["extra"].as_object().is_some_and(|o| !o.is_empty()) {
+        let _ = writeln!(s, "\n## Details\n\n```json\n{}\n```", serde_json::to_string_pretty(&r["extra"]).unwrap_or_default());
+    }
+    s
 }
