@@ -6,6 +6,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("OBSERVER_LOG").unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = observer::cli::Cli::parse();
     let code = match observer::cli::dispatch(cli) {
