@@ -255,9 +255,10 @@ fn installed_filter_matches_the_resolved_profile() {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let applied = dump_filters(pid).unwrap();
+        let applied = dump_filters(pid);
         let _ = child.kill();
         let _ = child.wait();
+        let applied = applied.unwrap();
         assert_eq!(applied.filters.len(), 1);
         assert_eq!(
             applied.filters[0], prepared.filter.insns,
