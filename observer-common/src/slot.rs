@@ -11,6 +11,22 @@ pub const SLOT_OVERFLOW: u32 = u32::MAX - 1;
 /// Values at or above this are markers, not slots.
 pub const SLOT_FIRST_MARKER: u32 = SLOT_OVERFLOW;
 
+/// Entries of the direct-mapped `CGROUP_CACHE` in front of the `CGROUPS` hash:
+/// one u64 per entry, `cgroup id << 32 | slot`, written and read in one piece.
+/// Cgroup ids are kernfs inode numbers, below 2^32 in practice; a larger id
+/// never matches and always takes the hash.
+pub const CGROUP_CACHE_ENTRIES: u32 = 1 << 16;
+
+#[inline(always)]
+pub fn cache_index(cgroup_id: u64) -> u32 {
+    (cgroup_id as u32) & (CGROUP_CACHE_ENTRIES - 1)
+}
+
+#[inline(always)]
+pub fn cache_entry(cgroup_id: u64, slot: u32) -> u64 {
+    (cgroup_id << 32) | u64::from(slot)
+}
+
 /// Start phases of a container, as the kernel program tells them apart.
 pub mod phase {
     /// The runtime's init before it installed the seccomp filter.

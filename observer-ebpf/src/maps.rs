@@ -7,13 +7,24 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
 };
 use aya_ebpf::bindings::BPF_F_MMAPABLE;
-use observer_common::{config, marker::EnterMarker, slot::Slot, stats};
+use observer_common::{
+    config,
+    marker::EnterMarker,
+    slot::{CGROUP_CACHE_ENTRIES, SLOT_FIRST_MARKER, Slot, cache_entry, cache_index},
+    stats,
+};
 
 pub const DEFAULT_SLOTS: u32 = 64;
 
 /// cgroup v2 id -> slot index (or a `SLOT_*` marker).
 #[map]
 pub static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(DEFAULT_SLOTS * 4, 0);
+
+/// A direct-mapped cache in front of `CGROUPS`: one inlined array load instead
+/// of a hash lookup on every syscall. Only a hint: a slot found here is checked
+/// against the slot's own record; user space clears entries it makes stale.
+#[map]
+pub static CGROUP_CACHE: Array<u64> = Array::with_max_entries(CGROUP_CACHE_ENTRIES, 0);
 
 /// Free slot indexes, filled by user space; popped when a new cgroup arrives.
 #[map]
@@ -90,4 +101,35 @@ pub fn opaque(value: u32) -> u32 {
     let out: u64;
     unsafe { core::arch::asm!("{out} = {v}", out = lateout(reg) out, v = in(reg) u64::from(value), options(pure, nomem, nostack)) };
     out as u32
+}
+
+/// The slot (or `SLOT_*` marker) of a cgroup: the cache first, then the hash.
+/// `None`: not known yet. A slot from the cache may be stale; callers check it
+/// against `SlotInfo::cgroup_id` and call `lookup_slow` when it does not match.
+#[inline(always)]
+pub fn lookup_cached(cgroup_id: u64) -> Option<u32> {
+    let entry = *CGROUP_CACHE.get(cache_index(cgroup_id))?;
+    (entry >> 32 == cgroup_id).then_some(entry as u32)
+}
+
+#[inline(never)]
+pub fn lookup_slow(cgroup_id: u64) -> Option<u32> {
+    let slot = *unsafe { CGROUPS.get(&cgroup_id) }?;
+    remember(cgroup_id, slot);
+    Some(slot)
+}
+
+#[inline(always)]
+pub fn remember(cgroup_id: u64, slot: u32) {
+    if cgroup_id >> 32 == 0
+        && let Some(entry) = CGROUP_CACHE.get_ptr_mut(cache_index(cgroup_id))
+    {
+        unsafe { core::ptr::write_volatile(entry, cache_entry(cgroup_id, slot)) };
+    }
+}
+
+/// Whether `slot` holds a record (not a marker).
+#[inline(always)]
+pub fn is_slot(slot: u32) -> bool {
+    slot < SLOT_FIRST_MARKER
 }

@@ -7,7 +7,7 @@
 use aya_ebpf::{
     EbpfContext as _,
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_send_signal},
+    helpers::bpf_send_signal,
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -16,13 +16,16 @@ use observer_common::{
     counters::{ROW_INVALID, row_of},
     event::EventKind,
     marker::EnterMarker,
-    slot::{SLOT_FIRST_MARKER, SLOT_OVERFLOW, SlotInfo, enforce, phase},
+    slot::{SLOT_OVERFLOW, SlotInfo, enforce, phase},
     stats,
 };
 
 use crate::{
     events::emit,
-    maps::{CGROUPS, FREE_SLOTS, MARKERS, SLOTS, bump, config, count_stat, opaque, set_bit},
+    maps::{
+        CGROUPS, FREE_SLOTS, MARKERS, SLOTS, bump, config, count_stat, is_slot, lookup_cached, lookup_slow, opaque,
+        remember, set_bit,
+    },
     task,
 };
 
@@ -36,31 +39,42 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let slot = match unsafe { CGROUPS.get(&cgroup_id) } {
-        Some(slot) => *slot,
-        None => open_slot(cgroup_id)?,
+    let task = task::current();
+    let cgroup_id = task.cgroup_id();
+    let mut slot = match lookup_cached(cgroup_id) {
+        Some(slot) => slot,
+        None => match lookup_slow(cgroup_id) {
+            Some(slot) => slot,
+            None => open_slot(cgroup_id)?,
+        },
     };
-    if slot >= SLOT_FIRST_MARKER {
+    if !is_slot(slot) {
         if slot == SLOT_OVERFLOW {
             count_stat(stats::CALLS_UNRECORDED);
         }
         return None;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) == config(config::AGENT_TGID) {
+    let mut record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    if record.info.cgroup_id != cgroup_id {
+        // A stale cache entry (the slot was freed and reused): ask the hash.
+        slot = lookup_slow(cgroup_id)?;
+        if !is_slot(slot) {
+            return None;
+        }
+        record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    }
+    let (tid, tgid) = task.pid_tgid();
+    if u64::from(tgid) == config(config::AGENT_TGID) {
         return None;
     }
     let args = ctx.as_ptr() as *const u64;
     let nr = unsafe { *args.add(1) } as i64;
-    let task = task::current();
-    let row = row_of(task::abi(task), nr);
-    let record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    let row = row_of(task.abi(), nr);
     bump(&mut record.calls, row);
     if let Some(marker) = MARKERS.get_ptr_mut(0) {
         unsafe {
             *marker = EnterMarker {
-                tid: pid_tgid as u32,
+                tid,
                 nr: nr as u32,
                 slot,
                 row,
@@ -96,10 +110,10 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
 
 /// Which start phase the current task is in (see `SlotInfo::init_exec_id`).
 #[inline(always)]
-fn phase_of(task: u64, info: &SlotInfo) -> u32 {
-    if task::exec_id(task) != info.init_exec_id {
+fn phase_of(task: task::Task, info: &SlotInfo) -> u32 {
+    if task.exec_id() != info.init_exec_id {
         phase::CONTAINER
-    } else if task::seccomp_mode(task) == task::SECCOMP_MODE_FILTER {
+    } else if task.seccomp_mode() == task::SECCOMP_MODE_FILTER {
         phase::INIT_AFTER_FILTER
     } else {
         phase::INIT_BEFORE_FILTER
@@ -114,12 +128,11 @@ fn open_slot(cgroup_id: u64) -> Option<u32> {
     if config(config::MODE) != config::mode::AUTO {
         return None;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
     let slot = FREE_SLOTS.pop().ok().flatten().unwrap_or(SLOT_OVERFLOW);
     if slot != SLOT_OVERFLOW {
         let info = unsafe { &mut (*SLOTS.get_ptr_mut(slot)?).info };
         info.cgroup_id = cgroup_id;
-        info.init_exec_id = task::exec_id(task::current());
+        info.init_exec_id = task::current().exec_id();
     }
     if CGROUPS.insert(&cgroup_id, &slot, u64::from(BPF_NOEXIST)).is_err() {
         // Another CPU got there first, or the map is full.
@@ -134,6 +147,7 @@ fn open_slot(cgroup_id: u64) -> Option<u32> {
             }
         };
     }
+    remember(cgroup_id, slot);
     if slot == SLOT_OVERFLOW {
         count_stat(stats::CGROUPS_OVERFLOW);
     }

@@ -9,7 +9,7 @@
 use aya_ebpf::{
     EbpfContext as _,
     bindings::pt_regs,
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -17,13 +17,13 @@ use observer_common::{
     config,
     counters::{ROW_INVALID, row_of},
     event::EventKind,
-    slot::{SLOT_FIRST_MARKER, phase},
+    slot::phase,
     stats,
 };
 
 use crate::{
     events::emit,
-    maps::{CGROUPS, MARKERS, SLOTS, bump, config, count_stat, opaque, set_bit},
+    maps::{MARKERS, SLOTS, bump, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
     task,
 };
 
@@ -37,14 +37,13 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
     let args = ctx.as_ptr() as *const u64;
     let ret = unsafe { *args.add(1) } as i64;
-    let marker = unsafe { &mut *MARKERS.get_ptr_mut(0)? };
     if ret >= 0 {
-        // Success needs no accounting; only consume our own note, if any.
-        if marker.tid != 0 && marker.tid == bpf_get_current_pid_tgid() as u32 {
-            marker.tid = 0;
-        }
+        // Success needs no accounting, and costs nothing more here. The note its
+        // enter left stays; a later exit matches a note only with the same thread
+        // and syscall number (see docs on denials for the one corner this leaves).
         return None;
     }
+    let marker = unsafe { &mut *MARKERS.get_ptr_mut(0)? };
     let pid_tgid = bpf_get_current_pid_tgid();
     let regs = unsafe { *args } as *const pt_regs;
     let nr = unsafe { bpf_probe_read_kernel(&(*regs).orig_rax).ok()? } as i64;
@@ -68,12 +67,12 @@ fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
         return None;
     }
     let task = task::current();
-    if task::seccomp_mode(task) != task::SECCOMP_MODE_FILTER {
+    if task.seccomp_mode() != task::SECCOMP_MODE_FILTER {
         return None;
     }
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let slot = match unsafe { CGROUPS.get(&cgroup_id) } {
-        Some(slot) if *slot < SLOT_FIRST_MARKER => *slot,
+    let cgroup_id = task.cgroup_id();
+    let slot = match lookup_slow(cgroup_id) {
+        Some(slot) if is_slot(slot) => slot,
         _ => {
             count_stat(stats::DENIALS_UNATTRIBUTED);
             return None;
@@ -82,7 +81,7 @@ fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
     if (pid_tgid >> 32) == config(config::AGENT_TGID) {
         return None;
     }
-    let row = row_of(task::abi(task), nr);
+    let row = row_of(task.abi(), nr);
     let record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
     bump(&mut record.denied, row);
     if row == ROW_INVALID {
@@ -91,7 +90,7 @@ fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
     let info = &mut record.info;
     let word = info.denied_seen.get_mut(opaque(row / 64) as usize)?;
     if set_bit(word, 1u64 << (row % 64)) {
-        let phase = if task::exec_id(task) != info.init_exec_id {
+        let phase = if task.exec_id() != info.init_exec_id {
             phase::CONTAINER
         } else {
             phase::INIT_AFTER_FILTER

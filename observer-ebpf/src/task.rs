@@ -1,7 +1,13 @@
 //! Reads of the current task_struct. Field offsets differ between kernel builds,
 //! so the agent reads them from the kernel's BTF and sets them at load time.
+//!
+//! The task comes from `bpf_get_current_task_btf`, a BTF pointer: the verifier
+//! checks each load against the kernel's BTF and turns it into a plain, guarded
+//! load, much cheaper than a `bpf_probe_read_kernel` call on the per-syscall path.
+//! The offsets live in read-only data that the loader freezes, so the verifier
+//! sees them as constants.
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::bpf_get_current_task_btf;
 
 /// Offset of `thread_info.status` in `task_struct` (thread_info is embedded first on x86).
 #[unsafe(no_mangle)]
@@ -12,6 +18,22 @@ static TASK_EXEC_ID_OFFSET: u64 = 0;
 /// Offset of `seccomp.mode`.
 #[unsafe(no_mangle)]
 static TASK_SECCOMP_MODE_OFFSET: u64 = 0;
+/// Offset of `pid` (the thread id); `tgid` follows it in every kernel since 2.6.
+#[unsafe(no_mangle)]
+static TASK_PID_OFFSET: u64 = 0;
+
+/// The chain to the task's cgroup v2 id: `task->cgroups->dfl_cgrp->kn->id`, what
+/// `bpf_get_current_cgroup_id` returns. Read as BTF loads: the helper takes and
+/// drops an RCU read lock around the same loads, which measured ~50 ns here,
+/// while the program already runs inside an RCU read-side section.
+#[unsafe(no_mangle)]
+static TASK_CGROUPS_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static CSS_SET_DFL_CGRP_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static CGROUP_KN_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static KERNFS_NODE_ID_OFFSET: u64 = 0;
 
 /// `TS_COMPAT`: the task is in a 32-bit syscall (int 0x80, or an i386 binary).
 /// arch/x86/include/asm/thread_info.h (v6.18).
@@ -24,29 +46,58 @@ fn setting(value: &'static u64) -> u64 {
     unsafe { core::ptr::read_volatile(value) }
 }
 
+/// The current task (never null: there is always a current task in a syscall).
+#[derive(Clone, Copy)]
+pub struct Task(*const u8);
+
 #[inline(always)]
-fn read<T: Copy>(task: u64, offset: u64) -> Option<T> {
-    unsafe { bpf_probe_read_kernel((task + offset) as *const T).ok() }
+pub fn current() -> Task {
+    Task(unsafe { bpf_get_current_task_btf() } as *const u8)
 }
 
 #[inline(always)]
-pub fn current() -> u64 {
-    unsafe { bpf_get_current_task() }
+fn load_at<T: Copy>(base: *const u8, offset: u64) -> T {
+    unsafe { core::ptr::read_volatile(base.add(offset as usize) as *const T) }
 }
 
-/// ABI index of the current syscall: 1 (i386) when TS_COMPAT is set, else 0.
-#[inline(always)]
-pub fn abi(task: u64) -> u32 {
-    let status: u32 = read(task, setting(&TASK_STATUS_OFFSET)).unwrap_or(0);
-    u32::from(status & TS_COMPAT != 0)
-}
+impl Task {
+    #[inline(always)]
+    fn load<T: Copy>(self, offset: u64) -> T {
+        load_at(self.0, offset)
+    }
 
-#[inline(always)]
-pub fn exec_id(task: u64) -> u64 {
-    read(task, setting(&TASK_EXEC_ID_OFFSET)).unwrap_or(0)
-}
+    /// The cgroup v2 id of the task's cgroup (0 if the chain is broken).
+    #[inline(always)]
+    pub fn cgroup_id(self) -> u64 {
+        let css_set: *const u8 = self.load(setting(&TASK_CGROUPS_OFFSET));
+        let cgroup: *const u8 = load_at(css_set, setting(&CSS_SET_DFL_CGRP_OFFSET));
+        let kn: *const u8 = load_at(cgroup, setting(&CGROUP_KN_OFFSET));
+        load_at(kn, setting(&KERNFS_NODE_ID_OFFSET))
+    }
 
-#[inline(always)]
-pub fn seccomp_mode(task: u64) -> u32 {
-    read(task, setting(&TASK_SECCOMP_MODE_OFFSET)).unwrap_or(0)
+    /// ABI index of the current syscall: 1 (i386) when TS_COMPAT is set, else 0.
+    #[inline(always)]
+    pub fn abi(self) -> u32 {
+        let status: u32 = self.load(setting(&TASK_STATUS_OFFSET));
+        u32::from(status & TS_COMPAT != 0)
+    }
+
+    /// (thread id, thread group id), as `bpf_get_current_pid_tgid` would give them,
+    /// without the helper call.
+    #[inline(always)]
+    pub fn pid_tgid(self) -> (u32, u32) {
+        // Two loads: the verifier checks each against its own BTF member.
+        let pid = setting(&TASK_PID_OFFSET);
+        (self.load(pid), self.load(pid + 4))
+    }
+
+    #[inline(always)]
+    pub fn exec_id(self) -> u64 {
+        self.load(setting(&TASK_EXEC_ID_OFFSET))
+    }
+
+    #[inline(always)]
+    pub fn seccomp_mode(self) -> u32 {
+        self.load(setting(&TASK_SECCOMP_MODE_OFFSET))
+    }
 }

@@ -120,6 +120,15 @@ impl TestAgent {
     pub fn profile(&self, name: &str) -> serde_json::Value {
         self.cli_json(&["profile", "show", name])
     }
+
+    /// The profile, or None while the agent does not know the container yet.
+    pub fn try_profile(&self, name: &str) -> Option<serde_json::Value> {
+        let o = self.cli(&["profile", "show", name, "--json"]);
+        if !o.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&o.stdout).ok()
+    }
 }
 
 impl Drop for TestAgent {

@@ -33,7 +33,7 @@ fn names_and_profiles(runtime: &str) {
     assert_eq!(c["seccomp_mode"], 2, "Docker's default filter");
     assert!(!c["pids"].as_array().expect("pids").is_empty());
     let p = agent.wait_for("chmod in the profile", || {
-        let p = agent.profile(&a);
+        let p = agent.try_profile(&a)?;
         has(&p, "chmod", "container").then_some(p)
     });
     // Three phases apart: the runtime's init before and after its filter, the container's own.
@@ -42,7 +42,7 @@ fn names_and_profiles(runtime: &str) {
     assert!(has(&p, "nanosleep", "container") || has(&p, "clock_nanosleep", "container"), "sleep is the container's own: {p}");
 
     let q = agent.wait_for("the quiet container", || {
-        let p = agent.profile(&b);
+        let p = agent.try_profile(&b)?;
         (has(&p, "read", "container") || has(&p, "sendfile", "container")).then_some(p)
     });
     assert!(!has(&q, "chmod", "container") && !has(&q, "fchmodat", "container"), "the neighbour never ran chmod: {q}");
@@ -84,7 +84,7 @@ fn nothing_is_lost_across_an_agent_crash() {
     std::thread::sleep(Duration::from_secs(1));
     agent.spawn();
     let after = agent.wait_for("chmod, made while the agent was down", || {
-        let p = agent.profile(&n);
+        let p = agent.try_profile(&n)?;
         has(&p, "chmod", "container").then_some(p)
     });
     for (name, abi, _, calls, _) in rows(&before) {
@@ -148,7 +148,7 @@ fn a_denied_chmod_is_shown_as_denied() {
     let o = run(&["-d", "--security-opt", &opt, "--name", &n], &["sh", "-c", "sleep 1; chmod 777 / ; sleep 30"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let p = agent.wait_for("a denied chmod", || {
-        let p = agent.profile(&n);
+        let p = agent.try_profile(&n)?;
         rows(&p).iter().any(|r| r.0 == "chmod" && r.4 >= 1).then_some(p)
     });
     let chmod = rows(&p).into_iter().find(|r| r.0 == "chmod").expect("chmod row");

@@ -65,6 +65,8 @@ pub struct Agent {
     pub dirty: BTreeSet<String>,
     /// cgroup id -> path, filled as cgroups appear (they may vanish before we look).
     pub known_paths: HashMap<u64, String>,
+    /// Paths of cgroups as they were created (inotify), for those that end too fast to look up.
+    pub fresh_paths: super::cgroup_watch::FreshPaths,
     /// Where the round-robin read of live slots goes on.
     pub next_slot_to_read: u32,
     /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
@@ -96,6 +98,11 @@ impl Agent {
 
     /// Where a cgroup id lives, from what we saw, else from a walk of the tree.
     async fn path_of(&mut self, cgroup_id: u64) -> Option<String> {
+        if !self.known_paths.contains_key(&cgroup_id)
+            && let Some(p) = self.fresh_paths.lock().ok().and_then(|mut f| f.remove(&cgroup_id))
+        {
+            self.known_paths.insert(cgroup_id, p);
+        }
         if !self.known_paths.contains_key(&cgroup_id) {
             self.learn_paths().await;
         }
@@ -405,6 +412,7 @@ impl Agent {
             .collect();
         for id in stale {
             let _ = self.probe.maps.cgroups.remove(&id);
+            self.probe.forget_cached(id);
         }
         self.known_paths.retain(|id, _| alive.contains_key(id));
         self.known_paths.extend(alive);

@@ -3,6 +3,7 @@
 //! drift alerts, and answers the CLI on a root-only unix socket.
 
 mod alerts;
+mod cgroup_watch;
 mod core;
 mod lock;
 pub mod model;
@@ -114,6 +115,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         known_paths: HashMap::new(),
         first_seen_latency_ns: std::collections::VecDeque::new(),
         next_slot_to_read: 0,
+        fresh_paths: cgroup_watch::spawn(crate::container::v2_mount::find_v2_mount()?),
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();
@@ -204,6 +206,13 @@ async fn reconcile(agent: &mut Agent) {
     for (cgroup_id, path) in ids {
         let cref = crate::container::cgroup_path::parse(&path);
         if !cref.is_container() || agent.probe.maps.cgroups.get(&cgroup_id, 0).is_ok() {
+            continue;
+        }
+        // A container starting right now is left to the kernel, which records its
+        // start phases from its first syscall; only older ones are taken as running.
+        let dir = agent.resolver.mount().join(path.trim_start_matches('/'));
+        let age = std::fs::metadata(&dir).ok().and_then(|m| m.created().or_else(|_| m.modified()).ok()).and_then(|t| t.elapsed().ok());
+        if age.is_none_or(|a| a < Duration::from_secs(3)) {
             continue;
         }
         let Ok(slot) = agent.probe.maps.free_slots.pop(0) else { break };

@@ -18,7 +18,8 @@ use super::{CounterView, TaskOffsets, require_bpf_privileges};
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
-const MAP_NAMES: [&str; 7] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "MARKERS", "EVENTS"];
+/// Order matters: `from_maps` takes them positionally (SLOTS is taken out first).
+const MAP_NAMES: [&str; 8] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "MARKERS", "EVENTS", "CGROUP_CACHE"];
 const PROGRAMS: [&str; 2] = ["sys_enter", "sys_exit"];
 
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +39,7 @@ pub struct ProbeMaps {
     pub stats: PerCpuArray<MapData, u64>,
     /// Taken by whoever drains the events (`Probe::take_events`).
     pub events: Option<RingBuf<MapData>>,
+    pub cgroup_cache: Array<MapData, u64>,
 }
 
 /// The loaded, attached kernel programs.
@@ -150,6 +152,7 @@ impl Probe {
                 let _markers = next("MARKERS")?;
                 Some(RingBuf::try_from(next("EVENTS")?)?)
             },
+            cgroup_cache: Array::try_from(next("CGROUP_CACHE")?)?,
         };
         let Map::Array(data) = &slots_map else {
             bail!("SLOTS is not an array map");
@@ -183,9 +186,18 @@ impl Probe {
         Ok(())
     }
 
+    /// Clears the kernel's cache entry for a cgroup whose `CGROUPS` entry changed.
+    pub fn forget_cached(&mut self, cgroup_id: u64) {
+        let index = observer_common::slot::cache_index(cgroup_id);
+        if self.maps.cgroup_cache.get(&index, 0).is_ok_and(|e| e >> 32 == cgroup_id) {
+            let _ = self.maps.cgroup_cache.set(index, 0, 0);
+        }
+    }
+
     /// Zeroes a slot and gives it back to the kernel.
     pub fn release_slot(&mut self, cgroup_id: u64, slot: u32) -> anyhow::Result<()> {
         let _ = self.maps.cgroups.remove(&cgroup_id);
+        self.forget_cached(cgroup_id);
         self.counters.reset(slot, 0, 0);
         self.maps.free_slots.push(slot, 0).context("returning a slot to FREE_SLOTS")?;
         Ok(())
@@ -194,6 +206,7 @@ impl Probe {
     /// Marks a cgroup as known but not recorded, freeing its slot.
     pub fn ignore(&mut self, cgroup_id: u64, slot: Option<u32>) -> anyhow::Result<()> {
         self.maps.cgroups.insert(cgroup_id, observer_common::slot::SLOT_IGNORED, 0)?;
+        self.forget_cached(cgroup_id);
         if let Some(slot) = slot {
             self.counters.reset(slot, 0, 0);
             self.maps.free_slots.push(slot, 0)?;
@@ -256,6 +269,11 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32)> {
         .override_global("TASK_STATUS_OFFSET", &offsets.status, true)
         .override_global("TASK_EXEC_ID_OFFSET", &offsets.exec_id, true)
         .override_global("TASK_SECCOMP_MODE_OFFSET", &offsets.seccomp_mode, true)
+        .override_global("TASK_PID_OFFSET", &offsets.pid, true)
+        .override_global("TASK_CGROUPS_OFFSET", &offsets.cgroup_chain[0], true)
+        .override_global("CSS_SET_DFL_CGRP_OFFSET", &offsets.cgroup_chain[1], true)
+        .override_global("CGROUP_KN_OFFSET", &offsets.cgroup_chain[2], true)
+        .override_global("KERNFS_NODE_ID_OFFSET", &offsets.cgroup_chain[3], true)
         .map_max_entries("CGROUPS", slots.saturating_mul(4).max(64))
         .map_max_entries("FREE_SLOTS", slots)
         .map_max_entries("SLOTS", slots)

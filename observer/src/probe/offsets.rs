@@ -14,6 +14,10 @@ pub struct TaskOffsets {
     pub exec_id: u64,
     /// `seccomp.mode`.
     pub seccomp_mode: u64,
+    /// `pid`, directly followed by `tgid`.
+    pub pid: u64,
+    /// `task_struct.cgroups`, `css_set.dfl_cgrp`, `cgroup.kn`, `kernfs_node.id`.
+    pub cgroup_chain: [u64; 4],
 }
 
 impl TaskOffsets {
@@ -26,6 +30,20 @@ impl TaskOffsets {
             status: member_offset(&btf, "task_struct", &["thread_info", "status"])?,
             exec_id: member_offset(&btf, "task_struct", &["self_exec_id"])?,
             seccomp_mode: member_offset(&btf, "task_struct", &["seccomp", "mode"])?,
+            pid: {
+                let pid = member_offset(&btf, "task_struct", &["pid"])?;
+                let tgid = member_offset(&btf, "task_struct", &["tgid"])?;
+                if tgid != pid + 4 {
+                    bail!("BTF: task_struct.tgid does not follow pid (pid at {pid}, tgid at {tgid})");
+                }
+                pid
+            },
+            cgroup_chain: [
+                member_offset(&btf, "task_struct", &["cgroups"])?,
+                member_offset(&btf, "css_set", &["dfl_cgrp"])?,
+                member_offset(&btf, "cgroup", &["kn"])?,
+                member_offset(&btf, "kernfs_node", &["id"])?,
+            ],
         })
     }
 }
