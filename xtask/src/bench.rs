@@ -19,10 +19,10 @@ use serde_json::json;
 #[derive(Args)]
 pub struct BenchArgs {
     /// Rounds: each configuration runs once per round, in turn.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     pub rounds: usize,
     /// getppid calls per measurement.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 3_000_000)]
     pub calls: u64,
     /// Iterations of the file mix (5 syscalls each) per measurement.
     #[arg(long, default_value_t = 100_000)]
@@ -141,6 +141,18 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
             mix.entry(config).or_default().push(m);
         }
     }
+    // The programs' own time per run, from the kernel's BPF statistics.
+    let mut program_ns = serde_json::Map::new();
+    for config in [Config::FloorBoth, Config::AgentWatched, Config::AgentUnwatched] {
+        let running = start(config, &env)?;
+        set_bpf_stats(true)?;
+        let _ = workload(&env, config, &workload_cg, "bench-getppid", args.calls)?;
+        let per_run = program_times()?;
+        set_bpf_stats(false)?;
+        drop(running);
+        eprintln!("[bench]   {:<42} in-kernel ns per run: {per_run:?}", config.name());
+        program_ns.insert(config.name().to_owned(), json!(per_run));
+    }
     // strace: a few runs of a shorter workload.
     let mut strace = Vec::new();
     for _ in 0..3 {
@@ -157,7 +169,12 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
     let med = |v: &Vec<f64>| median(v);
     let bare_g = med(&getppid[&Config::Bare]);
     let bare_m = med(&mix[&Config::Bare]);
-    let added = |c: Config| med(&getppid[&c]) - bare_g;
+    // Added cost per round against that round's bare run, then the median over
+    // rounds: slow drift of the machine cancels out within a round.
+    let added = |c: Config| {
+        let per_round: Vec<f64> = getppid[&c].iter().zip(&getppid[&Config::Bare]).map(|(v, b)| v - b).collect();
+        median(&per_round)
+    };
     let floor_both = added(Config::FloorBoth);
     let mut targets = Vec::new();
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
@@ -191,7 +208,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
             json!({
                 "config": c.name(),
                 "getppid_ns": med(&getppid[c]),
-                "getppid_added_ns": med(&getppid[c]) - bare_g,
+                "getppid_added_ns": added(*c),
                 "mix_ns": med(&mix[c]),
                 "mix_added_ns": med(&mix[c]) - bare_m,
                 "getppid_runs": getppid[c],
@@ -204,6 +221,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
         "calls": args.calls,
         "mix_iterations": args.mix,
         "results": rows,
+        "program_ns_per_run_with_bpf_stats": program_ns,
         "strace_getppid_ns": median(&strace),
         "strace_added_ns": median(&strace) - bare_g,
         "targets": targets,
@@ -214,6 +232,28 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
     std::fs::write(docs.join("bench.md"), markdown(&report))?;
     print!("{}", markdown(&report));
     Ok(())
+}
+
+fn set_bpf_stats(on: bool) -> anyhow::Result<()> {
+    std::fs::write("/proc/sys/kernel/bpf_stats_enabled", if on { "1" } else { "0" }).context("kernel.bpf_stats_enabled")
+}
+
+/// ns per run of the programs on the raw syscall tracepoints (bpftool's run_time_ns / run_cnt).
+fn program_times() -> anyhow::Result<BTreeMap<String, f64>> {
+    let out = Command::new("bpftool").args(["prog", "show", "--json"]).output().context("bpftool")?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("bpftool JSON")?;
+    let mut times = BTreeMap::new();
+    for p in v.as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or("");
+        if !["sys_enter", "sys_exit", "floor_enter", "floor_exit"].contains(&name) {
+            continue;
+        }
+        let (t, n) = (p["run_time_ns"].as_f64().unwrap_or(0.0), p["run_cnt"].as_f64().unwrap_or(0.0));
+        if n > 0.0 {
+            times.insert(name.to_owned(), t / n);
+        }
+    }
+    Ok(times)
 }
 
 fn target(what: &str, ratio: f64, limit: f64) -> serde_json::Value {
@@ -303,13 +343,16 @@ fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     Ok(running)
 }
 
+/// The workload runs pinned to one CPU: no migrations in the measurement.
+const WORKLOAD_CPU: &str = "1";
+
 /// Runs one workload in the workload cgroup (under `observer trace` for Trace) and returns ns per syscall.
 fn workload(env: &Env, config: Config, cgroup: &Path, mode: &str, n: u64) -> anyhow::Result<f64> {
     let tp = env.testprog.display().to_string();
     let out = if config == Config::Trace {
-        Command::new(&env.observer).args(["trace", "-o", "/dev/null", "--", &tp, mode, &n.to_string()]).output()?
+        Command::new("taskset").args(["-c", WORKLOAD_CPU]).arg(&env.observer).args(["trace", "-o", "/dev/null", "--", &tp, mode, &n.to_string()]).output()?
     } else {
-        let script = format!("echo $$ > {}/cgroup.procs && exec {tp} {mode} {n}", cgroup.display());
+        let script = format!("echo $$ > {}/cgroup.procs && exec taskset -c {WORKLOAD_CPU} {tp} {mode} {n}", cgroup.display());
         Command::new("sh").args(["-c", &script]).output()?
     };
     if !out.status.success() {
@@ -575,6 +618,11 @@ fn markdown(r: &serde_json::Value) -> String {
             if t["pass"].as_bool() == Some(true) { "PASS" } else { "FAIL" }
         );
     }
+    let _ = writeln!(
+        s,
+        "\nIn-kernel time per program run (kernel.bpf_stats_enabled; the statistics themselves add about the floor programs' figure to every run):\n\n```json\n{}\n```",
+        serde_json::to_string_pretty(&r["program_ns_per_run_with_bpf_stats"]).unwrap_or_default()
+    );
     if r["extra"].as_object().is_some_and(|o| !o.is_empty()) {
         let _ = writeln!(s, "\n## Details\n\n```json\n{}\n```", serde_json::to_string_pretty(&r["extra"]).unwrap_or_default());
     }
