@@ -125,10 +125,10 @@ pub fn compile(profile: &ResolvedProfile) -> Result<CompiledFilter> {
     }
     skipped.sort();
     skipped.dedup();
-    Ok(CompiledFilter {
-        insns: export(&ctx)?,
-        skipped,
-    })
+    // runc's -ENOSYS stub goes in front, as in every container Docker starts.
+    let mut insns = super::enosys::stub(profile);
+    insns.extend(export(&ctx)?);
+    Ok(CompiledFilter { insns, skipped })
 }
 
 /// The program libseccomp generated, read back through a memfd.

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod compile;
+mod enosys;
 pub mod launch;
 
 #[cfg(test)]

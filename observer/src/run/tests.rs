@@ -268,11 +268,27 @@ fn installed_filter_matches_the_resolved_profile() {
         let mut mismatches = Vec::new();
         for arch in [Arch::X86_64, Arch::I386] {
             let dumped = table.actions(arch);
+            // runc's -ENOSYS stub: numbers above the highest one the rules name, as
+            // libseccomp numbers them (i386's direct IPC and socket calls resolve to
+            // multiplexer pseudo numbers, so they land above it too, as in Docker).
+            let scmp = if arch == Arch::I386 { libseccomp::ScmpArch::X86 } else { libseccomp::ScmpArch::X8664 };
+            let last = prepared
+                .profile
+                .rules
+                .iter()
+                .filter_map(|r| libseccomp::ScmpSyscall::from_name_by_arch(&r.name, scmp).ok())
+                .map(i32::from)
+                .max()
+                .unwrap_or(0);
             for (name, expected) in prepared.profile.table(arch) {
                 let got = dumped
                     .get(&name)
                     .cloned()
                     .unwrap_or_else(|| "missing".into());
+                let nr = observer_profile::syscall_table::number(arch, &name).map_or(0, |n| n as i32);
+                if got == "errno(38)" && nr > last {
+                    continue;
+                }
                 if got != expected {
                     mismatches.push(format!("{arch:?} {name}: profile {expected}, filter {got}"));
                 }
