@@ -177,3 +177,84 @@ fn a_container_under_deny_json_is_listed_as_failed_to_start() {
     assert!(!denied.is_empty(), "the start-phase syscalls that were denied: {p}");
     assert!(denied.iter().all(|r| !r.2.iter().any(|ph| ph == "container")), "{p}");
 }
+
+#[test]
+fn a_second_agent_is_refused_and_a_corrupt_state_file_is_set_aside() {
+    require_root();
+    require_docker();
+    let mut agent = TestAgent::start(&[]);
+    // A second agent on the same state directory: a clear refusal.
+    let o = std::process::Command::new(observer_tests::observer_bin())
+        .arg("agent")
+        .arg("--state-dir")
+        .arg(agent.state_dir())
+        .arg("--socket")
+        .arg(agent.dir.join("second.sock"))
+        .arg("--pin-dir")
+        .arg(format!("{}-second", agent.pin_dir.display()))
+        .output()
+        .expect("second agent");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("already running"), "{err}");
+
+    let n = name("corrupt");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    assert!(run(&["-d", "--name", &n], &["sleep", "30"]).status.success());
+    agent.wait_for("the container", || agent.container(&n).filter(|c| c["syscalls"].as_u64().unwrap_or(0) > 3));
+    std::thread::sleep(Duration::from_secs(2));
+    agent.kill();
+    let containers = agent.state_dir().join("containers");
+    let bad = containers.join("garbage.json");
+    std::fs::write(&bad, b"{ not json").expect("write");
+    agent.spawn();
+    // The good record loads, the bad one is named and moved aside.
+    agent.wait_for("the container after the restart", || agent.container(&n));
+    assert!(!bad.exists() && containers.join("garbage.json.corrupt").exists());
+    assert!(agent.stderr().contains("garbage.json"), "{}", agent.stderr());
+}
+
+#[test]
+fn metrics_are_served_only_when_asked() {
+    require_root();
+    let port = 20000 + (observer_tests::unique() % 20000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let agent = TestAgent::start(&["--metrics", &addr]);
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            use std::io::{Read as _, Write as _};
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("write");
+            s.read_to_string(&mut body).expect("read");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for metric in ["observer_containers_watched", "observer_syscalls_recorded_total", "observer_events_lost_total", "observer_alerts_total"] {
+        assert!(body.contains(metric), "{metric} missing: {body}");
+    }
+    drop(agent);
+    // Without --metrics nothing listens.
+    let _quiet = TestAgent::start(&[]);
+    assert!(std::net::TcpStream::connect(&addr).is_err());
+}
+
+#[test]
+fn a_learned_baseline_alerts_on_what_comes_after_the_window() {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&["--learn-for", "2s"]);
+    let n = name("learn");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let o = run(&["-d", "--name", &n], &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"]);
+    assert!(o.status.success());
+    agent.wait_for("the container", || agent.container(&n));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(agent.alerts().iter().all(|a| a["name"] != n.as_str()), "nothing new during the window: {:?}", agent.alerts());
+    assert!(docker(&["exec", &n, "touch", "/tmp/go"]).status.success());
+    let alert = agent.wait_for("an outside_baseline alert", || {
+        agent.alerts().into_iter().find(|a| a["name"] == n.as_str() && a["syscall"] == "chmod")
+    });
+    assert_eq!(alert["kind"], "outside_baseline");
+}
