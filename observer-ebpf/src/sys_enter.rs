@@ -11,6 +11,7 @@ use aya_ebpf::{
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
+use aya_log_ebpf::warn;
 use observer_common::{
     config,
     counters::{ROW_INVALID, row_of},
@@ -45,7 +46,7 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
         Some(slot) => slot,
         None => match lookup_slow(cgroup_id) {
             Some(slot) => slot,
-            None => open_slot(cgroup_id)?,
+            None => open_slot(ctx, cgroup_id)?,
         },
     };
     if !is_slot(slot) {
@@ -124,7 +125,7 @@ fn phase_of(task: task::Task, info: &SlotInfo) -> u32 {
 /// once, so a container's start is recorded from its first call; user space
 /// then decides whether to keep it.
 #[inline(never)]
-fn open_slot(cgroup_id: u64) -> Option<u32> {
+fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
     if config(config::MODE) != config::mode::AUTO {
         return None;
     }
@@ -150,6 +151,8 @@ fn open_slot(cgroup_id: u64) -> Option<u32> {
     remember(cgroup_id, slot);
     if slot == SLOT_OVERFLOW {
         count_stat(stats::CGROUPS_OVERFLOW);
+        // Once per cgroup: its later calls find the marker and only count.
+        warn!(ctx, "cgroup {} arrived with every slot taken; its calls are counted as unrecorded", cgroup_id);
     }
     emit(EventKind::NewCgroup, slot, ROW_INVALID, 0, -1);
     Some(slot)

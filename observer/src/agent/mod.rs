@@ -90,6 +90,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         &args.pin_dir,
     )?;
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
+    let kernel_log = probe.take_logger();
     let resolver = Resolver::new(
         crate::container::v2_mount::find_v2_mount()?,
         crate::container::DockerClient::from_env().ok(),
@@ -135,6 +136,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let reader = tokio::spawn(read_events(agent.clone(), events));
+    if let Some(log) = kernel_log {
+        tokio::spawn(read_kernel_log(log));
+    }
     let ticker = {
         let agent = agent.clone();
         tokio::spawn(async move {
@@ -266,6 +270,17 @@ async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::map
             }
             a.on_event(e).await;
         }
+    }
+}
+
+/// Forwards the kernel programs' aya-log records to the agent's log.
+async fn read_kernel_log(log: crate::probe::KernelLog) -> anyhow::Result<()> {
+    // SAFETY: the logger owns its ring buffer fd and moves into `fd` with it.
+    let mut fd = unsafe { AsyncFd::register(log) }.map_err(|e| anyhow::anyhow!("watching the kernel log: {e}"))?;
+    loop {
+        let mut guard = fd.readable_mut().await?;
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
     }
 }
 

@@ -42,8 +42,12 @@ pub struct ProbeMaps {
     pub cgroup_cache: Array<MapData, u64>,
 }
 
+/// Reads what the kernel programs log (aya-log: rare diagnostics only).
+pub type KernelLog = aya_log::EbpfLogger<&'static dyn log::Log>;
+
 /// The loaded, attached kernel programs.
 pub struct Probe {
+    logger: Option<KernelLog>,
     // Kept alive so that unpinned programs stay attached (trace).
     _ebpf: Option<Ebpf>,
     pub maps: ProbeMaps,
@@ -56,13 +60,14 @@ pub struct Probe {
 impl Probe {
     /// Loads and attaches a private copy (detached when dropped).
     pub fn load(options: LoadOptions) -> anyhow::Result<Self> {
-        let (mut ebpf, slots) = load_object(options)?;
+        let (mut ebpf, slots, logger) = load_object(options)?;
         for name in PROGRAMS {
             attach(&mut ebpf, name)?;
         }
         let mut maps = take_maps(&mut ebpf)?;
         let slots_map = maps.remove(2);
         let mut probe = Self::from_maps(maps, slots_map, slots, false, Some(ebpf))?;
+        probe.logger = logger;
         probe.configure(options)?;
         Ok(probe)
     }
@@ -84,12 +89,17 @@ impl Probe {
                 Map::Array(data) => data.info()?.max_entries(),
                 _ => bail!("the pinned SLOTS map is not an array"),
             };
-            let probe = Self::from_maps(maps, slots_map, slots, true, None)?;
+            let mut probe = Self::from_maps(maps, slots_map, slots, true, None)?;
+            // The pinned programs' log ring, found through the program the link runs.
+            probe.logger = PinnedLink::from_pin(link_pin(dir, PROGRAMS[0]))
+                .ok()
+                .and_then(|l| FdLink::from(l).info().ok())
+                .and_then(|info| aya_log::EbpfLogger::init_from_id(info.program_id()).ok());
             probe.set_config(config::AGENT_TGID, u64::from(std::process::id()))?;
             probe.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
             return Ok(probe);
         }
-        let (mut ebpf, slots) = load_object(options)?;
+        let (mut ebpf, slots, logger) = load_object(options)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for name in MAP_NAMES {
             // Without pinned links, pinned maps are leftovers of an interrupted start.
@@ -110,6 +120,7 @@ impl Probe {
         let mut maps = take_maps(&mut ebpf)?;
         let slots_map = maps.remove(2);
         let mut probe = Self::from_maps(maps, slots_map, slots, false, None)?;
+        probe.logger = logger;
         probe.configure(options)?;
         for (name, link) in links {
             link.pin(link_pin(dir, name)).with_context(|| format!("pinning the {name} link"))?;
@@ -161,7 +172,7 @@ impl Probe {
             .context("mmap of the SLOTS map (needs BPF_F_MMAPABLE)")?;
         // The mapping stays valid after the map's fd closes: it holds its own reference.
         drop(slots_map);
-        Ok(Self { _ebpf: ebpf, maps, counters, slots, reused })
+        Ok(Self { logger: None, _ebpf: ebpf, maps, counters, slots, reused })
     }
 
     /// Settings of a fresh probe. In AUTO mode the free slots go in before the
@@ -214,6 +225,10 @@ impl Probe {
         Ok(())
     }
 
+    pub fn take_logger(&mut self) -> Option<KernelLog> {
+        self.logger.take()
+    }
+
     pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
         self.maps.events.take()
     }
@@ -247,7 +262,7 @@ impl Probe {
 /// Empty programs on `sys_enter` (and `sys_exit` when `both`): the cost floor,
 /// for benchmarks. They stay attached while the returned object lives.
 pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
-    let (mut ebpf, _) = load_object(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: false })?;
+    let (mut ebpf, _, _) = load_object(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: false })?;
     let programs: &[(&str, &str)] = if both {
         &[("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")]
     } else {
@@ -261,7 +276,7 @@ pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
     Ok(ebpf)
 }
 
-fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32)> {
+fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<KernelLog>)> {
     require_bpf_privileges()?;
     let offsets = TaskOffsets::from_kernel()?;
     let slots = options.slots.max(1);
@@ -279,7 +294,10 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32)> {
         .map_max_entries("SLOTS", slots)
         .load(PROGRAM)
         .context("loading observer's eBPF object")?;
-    Ok((ebpf, slots))
+    // Before the programs load: their log map must stay open.
+    let mut ebpf = ebpf;
+    let logger = aya_log::EbpfLogger::init(&mut ebpf).ok();
+    Ok((ebpf, slots, logger))
 }
 
 fn attach(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {

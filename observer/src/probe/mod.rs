@@ -7,5 +7,5 @@ mod offsets;
 
 pub use capabilities::require_bpf_privileges;
 pub use counters::{CounterView, RowCounts, split_row};
-pub use loader::{LoadOptions, Probe, ProbeMaps, SLOT_BYTES, load_floor};
+pub use loader::{KernelLog, LoadOptions, Probe, ProbeMaps, SLOT_BYTES, load_floor};
 pub use offsets::TaskOffsets;
