@@ -65,18 +65,10 @@ pub fn ret_of(action: Action) -> u32 {
     }
 }
 
-/// Text of an action as the output contract spells it (`allow`, `errno(1)`...).
+/// Text of an action as the output contract spells it (`allow`, `errno(1)`...):
+/// `Action`'s own `Display` (crate::action).
 pub fn action_text(action: Action) -> String {
-    match action {
-        Action::Allow => "allow".into(),
-        Action::Errno(e) => format!("errno({e})"),
-        Action::KillProcess => "kill_process".into(),
-        Action::KillThread => "kill_thread".into(),
-        Action::Trap => "trap".into(),
-        Action::Log => "log".into(),
-        Action::Trace(d) => format!("trace({d})"),
-        Action::UserNotif => "user_notif".into(),
-    }
+    action.to_string()
 }
 
 /// The name seccomp-tools style disassembly gives a return value.
