@@ -46,3 +46,17 @@ pub fn require_docker() {
 pub fn profile_path(rel: &str) -> String {
     format!("{}/../profiles/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Docker's current default profile without `names`, written to a temporary file.
+pub fn moby_default_without(names: &[&str]) -> std::path::PathBuf {
+    let moby = std::fs::read_to_string(profile_path("moby/default.json")).expect("profiles/moby/default.json");
+    let mut p: serde_json::Value = serde_json::from_str(&moby).expect("JSON");
+    for rule in p["syscalls"].as_array_mut().expect("syscalls") {
+        if let Some(list) = rule["names"].as_array_mut() {
+            list.retain(|n| !names.iter().any(|x| n == x));
+        }
+    }
+    let file = std::env::temp_dir().join(format!("observer-moby-without-{}-{}.json", names.join("-"), unique()));
+    std::fs::write(&file, p.to_string()).expect("write profile");
+    file
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use observer_tests::{
     agent::{TestAgent, rows},
-    docker::{Cleanup, docker, name, profile_path, require_docker, run},
+    docker::{Cleanup, docker, moby_default_without, name, profile_path, require_docker, run},
     require_root,
 };
 
@@ -102,15 +102,7 @@ fn a_syscall_outside_the_baseline_alerts_once() {
     let n = name("baseline");
     let _cleanup = Cleanup(vec![n.clone()]);
     // Docker's current default without chmod: everything else the container does is in it.
-    let moby = std::fs::read_to_string(profile_path("moby/default.json")).expect("moby default");
-    let mut profile: serde_json::Value = serde_json::from_str(&moby).expect("JSON");
-    for rule in profile["syscalls"].as_array_mut().expect("syscalls") {
-        if let Some(names) = rule["names"].as_array_mut() {
-            names.retain(|n| n != "chmod");
-        }
-    }
-    let file = std::env::temp_dir().join(format!("{n}.json"));
-    std::fs::write(&file, serde_json::to_string(&profile).expect("JSON")).expect("write baseline");
+    let file = moby_default_without(&["chmod"]);
     let baseline = format!("{n}={}", file.display());
     let agent = TestAgent::start(&["--baseline", &baseline]);
     // Docker's default lets chmod through; the baseline does not have it.

@@ -6,7 +6,7 @@ use std::{process::Command, time::Duration};
 
 use observer_tests::{
     agent::TestAgent,
-    docker::{Cleanup, docker, name, profile_path, require_docker, run},
+    docker::{Cleanup, docker, moby_default_without, name, profile_path, require_docker, run},
     filters::{filter_json, unexpected_differences},
     observer, observer_bin, require_root, testprog,
 };
@@ -44,15 +44,7 @@ fn the_seed_lab_without_docker() {
 fn an_int80_call_cannot_slip_past_the_filter() {
     require_root();
     // Docker's default without getppid, on both ABIs.
-    let moby = std::fs::read_to_string(profile_path("moby/default.json")).expect("moby");
-    let mut p: serde_json::Value = serde_json::from_str(&moby).expect("JSON");
-    for rule in p["syscalls"].as_array_mut().expect("syscalls") {
-        if let Some(names) = rule["names"].as_array_mut() {
-            names.retain(|n| n != "getppid");
-        }
-    }
-    let file = std::env::temp_dir().join(format!("observer-no-getppid-{}.json", observer_tests::unique()));
-    std::fs::write(&file, p.to_string()).expect("write");
+    let file = moby_default_without(&["getppid"]);
     let tp = testprog();
     let o = observer(&["run", "--profile", file.to_str().expect("utf-8"), "--", tp.to_str().expect("utf-8"), "int80"]);
     assert_eq!(o.status.code(), Some(3), "the i386 getppid must fail: {}", String::from_utf8_lossy(&o.stderr));
@@ -149,18 +141,9 @@ fn enforce_kills_only_the_container_that_leaves_its_profile() {
     for n in [&victim, &neighbour, &watched] {
         agent.wait_for("the containers", || agent.container(n).filter(|c| c["state"] == "running"));
     }
-    let profile = profile_path("moby/default.json");
     // moby's default allows chmod; default-no-chmod.json (old format) also lacks newer
     // calls busybox makes, so use moby's default without chmod.
-    let moby = std::fs::read_to_string(&profile).expect("moby");
-    let mut p: serde_json::Value = serde_json::from_str(&moby).expect("JSON");
-    for rule in p["syscalls"].as_array_mut().expect("syscalls") {
-        if let Some(names) = rule["names"].as_array_mut() {
-            names.retain(|n| n != "chmod");
-        }
-    }
-    let no_chmod = std::env::temp_dir().join(format!("observer-enforce-{}.json", observer_tests::unique()));
-    std::fs::write(&no_chmod, p.to_string()).expect("write");
+    let no_chmod = moby_default_without(&["chmod"]);
     let nc = no_chmod.to_str().expect("utf-8");
     let o = agent.cli(&["enforce", &victim, "--profile", nc, "--action", "kill"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -198,15 +181,7 @@ fn enforce_by_name_survives_a_restart_of_the_container() {
     let agent = TestAgent::start(&[]);
     let n = name("restarted");
     let _cleanup = Cleanup(vec![n.clone()]);
-    let moby = std::fs::read_to_string(profile_path("moby/default.json")).expect("moby");
-    let mut p: serde_json::Value = serde_json::from_str(&moby).expect("JSON");
-    for rule in p["syscalls"].as_array_mut().expect("syscalls") {
-        if let Some(names) = rule["names"].as_array_mut() {
-            names.retain(|x| x != "chmod");
-        }
-    }
-    let no_chmod = std::env::temp_dir().join(format!("observer-byname-{}.json", observer_tests::unique()));
-    std::fs::write(&no_chmod, p.to_string()).expect("write");
+    let no_chmod = moby_default_without(&["chmod"]);
     let matcher = format!("name:{n}");
     let o = agent.cli(&["enforce", "--match", &matcher, "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -434,26 +434,7 @@ fn status(env: &Env) -> anyhow::Result<serde_json::Value> {
 /// capacity: what could not be recorded is counted.
 fn memory_target(env: &Env, cgroups: u32) -> anyhow::Result<serde_json::Value> {
     let slots = cgroups + 64;
-    let state = env.work.join("state");
-    let _ = std::fs::remove_dir_all(&state);
-    let socket = env.work.join("agent.sock");
-    let _ = std::fs::remove_file(&socket);
-    let child = Command::new(&env.observer)
-        .args(["agent", "--watch", "all", "--slots", &slots.to_string(), "--state-dir"])
-        .arg(&state)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--pin-dir")
-        .arg(&env.pin_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let _running = Running {
-        child: Some(child),
-        cleanup: vec![format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display())],
-    };
-    wait_for(|| socket.exists(), "the agent's socket")?;
+    let (_running, pid) = watching_agent(env, &["--slots", &slots.to_string()])?;
     let parent = env.v2.join("observer-bench-mem");
     let _ = std::fs::create_dir(&parent);
     let total = cgroups + 200;
@@ -486,6 +467,33 @@ fn memory_target(env: &Env, cgroups: u32) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
+/// `observer agent --watch all` for the memory and CPU targets; its pid.
+fn watching_agent(env: &Env, extra: &[&str]) -> anyhow::Result<(Running, u32)> {
+    let state = env.work.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    let socket = env.work.join("agent.sock");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new(&env.observer)
+        .args(["agent", "--watch", "all"])
+        .args(extra)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--pin-dir")
+        .arg(&env.pin_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let running = Running {
+        child: Some(child),
+        cleanup: vec![format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display())],
+    };
+    wait_for(|| socket.exists(), "the agent's socket")?;
+    Ok((running, pid))
+}
+
 /// Sum of `memlock` over the BPF maps a process holds (the kernel's figure).
 fn memlock_of(pid: u32) -> anyhow::Result<u64> {
     let mut total = 0;
@@ -504,26 +512,8 @@ fn memlock_of(pid: u32) -> anyhow::Result<u64> {
 /// 100 cgroups making 1M syscalls/s together; the agent's CPU time over the
 /// window, the kernel's loss counter, and the first-seen latency.
 fn cpu_target(env: &Env) -> anyhow::Result<serde_json::Value> {
-    let state = env.work.join("state");
-    let _ = std::fs::remove_dir_all(&state);
     let socket = env.work.join("agent.sock");
-    let _ = std::fs::remove_file(&socket);
-    let child = Command::new(&env.observer)
-        .args(["agent", "--watch", "all", "--state-dir"])
-        .arg(&state)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--pin-dir")
-        .arg(&env.pin_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let _running = Running {
-        child: Some(child),
-        cleanup: vec![format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display())],
-    };
-    wait_for(|| socket.exists(), "the agent's socket")?;
+    let (_running, pid) = watching_agent(env, &[])?;
     std::thread::sleep(Duration::from_secs(1));
     let parent = env.v2.join("observer-bench-cpu");
     let _ = std::fs::create_dir(&parent);
