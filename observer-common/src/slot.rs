@@ -73,12 +73,13 @@ unsafe impl aya::Pod for Slot {}
 pub struct SlotInfo {
     /// The cgroup v2 id this slot records; 0 when the slot is free.
     pub cgroup_id: u64,
-    /// `task_struct.self_exec_id` of the task whose syscall opened the slot
-    /// (a container runtime's init). Every exec increments it and children
-    /// inherit it, so tasks still carrying this value have not exec'd the
-    /// container's process yet: they are the runtime's init (also a
-    /// `docker exec`'s init, which descends from the same shim).
-    pub init_exec_id: u64,
+    /// The executable (`task->mm->exe_file->f_inode`, as a kernel address) of
+    /// the task whose syscall opened the slot: a container runtime's init. The
+    /// init may re-exec itself (runc runs `/proc/self/exe init`) and stays the
+    /// same binary; the exec of the container's process changes it. Tasks still
+    /// running that binary are the runtime's init (also a `docker exec`'s init);
+    /// every other task is the container's own. `u64::MAX`: no task is init.
+    pub init_exe: u64,
     /// `enforce::*`.
     pub enforce: u32,
     pub _pad: u32,

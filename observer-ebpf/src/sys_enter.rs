@@ -109,10 +109,10 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
     Some(())
 }
 
-/// Which start phase the current task is in (see `SlotInfo::init_exec_id`).
+/// Which start phase the current task is in (see `SlotInfo::init_exe`).
 #[inline(always)]
 fn phase_of(task: task::Task, info: &SlotInfo) -> u32 {
-    if task.exec_id() != info.init_exec_id {
+    if task.exe() != info.init_exe {
         phase::CONTAINER
     } else if task.seccomp_mode() == task::SECCOMP_MODE_FILTER {
         phase::INIT_AFTER_FILTER
@@ -133,7 +133,7 @@ fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
     if slot != SLOT_OVERFLOW {
         let info = unsafe { &mut (*SLOTS.get_ptr_mut(slot)?).info };
         info.cgroup_id = cgroup_id;
-        info.init_exec_id = task::current().exec_id();
+        info.init_exe = task::current().exe();
     }
     if CGROUPS.insert(&cgroup_id, &slot, u64::from(BPF_NOEXIST)).is_err() {
         // Another CPU got there first, or the map is full.

@@ -90,7 +90,7 @@ fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
     let info = &mut record.info;
     let word = info.denied_seen.get_mut(opaque(row / 64) as usize)?;
     if set_bit(word, 1u64 << (row % 64)) {
-        let phase = if task.exec_id() != info.init_exec_id {
+        let phase = if task.exe() != info.init_exe {
             phase::CONTAINER
         } else {
             phase::INIT_AFTER_FILTER

@@ -12,9 +12,13 @@ use aya_ebpf::helpers::bpf_get_current_task_btf;
 /// Offset of `thread_info.status` in `task_struct` (thread_info is embedded first on x86).
 #[unsafe(no_mangle)]
 static TASK_STATUS_OFFSET: u64 = 16;
-/// Offset of `self_exec_id`.
+/// The chain to the task's executable: `task->mm->exe_file->f_inode`.
 #[unsafe(no_mangle)]
-static TASK_EXEC_ID_OFFSET: u64 = 0;
+static TASK_MM_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static MM_EXE_FILE_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static FILE_INODE_OFFSET: u64 = 0;
 /// Offset of `seccomp.mode`.
 #[unsafe(no_mangle)]
 static TASK_SECCOMP_MODE_OFFSET: u64 = 0;
@@ -91,9 +95,14 @@ impl Task {
         (self.load(pid), self.load(pid + 4))
     }
 
+    /// Identity of the task's executable: its inode's kernel address (0 for a
+    /// task without an mm). Same binary, same value, across re-execs.
     #[inline(always)]
-    pub fn exec_id(self) -> u64 {
-        self.load(setting(&TASK_EXEC_ID_OFFSET))
+    pub fn exe(self) -> u64 {
+        let mm: *const u8 = self.load(setting(&TASK_MM_OFFSET));
+        let file: *const u8 = load_at(mm, setting(&MM_EXE_FILE_OFFSET));
+        let inode: *const u8 = load_at(file, setting(&FILE_INODE_OFFSET));
+        inode as u64
     }
 
     #[inline(always)]

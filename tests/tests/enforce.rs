@@ -153,7 +153,14 @@ fn enforce_kills_only_the_container_that_leaves_its_profile() {
     let host_file = std::env::temp_dir().join(format!("observer-host-{}", observer_tests::unique()));
     std::fs::write(&host_file, "x").expect("file");
     for n in [&victim, &neighbour, &watched] {
-        assert!(docker(&["exec", n, "touch", "/tmp/go"]).status.success(), "the container's own start and a docker exec are not killed");
+        let o = docker(&["exec", n, "touch", "/tmp/go"]);
+        assert!(
+            o.status.success(),
+            "the container's own start and a docker exec are not killed: {n}: {}\nalerts: {:?}\nprofile: {}",
+            String::from_utf8_lossy(&o.stderr),
+            agent.alerts(),
+            agent.try_profile(n).map(|p| p.to_string()).unwrap_or_default()
+        );
     }
     let o = Command::new("chmod").arg("600").arg(&host_file).status().expect("chmod");
     assert!(o.success());
@@ -198,7 +205,14 @@ fn enforce_by_name_survives_a_restart_of_the_container() {
         agent.container(&n).filter(|c| c["state"] == "running")
     });
     std::thread::sleep(Duration::from_millis(500));
-    assert!(docker(&["exec", &n, "touch", "/tmp/go"]).status.success());
+    let o = docker(&["exec", &n, "touch", "/tmp/go"]);
+    assert!(
+        o.status.success(),
+        "docker exec after the restart: {}\nalerts: {:?}\nagent: {}",
+        String::from_utf8_lossy(&o.stderr),
+        agent.alerts(),
+        agent.stderr()
+    );
     agent.wait_for("the restarted container to be killed", || (!alive(&n)).then_some(()));
     let _ = std::fs::remove_file(&no_chmod);
 }

@@ -198,8 +198,8 @@ impl Agent {
         if nested {
             // Nested cgroups share the container's notion of "the runtime's init".
             if let Some(main_slot) = record.cgroups.get(&record.cgroup_id).and_then(|c| c.slot) {
-                let init = self.probe.counters().info(main_slot).init_exec_id;
-                self.probe.counters().with_info(slot, |i| i.init_exec_id = init);
+                let init = self.probe.counters().info(main_slot).init_exe;
+                self.probe.counters().with_info(slot, |i| i.init_exe = init);
             }
         } else {
             record.cgroup_id = cgroup_id;

@@ -75,12 +75,12 @@ impl CounterView {
     }
 
     /// Zeroes a slot and sets who it records, before the kernel sees it.
-    pub fn reset(&self, slot: u32, cgroup_id: u64, init_exec_id: u64) {
+    pub fn reset(&self, slot: u32, cgroup_id: u64, init_exe: u64) {
         let p = self.slot_ptr(slot);
         unsafe {
             std::ptr::write_bytes(p, 0, 1);
             (*p).info.cgroup_id = cgroup_id;
-            (*p).info.init_exec_id = init_exec_id;
+            (*p).info.init_exe = init_exe;
         }
     }
 

@@ -241,10 +241,10 @@ impl Probe {
         &self.counters
     }
 
-    /// Records `cgroup_id` in `slot` (explicit mode). `init_exec_id` is the
+    /// Records `cgroup_id` in `slot` (explicit mode). `init_exe` is the
     /// exec id that marks the runtime's init (u64::MAX: nothing is init).
-    pub fn watch(&mut self, cgroup_id: u64, slot: u32, init_exec_id: u64) -> anyhow::Result<()> {
-        self.counters.reset(slot, cgroup_id, init_exec_id);
+    pub fn watch(&mut self, cgroup_id: u64, slot: u32, init_exe: u64) -> anyhow::Result<()> {
+        self.counters.reset(slot, cgroup_id, init_exe);
         self.maps.cgroups.insert(cgroup_id, slot, 0)?;
         Ok(())
     }
@@ -282,7 +282,9 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
     let slots = options.slots.max(1);
     let ebpf = EbpfLoader::new()
         .override_global("TASK_STATUS_OFFSET", &offsets.status, true)
-        .override_global("TASK_EXEC_ID_OFFSET", &offsets.exec_id, true)
+        .override_global("TASK_MM_OFFSET", &offsets.exe_chain[0], true)
+        .override_global("MM_EXE_FILE_OFFSET", &offsets.exe_chain[1], true)
+        .override_global("FILE_INODE_OFFSET", &offsets.exe_chain[2], true)
         .override_global("TASK_SECCOMP_MODE_OFFSET", &offsets.seccomp_mode, true)
         .override_global("TASK_PID_OFFSET", &offsets.pid, true)
         .override_global("TASK_CGROUPS_OFFSET", &offsets.cgroup_chain[0], true)

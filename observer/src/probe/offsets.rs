@@ -10,8 +10,8 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub struct TaskOffsets {
     /// `thread_info.status` (TS_COMPAT lives there on x86).
     pub status: u64,
-    /// `self_exec_id`.
-    pub exec_id: u64,
+    /// `task_struct.mm`, `mm_struct.exe_file`, `file.f_inode`.
+    pub exe_chain: [u64; 3],
     /// `seccomp.mode`.
     pub seccomp_mode: u64,
     /// `pid`, directly followed by `tgid`.
@@ -28,7 +28,11 @@ impl TaskOffsets {
         let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| anyhow!("reading {VMLINUX_BTF}: {e}"))?;
         Ok(Self {
             status: member_offset(&btf, "task_struct", &["thread_info", "status"])?,
-            exec_id: member_offset(&btf, "task_struct", &["self_exec_id"])?,
+            exe_chain: [
+                member_offset(&btf, "task_struct", &["mm"])?,
+                member_offset(&btf, "mm_struct", &["exe_file"])?,
+                member_offset(&btf, "file", &["f_inode"])?,
+            ],
             seccomp_mode: member_offset(&btf, "task_struct", &["seccomp", "mode"])?,
             pid: {
                 let pid = member_offset(&btf, "task_struct", &["pid"])?;
