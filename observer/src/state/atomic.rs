@@ -12,7 +12,18 @@ use std::{
 };
 
 /// Replaces `path` with `bytes` atomically, mode 0600.
+///
+/// A path that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a
+/// FIFO) is written in place: renaming over it would replace the device itself.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Ok(meta) = fs::metadata(path)
+        && !meta.file_type().is_file()
+    {
+        if meta.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a directory", path.display())));
+        }
+        return OpenOptions::new().write(true).open(path)?.write_all(bytes);
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -91,5 +102,17 @@ mod tests {
         assert!(write_atomic(&dir.join("missing/x"), b"x").is_err());
         assert!(write_atomic(Path::new("/"), b"x").is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+
+    #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        write_atomic(Path::new("/dev/null"), b"report").expect("write to /dev/null");
+        let meta = fs::metadata("/dev/null").expect("/dev/null");
+        assert!(!meta.file_type().is_file(), "/dev/null must stay a device");
     }
 }
