@@ -451,7 +451,8 @@ fn memory_target(env: &Env, cgroups: u32) -> anyhow::Result<serde_json::Value> {
     }
     std::thread::sleep(Duration::from_secs(2));
     let s = status(env)?;
-    let memlock = memlock_of(pid)?;
+    let memlock = pinned_memlock(&env.pin_dir)?;
+    let _ = pid;
     let used = s["slots_used"].as_u64().unwrap_or(0);
     let _ = Command::new("sh").args(["-c", &format!("for d in {}/c*; do rmdir $d; done; rmdir {}", parent.display(), parent.display())]).status();
     let per = memlock as f64 / f64::from(cgroups);
@@ -494,17 +495,18 @@ fn watching_agent(env: &Env, extra: &[&str]) -> anyhow::Result<(Running, u32)> {
     Ok((running, pid))
 }
 
-/// Sum of `memlock` over the BPF maps a process holds (the kernel's figure).
-fn memlock_of(pid: u32) -> anyhow::Result<u64> {
+/// The kernel's own figure (`bytes_memlock`) summed over every map the agent
+/// pinned: what observer's maps take, whoever holds them open.
+fn pinned_memlock(pin_dir: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
-        let text = std::fs::read_to_string(entry?.path()).unwrap_or_default();
-        if !text.contains("map_type:") {
+    for entry in std::fs::read_dir(pin_dir).with_context(|| format!("reading {}", pin_dir.display()))? {
+        let path = entry?.path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("link_")) {
             continue;
         }
-        if let Some(v) = text.lines().find_map(|l| l.strip_prefix("memlock:")) {
-            total += v.trim().parse::<u64>().unwrap_or(0);
-        }
+        let out = Command::new("bpftool").args(["map", "show", "pinned"]).arg(&path).arg("--json").output()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| format!("bpftool map show pinned {}", path.display()))?;
+        total += v["bytes_memlock"].as_u64().unwrap_or(0);
     }
     Ok(total)
 }

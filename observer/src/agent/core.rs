@@ -67,11 +67,17 @@ pub struct Agent {
     pub known_paths: HashMap<u64, String>,
     /// Paths of cgroups as they were created (inotify), for those that end too fast to look up.
     pub fresh_paths: super::cgroup_watch::FreshPaths,
+    /// Records whose counts changed since they were last saved.
+    pub counts_dirty: BTreeSet<String>,
+    pub counts_saved_at: std::time::Instant,
     /// Where the round-robin read of live slots goes on.
     pub next_slot_to_read: u32,
     /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
     pub first_seen_latency_ns: std::collections::VecDeque<u64>,
 }
+
+/// How often records whose counts alone changed are saved.
+pub const COUNTS_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// CLOCK_BOOTTIME, the clock `bpf_ktime_get_boot_ns` reads.
 pub fn boottime_ns() -> u64 {
@@ -380,7 +386,9 @@ impl Agent {
             let alive = std::fs::metadata(&dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == cgroup_id);
             if changed {
                 record.last_seen = now();
-                self.dirty.insert(key.clone());
+                // Counts alone are saved rarely: the kernel's counters are cumulative,
+                // so a restart still adds up what happened since the last save.
+                self.counts_dirty.insert(key.clone());
             }
             if !alive {
                 ended.push((key.clone(), cgroup_id, slot));
@@ -656,8 +664,14 @@ impl Agent {
         })
     }
 
-    /// Writes every changed record.
-    pub fn flush(&mut self) {
+    /// Writes every record whose syscalls, alerts or state changed; records whose
+    /// counts alone changed only every `COUNTS_SAVE_INTERVAL` (or when `all`).
+    pub fn flush(&mut self, all: bool) {
+        if all || self.counts_saved_at.elapsed() >= COUNTS_SAVE_INTERVAL {
+            let counts = std::mem::take(&mut self.counts_dirty);
+            self.dirty.extend(counts);
+            self.counts_saved_at = std::time::Instant::now();
+        }
         for key in std::mem::take(&mut self.dirty) {
             if let Some(r) = self.containers.get(&key)
                 && let Err(e) = self.store.save(r)

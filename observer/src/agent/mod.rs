@@ -116,6 +116,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         known_paths: HashMap::new(),
         first_seen_latency_ns: std::collections::VecDeque::new(),
         next_slot_to_read: 0,
+        counts_dirty: BTreeSet::new(),
+        counts_saved_at: std::time::Instant::now(),
         fresh_paths: cgroup_watch::spawn(crate::container::v2_mount::find_v2_mount()?),
     };
     agent.containers = agent.store.load_all();
@@ -152,7 +154,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 n += 1;
                 if n.is_multiple_of(4) {
                     a.refresh();
-                    a.flush();
+                    a.flush(false);
                 }
                 if n.is_multiple_of(40) {
                     a.sweep().await;
@@ -173,7 +175,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     }
     let mut a = agent.lock().await;
     a.tick();
-    a.flush();
+    a.flush(true);
     let _ = std::fs::remove_file(&args.socket);
     tracing::info!("observer agent stopped; the kernel programs stay attached (observer agent --uninstall detaches them)");
     Ok(0)

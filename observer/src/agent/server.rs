@@ -83,7 +83,7 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             for key in &keys {
                 a.enforce_on(key, Some(&rule));
             }
-            a.flush();
+            a.flush(false);
             Response::ok(serde_json::json!({ "enforced": keys, "rule": rule }))
         }
         Request::EnforceOff { target } => {
@@ -96,7 +96,7 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
                 a.enforce_on(key, None);
             }
             a.enforcements.retain(|r| r.target != target);
-            a.flush();
+            a.flush(false);
             Response::ok(serde_json::json!({ "released": keys }))
         }
     }
