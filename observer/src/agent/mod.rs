@@ -144,19 +144,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let ticker = {
         let agent = agent.clone();
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(Duration::from_millis(250));
+            // The API reads the kernel fresh on every request, so the background read
+            // only needs to notice ended cgroups and keep saved state current.
+            let mut interval = tokio::time::interval(Duration::from_secs(1));
             let mut n = 0u64;
             loop {
                 interval.tick().await;
                 let mut a = agent.lock().await;
-                // A full read every second at most 1024 slots per tick.
                 a.read_slots(1024);
+                a.refresh();
+                a.flush(false);
                 n += 1;
-                if n.is_multiple_of(4) {
-                    a.refresh();
-                    a.flush(false);
-                }
-                if n.is_multiple_of(40) {
+                if n.is_multiple_of(10) {
                     a.sweep().await;
                 }
             }
