@@ -519,8 +519,9 @@ fn cpu_target(env: &Env) -> anyhow::Result<serde_json::Value> {
     std::thread::sleep(Duration::from_secs(1));
     let parent = env.v2.join("observer-bench-cpu");
     let _ = std::fs::create_dir(&parent);
-    let seconds = 10;
-    let cpu_before = cpu_ticks(pid)?;
+    // Workers run 16 s; the agent's CPU is taken over the 10 s in the middle, in
+    // the steady state (the start of 100 cgroups is a burst of its own).
+    let seconds = 16;
     let t0 = Instant::now();
     let mut workers = Vec::new();
     for i in 0..100 {
@@ -529,14 +530,19 @@ fn cpu_target(env: &Env) -> anyhow::Result<serde_json::Value> {
         let script = format!("echo $$ > {}/cgroup.procs && exec {} rate 10000 {seconds}", dir.display(), env.testprog.display());
         workers.push(Command::new("sh").args(["-c", &script]).spawn()?);
     }
+    std::thread::sleep(Duration::from_secs(4));
+    let cpu_before = cpu_ticks(pid)?;
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let cpu_after = cpu_ticks(pid)?;
+    let window = window.elapsed().as_secs_f64();
     for mut w in workers {
         w.wait()?;
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let cpu_after = cpu_ticks(pid)?;
     let s = status(env)?;
     let hz = 100.0;
-    let agent_cpu = (cpu_after - cpu_before) as f64 / hz / elapsed * 100.0;
+    let agent_cpu = (cpu_after - cpu_before) as f64 / hz / window * 100.0;
     let calls: u64 = {
         let out = Command::new(&env.observer).args(["ps", "--json", "--socket"]).arg(&socket).output()?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -546,6 +552,7 @@ fn cpu_target(env: &Env) -> anyhow::Result<serde_json::Value> {
     let median_ms = s["first_seen_latency_median_ns"].as_f64().map(|n| n / 1e6);
     Ok(json!({
         "seconds": elapsed,
+        "cpu_window_seconds": window,
         "calls_recorded": calls,
         "calls_per_second": calls as f64 / elapsed,
         "agent_cpu_percent": agent_cpu,
