@@ -12,7 +12,9 @@ use observer_tests::{
 };
 
 /// Docker's default capability set, as `observer run --caps` takes it.
-const DOCKER_CAPS: &str = "CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FSETID,CAP_FOWNER,CAP_MKNOD,CAP_NET_RAW,CAP_SETGID,CAP_SETUID,CAP_SETFCAP,CAP_SETPCAP,CAP_NET_BIND_SERVICE,CAP_SYS_CHROOT,CAP_KILL,CAP_AUDIT_WRITE";
+fn docker_caps() -> String {
+    observer_profile::resolve::DOCKER_DEFAULT_CAPS.join(",")
+}
 
 #[test]
 fn the_seed_lab_without_docker() {
@@ -58,7 +60,7 @@ fn an_int80_call_cannot_slip_past_the_filter() {
 fn observer_run_sleep(profile: &str, pidfile: &std::path::Path) -> std::process::Child {
     let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
     Command::new(observer_bin())
-        .args(["run", "--caps", DOCKER_CAPS, "--profile", profile, "--", "sh", "-c", &script])
+        .args(["run", "--caps", &docker_caps(), "--profile", profile, "--", "sh", "-c", &script])
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("observer run")

@@ -233,22 +233,8 @@ fn allowed(profile: &Value) -> BTreeSet<String> {
 
 /// What Docker's default allows an x86_64 container with Docker's default capabilities.
 fn moby_allowed_here(moby: &Value) -> BTreeSet<String> {
-    const CAPS: &[&str] = &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
+    // Docker's default capability set, as observer-profile's resolver knows it.
+    const CAPS: &[&str] = observer_profile::resolve::DOCKER_DEFAULT_CAPS;
     let list = |v: &Value, k: &str| -> Vec<String> {
         v[k].as_array()
             .into_iter()
