@@ -67,31 +67,53 @@ apt_install strace bpftrace bpftool docker.io crun busybox-static ca-certificate
 # ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2"). This
 # machine leaves hugetlb unbound; mounting it as a v1 hierarchy, like the others, moves
 # it out of v2. Nothing uses it, so nothing changes for the host.
+# cgroupfs reports size 0 for every file: read the files, never test them with -s.
 v2=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-if [ -n "$v2" ] && [ "$v2" != /sys/fs/cgroup ] && [ -s "$v2/cgroup.controllers" ] && [ -z "$(cat "$v2/cgroup.subtree_control")" ]; then
-  need_root "moving cgroup v2 controllers to v1 for crun"
-  for c in $(cat "$v2/cgroup.controllers"); do
-    say "mounting the $c controller as a cgroup v1 hierarchy (crun needs an empty v2 controller list in hybrid mode)"
-    mkdir -p "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || say "warning: could not mount $c on v1"
-  done
+if [ -z "$v2" ]; then
+  say "no cgroup v2 mount in /proc/self/mountinfo: observer needs cgroup v2"; exit 1
+fi
+say "cgroup v2 is mounted at $v2"
+if [ "$v2" != /sys/fs/cgroup ]; then
+  v2_controllers=$(cat "$v2/cgroup.controllers")
+  if [ -n "$v2_controllers" ]; then
+    if [ -n "$(cat "$v2/cgroup.subtree_control")" ]; then
+      say "hybrid cgroups with controllers enabled in $v2/cgroup.subtree_control ($(cat "$v2/cgroup.subtree_control")): crun cannot run here; disable them first"; exit 1
+    fi
+    need_root "moving cgroup v2 controllers to v1 for crun"
+    for c in $v2_controllers; do
+      say "mounting the $c controller as a cgroup v1 hierarchy (crun needs an empty v2 controller list in hybrid mode)"
+      mkdir -p "/sys/fs/cgroup/$c"
+      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || { say "could not mount the $c controller on /sys/fs/cgroup/$c"; exit 1; }
+    done
+  fi
+  left=$(cat "$v2/cgroup.controllers")
+  if [ -n "$left" ]; then
+    say "cgroup v2 at $v2 still holds controllers ($left): crun will refuse to start containers"; exit 1
+  fi
+  say "checked: the hybrid cgroup v2 hierarchy holds no controller (crun can run)"
 fi
 
 # Docker, with no bridge and no iptables: tests run containers with --network none only.
+# crun is registered as a second runtime, so tests can compare runc with crun. An
+# /etc/docker/daemon.json of the operator's own is kept; without crun in it we stop.
+mkdir -p /etc/docker
+if [ ! -e /etc/docker/daemon.json ]; then
+  need_root "writing /etc/docker/daemon.json"
+  printf '{"runtimes":{"crun":{"path":"/usr/bin/crun"}}}\n' > /etc/docker/daemon.json
+  say "wrote /etc/docker/daemon.json (crun registered as a runtime)"
+fi
 if ! docker info >/dev/null 2>&1; then
   need_root "starting dockerd"
-  mkdir -p /etc/docker /var/log/observer-setup
-  # crun is registered as a second runtime, so tests can compare runc with crun.
-  if [ ! -f /etc/docker/daemon.json ]; then
-    printf '{"runtimes":{"crun":{"path":"/usr/bin/crun"}}}\n' > /etc/docker/daemon.json
-  fi
+  mkdir -p /var/log/observer-setup
   say "starting dockerd --bridge=none --iptables=false --ip-masq=false (log: /var/log/observer-setup/dockerd.log)"
   setsid nohup /usr/sbin/dockerd --bridge=none --iptables=false --ip-masq=false --ip6tables=false \
     >/var/log/observer-setup/dockerd.log 2>&1 < /dev/null &
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { say "dockerd did not come up; see /var/log/observer-setup/dockerd.log"; tail -n 20 /var/log/observer-setup/dockerd.log >&2; exit 1; }
 fi
-if ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q crun; then
-  say "warning: dockerd runs without the crun runtime (an /etc/docker/daemon.json of your own is kept); crun tests will fail"
+say "checked: dockerd answers ($(docker version --format 'server {{.Server.Version}}' 2>/dev/null))"
+if ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"crun"'; then
+  say "dockerd runs without the crun runtime (is crun in /etc/docker/daemon.json's \"runtimes\"?); the crun tests need it"; exit 1
 fi
 
 # A local busybox image: no registry is reachable, so it is built from busybox-static.
@@ -109,4 +131,14 @@ if ! docker image inspect observer-busybox:latest >/dev/null 2>&1; then
   tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' - observer-busybox:latest >/dev/null
   rm -rf "$root"
 fi
+
+# Check the result: a container starts under each runtime the tests use, with the
+# network the tests use. Anything wrong above shows here, named.
+for runtime in runc crun; do
+  out=$(docker run --rm --network none --runtime "$runtime" observer-busybox:latest echo observer-setup-ok 2>&1) || true
+  if [ "$out" != observer-setup-ok ]; then
+    say "a $runtime container does not start: docker run --runtime $runtime said: $out"; exit 1
+  fi
+  say "checked: a $runtime container starts"
+done
 say "ready"
