@@ -359,10 +359,81 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn fixture_errno_ret_is_kept() {
-        let p = repo_profile("moby/fixtures/example.json");
-        let syslog = p.rules.iter().find(|r| r.names == ["syslog"]).unwrap();
-        assert_eq!(syslog.action, Action::Errno(12345));
+    fn fixture_errno_ret_above_max_errno_is_refused_where_it_is() {
+        // moby's fixture asks for errno 12345: the kernel would return 4095.
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/moby/fixtures/example.json");
+        let err = load(&path).unwrap_err();
+        let at = err.position().unwrap();
+        assert_eq!(
+            (at.line, at.field.as_str()),
+            (30, "syscalls[3].errnoRet"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("12345"), "{err}");
+    }
+
+    #[test]
+    fn errno_ret_above_4095_is_refused_with_its_position() {
+        let rule = |ret: u64| {
+            format!(
+                "{{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [\n  {{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\"}},\n  {{\"names\": [\"chmod\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": {ret}}}]}}"
+            )
+        };
+        assert_eq!(
+            parse(&rule(4095), "r.json").unwrap().rules[1].action,
+            Action::Errno(4095)
+        );
+        for bad in [4096, 65536, 1 << 32] {
+            let err = parse(&rule(bad), "r.json").unwrap_err();
+            let at = err.position().unwrap();
+            assert_eq!(
+                (at.line, at.field.as_str()),
+                (4, "syscalls[1].errnoRet"),
+                "{err}"
+            );
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with("r.json:4:")
+                    && shown.contains(&bad.to_string())
+                    && shown.contains("4095"),
+                "{shown}"
+            );
+        }
+
+        let default = |ret: u64| {
+            format!("{{\n\"defaultAction\": \"SCMP_ACT_ERRNO\",\n\"defaultErrnoRet\": {ret}\n}}")
+        };
+        assert_eq!(
+            parse(&default(38), "d.json").unwrap().default_action,
+            Action::Errno(38)
+        );
+        let err = parse(&default(70000), "d.json").unwrap_err();
+        let at = err.position().unwrap();
+        assert_eq!(
+            (at.line, at.field.as_str()),
+            (3, "defaultErrnoRet"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("70000"), "{err}");
+
+        // YAML (SeccompProfile) and OCI config.json say where too.
+        let yaml = "kind: SeccompProfile\nspec:\n  defaultAction: SCMP_ACT_ERRNO\n  defaultErrnoRet: 5000\n";
+        let err = parse(yaml, "s.yaml").unwrap_err();
+        let at = err.position().unwrap();
+        assert_eq!(
+            (at.line, at.field.as_str()),
+            (4, "spec.defaultErrnoRet"),
+            "{err}"
+        );
+        let oci = r#"{"ociVersion": "1.0.2", "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_TRACE", "errnoRet": 9999}]}}}"#;
+        let err = parse(oci, "config.json").unwrap_err();
+        assert_eq!(
+            err.position().unwrap().field,
+            "linux.seccomp.syscalls[0].errnoRet",
+            "{err}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub(crate) struct RawSeccomp {
 struct RawSeccompFields {
     default_action: ActName,
     #[serde(default)]
-    default_errno_ret: Option<u32>,
+    default_errno_ret: Option<ErrnoRet>,
     #[serde(default)]
     architectures: Option<Vec<ArchToken>>,
     #[serde(default)]
@@ -81,7 +81,10 @@ impl TryFrom<RawSeccompFields> for RawSeccomp {
             ));
         }
         Ok(Self {
-            default_action: raw.default_action.0.with_ret(raw.default_errno_ret),
+            default_action: raw
+                .default_action
+                .0
+                .with_ret(raw.default_errno_ret.map(|r| r.0)),
             architectures,
             arch_map,
             flags: raw.flags.unwrap_or_default(),
@@ -109,7 +112,7 @@ pub(crate) struct RawRule {
     names: Option<Vec<String>>,
     action: ActName,
     #[serde(default)]
-    errno_ret: Option<u32>,
+    errno_ret: Option<ErrnoRet>,
     #[serde(default)]
     args: Option<Vec<RawArg>>,
     #[serde(default)]
@@ -143,7 +146,7 @@ impl TryFrom<RawRule> for Rule {
         }
         Ok(Rule {
             names,
-            action: raw.action.0.with_ret(raw.errno_ret),
+            action: raw.action.0.with_ret(raw.errno_ret.map(|r| r.0)),
             args: raw
                 .args
                 .unwrap_or_default()
@@ -242,6 +245,50 @@ where
     }
 
     d.deserialize_str(Parsed(expecting, parse))
+}
+
+/// The kernel returns at most `MAX_ERRNO` for `SECCOMP_RET_ERRNO` and caps
+/// anything above it without a word (`__seccomp_filter`: `if (data > MAX_ERRNO)
+/// data = MAX_ERRNO;`, <https://github.com/torvalds/linux/blob/v6.18/kernel/seccomp.c>);
+/// libseccomp keeps only 16 bits before that.
+const MAX_ERRNO: u64 = 4095;
+
+/// `errnoRet` / `defaultErrnoRet`, refused above [`MAX_ERRNO`] where it is
+/// written: a profile asking for errno 12345 would get 4095, not what it says.
+/// With `SCMP_ACT_TRACE` the value is the tracer's message, not an errno; the
+/// field keeps one bound for both actions (runc passes both through an `int16`).
+struct ErrnoRet(u32);
+
+impl<'de> Deserialize<'de> for ErrnoRet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bounded;
+
+        impl Visitor<'_> for Bounded {
+            type Value = ErrnoRet;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an errno from 0 to {MAX_ERRNO}")
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ErrnoRet, E> {
+                if v > MAX_ERRNO {
+                    return Err(E::custom(format!(
+                        "{v} is above {MAX_ERRNO} (MAX_ERRNO): the kernel would return {MAX_ERRNO} instead"
+                    )));
+                }
+                Ok(ErrnoRet(v as u32))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ErrnoRet, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+                }
+            }
+        }
+
+        d.deserialize_u64(Bounded)
+    }
 }
 
 /// An `SCMP_ACT_*` name, checked as it is read.
