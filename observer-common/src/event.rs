@@ -43,9 +43,14 @@ pub struct Event {
     /// Raw syscall number (also for the invalid row).
     pub nr: i64,
     pub comm: [u8; 16],
+    /// The calling task's seccomp mode (0 none, 1 strict, 2 filter) when the
+    /// event was made: what the kernel saw, even for a process gone by the time
+    /// the agent could read /proc.
+    pub seccomp_mode: u32,
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Event>() == 64);
+const _: () = assert!(core::mem::size_of::<Event>() == 72);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Event {}

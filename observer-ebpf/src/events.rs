@@ -27,6 +27,8 @@ pub fn emit(kind: EventKind, slot: u32, row: u32, phase: u32, nr: i64) {
         ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
         nr,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        seccomp_mode: crate::task::current().seccomp_mode(),
+        _pad: 0,
     });
     entry.submit(0);
 }

@@ -33,14 +33,13 @@ pub struct ExportMeta {
 /// What a container was seen doing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Learned {
-    /// Names that ran, per ABI.
+    /// Names that ran, per ABI: they entered the kernel under the filter the
+    /// container ran with. `clone3` among them means the container's clone3
+    /// was let through; without it the profile answers clone3 with ENOSYS.
     pub syscalls: BTreeMap<Arch, BTreeSet<String>>,
     /// Names only ever seen failing under the profile the container ran
     /// with.
     pub denied_only: BTreeSet<(Arch, String)>,
-    /// Whether `clone3` ever succeeded (it did not under Docker's default,
-    /// which answers ENOSYS so that glibc falls back to `clone`).
-    pub clone3_succeeded: bool,
     pub metadata: ExportMeta,
 }
 
@@ -84,6 +83,9 @@ pub enum LeftOutReason {
     OnlySeenDenied,
     /// Not a syscall name of that ABI.
     UnknownName,
+    /// The profile answers it with ENOSYS, not the default errno: glibc tries
+    /// clone3 first and falls back to clone only on ENOSYS.
+    AnsweredEnosys,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -109,6 +111,9 @@ impl fmt::Display for LeftOut {
                 f.write_str("only seen denied; --include-denied keeps it")
             }
             LeftOutReason::UnknownName => f.write_str("not a syscall of this ABI"),
+            LeftOutReason::AnsweredEnosys => f.write_str(
+                "not allowed: the profile answers it with ENOSYS (errno 38), as Docker's default does, so that glibc falls back to clone",
+            ),
         }
     }
 }
@@ -157,9 +162,6 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     let mut keep: BTreeMap<String, Keep> = BTreeMap::new();
     let mut beyond = BTreeSet::new();
     for (arch, name) in seen {
-        if name == "clone3" && !learned.clone3_succeeded {
-            continue;
-        }
         if !abi_knows(arch, name) {
             left_out.push(LeftOut {
                 arch,
@@ -197,6 +199,18 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     }
     // A name kept for one ABI is kept for all: rules are by name.
     left_out.retain(|l| !keep.contains_key(&l.name));
+    // Whatever clone3 did, a profile that does not allow it must answer ENOSYS:
+    // with the default EPERM, glibc's pthread_create fails instead of falling
+    // back to clone.
+    let clone3_enosys = !keep.contains_key("clone3");
+    if clone3_enosys {
+        left_out.retain(|l| l.name != "clone3");
+        left_out.push(LeftOut {
+            arch: Arch::X86_64,
+            name: "clone3".into(),
+            reason: LeftOutReason::AnsweredEnosys,
+        });
+    }
     left_out.sort_by(|a, b| (a.arch, &a.name).cmp(&(b.arch, &b.name)));
     left_out.dedup();
 
@@ -217,8 +231,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
             }
         }
     }
-    if !learned.clone3_succeeded {
-        // glibc tries clone3 first and falls back to clone only on ENOSYS.
+    if clone3_enosys {
         rules.push(ResolvedRule {
             name: "clone3".into(),
             action: Action::Errno(ENOSYS),
@@ -560,7 +573,6 @@ mod tests {
                 names.iter().map(|n| (*n).to_owned()).collect(),
             )]),
             denied_only: BTreeSet::new(),
-            clone3_succeeded: false,
             metadata: ExportMeta {
                 container: "web".into(),
                 image: "nginx:1.27".into(),
@@ -625,12 +637,15 @@ mod tests {
             p.action_for(Arch::X86_64, "mount"),
             ActionOrConditional::Action(Action::Errno(1))
         );
-        assert_eq!(out.left_out.len(), 1);
-        assert_eq!(out.left_out[0].name, "mount");
+        let names: Vec<&str> = out.left_out.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["clone3", "mount"]);
+        // clone3 ran into Docker's ENOSYS: the file answers ENOSYS and says so.
+        assert_eq!(out.left_out[0].reason, LeftOutReason::AnsweredEnosys);
+        assert!(out.left_out[0].to_string().contains("ENOSYS"), "{}", out.left_out[0]);
         assert!(
-            out.left_out[0].to_string().contains("--beyond-default"),
+            out.left_out[1].to_string().contains("--beyond-default"),
             "{}",
-            out.left_out[0]
+            out.left_out[1]
         );
     }
 
@@ -638,7 +653,6 @@ mod tests {
     fn beyond_default_base_and_denied_only() {
         let mut l = learned(&["read", "mount", "chmod"]);
         l.denied_only.insert((Arch::X86_64, "unshare".into()));
-        l.clone3_succeeded = true;
         let mut o = ExportOptions::new(reference());
         o.beyond_default = true;
         o.errno = 13;
@@ -650,7 +664,11 @@ mod tests {
             ActionOrConditional::Action(Action::Allow)
         );
         assert_eq!(out.beyond_default, BTreeSet::from(["mount".to_owned()]));
-        assert!(!p.rules.iter().any(|r| r.name == "clone3"));
+        // clone3 never ran: it gets ENOSYS, not the default errno.
+        assert_eq!(
+            p.action_for(Arch::X86_64, "clone3"),
+            ActionOrConditional::Action(Action::Errno(38))
+        );
 
         // The base denies mount and chmod: they stay denied even beyond
         // Docker's default.
@@ -677,6 +695,7 @@ mod tests {
             reasons,
             [
                 ("chmod", &base_denied),
+                ("clone3", &LeftOutReason::AnsweredEnosys),
                 ("mount", &base_denied),
                 ("unshare", &LeftOutReason::OnlySeenDenied)
             ]

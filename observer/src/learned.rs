@@ -52,26 +52,36 @@ fn arch_of(abi: &str) -> Option<Arch> {
     }
 }
 
+/// Phases whose calls passed the seccomp filter the container runs under (the
+/// runtime's init before its filter is not subject to the profile).
+const FILTERED_PHASES: [&str; 2] = ["container", "init_after_filter"];
+
+fn phase_list<'a>(row: &'a Value, field: &str) -> BTreeSet<&'a str> {
+    row[field].as_array().into_iter().flatten().filter_map(Value::as_str).collect()
+}
+
 /// What an agent profile (`profile show --json`) says the container needs.
+///
+/// Every decision reads what happened in the phases under the filter, never
+/// totals: a row's counts mix the runtime's init before its filter (runc calls
+/// clone3 and keyctl there) with the container's own calls, and errors are only
+/// counted with `--count-errors`. `phases` are the phases in which the call
+/// entered the kernel (the filter let it through); `denied_phases` those in
+/// which seccomp denied it.
 pub fn learned_from_agent(profile: &Value) -> Learned {
     let mut syscalls: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
     let mut denied_only = BTreeSet::new();
     let mut saw_after_filter = false;
-    let mut clone3_succeeded = false;
     for r in profile["syscalls"].as_array().into_iter().flatten() {
         let (Some(name), Some(arch)) = (r["name"].as_str(), r["abi"].as_str().and_then(arch_of)) else { continue };
-        let phases: BTreeSet<&str> = r["phases"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let calls = r["calls"].as_u64().unwrap_or(0);
-        let errors = r["errors"].as_u64().unwrap_or(0);
-        saw_after_filter |= phases.contains("init_after_filter");
-        // The runtime's init before its filter is not subject to the profile.
-        let under_filter = phases.contains("container") || phases.contains("init_after_filter");
-        if under_filter && calls > 0 {
+        let entered = phase_list(r, "phases");
+        let denied = phase_list(r, "denied_phases");
+        saw_after_filter |= entered.contains("init_after_filter");
+        if FILTERED_PHASES.iter().any(|p| entered.contains(p)) {
+            // It entered the kernel under the container's filter: allowed. (For
+            // clone3 this means the container's clone3 was not answered ENOSYS.)
             syscalls.entry(arch).or_default().insert(name.to_owned());
-            if name == "clone3" && calls > errors {
-                clone3_succeeded = true;
-            }
-        } else if r["denied"].as_u64().unwrap_or(0) > 0 && calls == 0 {
+        } else if FILTERED_PHASES.iter().any(|p| denied.contains(p)) {
             denied_only.insert((arch, name.to_owned()));
         }
     }
@@ -83,7 +93,6 @@ pub fn learned_from_agent(profile: &Value) -> Learned {
     Learned {
         syscalls,
         denied_only,
-        clone3_succeeded,
         metadata: ExportMeta {
             container: profile["name"].as_str().unwrap_or_default().to_owned(),
             image: profile["image"].as_str().unwrap_or_default().to_owned(),
@@ -106,11 +115,9 @@ pub fn learned_from_trace(report: &crate::trace::Report, command: &[String]) -> 
             denied_only.insert((arch, r.name.clone()));
         }
     }
-    let clone3_succeeded = report.syscalls.iter().any(|r| r.name == "clone3" && r.calls > r.errors);
     Learned {
         syscalls,
         denied_only,
-        clone3_succeeded,
         metadata: ExportMeta {
             container: format!("observer trace -- {}", command.join(" ")),
             image: String::new(),
@@ -167,5 +174,75 @@ pub fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
 pub fn report_left_out(exported: &ExportedProfile) {
     for l in &exported.left_out {
         eprintln!("observer: left out {l}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn request() -> ExportRequest {
+        ExportRequest {
+            format: "docker".into(),
+            include_denied: false,
+            beyond_default: false,
+            base: None,
+            caps: None,
+            name: None,
+            namespace: None,
+        }
+    }
+
+    fn clone3_action(profile: &Value) -> Option<Value> {
+        let text = export_learned(&learned_from_agent(profile), &request()).expect("export").1;
+        let doc: Value = serde_json::from_str(&text).expect("JSON");
+        doc["syscalls"]
+            .as_array()?
+            .iter()
+            .find(|r| r["names"].as_array().is_some_and(|n| n.iter().any(|n| n == "clone3")))
+            .cloned()
+    }
+
+    /// What runc gives: its init calls clone3 before its filter (counted as
+    /// calls), the container's own clone3 is denied with ENOSYS, errors are not
+    /// counted. The export must still answer clone3 with ENOSYS.
+    #[test]
+    fn clone3_called_by_runc_init_and_denied_in_the_container_gets_enosys() {
+        let profile = json!({"runtime": "runc", "syscalls": [
+            {"name": "clone3", "abi": "x86_64", "phases": ["init_before_filter"], "denied_phases": ["container"], "calls": 12, "errors": 0, "denied": 3},
+            {"name": "clone", "abi": "x86_64", "phases": ["container"], "denied_phases": [], "calls": 3, "errors": 0, "denied": 0},
+            {"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "denied_phases": [], "calls": 1, "errors": 0, "denied": 0},
+        ]});
+        let learned = learned_from_agent(&profile);
+        assert!(!learned.syscalls[&Arch::X86_64].contains("clone3"), "{learned:?}");
+        assert!(learned.denied_only.contains(&(Arch::X86_64, "clone3".to_owned())));
+        let rule = clone3_action(&profile).expect("a clone3 rule");
+        assert_eq!(rule["action"], "SCMP_ACT_ERRNO");
+        assert_eq!(rule["errnoRet"], 38);
+    }
+
+    #[test]
+    fn clone3_let_through_in_the_container_is_not_answered_enosys() {
+        let profile = json!({"runtime": "crun", "syscalls": [
+            {"name": "clone3", "abi": "x86_64", "phases": ["container"], "denied_phases": [], "calls": 2, "errors": 0, "denied": 0},
+            {"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "calls": 1, "errors": 0, "denied": 0},
+        ]});
+        let learned = learned_from_agent(&profile);
+        assert!(learned.syscalls[&Arch::X86_64].contains("clone3"));
+    }
+
+    /// runc and crun call keyctl in their init before the filter; only a
+    /// denial in a filtered phase makes it "seen denied", whatever the counts.
+    #[test]
+    fn init_before_filter_calls_are_not_the_containers_needs() {
+        let profile = json!({"runtime": "runc", "syscalls": [
+            {"name": "keyctl", "abi": "x86_64", "phases": ["init_before_filter"], "calls": 1, "errors": 0, "denied": 0},
+            {"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "calls": 1, "errors": 0, "denied": 0},
+        ]});
+        let learned = learned_from_agent(&profile);
+        assert!(!learned.syscalls[&Arch::X86_64].contains("keyctl"));
+        assert!(!learned.denied_only.iter().any(|(_, n)| n == "keyctl"));
     }
 }

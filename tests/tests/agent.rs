@@ -250,3 +250,38 @@ fn a_learned_baseline_alerts_on_what_comes_after_the_window() {
     });
     assert_eq!(alert["kind"], "outside_baseline");
 }
+
+/// A container that lives a few milliseconds is gone before /proc can be read:
+/// its seccomp mode is the one the kernel saw at its own calls.
+fn short_lived_containers_show_the_kernels_seccomp_mode(runtime: &str) {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let names: Vec<String> = (0..4).map(|i| name(&format!("short{i}"))).collect();
+    let unconfined = name("shortfree");
+    let mut all = names.clone();
+    all.push(unconfined.clone());
+    let _cleanup = Cleanup(all);
+    for n in &names {
+        let o = run(&["--runtime", runtime, "--name", n], &["true"]);
+        assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = run(&["--runtime", runtime, "--security-opt", "seccomp=unconfined", "--name", &unconfined], &["true"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    for n in &names {
+        let c = agent.wait_for("the short-lived container, ended", || agent.container(n).filter(|c| c["state"] == "exited"));
+        assert_eq!(c["seccomp_mode"], 2, "Docker's default filter, as the kernel saw it: {c}");
+    }
+    let c = agent.wait_for("the unconfined container, ended", || agent.container(&unconfined).filter(|c| c["state"] == "exited"));
+    assert_eq!(c["seccomp_mode"], 0, "no filter: {c}");
+}
+
+#[test]
+fn short_lived_runc_containers_show_the_kernels_seccomp_mode() {
+    short_lived_containers_show_the_kernels_seccomp_mode("runc");
+}
+
+#[test]
+fn short_lived_crun_containers_show_the_kernels_seccomp_mode() {
+    short_lived_containers_show_the_kernels_seccomp_mode("crun");
+}

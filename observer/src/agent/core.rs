@@ -271,6 +271,7 @@ impl Agent {
         };
         let entry = record.first_use.entry(e.row).or_insert_with(|| FirstUse {
             phases: BTreeSet::new(),
+            denied_phases: BTreeSet::new(),
             first_seen: now(),
             pid: e.tgid,
             comm: comm_of(&e.comm),
@@ -278,11 +279,14 @@ impl Agent {
         });
         if denied {
             entry.denied_seen = true;
+            entry.denied_phases.insert(e.phase);
         } else {
             entry.phases.insert(e.phase);
         }
-        if denied {
-            entry.phases.insert(e.phase);
+        if e.phase == phase::CONTAINER {
+            // What the kernel saw at the container's own call: right also for a
+            // process gone before /proc could be read. A mode never goes back down.
+            record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(e.seccomp_mode));
         }
         record.last_seen = now();
         self.dirty.insert(key.clone());
@@ -444,7 +448,10 @@ impl Agent {
                 cg.slot = None;
             }
             if record.cgroups.values().all(|c| c.slot.is_none()) {
-                let own = record.first_use.values().any(|f| f.phases.contains(&phase::CONTAINER));
+                let own = record
+                    .first_use
+                    .values()
+                    .any(|f| f.phases.contains(&phase::CONTAINER) || f.denied_phases.contains(&phase::CONTAINER));
                 record.state = if own || record.observed_since.is_some() { State::Exited } else { State::FailedToStart };
                 record.ended_at = Some(now());
                 record.pids.clear();
@@ -471,9 +478,9 @@ impl Agent {
             pids.sort_unstable();
             if let Some(pid) = pids.last()
                 && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                && let Some(mode) = status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse().ok())
+                && let Some(mode) = status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
             {
-                record.seccomp_mode = Some(mode);
+                record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
             }
             record.pids = pids;
         }

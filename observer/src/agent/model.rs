@@ -52,7 +52,14 @@ pub struct CgroupRecord {
 /// First use of a row, from the kernel's first-seen events.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FirstUse {
+    /// Phases in which the call entered the kernel: the seccomp filter of that
+    /// moment (if any) let it through.
     pub phases: BTreeSet<u32>,
+    /// Phases in which seccomp denied it. Kept apart from `phases`: a call the
+    /// runtime's init made before its filter and the container's own processes
+    /// then had denied must not read as "the container could make it".
+    #[serde(default)]
+    pub denied_phases: BTreeSet<u32>,
     pub first_seen: String,
     pub pid: u32,
     pub comm: String,
@@ -107,6 +114,9 @@ pub struct ProfileRow {
     /// The earliest start phase the syscall was seen in.
     pub phase: String,
     pub phases: Vec<String>,
+    /// Phases in which seccomp denied it.
+    #[serde(default)]
+    pub denied_phases: Vec<String>,
     pub calls: u64,
     pub errors: u64,
     pub denied: u64,
@@ -153,14 +163,21 @@ impl ContainerRecord {
                     }
                     None => ("invalid".to_owned(), "any".to_owned()),
                 };
-                let phases: Vec<String> = first
-                    .map(|f| f.phases.iter().map(|p| phase_name(*p).to_owned()).collect())
-                    .unwrap_or_default();
+                let names = |set: Option<&BTreeSet<u32>>| -> Vec<String> {
+                    set.into_iter().flatten().map(|p| phase_name(*p).to_owned()).collect()
+                };
+                let phases = names(first.map(|f| &f.phases));
+                let denied_phases = names(first.map(|f| &f.denied_phases));
                 ProfileRow {
                     name,
                     abi,
-                    phase: phases.first().cloned().unwrap_or_else(|| phase_name(phase::CONTAINER).to_owned()),
+                    phase: phases
+                        .first()
+                        .or(denied_phases.first())
+                        .cloned()
+                        .unwrap_or_else(|| phase_name(phase::CONTAINER).to_owned()),
                     phases,
+                    denied_phases,
                     calls: t.calls,
                     errors: t.errors,
                     denied: t.denied,
