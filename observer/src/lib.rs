@@ -9,6 +9,7 @@ pub mod container;
 pub mod export;
 pub mod learned;
 pub mod metrics;
+pub mod printable;
 pub mod probe;
 pub mod profile_rows;
 pub mod run;

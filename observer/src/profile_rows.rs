@@ -32,7 +32,7 @@ pub fn resolve_with(path: &Path, caps: Option<&str>, options: &ResolveOptions) -
         tracing::warn!(
             "{}: syscall names unknown on this architecture are skipped, as runc does: {}",
             path.display(),
-            resolved.unknown_names.join(", ")
+            crate::printable::printable(&resolved.unknown_names.join(", "))
         );
     }
     Ok(resolved)

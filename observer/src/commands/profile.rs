@@ -10,6 +10,7 @@ use observer_profile::{check::check, diff::diff, merge::{MergeInput, merge}};
 use crate::{
     api::{Request, call, socket_path},
     learned,
+    printable::printable,
 };
 
 #[derive(Subcommand, Debug)]
@@ -118,7 +119,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             let d = match d {
                 Ok(d) => d,
                 Err(e) => {
-                    eprintln!("observer: {e:#}");
+                    eprintln!("observer: {}", printable(&format!("{e:#}")));
                     return Ok(2);
                 }
             };
@@ -134,7 +135,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             let profile = match crate::profile_rows::resolve_with(&file, None, &options) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("observer: {e:#}");
+                    eprintln!("observer: {}", printable(&format!("{e:#}")));
                     return Ok(2);
                 }
             };
@@ -142,12 +143,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                for f in &report.findings {
-                    println!("{:<7} {:<22} {}", f.severity.to_string(), f.code, f.message);
-                }
-                if report.findings.is_empty() {
-                    println!("no findings");
-                }
+                print!("{}", check_text(&report));
             }
             Ok(i32::from(report.has_errors()))
         }
@@ -165,7 +161,8 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
 
 fn table(data: &serde_json::Value) -> String {
     let mut out = String::new();
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    // Names and comm come from the kernel, the container and profile files: escaped.
+    let s = |v: &serde_json::Value| printable(v.as_str().unwrap_or("")).into_owned();
     let _ = writeln!(out, "container {} ({}), image {}, state {}", s(&data["name"]), crate::agent::short(&s(&data["id"])), s(&data["image"]), s(&data["state"]));
     if let Some(since) = data["observed_since"].as_str() {
         let _ = writeln!(out, "observed since {since} (it was running before the agent saw it)");
@@ -189,19 +186,72 @@ fn table(data: &serde_json::Value) -> String {
     out
 }
 
+fn check_text(report: &observer_profile::check::CheckReport) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        let _ = writeln!(out, "{:<7} {:<22} {}", f.severity.to_string(), f.code, printable(&f.message));
+    }
+    if report.findings.is_empty() {
+        out.push_str("no findings\n");
+    }
+    out
+}
+
 fn diff_text(d: &serde_json::Value) -> String {
     let mut out = String::new();
     if let Some(c) = d.get("default_action") {
         let _ = writeln!(out, "default action: {} -> {}", c["old"], c["new"]);
     }
     for abi in d["abis"].as_array().into_iter().flatten() {
-        let list = |k: &str| abi[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let list = |k: &str| abi[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).map(printable).collect::<Vec<_>>().join(" ")).unwrap_or_default();
         let _ = writeln!(out, "{}:", abi["arch"].as_str().unwrap_or(""));
         let _ = writeln!(out, "  added:   {}", list("added"));
         let _ = writeln!(out, "  removed: {}", list("removed"));
         for c in abi["changed"].as_array().into_iter().flatten() {
-            let _ = writeln!(out, "  changed: {} {} -> {}", c["name"].as_str().unwrap_or(""), c["old"].as_str().unwrap_or(""), c["new"].as_str().unwrap_or(""));
+            let s = |v: &serde_json::Value| printable(v.as_str().unwrap_or("")).into_owned();
+            let _ = writeln!(out, "  changed: {} {} -> {}", s(&c["name"]), s(&c["old"]), s(&c["new"]));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use observer_profile::{model, resolve::ResolveOptions};
+
+    use super::*;
+
+    const EVIL: &str = "x\u{1b}[2J\u{1b}]0;owned\u{7}";
+
+    #[test]
+    fn show_escapes_control_characters_in_names_and_comm() {
+        let data = serde_json::json!({
+            "name": "web", "id": "0123456789abcdef", "image": "busybox", "state": "running",
+            "syscalls": [
+                {"name": "read", "abi": "x86_64", "phase": "container", "calls": 3, "errors": 0, "denied": 0,
+                 "first_seen": "2026-01-01T00:00:00Z", "pid": 42, "comm": "sh"},
+                {"name": EVIL, "abi": "x86_64", "phase": "container", "calls": 1, "errors": 0, "denied": 0,
+                 "first_seen": "2026-01-01T00:00:00Z", "pid": 43, "comm": format!("evil{EVIL}\n")},
+            ],
+        });
+        let text = table(&data);
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert_eq!(text.lines().count(), 4, "one line per row: {text:?}");
+        assert!(text.contains("x\\u{1b}[2J\\u{1b}]0;owned\\u{7}"), "{text:?}");
+        assert!(text.contains("evilx\\u{1b}[2J"), "{text:?}");
+        assert!(text.contains(" sh\n"), "a plain comm is unchanged: {text:?}");
+    }
+
+    #[test]
+    fn check_escapes_control_characters_in_names() {
+        let text = format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": ["read", {}], "action": "SCMP_ACT_ALLOW"}}]}}"#,
+            serde_json::to_string(EVIL).unwrap()
+        );
+        let profile = model::parse(&text, "p.json").unwrap().resolve(&ResolveOptions::docker_default());
+        let shown = check_text(&check(&profile));
+        assert!(shown.contains("unknown-name"), "{shown:?}");
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+        assert!(shown.contains("x\\u{1b}[2J"), "{shown:?}");
+    }
 }
