@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Alert {
     pub time: String,
-    /// `outside_baseline`, `denied` or `enforce`.
+    /// `outside_baseline`, `denied`, `enforce` or `impostor_cgroup`.
     pub kind: String,
     pub id: String,
     pub name: String,
@@ -14,4 +14,7 @@ pub struct Alert {
     pub comm: String,
     pub syscall: String,
     pub abi: String,
+    /// Why, for alerts that are not about one syscall (an impostor cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

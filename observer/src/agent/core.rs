@@ -20,7 +20,10 @@ use super::{
 };
 use crate::{
     api::Target,
-    container::{ContainerRef, Kind, Resolver, Runtime},
+    container::{
+        ContainerRef, DockerInfo, Kind, Resolver, Runtime,
+        confirm::{Confirmation, RuntimeAnswer, Verdict},
+    },
     probe::{Probe, split_row},
     trace::report::{abi_arch, abi_name},
 };
@@ -148,7 +151,7 @@ impl Agent {
         let Some(path) = path else {
             // Gone before we could name it: keep what it did under its id.
             let key = format!("cgroup:{cgroup_id}");
-            self.adopt(&key, cgroup_id, slot, format!("(vanished cgroup {cgroup_id})"), None);
+            self.adopt(&key, cgroup_id, slot, format!("(vanished cgroup {cgroup_id})"), None, Confirmation::Pending);
             return;
         };
         let cref = crate::container::cgroup_path::parse(&path);
@@ -162,15 +165,64 @@ impl Agent {
             }
             return;
         }
-        let key = if cref.is_container() { cref.id.clone() } else { path.clone() };
-        tracing::info!(cgroup = %path, slot, tgid, comm, "recording cgroup");
-        self.adopt(&key, cgroup_id, slot, path, Some(&cref));
-        self.fill_identity(&key, &cref).await;
-        self.apply_rules(&key);
+        if !cref.is_container() {
+            tracing::info!(cgroup = %path, slot, tgid, comm, "recording cgroup");
+            self.adopt(&path.clone(), cgroup_id, slot, path, None, Confirmation::Confirmed);
+            return;
+        }
+        let (docker, verdict) = self.identify(&path, &cref).await;
+        if verdict.confirmation == Confirmation::Impostor {
+            self.adopt_impostor(cgroup_id, slot, path, &cref, &verdict.reason, tgid, comm);
+            return;
+        }
+        tracing::info!(cgroup = %path, slot, tgid, comm, confirmation = ?verdict.confirmation, "recording container cgroup");
+        self.adopt(&cref.id, cgroup_id, slot, path, Some(&cref), verdict.confirmation);
+        self.fill_identity(&cref.id, &cref, docker);
+        self.apply_rules(&cref.id);
+    }
+
+    /// What the runtime says about a container-shaped cgroup, and whether that
+    /// confirms it (see `container::confirm`).
+    async fn identify(&self, path: &str, cref: &ContainerRef) -> (Option<DockerInfo>, Verdict) {
+        let (docker, answer) = if cref.runtime == Runtime::Docker && cref.kind == Kind::Container {
+            match self.resolver.docker_info(&cref.id).await {
+                Ok(Some(info)) => {
+                    let answer = RuntimeAnswer::Known { pid: info.pid, state: info.state.clone() };
+                    (Some(info), answer)
+                }
+                Ok(None) => (None, RuntimeAnswer::Unknown),
+                Err(e) => {
+                    tracing::warn!("asking dockerd about {}: {e}", short(&cref.id));
+                    (None, RuntimeAnswer::Unavailable)
+                }
+            }
+        } else {
+            // No client for this runtime yet: at best pending, never killed.
+            (None, RuntimeAnswer::Unavailable)
+        };
+        let verdict = crate::container::confirm::confirm(self.resolver.mount(), path, &cref.cgroup, &answer);
+        (docker, verdict)
+    }
+
+    /// A container-shaped cgroup the runtime does not vouch for: a record of its
+    /// own, keyed and named by its path, so it never takes the container's name,
+    /// profile or rules. One `impostor_cgroup` alert.
+    #[allow(clippy::too_many_arguments)]
+    fn adopt_impostor(&mut self, cgroup_id: u64, slot: u32, path: String, cref: &ContainerRef, reason: &str, tgid: u32, comm: &str) {
+        tracing::warn!(cgroup = %path, container = %short(&cref.id), "impostor cgroup: {reason}");
+        let key = path.clone();
+        self.adopt(&key, cgroup_id, slot, path.clone(), None, Confirmation::Impostor);
+        if let Some(r) = self.containers.get_mut(&key) {
+            r.name = path;
+        }
+        // Whatever an earlier rule left on this slot does not apply to it.
+        self.probe.counters().with_info(slot, |info| info.enforce = enforce::OFF);
+        let runtime = format!("{:?}", cref.runtime).to_lowercase();
+        self.alert_cgroup(&key, "impostor_cgroup", tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
     }
 
     /// Attaches a slot to a container record (creating the record if needed).
-    fn adopt(&mut self, key: &str, cgroup_id: u64, slot: u32, path: String, cref: Option<&ContainerRef>) {
+    fn adopt(&mut self, key: &str, cgroup_id: u64, slot: u32, path: String, cref: Option<&ContainerRef>, confirmation: Confirmation) {
         let now = now();
         let started_at = self.started_at.clone();
         let record = self.containers.entry(key.to_owned()).or_insert_with(|| ContainerRecord {
@@ -210,46 +262,79 @@ impl Agent {
         } else {
             record.cgroup_id = cgroup_id;
         }
-        let cg = record.cgroups.entry(cgroup_id).or_insert_with(|| CgroupRecord { path, slot: None, rows: BTreeMap::new() });
+        let cg = record.cgroups.entry(cgroup_id).or_insert_with(|| CgroupRecord {
+            path,
+            slot: None,
+            rows: BTreeMap::new(),
+            confirmation,
+        });
         cg.slot = Some(slot);
+        cg.confirmation = confirmation;
         self.slot_owner.insert(slot, (key.to_owned(), cgroup_id));
         let _ = started_at;
         self.dirty.insert(key.to_owned());
     }
 
-    async fn fill_identity(&mut self, key: &str, cref: &ContainerRef) {
-        if cref.runtime != Runtime::Docker || cref.kind != Kind::Container {
-            if let Some(r) = self.containers.get_mut(key)
-                && r.name.is_empty()
-            {
-                r.name = cref.unit.clone().unwrap_or_else(|| short(&cref.id));
-            }
-            return;
-        }
-        let info = match self.resolver.docker_info(&cref.id).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::warn!("asking dockerd about {}: {e}", short(&cref.id));
-                None
-            }
-        };
+    fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<DockerInfo>) {
         let started_at = self.started_at.clone();
-        if let Some(r) = self.containers.get_mut(key) {
-            match info {
-                Some(info) => {
-                    r.name = info.name.clone();
-                    r.image = info.image.clone();
-                    r.runtime = info.runtime.clone();
-                    r.seccomp_option = Some(info.seccomp.to_string());
-                    // Started before the agent: only what happened since is known.
-                    if info.state == "running" && !info.started_at.is_empty() && info.started_at.as_str() < started_at.as_str() && r.first_use.is_empty() {
-                        r.observed_since = Some(started_at);
-                    }
+        let Some(r) = self.containers.get_mut(key) else { return };
+        match info {
+            Some(info) => {
+                r.name = info.name.clone();
+                r.image = info.image.clone();
+                r.runtime = info.runtime.clone();
+                r.seccomp_option = Some(info.seccomp.to_string());
+                // Started before the agent: only what happened since is known.
+                if info.state == "running" && !info.started_at.is_empty() && info.started_at.as_str() < started_at.as_str() && r.first_use.is_empty() {
+                    r.observed_since = Some(started_at);
                 }
-                None => {
-                    if r.name.is_empty() {
-                        r.name = short(&cref.id);
+            }
+            None => {
+                if r.name.is_empty() {
+                    r.name = cref.unit.clone().unwrap_or_else(|| short(&cref.id));
+                }
+            }
+        }
+    }
+
+    /// Asks the runtime again about cgroups it could not confirm yet (dockerd
+    /// was down, the container was being created): confirmed ones get their
+    /// identity and rules, impostors leave the container's record.
+    pub async fn confirm_pending(&mut self) {
+        let pending: Vec<(String, u64, String)> = self
+            .containers
+            .values()
+            .filter(|r| r.state == State::Running)
+            .flat_map(|r| {
+                r.cgroups
+                    .iter()
+                    .filter(|(_, c)| c.slot.is_some() && c.confirmation == Confirmation::Pending)
+                    .map(|(id, c)| (r.id.clone(), *id, c.path.clone()))
+            })
+            .collect();
+        for (key, cgroup_id, path) in pending {
+            let cref = crate::container::cgroup_path::parse(&path);
+            if !cref.is_container() {
+                continue;
+            }
+            let (docker, verdict) = self.identify(&path, &cref).await;
+            match verdict.confirmation {
+                Confirmation::Pending => {}
+                Confirmation::Confirmed => {
+                    if let Some(cg) = self.containers.get_mut(&key).and_then(|r| r.cgroups.get_mut(&cgroup_id)) {
+                        cg.confirmation = Confirmation::Confirmed;
                     }
+                    tracing::info!(cgroup = %path, "confirmed by the runtime: {}", verdict.reason);
+                    self.fill_identity(&key, &cref, docker);
+                    self.dirty.insert(key.clone());
+                    self.apply_rules(&key);
+                }
+                Confirmation::Impostor => {
+                    let Some(cg) = self.containers.get_mut(&key).and_then(|r| r.cgroups.remove(&cgroup_id)) else { continue };
+                    let Some(slot) = cg.slot else { continue };
+                    self.slot_owner.remove(&slot);
+                    self.dirty.insert(key.clone());
+                    self.adopt_impostor(cgroup_id, slot, path, &cref, &verdict.reason, 0, "");
                 }
             }
         }
@@ -260,7 +345,7 @@ impl Agent {
             self.first_seen_latency_ns.pop_front();
         }
         self.first_seen_latency_ns.push_back(boottime_ns().saturating_sub(e.ktime_ns));
-        let Some((key, _)) = self.slot_owner.get(&e.slot).cloned() else {
+        let Some(key) = self.owner_of(e) else {
             return;
         };
         if e.row >= ROW_INVALID {
@@ -300,8 +385,14 @@ impl Agent {
         }
     }
 
+    /// The record an event belongs to: by slot and cgroup together, so that an
+    /// event left unread when a slot changed hands never lands on its next owner.
+    fn owner_of(&self, e: &Event) -> Option<String> {
+        self.slot_owner.get(&e.slot).filter(|(_, cgroup_id)| *cgroup_id == e.cgroup_id).map(|(key, _)| key.clone())
+    }
+
     fn on_enforce(&mut self, e: &Event) {
-        let Some((key, _)) = self.slot_owner.get(&e.slot).cloned() else { return };
+        let Some(key) = self.owner_of(e) else { return };
         self.alert(&key, "enforce", e);
         // The kernel already killed the caller; in kill mode the container goes too
         // (its cgroups, nothing else), so that a forking shell cannot carry on.
@@ -309,7 +400,8 @@ impl Agent {
             && let Some(record) = self.containers.get(&key)
         {
             let mount = self.mount();
-            for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
+            // Only cgroups the runtime confirmed: never one a user made to look like it.
+            for cg in record.cgroups.values().filter(|c| c.slot.is_some() && c.confirmation == Confirmation::Confirmed) {
                 let kill = mount.join(cg.path.trim_start_matches('/')).join("cgroup.kill");
                 if let Err(err) = std::fs::write(&kill, "1") {
                     tracing::warn!("killing {}: {err}", kill.display());
@@ -343,13 +435,42 @@ impl Agent {
             comm: comm_of(&e.comm),
             syscall,
             abi: abi.to_owned(),
+            detail: None,
         };
-        let line = serde_json::to_string(&alert).unwrap_or_default();
+        self.write_alert(&alert);
+        self.dirty.insert(key.to_owned());
+    }
+
+    /// An alert about a cgroup rather than a syscall, once per record and kind.
+    fn alert_cgroup(&mut self, key: &str, kind: &str, pid: u32, comm: &str, detail: String) {
+        let Some(record) = self.containers.get_mut(key) else { return };
+        if !record.alerted.insert((kind.to_owned(), ROW_INVALID)) {
+            return;
+        }
+        record.alerts += 1;
+        self.alerts_total += 1;
+        let alert = Alert {
+            time: now(),
+            kind: kind.to_owned(),
+            id: record.id.clone(),
+            name: record.name.clone(),
+            image: record.image.clone(),
+            pid,
+            comm: comm.to_owned(),
+            syscall: String::new(),
+            abi: String::new(),
+            detail: Some(detail),
+        };
+        self.write_alert(&alert);
+        self.dirty.insert(key.to_owned());
+    }
+
+    fn write_alert(&mut self, alert: &Alert) {
+        let line = serde_json::to_string(alert).unwrap_or_default();
         println!("{line}");
         if let Err(err) = self.store.append_alert(&line) {
             tracing::warn!("writing alerts.jsonl: {err:#}");
         }
-        self.dirty.insert(key.to_owned());
     }
 
     /// Reads every live slot (non-destructively), notices ended cgroups,
@@ -563,6 +684,8 @@ impl Agent {
         };
         for cg in record.cgroups.values() {
             if let Some(slot) = cg.slot {
+                // A cgroup the runtime has not confirmed is watched, never killed.
+                let mode = if mode == enforce::KILL && cg.confirmation != Confirmation::Confirmed { enforce::ALERT } else { mode };
                 self.probe.counters().with_info(slot, |info| {
                     info.allowed = allowed;
                     info.violated = [0; BITMAP_WORDS];

@@ -152,6 +152,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 interval.tick().await;
                 let mut a = agent.lock().await;
                 a.read_slots(1024);
+                a.confirm_pending().await;
                 a.refresh();
                 a.flush(false);
                 n += 1;

@@ -8,6 +8,7 @@ use observer_common::slot::phase;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    container::confirm::Confirmation,
     probe::{RowCounts, split_row},
     trace::report::{abi_arch, abi_name},
 };
@@ -47,6 +48,10 @@ pub struct CgroupRecord {
     /// The kernel slot while the cgroup lives; None after it ended.
     pub slot: Option<u32>,
     pub rows: BTreeMap<u32, RowTotals>,
+    /// Whether the runtime confirmed that this cgroup is the container's: only
+    /// confirmed cgroups are killed or enforced with kill.
+    #[serde(default)]
+    pub confirmation: Confirmation,
 }
 
 /// First use of a row, from the kernel's first-seen events.

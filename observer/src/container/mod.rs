@@ -3,6 +3,7 @@
 //! path ([`cgroup_path`]) and asks dockerd for the details ([`docker_api`]).
 
 pub mod cgroup_path;
+pub mod confirm;
 pub mod docker_api;
 pub mod v2_mount;
 

@@ -1,0 +1,189 @@
+//! Whether a container-shaped cgroup really is the container it names.
+//!
+//! A path component shaped like `docker-<id>.scope` proves nothing: systemd
+//! delegates subtrees (`user@1000.service`) to unprivileged users, who can
+//! create any name there. A cgroup belongs to a container only when
+//! - no unprivileged user could have made it: every directory from the v2 root
+//!   down to the container's cgroup is owned by root and writable by root alone;
+//! - the runtime knows the container; and, while the container runs, its init
+//!   process (the runtime's answer, e.g. Docker's `State.Pid`) lives in the
+//!   container's cgroup, of which this cgroup is the cgroup or a descendant.
+
+use std::{
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+/// The verdict on one cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// The runtime confirmed it: rules and kills may act on it.
+    Confirmed,
+    /// Not confirmed yet (the runtime is down, or the container is still being
+    /// created): recorded with its container, never killed.
+    #[default]
+    Pending,
+    /// Not the container it names.
+    Impostor,
+}
+
+/// Why a cgroup is an impostor, for the log and the alert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub confirmation: Confirmation,
+    pub reason: String,
+}
+
+impl Verdict {
+    fn new(confirmation: Confirmation, reason: impl Into<String>) -> Self {
+        Verdict { confirmation, reason: reason.into() }
+    }
+}
+
+/// The first directory from `mount` down to `cgroup` (relative to the mount,
+/// e.g. `/docker/<id>`) that an unprivileged user owns or may write, if any.
+pub fn unprivileged_ancestor(mount: &Path, cgroup: &str) -> Option<PathBuf> {
+    let mut dir = mount.to_path_buf();
+    let check = |dir: &Path| -> bool {
+        match std::fs::metadata(dir) {
+            // Group or other write: someone besides root could create below it.
+            Ok(m) => m.uid() != 0 || m.mode() & 0o022 != 0,
+            // Gone: nothing left to trust.
+            Err(_) => true,
+        }
+    };
+    if check(&dir) {
+        return Some(dir);
+    }
+    for part in cgroup.split('/').filter(|p| !p.is_empty()) {
+        dir.push(part);
+        if check(&dir) {
+            return Some(dir);
+        }
+    }
+    None
+}
+
+/// The v2 cgroup of a process, from `/proc/PID/cgroup` (`0::/path`).
+pub fn cgroup_of_pid(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_owned)
+}
+
+/// Whether `path` is `ancestor` or lies below it.
+pub fn is_at_or_below(path: &str, ancestor: &str) -> bool {
+    let ancestor = ancestor.trim_end_matches('/');
+    path == ancestor || path.strip_prefix(ancestor).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// What the runtime said about the container a cgroup names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuntimeAnswer {
+    /// The runtime could not be asked (down, timing out).
+    Unavailable,
+    /// The runtime does not know this container id.
+    Unknown,
+    /// The runtime knows it. `pid` is its init process in the host pid
+    /// namespace, 0 when not running; `state` the runtime's word for it.
+    Known { pid: u32, state: String },
+}
+
+/// Decides whether `cgroup` (relative to `mount`), which names a container
+/// whose own cgroup is `container_cgroup`, is that container.
+pub fn confirm(mount: &Path, cgroup: &str, container_cgroup: &str, answer: &RuntimeAnswer) -> Verdict {
+    if let Some(dir) = unprivileged_ancestor(mount, cgroup) {
+        return Verdict::new(
+            Confirmation::Impostor,
+            format!("{} is owned or writable by an unprivileged user", dir.display()),
+        );
+    }
+    match answer {
+        RuntimeAnswer::Unavailable => Verdict::new(Confirmation::Pending, "the runtime cannot be asked"),
+        RuntimeAnswer::Unknown => Verdict::new(Confirmation::Impostor, "the runtime does not know this container"),
+        RuntimeAnswer::Known { pid: 0, state } if state == "created" || state == "restarting" => {
+            Verdict::new(Confirmation::Pending, format!("the container is {state}"))
+        }
+        // Ended: no process to check, and the path is root's alone.
+        RuntimeAnswer::Known { pid: 0, state } => Verdict::new(Confirmation::Confirmed, format!("root-owned path, container {state}")),
+        RuntimeAnswer::Known { pid, .. } => match cgroup_of_pid(*pid) {
+            Some(init_cgroup) if is_at_or_below(&init_cgroup, container_cgroup) => {
+                Verdict::new(Confirmation::Confirmed, format!("its init (pid {pid}) is in {init_cgroup}"))
+            }
+            Some(init_cgroup) => Verdict::new(
+                Confirmation::Impostor,
+                format!("the container's init (pid {pid}) is in {init_cgroup}, not in {container_cgroup}"),
+            ),
+            // The init just exited: the root-owned path stands.
+            None => Verdict::new(Confirmation::Confirmed, format!("root-owned path, init {pid} gone")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn at_or_below_is_by_whole_components() {
+        assert!(is_at_or_below("/docker/abc", "/docker/abc"));
+        assert!(is_at_or_below("/docker/abc/sub", "/docker/abc"));
+        assert!(!is_at_or_below("/docker/abcd", "/docker/abc"));
+        assert!(!is_at_or_below("/user.slice/docker-abc.scope", "/docker/abc"));
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("observer-confirm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("docker/abc/sub")).unwrap();
+        for d in ["", "docker", "docker/abc", "docker/abc/sub"] {
+            std::fs::set_permissions(dir.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_writable_directory_on_the_way_makes_an_impostor() {
+        if unsafe { libc::geteuid() } != 0 {
+            // Ownership by root is what is checked; as another user every
+            // directory is someone else's, which the next assertion covers.
+            let dir = scratch("user");
+            assert!(unprivileged_ancestor(&dir, "/docker/abc").is_some());
+            return;
+        }
+        let dir = scratch("root");
+        assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/sub"), None);
+        std::fs::set_permissions(dir.join("docker/abc"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/sub"), Some(dir.join("docker/abc")));
+        let v = confirm(&dir, "/docker/abc/sub", "/docker/abc", &RuntimeAnswer::Known { pid: 0, state: "exited".into() });
+        assert_eq!(v.confirmation, Confirmation::Impostor, "{v:?}");
+        std::os::unix::fs::chown(dir.join("docker/abc"), Some(1000), None).unwrap();
+        std::fs::set_permissions(dir.join("docker/abc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(unprivileged_ancestor(&dir, "/docker/abc"), Some(dir.join("docker/abc")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_runtime_answer_decides_for_root_owned_paths() {
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let dir = scratch("answers");
+        let c = |a: RuntimeAnswer| confirm(&dir, "/docker/abc", "/docker/abc", &a).confirmation;
+        assert_eq!(c(RuntimeAnswer::Unavailable), Confirmation::Pending);
+        assert_eq!(c(RuntimeAnswer::Unknown), Confirmation::Impostor);
+        assert_eq!(c(RuntimeAnswer::Known { pid: 0, state: "created".into() }), Confirmation::Pending);
+        assert_eq!(c(RuntimeAnswer::Known { pid: 0, state: "exited".into() }), Confirmation::Confirmed);
+        // Our own pid lives in some other cgroup: not this container's init.
+        let ours = cgroup_of_pid(std::process::id()).unwrap();
+        let v = confirm(&dir, "/docker/abc", "/docker/abc", &RuntimeAnswer::Known { pid: std::process::id(), state: "running".into() });
+        if is_at_or_below(&ours, "/docker/abc") {
+            assert_eq!(v.confirmation, Confirmation::Confirmed);
+        } else {
+            assert_eq!(v.confirmation, Confirmation::Impostor, "{v:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,166 @@
+//! A node other people share: what a local user can do must not turn observer
+//! against a container. As root, with real Docker and a real unprivileged user.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use observer_tests::{
+    agent::{TestAgent, rows},
+    docker::{Cleanup, docker, moby_default_without, name, require_docker, run},
+    require_root, unique,
+};
+
+const USER: &str = "observer-itest";
+
+/// An unprivileged user of this machine (created once), as (uid, gid).
+fn unprivileged_user() -> (u32, u32) {
+    let id = |flag: &str| Command::new("id").args([flag, USER]).output().expect("id");
+    if !id("-u").status.success() {
+        let o = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", USER]).output().expect("useradd");
+        assert!(o.status.success(), "useradd {USER}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let num = |flag: &str| String::from_utf8_lossy(&id(flag).stdout).trim().parse::<u32>().expect("numeric id");
+    (num("-u"), num("-g"))
+}
+
+fn v2_mount() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+        })
+        .expect("a cgroup2 mount")
+}
+
+/// What systemd's `Delegate=` does, by hand (this machine has no systemd): a
+/// subtree of the v2 hierarchy owned by the user. Removed on drop.
+struct Delegated {
+    top: PathBuf,
+    dir: PathBuf,
+}
+
+impl Delegated {
+    fn new(uid: u32, gid: u32) -> Self {
+        let top = v2_mount().join(format!("observer-itest-{}.slice", unique() % 1_000_000_000));
+        let dir = top.join(format!("user@{uid}.service"));
+        std::fs::create_dir_all(&dir).expect("delegated cgroup");
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the subtree");
+        for f in ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
+            std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid)).expect("chown the subtree's files");
+        }
+        Delegated { top, dir }
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        // Children first; each is empty once its processes have exited.
+        for _ in 0..50 {
+            if let Ok(entries) = std::fs::read_dir(&self.dir) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&self.dir);
+            if std::fs::remove_dir(&self.top).is_ok() || !self.top.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn running(container: &str) -> bool {
+    let o = docker(&["inspect", "-f", "{{.State.Running}}", container]);
+    String::from_utf8_lossy(&o.stdout).trim() == "true"
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A user with a delegated subtree names a cgroup after a running, enforced
+/// container and runs chmod there: the container keeps running, its profile
+/// has no chmod, and the impostor is alerted as such.
+#[test]
+fn a_users_cgroup_named_like_a_container_is_an_impostor() {
+    require_root();
+    require_docker();
+    let (uid, gid) = unprivileged_user();
+    let victim = name("victim");
+    let _cleanup = Cleanup(vec![victim.clone()]);
+    let o = run(&["-d", "--name", &victim], &["sh", "-c", "while true; do sleep 0.5; done"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&docker(&["inspect", "-f", "{{.Id}}", &victim]).stdout).trim().to_owned();
+    assert_eq!(id.len(), 64, "container id: {id:?}");
+
+    let agent = TestAgent::start(&[]);
+    agent.wait_for("the victim in ps", || agent.container(&victim).filter(|c| c["image"] == "observer-busybox:latest"));
+    let no_chmod = moby_default_without(&["chmod"]);
+    let o = agent.cli(&["enforce", &victim, "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
+    assert!(o.status.success(), "enforce: {}", String::from_utf8_lossy(&o.stderr));
+
+    let delegated = Delegated::new(uid, gid);
+    let scope = delegated.dir.join(format!("docker-{id}.scope"));
+    let go = std::env::temp_dir().join(format!("observer-itest-go-{}", unique()));
+    let target = std::env::temp_dir().join(format!("observer-itest-file-{}", unique()));
+    std::fs::write(&target, "x").expect("file");
+    std::os::unix::fs::chown(&target, Some(uid), Some(gid)).expect("chown file");
+    // As the user: wait to be moved into the delegated subtree, make the
+    // container-shaped cgroup there, move in, and call chmod.
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.1; done; mkdir {scope} && echo $$ > {scope}/cgroup.procs && chmod 600 {target} && chmod 644 {target}; sleep 1",
+        go = go.display(),
+        scope = scope.display(),
+        target = target.display()
+    );
+    let user_shell = Command::new("setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
+        .args(["sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    // Root moves the user's shell into the subtree (a process may only be moved
+    // by someone who can write the common ancestor's cgroup.procs).
+    std::fs::write(delegated.dir.join("cgroup.procs"), user_shell.id().to_string()).expect("move the user's shell");
+    std::fs::write(&go, "").expect("go");
+    let out = user_shell.wait_with_output().expect("user shell");
+    assert!(out.status.success(), "the user's script (mkdir, move, chmod) failed: {} {}", out.status, String::from_utf8_lossy(&out.stderr));
+
+    let alert = agent.wait_for("the impostor alert", || agent.alerts().into_iter().find(|a| a["kind"] == "impostor_cgroup"));
+    assert!(alert["id"].as_str().is_some_and(|p| p.contains(&format!("docker-{id}.scope"))), "{alert}");
+    assert_ne!(alert["name"], victim.as_str(), "an impostor never takes the container's name: {alert}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(running(&victim), "the real container must keep running; agent: {}", agent.stderr());
+    let profile = agent.profile(&victim);
+    assert!(
+        !rows(&profile).iter().any(|r| r.0 == "chmod" || r.0 == "fchmodat"),
+        "the impostor's chmod must not pollute the container's profile: {profile}"
+    );
+    assert_eq!(profile["id"], id.as_str(), "profile show NAME resolves to the real container");
+    let impostor = agent.ps().into_iter().find(|c| c["id"].as_str().is_some_and(|p| p.ends_with(&format!("docker-{id}.scope"))));
+    let impostor = impostor.unwrap_or_else(|| panic!("the impostor is a record of its own: {:?}", agent.ps()));
+    assert_eq!(impostor["runtime"], "plain", "{impostor}");
+    assert!(
+        !agent.alerts().iter().any(|a| a["kind"] == "enforce" && a["name"] == victim.as_str()),
+        "no enforcement fired for the container: {:?}",
+        agent.alerts()
+    );
+    wait_until("the user's cgroup to empty", Duration::from_secs(10), || {
+        std::fs::read_to_string(scope.join("cgroup.procs")).map_or(true, |p| p.trim().is_empty())
+    });
+    let _ = std::fs::remove_file(&go);
+    let _ = std::fs::remove_file(&target);
+}
