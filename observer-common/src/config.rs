@@ -10,6 +10,13 @@ pub const COUNT_ERRORS: u32 = 2;
 /// Bit N set: an exit with `-N` and no matching enter, from a task under a
 /// seccomp filter, is a denial. Errnos of 64 and above are never denials.
 pub const DENIAL_ERRNOS: u32 = 3;
+/// The cgroup v2 id of a scratch cgroup the loader made and removed right
+/// before switching recording on. Cgroup v2 ids are kernfs node ids, allocated
+/// in increasing order (a cyclic allocator in the low half, its generation in
+/// the high half), so every cgroup below it existed before: its start was not
+/// seen, and its slot gets no init phase (`slot::init_exe_for`). 0 (unset):
+/// every cgroup is taken as new.
+pub const FIRST_NEW_CGROUP_ID: u32 = 4;
 pub const LEN: u32 = 8;
 
 pub mod mode {

@@ -1,6 +1,6 @@
 //! What the kernel keeps per watched cgroup besides its counters.
 
-use crate::counters::{BITMAP_WORDS, ROWS_PER_SLOT};
+use crate::counters::{BITMAP_WORDS, ROW_INVALID, ROWS_PER_SLOT};
 
 /// Value in the `CGROUPS` hash map (cgroup id -> slot) for a cgroup that is
 /// known but not recorded: its syscalls cost one lookup and nothing else.
@@ -82,7 +82,8 @@ pub struct SlotInfo {
     pub init_exe: u64,
     /// `enforce::*`.
     pub enforce: u32,
-    pub _pad: u32,
+    /// `flags::*`.
+    pub flags: u32,
     /// Rows seen so far, per phase: a clear bit turns the next call into a
     /// first-seen event.
     pub seen: [[u64; BITMAP_WORDS]; phase::COUNT],
@@ -96,5 +97,160 @@ pub struct SlotInfo {
 
 const _: () = assert!(core::mem::size_of::<SlotInfo>() == 24 + 8 * 16 * 6);
 
+/// Bits of `SlotInfo::flags`.
+pub mod flags {
+    /// The invalid row (x32 and out-of-range numbers, which has no bit in the
+    /// bitmaps) was already reported as an enforcement violation.
+    pub const INVALID_VIOLATED: u32 = 1;
+    /// Set with `init_exe == NO_INIT` when every process of the container is
+    /// under a seccomp filter (the task that opened the slot was): a task
+    /// seen there with no filter cannot descend from the container's own (filters
+    /// are inherited and never removed), so it is a runtime's init that came
+    /// from outside (a `docker exec` starting up), and its executable becomes
+    /// `init_exe`. Without this, a `docker exec`'s init in a container that
+    /// started unseen is enforced like the container's own processes.
+    pub const LEARN_INIT: u32 = 2;
+}
+
+/// `SlotInfo::init_exe` of a cgroup with no init phase: every task in it is the container's.
+pub const NO_INIT: u64 = u64::MAX;
+
+impl SlotInfo {
+    /// Whether this slot records `cgroup_id`. A slot found through the cache or
+    /// the hash may have been freed and given to another cgroup since: every
+    /// lookup is checked with this before anything is counted.
+    #[inline(always)]
+    pub fn owned_by(&self, cgroup_id: u64) -> bool {
+        self.cgroup_id == cgroup_id && cgroup_id != 0
+    }
+
+    /// Takes a free slot for `cgroup_id`, before it is published in `CGROUPS`.
+    #[inline(always)]
+    pub fn claim(&mut self, cgroup_id: u64, init_exe: u64, flags: u32) {
+        self.cgroup_id = cgroup_id;
+        self.init_exe = init_exe;
+        self.flags = flags;
+    }
+
+    /// Undoes `claim` for a slot that was never published (its insert was
+    /// lost), before it goes back to the free list: a free slot owns nothing.
+    #[inline(always)]
+    pub fn unclaim(&mut self) {
+        self.cgroup_id = 0;
+        self.init_exe = 0;
+        self.flags = 0;
+    }
+
+    /// Whether a task without a seccomp filter, running `exe`, teaches this
+    /// slot its runtime's init (see `flags::LEARN_INIT`).
+    #[inline(always)]
+    pub fn learns_init_from(&self, exe: u64, seccomp_mode: u32) -> bool {
+        self.init_exe == NO_INIT && self.flags & flags::LEARN_INIT != 0 && seccomp_mode == 0 && exe != NO_INIT
+    }
+
+    /// Whether a row is outside the enforced profile. The invalid row (x32
+    /// numbers, numbers out of range) is never allowed: no profile can name it.
+    #[inline(always)]
+    pub fn forbids(&self, row: u32) -> bool {
+        match self.allowed.get((row / 64) as usize) {
+            Some(word) if row < ROW_INVALID => word & (1u64 << (row % 64)) == 0,
+            _ => true,
+        }
+    }
+}
+
+/// The start phase boundary: `SlotInfo::init_exe` for a slot opened by a task
+/// running `exe` in `cgroup_id`. A cgroup created before the programs were
+/// attached (its id is below `first_new`, see `config::FIRST_NEW_CGROUP_ID`)
+/// started unseen: the opener is its own process, not a runtime's init, and
+/// it gets no init phase.
+#[inline(always)]
+pub fn init_exe_for(cgroup_id: u64, first_new: u64, exe: u64) -> u64 {
+    if cgroup_id < first_new { NO_INIT } else { exe }
+}
+
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for SlotInfo {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> SlotInfo {
+        SlotInfo {
+            cgroup_id: 0,
+            init_exe: 0,
+            enforce: 0,
+            flags: 0,
+            seen: [[0; BITMAP_WORDS]; phase::COUNT],
+            allowed: [0; BITMAP_WORDS],
+            violated: [0; BITMAP_WORDS],
+            denied_seen: [0; BITMAP_WORDS],
+        }
+    }
+
+    #[test]
+    fn a_slot_returned_after_a_lost_insert_owns_nothing() {
+        let mut i = info();
+        i.claim(4242, 7, flags::LEARN_INIT);
+        assert!(i.owned_by(4242));
+        i.unclaim();
+        assert_eq!((i.cgroup_id, i.init_exe, i.flags), (0, 0, 0));
+        assert!(!i.owned_by(4242));
+        // A free slot is not owned by the (broken-chain) cgroup id 0 either.
+        assert!(!i.owned_by(0));
+    }
+
+    #[test]
+    fn a_reused_slot_is_not_its_old_owners() {
+        let mut i = info();
+        i.claim(10, 1, 0);
+        i.claim(11, 2, 0);
+        assert!(!i.owned_by(10));
+        assert!(i.owned_by(11));
+    }
+
+    #[test]
+    fn the_invalid_row_is_never_allowed() {
+        let mut i = info();
+        i.allowed = [u64::MAX; BITMAP_WORDS];
+        assert!(!i.forbids(0));
+        assert!(!i.forbids(ROW_INVALID - 1));
+        assert!(i.forbids(ROW_INVALID));
+        assert!(i.forbids(crate::counters::row_of(0, 0x4000_0000 | 1)), "x32 write");
+        assert!(i.forbids(crate::counters::row_of(0, 5000)));
+        assert!(i.forbids(u32::MAX));
+        i.allowed = [0; BITMAP_WORDS];
+        i.allowed[1] = 1 << 2;
+        assert!(i.forbids(0));
+        assert!(!i.forbids(66));
+    }
+
+    #[test]
+    fn only_an_unfiltered_task_in_a_filtered_container_teaches_its_init() {
+        let mut i = info();
+        i.claim(5, NO_INIT, flags::LEARN_INIT);
+        assert!(!i.learns_init_from(77, 2), "the container's own, filtered processes");
+        assert!(i.learns_init_from(77, 0), "a runtime's init before its filter");
+        i.init_exe = 77;
+        assert!(!i.learns_init_from(78, 0), "learned once");
+        // Without the flag (the container's processes may be unfiltered): never.
+        i.claim(5, NO_INIT, 0);
+        assert!(!i.learns_init_from(77, 0));
+        // A cgroup whose start was seen has its init already.
+        i.claim(5, 9, flags::LEARN_INIT);
+        assert!(!i.learns_init_from(77, 0));
+    }
+
+    #[test]
+    fn cgroups_older_than_the_attach_have_no_init_phase() {
+        assert_eq!(init_exe_for(100, 200, 7), NO_INIT);
+        assert_eq!(init_exe_for(200, 200, 7), 7);
+        assert_eq!(init_exe_for(300, 200, 7), 7);
+        // Not set (trace, explicit mode): every cgroup is new.
+        assert_eq!(init_exe_for(1, 0, 7), 7);
+        // Ids carry the kernfs generation in their high half: a later generation is newer.
+        assert_eq!(init_exe_for(1 << 32 | 5, 1 << 32 | 9, 7), NO_INIT);
+        assert_eq!(init_exe_for(2 << 32 | 5, 1 << 32 | 9, 7), 7);
+    }
+}

@@ -17,7 +17,7 @@ use observer_common::{
     counters::{ROW_INVALID, row_of},
     event::EventKind,
     marker::EnterMarker,
-    slot::{SLOT_OVERFLOW, SlotInfo, enforce, phase},
+    slot::{NO_INIT, SLOT_OVERFLOW, SlotInfo, enforce, flags, init_exe_for, phase},
     stats,
 };
 
@@ -56,13 +56,21 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let mut record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
-    if record.info.cgroup_id != cgroup_id {
+    if !record.info.owned_by(cgroup_id) {
         // A stale cache entry (the slot was freed and reused): ask the hash.
         slot = lookup_slow(cgroup_id)?;
         if !is_slot(slot) {
+            if slot == SLOT_OVERFLOW {
+                count_stat(stats::CALLS_UNRECORDED);
+            }
             return None;
         }
         record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+        if !record.info.owned_by(cgroup_id) {
+            // The hash is stale too: user space is releasing this slot, or it
+            // went to another cgroup meanwhile. Never count in someone else's slot.
+            return None;
+        }
     }
     let (tid, tgid) = task.pid_tgid();
     if u64::from(tgid) == config(config::AGENT_TGID) {
@@ -82,10 +90,24 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
             }
         };
     }
+    let info = &mut record.info;
     if row == ROW_INVALID {
+        // No bitmap has a bit for it, but enforcement still applies: an x32 or
+        // out-of-range number is never in a profile.
+        if info.enforce != enforce::OFF && phase_of(task, info) == phase::CONTAINER {
+            if info.enforce == enforce::KILL {
+                let _ = unsafe { bpf_send_signal(SIGKILL) };
+            }
+            let first = info.flags & flags::INVALID_VIOLATED == 0;
+            if first {
+                info.flags |= flags::INVALID_VIOLATED;
+            }
+            if first || info.enforce == enforce::KILL {
+                emit(EventKind::Enforce, slot, row, phase::CONTAINER, nr);
+            }
+        }
         return None;
     }
-    let info = &mut record.info;
     let phase = phase_of(task, info);
     let word = opaque(row / 64) as usize;
     let bit = 1u64 << (row % 64);
@@ -111,8 +133,14 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
 
 /// Which start phase the current task is in (see `SlotInfo::init_exe`).
 #[inline(always)]
-fn phase_of(task: task::Task, info: &SlotInfo) -> u32 {
-    if task.exe() != info.init_exe {
+fn phase_of(task: task::Task, info: &mut SlotInfo) -> u32 {
+    let exe = task.exe();
+    if exe != info.init_exe {
+        if info.init_exe == NO_INIT && info.learns_init_from(exe, task.seccomp_mode()) {
+            // A runtime's init that came from outside (see `flags::LEARN_INIT`).
+            info.init_exe = exe;
+            return phase::INIT_BEFORE_FILTER;
+        }
         phase::CONTAINER
     } else if task.seccomp_mode() == task::SECCOMP_MODE_FILTER {
         phase::INIT_AFTER_FILTER
@@ -132,12 +160,23 @@ fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
     let slot = FREE_SLOTS.pop().ok().flatten().unwrap_or(SLOT_OVERFLOW);
     if slot != SLOT_OVERFLOW {
         let info = unsafe { &mut (*SLOTS.get_ptr_mut(slot)?).info };
-        info.cgroup_id = cgroup_id;
-        info.init_exe = task::current().exe();
+        // Claimed before it is published: a CPU that finds the slot through
+        // CGROUPS checks its owner.
+        let task = task::current();
+        let init_exe = init_exe_for(cgroup_id, config(config::FIRST_NEW_CGROUP_ID), task.exe());
+        // A container that started unseen, whose opener is filtered, learns its
+        // runtime's init from the first unfiltered task (a `docker exec`).
+        let learn = init_exe == NO_INIT && task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
+        info.claim(cgroup_id, init_exe, if learn { flags::LEARN_INIT } else { 0 });
     }
     if CGROUPS.insert(&cgroup_id, &slot, u64::from(BPF_NOEXIST)).is_err() {
         // Another CPU got there first, or the map is full.
         if slot != SLOT_OVERFLOW {
+            // A free slot owns nothing: left claimed, user space would take it
+            // for a live cgroup's (an agent's restart adopts such slots).
+            if let Some(record) = SLOTS.get_ptr_mut(slot) {
+                unsafe { (*record).info.unclaim() };
+            }
             let _ = FREE_SLOTS.push(&slot, 0);
         }
         return match unsafe { CGROUPS.get(&cgroup_id) } {

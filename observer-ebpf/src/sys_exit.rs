@@ -83,6 +83,11 @@ fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
     }
     let row = row_of(task.abi(), nr);
     let record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
+    if !record.info.owned_by(cgroup_id) {
+        // A stale CGROUPS entry: the slot is being released or is someone else's.
+        count_stat(stats::DENIALS_UNATTRIBUTED);
+        return None;
+    }
     bump(&mut record.denied, row);
     if row == ROW_INVALID {
         return None;

@@ -6,6 +6,8 @@
 //!   exec N         getppid once, then fork+exec `observer-testprog calls N` and wait
 //!   int80          getppid through int 0x80 (i386 ABI, number 64), once
 //!   invalid        syscall(-1) and syscall(5000), once each
+//!   x32            getpid through the x32 ABI (number 39 | __X32_SYSCALL_BIT), once
+//!   spin N         N threads making getppid until killed
 //!   deny-chmod     install a seccomp filter denying chmod with EPERM, then chmod /tmp twice
 //!   clone-newuser  unshare(CLONE_NEWUSER); exit 0 on success, 1 on EPERM
 //!   bench-getppid N  N x getppid, then prints the ns per call
@@ -61,6 +63,20 @@ fn main() {
             libc::syscall(-1i64);
             libc::syscall(5000i64);
         },
+        "x32" => unsafe {
+            // ENOSYS on a kernel without CONFIG_X86_X32_ABI; it still reaches sys_enter.
+            libc::syscall(0x4000_0000 | libc::SYS_getpid);
+        },
+        "spin" => {
+            for _ in 1..arg_n() {
+                std::thread::spawn(|| loop {
+                    getppid_n(1000)
+                });
+            }
+            loop {
+                getppid_n(1000)
+            }
+        }
         "deny-chmod" => {
             deny_chmod();
             let path = CString::new("/tmp").expect("path");

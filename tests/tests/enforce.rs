@@ -218,3 +218,92 @@ fn enforce_by_name_survives_a_restart_of_the_container() {
     agent.wait_for("the restarted container to be killed", || (!alive(&n)).then_some(()));
     let _ = std::fs::remove_file(&no_chmod);
 }
+
+/// `-v` options that run the host's testprog inside a busybox container.
+fn testprog_mounts() -> Vec<String> {
+    let tp = testprog();
+    vec![
+        "-v".into(),
+        "/lib:/lib:ro".into(),
+        "-v".into(),
+        "/lib64:/lib64:ro".into(),
+        "-v".into(),
+        format!("{}:/tp:ro", tp.display()),
+    ]
+}
+
+#[test]
+fn x32_and_out_of_range_numbers_are_outside_every_profile() {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let (x32, invalid) = (name("x32"), name("invalid"));
+    let _cleanup = Cleanup(vec![x32.clone(), invalid.clone()]);
+    // Unconfined: under Docker's filter these numbers never reach the tracepoint
+    // (seccomp denies them first); without one, enforcement is all there is.
+    let mounts = testprog_mounts();
+    for (n, mode) in [(&x32, "x32"), (&invalid, "invalid")] {
+        let script = format!("while [ ! -e /tmp/go ]; do sleep 0.2; done; /tp {mode}; echo done > /tmp/done; sleep 30");
+        let mut extra: Vec<&str> = vec!["-d", "--name", n, "--security-opt", "seccomp=unconfined"];
+        extra.extend(mounts.iter().map(String::as_str));
+        let o = run(&extra, &["sh", "-c", &script]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for n in [&x32, &invalid] {
+        agent.wait_for("the containers", || agent.container(n).filter(|c| c["state"] == "running"));
+    }
+    // Docker's whole default profile: everything the container does otherwise is allowed.
+    let everything = moby_default_without(&[]);
+    let p = everything.to_str().expect("utf-8");
+    let o = agent.cli(&["enforce", &x32, "--profile", p, "--action", "kill"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = agent.cli(&["enforce", &invalid, "--profile", p, "--action", "alert"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for n in [&x32, &invalid] {
+        let o = docker(&["exec", n, "touch", "/tmp/go"]);
+        assert!(o.status.success(), "{n}: {}\nalerts: {:?}", String::from_utf8_lossy(&o.stderr), agent.alerts());
+    }
+    agent.wait_for("the x32 caller to be killed", || (!alive(&x32)).then_some(()));
+    agent.wait_for("the out-of-range caller to finish", || {
+        let done = docker(&["exec", &invalid, "cat", "/tmp/done"]);
+        (String::from_utf8_lossy(&done.stdout).trim() == "done").then_some(())
+    });
+    assert!(alive(&invalid), "alert only alerts");
+    let alerts = agent.alerts();
+    for n in [&x32, &invalid] {
+        assert!(
+            alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == n.as_str() && a["syscall"] == "invalid"),
+            "{n}: {alerts:?}"
+        );
+    }
+    let _ = std::fs::remove_file(&everything);
+}
+
+#[test]
+fn a_container_running_before_the_agent_has_no_init_phase() {
+    require_root();
+    require_docker();
+    let n = name("before");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    // Busy from before the programs attach: its first call after the attach is
+    // its own process's, which must not be taken for the runtime's init.
+    let script = "while true; do if [ -e /tmp/go ]; then chmod 600 /tmp/go; fi; done";
+    let o = run(&["-d", "--name", &n], &["sh", "-c", script]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    let agent = TestAgent::start(&[]);
+    agent.wait_for("the container", || agent.container(&n).filter(|c| c["state"] == "running"));
+    let no_chmod = moby_default_without(&["chmod"]);
+    let o = agent.cli(&["enforce", &n, "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = docker(&["exec", &n, "touch", "/tmp/go"]);
+    agent.wait_for("the container to be killed", || (!alive(&n)).then_some(()));
+    let alerts = agent.alerts();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == n.as_str() && a["syscall"] == "chmod"),
+        "killed for its chmod: {alerts:?}"
+    );
+    // The docker exec's runc init (unfiltered, from outside) was not taken for the container's own.
+    assert!(!alerts.iter().any(|a| a["comm"].as_str().is_some_and(|c| c.starts_with("runc"))), "{alerts:?}");
+    let _ = std::fs::remove_file(&no_chmod);
+}

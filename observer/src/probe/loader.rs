@@ -179,15 +179,77 @@ impl Probe {
     /// mode is switched on: a cgroup arriving earlier would find none.
     fn configure(&mut self, options: LoadOptions) -> anyhow::Result<()> {
         self.set_config(config::AGENT_TGID, u64::from(std::process::id()))?;
+        self.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
+        self.set_config(config::DENIAL_ERRNOS, config::DEFAULT_DENIAL_ERRNOS)?;
         if options.mode == config::mode::AUTO {
             for slot in 0..self.slots {
                 self.maps.free_slots.push(slot, 0)?;
             }
+            // Until the boundary is known every cgroup counts as old (no init
+            // phase): a slot opened in between fails closed.
+            self.set_config(config::FIRST_NEW_CGROUP_ID, u64::MAX)?;
         }
         self.set_config(config::MODE, options.mode)?;
-        self.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
-        self.set_config(config::DENIAL_ERRNOS, config::DEFAULT_DENIAL_ERRNOS)?;
+        if options.mode == config::mode::AUTO {
+            // Taken after recording is on: every cgroup made later has a larger
+            // id, and its first call is seen.
+            let first_new = scratch_cgroup_id().context("finding where new cgroup ids start")?;
+            self.set_config(config::FIRST_NEW_CGROUP_ID, first_new)?;
+            tracing::debug!(first_new, "cgroups with smaller ids started before the programs were attached");
+        }
         Ok(())
+    }
+
+    /// Cgroups with a smaller id existed before these programs recorded (see
+    /// `config::FIRST_NEW_CGROUP_ID`); 0 when not set (explicit mode).
+    pub fn first_new_cgroup_id(&self) -> u64 {
+        self.maps.config.get(&config::FIRST_NEW_CGROUP_ID, 0).unwrap_or(0)
+    }
+
+    /// Gives a free slot to a cgroup the kernel could not record from its start
+    /// (it overflowed, or it was running before the programs were attached):
+    /// with no init phase, so every task in it is the container's own and is
+    /// enforced. Replaces a `SLOT_OVERFLOW` marker (or no entry); a cgroup
+    /// that has a slot, or is ignored, is left alone. The kernel emits no
+    /// `NewCgroup` event for it: the caller adopts the returned slot itself.
+    /// `all_filtered`: every process of the container is under a seccomp
+    /// filter (Docker's default), so a `docker exec`'s init, the one task
+    /// there without a filter, is learned as the runtime's init
+    /// (`slot::flags::LEARN_INIT`); pass false when unsure (an unconfined
+    /// container): then a `docker exec`'s start is enforced too.
+    /// `Ok(None)`: no slot is free, or the cgroup has its own entry already.
+    pub fn give_slot_without_init(&mut self, cgroup_id: u64, all_filtered: bool) -> anyhow::Result<Option<u32>> {
+        use observer_common::slot::{NO_INIT, SLOT_OVERFLOW};
+        const BPF_NOEXIST: u64 = 1;
+        const BPF_EXIST: u64 = 2;
+        let flags = match self.maps.cgroups.get(&cgroup_id, 0) {
+            Ok(SLOT_OVERFLOW) => BPF_EXIST,
+            Ok(_) => return Ok(None),
+            Err(aya::maps::MapError::KeyNotFound) => BPF_NOEXIST,
+            Err(e) => return Err(e).context("reading CGROUPS"),
+        };
+        let Ok(slot) = self.maps.free_slots.pop(0) else { return Ok(None) };
+        // Written before the slot is published: the kernel checks the owner.
+        self.counters.reset(slot, cgroup_id, NO_INIT);
+        if all_filtered {
+            self.counters.with_info(slot, |i| i.flags = observer_common::slot::flags::LEARN_INIT);
+        }
+        // Only user space changes an overflow marker, so BPF_EXIST replaces just
+        // that; BPF_NOEXIST keeps a slot the kernel opened meanwhile.
+        if let Err(e) = self.maps.cgroups.insert(cgroup_id, slot, flags) {
+            self.counters.reset(slot, 0, 0);
+            self.maps.free_slots.push(slot, 0).context("returning a slot to FREE_SLOTS")?;
+            return match e {
+                aya::maps::MapError::SyscallError(ref s)
+                    if matches!(s.io_error.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOENT)) =>
+                {
+                    Ok(None)
+                }
+                e => Err(e).context("writing CGROUPS"),
+            };
+        }
+        self.forget_cached(cgroup_id);
+        Ok(Some(slot))
     }
 
     pub fn set_config(&self, index: u32, value: u64) -> anyhow::Result<()> {
@@ -341,6 +403,21 @@ fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
         bail!("mounting bpffs at /sys/fs/bpf: {}", std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The id the next cgroup would get: made and removed in the v2 hierarchy
+/// (its directory's inode number is its id, as `bpf_get_current_cgroup_id` sees it).
+fn scratch_cgroup_id() -> anyhow::Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mount = crate::container::v2_mount::find_v2_mount()?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let dir = mount.join(format!("observer-epoch-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("creating the scratch cgroup {}", dir.display()))?;
+    let id = std::fs::metadata(&dir).map(|m| m.ino());
+    let removed = std::fs::remove_dir(&dir);
+    let id = id.with_context(|| format!("reading {}", dir.display()))?;
+    removed.with_context(|| format!("removing the scratch cgroup {}", dir.display()))?;
+    Ok(id)
 }
 
 /// Size of the record the kernel keeps per slot (for memory reports).
