@@ -225,27 +225,9 @@ impl Agent {
     fn adopt(&mut self, key: &str, cgroup_id: u64, slot: u32, path: String, cref: Option<&ContainerRef>, confirmation: Confirmation) {
         let now = now();
         let started_at = self.started_at.clone();
-        let record = self.containers.entry(key.to_owned()).or_insert_with(|| ContainerRecord {
-            id: key.to_owned(),
-            name: String::new(),
-            image: String::new(),
-            runtime: cref.map(|c| format!("{:?}", c.runtime).to_lowercase()).unwrap_or_else(|| "plain".into()),
-            cgroup_path: cref.map_or_else(|| path.clone(), |c| c.cgroup.clone()),
-            cgroup_id,
-            cgroups: BTreeMap::new(),
-            pids: Vec::new(),
-            seccomp_mode: None,
-            seccomp_option: None,
-            first_seen: now.clone(),
-            last_seen: now.clone(),
-            observed_since: None,
-            state: State::Running,
-            ended_at: None,
-            first_use: BTreeMap::new(),
-            alerts: 0,
-            alerted: BTreeSet::new(),
-            baseline: None,
-            baseline_source: None,
+        let record = self.containers.entry(key.to_owned()).or_insert_with(|| {
+            let runtime = cref.map(|c| format!("{:?}", c.runtime).to_lowercase()).unwrap_or_else(|| "plain".into());
+            ContainerRecord::new(key, runtime, cref.map_or_else(|| path.clone(), |c| c.cgroup.clone()), cgroup_id, now.clone())
         });
         if record.state != State::Running {
             // A restarted container (same id, new cgroup) runs again.
@@ -301,14 +283,23 @@ impl Agent {
     /// was down, the container was being created): confirmed ones get their
     /// identity and rules, impostors leave the container's record.
     pub async fn confirm_pending(&mut self) {
+        // A container that lived milliseconds ends before dockerd calls it
+        // running: it still gets its name, for a minute after it ended.
+        let recent = |r: &ContainerRecord| {
+            r.state == State::Running
+                || r.ended_at
+                    .as_deref()
+                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                    .is_some_and(|t| time::OffsetDateTime::now_utc() - t < std::time::Duration::from_secs(60))
+        };
         let pending: Vec<(String, u64, String)> = self
             .containers
             .values()
-            .filter(|r| r.state == State::Running)
+            .filter(|r| recent(r))
             .flat_map(|r| {
                 r.cgroups
                     .iter()
-                    .filter(|(_, c)| c.slot.is_some() && c.confirmation == Confirmation::Pending)
+                    .filter(|(_, c)| c.confirmation == Confirmation::Pending)
                     .map(|(id, c)| (r.id.clone(), *id, c.path.clone()))
             })
             .collect();
@@ -330,11 +321,24 @@ impl Agent {
                     self.apply_rules(&key);
                 }
                 Confirmation::Impostor => {
-                    let Some(cg) = self.containers.get_mut(&key).and_then(|r| r.cgroups.remove(&cgroup_id)) else { continue };
-                    let Some(slot) = cg.slot else { continue };
-                    self.slot_owner.remove(&slot);
+                    let Some(mut cg) = self.containers.get_mut(&key).and_then(|r| r.cgroups.remove(&cgroup_id)) else { continue };
                     self.dirty.insert(key.clone());
-                    self.adopt_impostor(cgroup_id, slot, path, &cref, &verdict.reason, 0, "");
+                    if let Some(slot) = cg.slot {
+                        self.slot_owner.remove(&slot);
+                        self.adopt_impostor(cgroup_id, slot, path, &cref, &verdict.reason, 0, "");
+                        continue;
+                    }
+                    // Ended already: what it did moves to a record of its own.
+                    tracing::warn!(cgroup = %path, "impostor cgroup (ended): {}", verdict.reason);
+                    cg.confirmation = Confirmation::Impostor;
+                    let mut record = ContainerRecord::new(&path, "plain".into(), path.clone(), cgroup_id, now());
+                    record.name = path.clone();
+                    record.state = State::Exited;
+                    record.ended_at = Some(now());
+                    record.cgroups.insert(cgroup_id, cg);
+                    self.containers.insert(path.clone(), record);
+                    let runtime = format!("{:?}", cref.runtime).to_lowercase();
+                    self.alert_cgroup(&path, "impostor_cgroup", 0, "", format!("claims to be {runtime} container {}: {}", cref.id, verdict.reason));
                 }
             }
         }

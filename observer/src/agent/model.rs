@@ -131,6 +131,32 @@ pub struct ProfileRow {
 }
 
 impl ContainerRecord {
+    /// A record seen for the first time now, running, with nothing recorded yet.
+    pub fn new(id: &str, runtime: String, cgroup_path: String, cgroup_id: u64, now: String) -> Self {
+        ContainerRecord {
+            id: id.to_owned(),
+            name: String::new(),
+            image: String::new(),
+            runtime,
+            cgroup_path,
+            cgroup_id,
+            cgroups: BTreeMap::new(),
+            pids: Vec::new(),
+            seccomp_mode: None,
+            seccomp_option: None,
+            first_seen: now.clone(),
+            last_seen: now,
+            observed_since: None,
+            state: State::Running,
+            ended_at: None,
+            first_use: BTreeMap::new(),
+            alerts: 0,
+            alerted: BTreeSet::new(),
+            baseline: None,
+            baseline_source: None,
+        }
+    }
+
     /// Totals per row over every cgroup of the container.
     pub fn totals(&self) -> BTreeMap<u32, RowTotals> {
         let mut out: BTreeMap<u32, RowTotals> = BTreeMap::new();

@@ -43,26 +43,23 @@ impl Verdict {
 
 /// The first directory from `mount` down to `cgroup` (relative to the mount,
 /// e.g. `/docker/<id>`) that an unprivileged user owns or may write, if any.
+/// Making a directory takes write access to its parent, so a cgroup already
+/// removed (a container that lived milliseconds) is judged by the ancestors
+/// still there.
 pub fn unprivileged_ancestor(mount: &Path, cgroup: &str) -> Option<PathBuf> {
     let mut dir = mount.to_path_buf();
-    let check = |dir: &Path| -> bool {
-        match std::fs::metadata(dir) {
+    let mut parts = cgroup.split('/').filter(|p| !p.is_empty());
+    loop {
+        match std::fs::metadata(&dir) {
             // Group or other write: someone besides root could create below it.
-            Ok(m) => m.uid() != 0 || m.mode() & 0o022 != 0,
-            // Gone: nothing left to trust.
-            Err(_) => true,
+            Ok(m) if m.uid() != 0 || m.mode() & 0o022 != 0 => return Some(dir),
+            Ok(_) => {}
+            // Gone: its parent, already checked, decided who could make it.
+            Err(_) if dir != mount => return None,
+            Err(_) => return Some(dir),
         }
-    };
-    if check(&dir) {
-        return Some(dir);
+        dir.push(parts.next()?);
     }
-    for part in cgroup.split('/').filter(|p| !p.is_empty()) {
-        dir.push(part);
-        if check(&dir) {
-            return Some(dir);
-        }
-    }
-    None
 }
 
 /// The v2 cgroup of a process, from `/proc/PID/cgroup` (`0::/path`).
@@ -155,8 +152,11 @@ mod tests {
         }
         let dir = scratch("root");
         assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/sub"), None);
+        // Removed already: judged by the parent that let it be made.
+        assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/gone"), None);
         std::fs::set_permissions(dir.join("docker/abc"), std::fs::Permissions::from_mode(0o777)).unwrap();
         assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/sub"), Some(dir.join("docker/abc")));
+        assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/gone"), Some(dir.join("docker/abc")));
         let v = confirm(&dir, "/docker/abc/sub", "/docker/abc", &RuntimeAnswer::Known { pid: 0, state: "exited".into() });
         assert_eq!(v.confirmation, Confirmation::Impostor, "{v:?}");
         std::os::unix::fs::chown(dir.join("docker/abc"), Some(1000), None).unwrap();
