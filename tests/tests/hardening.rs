@@ -3,10 +3,21 @@
 //! right modes, the agent's own tgid as the kernel sees it, and names printed
 //! safely. As root, with real processes and real containers.
 
+use std::{
+    ffi::CString,
+    os::unix::{
+        ffi::OsStrExt as _,
+        fs::{FileTypeExt as _, OpenOptionsExt as _},
+    },
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
 use observer_tests::{
     agent::TestAgent,
     docker::{Cleanup, name, require_docker, run},
-    require_root,
+    observer_bin, require_root, unique,
 };
 
 /// `profile show` prints the `comm` a container's process gave itself with its
@@ -52,4 +63,109 @@ fn profile_show_escapes_a_comm_the_container_chose() {
         .find(|l| l.starts_with("times "))
         .expect("a times row");
     assert!(times.ends_with(" x\\u{1b}[2Jy"), "{times:?}");
+}
+
+/// Runs `observer ARGS` with stdout to `stdout`; None when it did not end within 10 s (then it is killed).
+fn observer_within(args: &[&str], stdout: Stdio) -> Option<Output> {
+    let mut child = Command::new(observer_bin()).args(args).stdout(stdout).stderr(Stdio::piped()).spawn().expect("observer");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("output"))
+}
+
+fn scratch_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("observer-{what}-{}", unique()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn mkfifo(path: &Path) {
+    let c = CString::new(path.as_os_str().as_bytes()).expect("path");
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// Puts `/dev/stdout` back if a run replaced it with a file (what the defect did).
+struct DevStdoutGuard;
+
+impl Drop for DevStdoutGuard {
+    fn drop(&mut self) {
+        if !std::fs::symlink_metadata("/dev/stdout").is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = std::fs::remove_file("/dev/stdout");
+            let _ = std::os::unix::fs::symlink("/proc/self/fd/1", "/dev/stdout");
+        }
+    }
+}
+
+/// `trace -o` and `--profile-out` to a FIFO nobody reads (directly or through a
+/// symlink) fail at once naming it; with a reader, and to `/dev/null`,
+/// `/dev/stdout` and `>(...)`, they work and leave the target what it was.
+#[test]
+fn trace_outputs_never_block_and_never_replace_what_they_write_to() {
+    require_root();
+    let dir = scratch_dir("outputs");
+    let fifo = dir.join("report.fifo");
+    mkfifo(&fifo);
+    let link = dir.join("report.json");
+    std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+    for (flag, path) in [("-o", &fifo), ("-o", &link), ("--profile-out", &link)] {
+        let target = path.to_str().expect("utf-8");
+        let o = observer_within(&["trace", flag, target, "--", "true"], Stdio::null());
+        // Release a writer stuck in open(), as the defect left it.
+        let _unblock = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+        let o = o.unwrap_or_else(|| panic!("observer trace {flag} {target} hung: nobody reads the FIFO"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{flag} {target}: {err}");
+        assert!(err.contains(target) && err.contains("nobody is reading"), "{flag} {target}: {err}");
+    }
+    assert!(std::fs::symlink_metadata(&link).expect("link").file_type().is_symlink());
+
+    // A reader: the whole JSON report arrives.
+    let reader_fifo = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read_to_string(&reader_fifo).expect("read the FIFO"));
+    let o = observer_within(&["trace", "--json", "-o", fifo.to_str().expect("utf-8"), "--", "true"], Stdio::null()).expect("no hang with a reader");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_str(&reader.join().expect("reader")).expect("the report is JSON");
+    assert_eq!(report["exit_code"], 0);
+    assert!(std::fs::metadata(&fifo).expect("fifo").file_type().is_fifo());
+
+    // /dev/null stays a device.
+    let o = observer_within(&["trace", "-o", "/dev/null", "--", "true"], Stdio::null()).expect("/dev/null");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::metadata("/dev/null").expect("/dev/null").file_type().is_char_device());
+
+    // /dev/stdout redirected to a file: the report goes into that file, /dev/stdout stays a link.
+    let _guard = DevStdoutGuard;
+    let out = dir.join("stdout.txt");
+    let file = std::fs::File::create(&out).expect("stdout file");
+    let o = observer_within(&["trace", "--json", "-o", "/dev/stdout", "--", "echo", "hello"], Stdio::from(file)).expect("/dev/stdout");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::symlink_metadata("/dev/stdout").expect("/dev/stdout").file_type().is_symlink(), "/dev/stdout was replaced");
+    let text = std::fs::read_to_string(&out).expect("stdout file");
+    let (hello, report) = text.split_once('\n').expect("two parts");
+    assert_eq!(hello, "hello", "the command's own output comes first: {text}");
+    let report: serde_json::Value = serde_json::from_str(report).expect("then the report");
+    assert_eq!(report["exit_code"], 0);
+
+    // A shell's process substitution.
+    let sub = dir.join("sub.json");
+    let script = format!("{} trace --json -o >(cat > {}) -- true; wait", observer_bin().display(), sub.display());
+    let o = Command::new("bash").args(["-c", &script]).output().expect("bash");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let start = Instant::now();
+    let report = loop {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&sub).unwrap_or_default()) {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no report through >(cat)");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(report["exit_code"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

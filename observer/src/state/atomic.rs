@@ -2,11 +2,18 @@
 //! fsync it, rename it over the target, fsync the directory so the rename
 //! itself survives a crash. Files are mode 0600: profiles and state describe
 //! what containers do and are not for other users.
+//!
+//! Targets that are not files (`/dev/null`, a terminal, a FIFO, `/dev/stdout`,
+//! a shell's `>(jq .)`) are written in place, and never wait: a FIFO nobody
+//! reads is an error at once, not a hang.
 
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::{
+        fd::AsRawFd as _,
+        unix::fs::{FileTypeExt as _, OpenOptionsExt, PermissionsExt},
+    },
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -15,14 +22,13 @@ use std::{
 ///
 /// A path that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a
 /// FIFO) is written in place: renaming over it would replace the device itself.
+/// So is a file reached through `/proc` (`/dev/stdout`, `/dev/fd/N` when the
+/// shell redirected to a file): it is the file an fd has open, and renaming
+/// over the link would replace `/dev/stdout` itself. Block devices and sockets
+/// are refused.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Ok(meta) = fs::metadata(path)
-        && !meta.file_type().is_file()
-    {
-        if meta.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a directory", path.display())));
-        }
-        return OpenOptions::new().write(true).open(path)?.write_all(bytes);
+    if written_in_place(path)? {
+        return write_in_place(path, bytes);
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -40,6 +46,87 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Whether `path` is written in place rather than replaced; errors for what
+/// must not be written at all.
+fn written_in_place(path: &Path) -> io::Result<bool> {
+    // Missing: created. A dangling symlink: replaced, as before.
+    let (Ok(own), Ok(target)) = (fs::symlink_metadata(path), fs::metadata(path)) else {
+        return Ok(false);
+    };
+    let kind = target.file_type();
+    let refuse = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is {what}", path.display())));
+    if kind.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a directory", path.display())));
+    }
+    if kind.is_block_device() {
+        return refuse("a block device; refusing to write over it");
+    }
+    if kind.is_socket() {
+        return refuse("a socket, not a file");
+    }
+    if !kind.is_file() {
+        return Ok(true);
+    }
+    Ok(own.file_type().is_symlink() && through_procfs(path))
+}
+
+/// Whether following `path`'s symlinks passes through a link in procfs, such as
+/// `/proc/self/fd/1` (which `/dev/stdout` and `/dev/fd/1` lead to).
+fn through_procfs(path: &Path) -> bool {
+    let mut p = path.to_path_buf();
+    // The kernel's own limit on links followed (MAXSYMLINKS).
+    for _ in 0..40 {
+        if !fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return false;
+        }
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if is_procfs(&dir) {
+            return true;
+        }
+        let Ok(next) = fs::read_link(&p) else { return false };
+        p = dir.join(next);
+    }
+    false
+}
+
+fn is_procfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a statfs buffer of the right type.
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::PROC_SUPER_MAGIC }
+}
+
+/// Opens without waiting (a FIFO with no reader fails with ENXIO instead of
+/// blocking in open), then writes blocking: a slow reader must not get EAGAIN.
+/// Appends, so that `-o /dev/stdout` into a file follows what the command wrote.
+fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => io::Error::new(
+                e.kind(),
+                format!("nobody is reading the FIFO {}; start its reader first (observer does not wait)", path.display()),
+            ),
+            _ => e,
+        })?;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on an fd this function owns.
+    let cleared = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(io::Error::last_os_error());
+    }
+    file.write_all(bytes)
 }
 
 fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -107,7 +194,112 @@ mod tests {
 
 #[cfg(test)]
 mod device_tests {
+    use std::{
+        ffi::CString,
+        io::Read as _,
+        os::unix::{ffi::OsStrExt as _, fs::FileTypeExt as _},
+        sync::mpsc,
+        time::Duration,
+    };
+
     use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("observer-atomic-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+    }
+
+    /// `write_atomic` in a thread; None when it did not return within 5 s.
+    fn write_within(path: &Path, bytes: &'static [u8]) -> Option<io::Result<()>> {
+        let (tx, rx) = mpsc::channel();
+        let p = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(write_atomic(&p, bytes));
+        });
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    #[test]
+    fn a_fifo_nobody_reads_fails_at_once_and_names_itself() {
+        let dir = scratch("fifo");
+        let fifo = dir.join("report.fifo");
+        mkfifo(&fifo);
+        let link = dir.join("report.json");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        for path in [&fifo, &link] {
+            let result = write_within(path, b"report");
+            // Unblock a writer stuck in open() (the behaviour this test guards against).
+            let _unblock = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+            let err = result.unwrap_or_else(|| panic!("writing {} blocked: nobody reads the FIFO", path.display()));
+            let err = err.expect_err("nobody reads: an error");
+            let shown = err.to_string();
+            assert!(shown.contains(&path.display().to_string()) && shown.contains("nobody is reading"), "{shown}");
+        }
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is left as it was");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_with_a_slow_reader_gets_everything() {
+        let dir = scratch("reader");
+        let fifo = dir.join("out");
+        mkfifo(&fifo);
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || {
+            let mut f = fs::File::open(&reader_path).unwrap();
+            // Slower than the writer: a writer left in O_NONBLOCK would get EAGAIN.
+            std::thread::sleep(Duration::from_millis(300));
+            let mut all = Vec::new();
+            f.read_to_end(&mut all).unwrap();
+            all
+        });
+        // Wait until the reader has the FIFO open.
+        std::thread::sleep(Duration::from_millis(100));
+        static BIG: [u8; 1 << 20] = [b'x'; 1 << 20];
+        let result = write_within(&fifo, &BIG).expect("a FIFO with a reader must not block for long");
+        result.expect("writing to a FIFO with a reader");
+        assert_eq!(reader.join().unwrap().len(), BIG.len());
+        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO stays a FIFO");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_named_through_proc_self_fd_is_appended_to_not_replaced() {
+        use std::os::fd::AsRawFd as _;
+        let dir = scratch("fd");
+        let out = dir.join("out.txt");
+        let mut file = OpenOptions::new().create(true).append(true).open(&out).unwrap();
+        file.write_all(b"the command's own output\n").unwrap();
+        // What `-o /dev/stdout` or `-o /dev/fd/N` reaches when the shell redirected to a file.
+        for path in [format!("/proc/self/fd/{}", file.as_raw_fd()), format!("/dev/fd/{}", file.as_raw_fd())] {
+            write_within(Path::new(&path), b"report\n").expect("no block").unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        assert_eq!(fs::read_to_string(&out).unwrap(), "the command's own output\nreport\nreport\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn block_devices_and_sockets_are_refused() {
+        let dir = scratch("refused");
+        let sock = dir.join("api.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let err = write_atomic(&sock, b"x").expect_err("a socket");
+        assert!(err.to_string().contains("socket"), "{err}");
+        if let Some(disk) = fs::read_dir("/dev").unwrap().flatten().map(|e| e.path()).find(|p| fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device())) {
+            let link = dir.join("report.json");
+            std::os::unix::fs::symlink(&disk, &link).unwrap();
+            let err = write_atomic(&link, b"x").expect_err("a block device");
+            assert!(err.to_string().contains("block device"), "{err}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_device_is_written_in_place_not_replaced() {
