@@ -3,10 +3,11 @@
 //! at load time (`EbpfLoader::set_max_entries`).
 
 use aya_ebpf::{
-    macros::map,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
+    helpers::generated::bpf_task_storage_get,
+    macros::{btf_map, map},
     maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
 };
-use aya_ebpf::bindings::BPF_F_MMAPABLE;
 use observer_common::{
     config,
     marker::EnterMarker,
@@ -40,8 +41,51 @@ pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::LEN, 0);
 
-#[map]
-pub static MARKERS: PerCpuArray<EnterMarker> = PerCpuArray::with_max_entries(1, 0);
+/// The enter note of each thread (task local storage, freed with the task).
+#[btf_map]
+pub static NOTES: TaskStorage<EnterMarker> = TaskStorage::new();
+
+/// A `BPF_MAP_TYPE_TASK_STORAGE` map, defined the way aya-ebpf's BTF maps are
+/// (its `btf_maps` has inode and cgroup storage, not task storage): the loader
+/// reads type, key, value and flags from the BTF of these fields.
+#[repr(C)]
+pub struct TaskStorage<T> {
+    r#type: *const [i32; BPF_MAP_TYPE_TASK_STORAGE as usize],
+    key: *const i32,
+    value: *const T,
+    max_entries: *const [i32; 0],
+    map_flags: *const [i32; BPF_F_NO_PREALLOC as usize],
+}
+
+// SAFETY: placeholder pointers the loader patches; never dereferenced.
+unsafe impl<T> Sync for TaskStorage<T> {}
+
+impl<T> TaskStorage<T> {
+    pub const fn new() -> Self {
+        Self {
+            r#type: core::ptr::null(),
+            key: core::ptr::null(),
+            value: core::ptr::null(),
+            max_entries: core::ptr::null(),
+            map_flags: core::ptr::null(),
+        }
+    }
+
+    /// The current value of `task`, created (zeroed) when `create` and missing.
+    #[inline(always)]
+    pub fn get(&self, task: *const u8, create: bool) -> Option<&mut T> {
+        let flags = if create { u64::from(BPF_LOCAL_STORAGE_GET_F_CREATE) } else { 0 };
+        let p = unsafe {
+            bpf_task_storage_get(
+                core::ptr::from_ref(self).cast_mut().cast(),
+                task.cast_mut().cast(),
+                core::ptr::null_mut(),
+                flags,
+            )
+        };
+        unsafe { p.cast::<T>().as_mut() }
+    }
+}
 
 /// Rare events only; 256 KiB holds 4096 of them.
 #[map]

@@ -24,7 +24,7 @@ use observer_common::{
 use crate::{
     events::emit,
     maps::{
-        CGROUPS, FREE_SLOTS, MARKERS, SLOTS, bump, config, count_stat, is_slot, lookup_cached, lookup_slow, opaque,
+        CGROUPS, FREE_SLOTS, NOTES, SLOTS, bump, config, count_stat, is_slot, lookup_cached, lookup_slow, opaque,
         remember, set_bit,
     },
     task,
@@ -72,7 +72,7 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
             return None;
         }
     }
-    let (tid, tgid) = task.pid_tgid();
+    let tgid = task.pid_tgid().1;
     if u64::from(tgid) == config(config::AGENT_TGID) {
         return None;
     }
@@ -80,14 +80,13 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
     let nr = unsafe { *args.add(1) } as i64;
     let row = row_of(task.abi(), nr);
     bump(&mut record.calls, row);
-    if let Some(marker) = MARKERS.get_ptr_mut(0) {
-        unsafe {
-            *marker = EnterMarker {
-                tid,
-                nr: nr as u32,
-                slot,
-                row,
-            }
+    if let Some(note) = NOTES.get(task.ptr(), true) {
+        *note = EnterMarker {
+            nr: nr as u32,
+            live: 1,
+            slot,
+            row,
+            cgroup_id,
         };
     }
     let info = &mut record.info;

@@ -9,7 +9,7 @@
 use aya_ebpf::{
     EbpfContext as _,
     bindings::pt_regs,
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    helpers::bpf_probe_read_kernel,
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -23,7 +23,7 @@ use observer_common::{
 
 use crate::{
     events::emit,
-    maps::{MARKERS, SLOTS, bump, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
+    maps::{NOTES, SLOTS, bump, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
     task,
 };
 
@@ -43,30 +43,34 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
         // and syscall number (see docs on denials for the one corner this leaves).
         return None;
     }
-    let marker = unsafe { &mut *MARKERS.get_ptr_mut(0)? };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let regs = unsafe { *args } as *const pt_regs;
     let nr = unsafe { bpf_probe_read_kernel(&(*regs).orig_rax).ok()? } as i64;
-    if marker.tid == pid_tgid as u32 && marker.nr == nr as u32 {
-        marker.tid = 0;
+    let task = task::current();
+    if let Some(note) = NOTES.get(task.ptr(), false)
+        && note.live != 0
+        && note.nr == nr as u32
+    {
+        note.live = 0;
         if config(config::COUNT_ERRORS) != 0 {
-            let record = unsafe { &mut *SLOTS.get_ptr_mut(marker.slot)? };
-            bump(&mut record.errors, marker.row);
+            let record = unsafe { &mut *SLOTS.get_ptr_mut(note.slot)? };
+            // The slot may have changed owner while the thread slept in the call.
+            if record.info.cgroup_id == note.cgroup_id {
+                bump(&mut record.errors, note.row);
+            }
         }
         return None;
     }
-    exit_without_enter(nr, ret, pid_tgid)
+    exit_without_enter(task, nr, ret)
 }
 
 /// An error exit with no enter of its own on this CPU: counted as a denial when
 /// the task is under a seccomp filter and the errno is one a filter returns.
 #[inline(never)]
-fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
+fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
     let errno = (-ret) as u64;
     if errno >= 64 || config(config::DENIAL_ERRNOS) & (1u64 << errno) == 0 {
         return None;
     }
-    let task = task::current();
     if task.seccomp_mode() != task::SECCOMP_MODE_FILTER {
         return None;
     }
@@ -78,7 +82,7 @@ fn exit_without_enter(nr: i64, ret: i64, pid_tgid: u64) -> Option<()> {
             return None;
         }
     };
-    if (pid_tgid >> 32) == config(config::AGENT_TGID) {
+    if u64::from(task.pid_tgid().1) == config(config::AGENT_TGID) {
         return None;
     }
     let row = row_of(task.abi(), nr);

@@ -65,6 +65,12 @@ fn load_at<T: Copy>(base: *const u8, offset: u64) -> T {
 }
 
 impl Task {
+    /// The BTF pointer itself, for helpers that take a task.
+    #[inline(always)]
+    pub fn ptr(self) -> *const u8 {
+        self.0
+    }
+
     #[inline(always)]
     fn load<T: Copy>(self, offset: u64) -> T {
         load_at(self.0, offset)

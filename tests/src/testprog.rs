@@ -8,6 +8,9 @@
 //!   invalid        syscall(-1) and syscall(5000), once each
 //!   x32            getpid through the x32 ABI (number 39 | __X32_SYSCALL_BIT), once
 //!   spin N         N threads making getppid until killed
+//!   accept-shutdown  under a seccomp filter (deny chmod), both threads pinned to CPU 0:
+//!                  accept() blocks while another thread makes syscalls, then shuts
+//!                  the listening socket down: accept fails with EINVAL (exit 0 if so)
 //!   deny-chmod     install a seccomp filter denying chmod with EPERM, then chmod /tmp twice
 //!   clone-newuser  unshare(CLONE_NEWUSER); exit 0 on success, 1 on EPERM
 //!   bench-getppid N  N x getppid, then prints the ns per call
@@ -77,6 +80,7 @@ fn main() {
                 getppid_n(1000)
             }
         }
+        "accept-shutdown" => accept_shutdown(),
         "deny-chmod" => {
             deny_chmod();
             let path = CString::new("/tmp").expect("path");
@@ -168,5 +172,43 @@ fn deny_chmod() {
             eprintln!("installing the filter failed: {}", std::io::Error::last_os_error());
             std::process::exit(4);
         }
+    }
+}
+
+fn pin_to_cpu0() {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("sched_setaffinity: {}", std::io::Error::last_os_error());
+            std::process::exit(5);
+        }
+    }
+}
+
+/// A blocking call that really ran and then failed with an errno a filter
+/// could return, while other syscalls ran on its CPU: never a denial.
+fn accept_shutdown() {
+    deny_chmod();
+    pin_to_cpu0();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    use std::os::fd::AsRawFd as _;
+    let fd = listener.as_raw_fd();
+    let other = std::thread::spawn(move || {
+        pin_to_cpu0();
+        // Long enough for accept to be asleep; every call here runs on CPU 0.
+        for _ in 0..200 {
+            getppid_n(100);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        getppid_n(1000);
+    });
+    let r = unsafe { libc::syscall(libc::SYS_accept, fd, std::ptr::null_mut::<libc::sockaddr>(), std::ptr::null_mut::<libc::socklen_t>()) };
+    let err = std::io::Error::last_os_error();
+    other.join().expect("thread");
+    if r != -1 || err.raw_os_error() != Some(libc::EINVAL) {
+        eprintln!("accept: {r} {err}");
+        std::process::exit(2);
     }
 }

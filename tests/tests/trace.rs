@@ -76,6 +76,18 @@ fn a_seccomp_denied_call_is_counted_as_denied() {
 }
 
 #[test]
+fn a_blocking_call_failing_after_other_calls_on_its_cpu_is_no_denial() {
+    require_root();
+    for _ in 0..3 {
+        let (code, r) = trace_json(&[&tp(), "accept-shutdown"]);
+        assert_eq!(code, 0, "accept must fail with EINVAL: {r}");
+        assert_eq!(row(&r, "accept", "x86_64"), Some((1, 1, 0)), "one call, one error, no denial: {r}");
+        let denied: u64 = r["syscalls"].as_array().expect("rows").iter().map(|s| s["denied"].as_u64().unwrap_or(0)).sum();
+        assert_eq!(denied, 0, "{r}");
+    }
+}
+
+#[test]
 fn fork_heavy_without_filter_shows_no_denial() {
     require_root();
     let (_, r) = trace_json(&[&tp(), "fork", "300"]);

@@ -19,7 +19,8 @@ use super::{CounterView, TaskOffsets, require_bpf_privileges};
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
 /// Order matters: `from_maps` takes them positionally (SLOTS is taken out first).
-const MAP_NAMES: [&str; 8] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "MARKERS", "EVENTS", "CGROUP_CACHE"];
+/// (The per-thread `NOTES` task storage is the programs' own: nothing in user space reads it.)
+const MAP_NAMES: [&str; 7] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE"];
 const PROGRAMS: [&str; 2] = ["sys_enter", "sys_exit"];
 
 #[derive(Clone, Copy, Debug)]
@@ -159,10 +160,7 @@ impl Probe {
             free_slots: Queue::try_from(next("FREE_SLOTS")?)?,
             config: Array::try_from(next("CONFIG")?)?,
             stats: PerCpuArray::try_from(next("STATS")?)?,
-            events: {
-                let _markers = next("MARKERS")?;
-                Some(RingBuf::try_from(next("EVENTS")?)?)
-            },
+            events: Some(RingBuf::try_from(next("EVENTS")?)?),
             cgroup_cache: Array::try_from(next("CGROUP_CACHE")?)?,
         };
         let Map::Array(data) = &slots_map else {
@@ -343,6 +341,9 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
     let offsets = TaskOffsets::from_kernel()?;
     let slots = options.slots.max(1);
     let ebpf = EbpfLoader::new()
+        // NOTES is task storage, which aya's user space has no type for; only
+        // the programs use it.
+        .allow_unsupported_maps()
         .override_global("TASK_STATUS_OFFSET", &offsets.status, true)
         .override_global("TASK_MM_OFFSET", &offsets.exe_chain[0], true)
         .override_global("MM_EXE_FILE_OFFSET", &offsets.exe_chain[1], true)
