@@ -139,16 +139,17 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
     let out = user_shell.wait_with_output().expect("user shell");
     assert!(out.status.success(), "the user's script (mkdir, move, chmod) failed: {} {}", out.status, String::from_utf8_lossy(&out.stderr));
 
-    let alert = agent.wait_for("the impostor alert", || agent.alerts().into_iter().find(|a| a["kind"] == "impostor_cgroup"));
-    assert!(alert["id"].as_str().is_some_and(|p| p.contains(&format!("docker-{id}.scope"))), "{alert}");
-    assert_ne!(alert["name"], victim.as_str(), "an impostor never takes the container's name: {alert}");
-    std::thread::sleep(Duration::from_secs(2));
+    // Give a wrong agent time to act on it, then look.
+    std::thread::sleep(Duration::from_secs(3));
     assert!(running(&victim), "the real container must keep running; agent: {}", agent.stderr());
     let profile = agent.profile(&victim);
     assert!(
         !rows(&profile).iter().any(|r| r.0 == "chmod" || r.0 == "fchmodat"),
         "the impostor's chmod must not pollute the container's profile: {profile}"
     );
+    let alert = agent.wait_for("the impostor alert", || agent.alerts().into_iter().find(|a| a["kind"] == "impostor_cgroup"));
+    assert!(alert["id"].as_str().is_some_and(|p| p.contains(&format!("docker-{id}.scope"))), "{alert}");
+    assert_ne!(alert["name"], victim.as_str(), "an impostor never takes the container's name: {alert}");
     assert_eq!(profile["id"], id.as_str(), "profile show NAME resolves to the real container");
     let impostor = agent.ps().into_iter().find(|c| c["id"].as_str().is_some_and(|p| p.ends_with(&format!("docker-{id}.scope"))));
     let impostor = impostor.unwrap_or_else(|| panic!("the impostor is a record of its own: {:?}", agent.ps()));
