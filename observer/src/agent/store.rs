@@ -5,6 +5,7 @@ use std::{
     collections::BTreeMap,
     fs,
     io::Write as _,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -20,6 +21,11 @@ pub struct Store {
 impl Store {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         fs::create_dir_all(dir.join("containers")).with_context(|| format!("creating the state directory {}", dir.display()))?;
+        // An older agent left the alert log world-readable; alerts say what containers do.
+        let alerts = dir.join("alerts.jsonl");
+        if fs::symlink_metadata(&alerts).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 != 0) {
+            fs::set_permissions(&alerts, fs::Permissions::from_mode(0o600)).with_context(|| format!("making {} root-only", alerts.display()))?;
+        }
         Ok(Self { dir: dir.to_path_buf() })
     }
 
@@ -71,7 +77,7 @@ impl Store {
 
     /// Appends one alert line to alerts.jsonl (a single write, O_APPEND).
     pub fn append_alert(&self, line: &str) -> anyhow::Result<()> {
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("alerts.jsonl"))?;
+        let mut f = fs::OpenOptions::new().create(true).append(true).mode(0o600).open(self.dir.join("alerts.jsonl"))?;
         f.write_all(format!("{line}\n").as_bytes())?;
         Ok(())
     }
@@ -91,5 +97,32 @@ impl Store {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_alert_log_is_for_root_only_also_when_it_was_not() {
+        let dir = std::env::temp_dir().join(format!("observer-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        store.append_alert("{\"kind\":\"denied\"}").unwrap();
+        let alerts = dir.join("alerts.jsonl");
+        assert_eq!(mode(&alerts), 0o600);
+
+        // Left world-readable by an older agent: narrowed when the store opens.
+        fs::set_permissions(&alerts, fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(mode(&alerts), 0o600);
+        store.append_alert("{\"kind\":\"enforce\"}").unwrap();
+        assert_eq!(fs::read_to_string(&alerts).unwrap().lines().count(), 2);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
