@@ -7,7 +7,7 @@ use std::{
     ffi::CString,
     os::unix::{
         ffi::OsStrExt as _,
-        fs::{FileTypeExt as _, OpenOptionsExt as _},
+        fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _},
     },
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
@@ -167,5 +167,70 @@ fn trace_outputs_never_block_and_never_replace_what_they_write_to() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(report["exit_code"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+/// An agent with its API socket at `socket`; `prepare` sees the state directory before the start.
+fn agent_with_socket(socket: &Path, prepare: impl FnOnce(&Path)) -> TestAgent {
+    let mut agent = TestAgent {
+        child: None,
+        socket: socket.to_path_buf(),
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{}", unique())),
+        dir: scratch_dir("agent"),
+        args: Vec::new(),
+    };
+    prepare(&agent.state_dir());
+    agent.spawn();
+    agent
+}
+
+/// `--socket DIR/x.sock` in a directory that is not the agent's own leaves its
+/// mode alone (it was `/run` turned 0700); a directory the agent creates is 0700.
+#[test]
+fn the_socket_option_restricts_only_a_directory_of_the_agents_own() {
+    require_root();
+    let parent = scratch_dir("socket-parent");
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let socket = parent.join("x.sock");
+    {
+        let agent = agent_with_socket(&socket, |_| {});
+        assert_eq!(mode(&parent), 0o1777, "the agent changed the mode of {}", parent.display());
+        assert_eq!(mode(&socket), 0o600);
+        assert!(agent.cli(&["status"]).status.success(), "{}", agent.stderr());
+    }
+    let own = parent.join("observer/api");
+    {
+        let agent = agent_with_socket(&own.join("x.sock"), |_| {});
+        assert_eq!(mode(&own), 0o700, "a directory the agent made is root-only");
+        assert_eq!(mode(&parent.join("observer")), 0o700);
+        assert_eq!(mode(&parent), 0o1777);
+        assert!(agent.cli(&["status"]).status.success(), "{}", agent.stderr());
+    }
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+/// `alerts.jsonl` and `agent.lock` are 0600, also when an older agent left them world-readable.
+#[test]
+fn alert_log_and_lock_are_root_only() {
+    require_root();
+    let dir = scratch_dir("modes");
+    let agent = agent_with_socket(&dir.join("api.sock"), |state| {
+        std::fs::create_dir_all(state).expect("state dir");
+        for name in ["alerts.jsonl", "agent.lock"] {
+            std::fs::write(state.join(name), b"").expect("seed");
+            std::fs::set_permissions(state.join(name), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+    });
+    assert_eq!(mode(&agent.state_dir().join("agent.lock")), 0o600);
+    assert_eq!(mode(&agent.state_dir().join("alerts.jsonl")), 0o600);
+    drop(agent);
+
+    // Created fresh: 0600 from the start.
+    let agent = agent_with_socket(&dir.join("api.sock"), |_| {});
+    assert_eq!(mode(&agent.state_dir().join("agent.lock")), 0o600);
     let _ = std::fs::remove_dir_all(&dir);
 }

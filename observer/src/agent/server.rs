@@ -1,7 +1,12 @@
-//! The API socket (root only: mode 0600 in a 0700 directory, and the peer's
-//! uid checked) and the optional metrics endpoint.
+//! The API socket (root only: mode 0600, the peer's uid checked, and in a 0700
+//! directory when the directory is the agent's own) and the optional metrics
+//! endpoint.
 
-use std::{os::unix::fs::PermissionsExt as _, path::Path, sync::Arc};
+use std::{
+    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    path::Path,
+    sync::Arc,
+};
 
 use anyhow::Context as _;
 use tokio::{
@@ -18,9 +23,8 @@ use crate::{
 };
 
 pub async fn serve(agent: Arc<Mutex<Agent>>, socket: &Path) -> anyhow::Result<JoinHandle<()>> {
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        restrict_own_directory(dir)?;
     }
     // We hold the agent lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(socket);
@@ -37,6 +41,27 @@ pub async fn serve(agent: Arc<Mutex<Agent>>, socket: &Path) -> anyhow::Result<Jo
             });
         }
     }))
+}
+
+/// Makes the socket's directory root-only when it is the agent's own: one it
+/// creates now, or observer's default (`/run/observer`). Any other directory
+/// (`/run`, `/tmp`, an operator's) belongs to someone else and keeps its mode;
+/// the socket itself is 0600 and the peer's uid is checked either way.
+fn restrict_own_directory(dir: &Path) -> anyhow::Result<()> {
+    let own = match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Every directory created here (the missing ancestors too) is the agent's.
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+            true
+        }
+        Err(e) => return Err(e).with_context(|| format!("looking at {}", dir.display())),
+        // A symlink is followed for the socket, never chmodded through.
+        Ok(meta) => meta.is_dir() && Path::new(crate::api::DEFAULT_SOCKET).parent() == Some(dir),
+    };
+    if own {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("making {} root-only", dir.display()))?;
+    }
+    Ok(())
 }
 
 async fn handle(agent: Arc<Mutex<Agent>>, stream: UnixStream) -> anyhow::Result<()> {
