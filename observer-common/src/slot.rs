@@ -2,8 +2,9 @@
 
 use crate::counters::{BITMAP_WORDS, ROW_INVALID, ROWS_PER_SLOT};
 
-/// Value in the `CGROUPS` hash map (cgroup id -> slot) for a cgroup that is
-/// known but not recorded: its syscalls cost one lookup and nothing else.
+/// What the cache (and `lookup_slow`) gives for a cgroup in the `IGNORED`
+/// map: known but not recorded, its syscalls cost one lookup and nothing else.
+/// Never a value in `CGROUPS`.
 pub const SLOT_IGNORED: u32 = u32::MAX;
 /// Value for a cgroup that came when every slot was taken; its calls are
 /// counted in `stats::CALLS_UNRECORDED`.

@@ -6,20 +6,28 @@ use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
     helpers::generated::bpf_task_storage_get,
     macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
 use observer_common::{
     config,
     marker::EnterMarker,
-    slot::{CGROUP_CACHE_ENTRIES, SLOT_FIRST_MARKER, Slot, cache_entry, cache_index},
+    slot::{CGROUP_CACHE_ENTRIES, SLOT_FIRST_MARKER, SLOT_IGNORED, Slot, cache_entry, cache_index},
     stats,
 };
 
 pub const DEFAULT_SLOTS: u32 = 64;
 
-/// cgroup v2 id -> slot index (or a `SLOT_*` marker).
+/// cgroup v2 id -> slot index, or `SLOT_OVERFLOW` for a cgroup that came when
+/// every slot was taken. Ignored cgroups live in `IGNORED`: they never use up
+/// the entries that containers need.
 #[map]
 pub static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(DEFAULT_SLOTS * 4, 0);
+
+/// Cgroups user space decided not to record (value unused). An LRU: a host
+/// with more of them than fit only pays a slot opening again for the evicted
+/// ones (and user space ignores them again).
+#[map]
+pub static IGNORED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(DEFAULT_SLOTS * 64, 0);
 
 /// A direct-mapped cache in front of `CGROUPS`: one inlined array load instead
 /// of a hash lookup on every syscall. Only a hint: a slot found here is checked
@@ -156,9 +164,17 @@ pub fn lookup_cached(cgroup_id: u64) -> Option<u32> {
     (entry >> 32 == cgroup_id).then_some(entry as u32)
 }
 
+/// `CGROUPS`, then `IGNORED`; what is found is remembered in the cache, so an
+/// ignored cgroup's later calls stop at the cache like before.
 #[inline(never)]
 pub fn lookup_slow(cgroup_id: u64) -> Option<u32> {
-    let slot = *unsafe { CGROUPS.get(&cgroup_id) }?;
+    let slot = match unsafe { CGROUPS.get(&cgroup_id) } {
+        Some(slot) => *slot,
+        None => {
+            unsafe { IGNORED.get(&cgroup_id) }?;
+            SLOT_IGNORED
+        }
+    };
     remember(cgroup_id, slot);
     Some(slot)
 }

@@ -7,7 +7,11 @@ use std::{
     time::Duration,
 };
 
-use observer_tests::{agent::TestAgent, require_root, testprog, unique};
+use observer_tests::{
+    agent::TestAgent,
+    docker::{Cleanup, name, require_docker, run},
+    require_root, testprog, unique,
+};
 
 fn v2_root() -> PathBuf {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
@@ -94,4 +98,39 @@ fn a_slot_lost_in_a_race_owns_no_cgroup() {
         let _ = std::fs::remove_dir(d);
     }
     result.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn ignored_cgroups_leave_the_table_to_containers() {
+    require_root();
+    require_docker();
+    // Two slots: CGROUPS holds 64 entries. A hundred plain cgroups, each ignored
+    // by the agent, must not fill it.
+    let agent = TestAgent::start(&["--slots", "2"]);
+    let root = v2_root();
+    let tag = format!("observer-plain-{}", unique());
+    let mut dirs = Vec::new();
+    for i in 0..100 {
+        let dir = root.join(format!("{tag}-{i}"));
+        std::fs::create_dir(&dir).expect("mkdir cgroup");
+        let script = format!("echo $$ > {}/cgroup.procs && exec /bin/true", dir.display());
+        let status = Command::new("sh").args(["-c", &script]).status().expect("sh");
+        assert!(status.success());
+        dirs.push(dir);
+        // Time for the agent to ignore it and free its slot.
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let n = name("after-plain");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let o = run(&["-d", "--name", &n], &["sh", "-c", "while true; do sleep 0.2; done"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recorded = agent.wait_for("the container to be recorded", || {
+        let p = agent.try_profile(&n)?;
+        (!p["syscalls"].as_array()?.is_empty()).then_some(p)
+    });
+    assert!(!recorded["syscalls"].as_array().expect("rows").is_empty());
+    drop(_cleanup);
+    for d in &dirs {
+        let _ = std::fs::remove_dir(d);
+    }
 }

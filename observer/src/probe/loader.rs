@@ -20,7 +20,7 @@ static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/o
 
 /// Order matters: `from_maps` takes them positionally (SLOTS is taken out first).
 /// (The per-thread `NOTES` task storage is the programs' own: nothing in user space reads it.)
-const MAP_NAMES: [&str; 7] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE"];
+const MAP_NAMES: [&str; 8] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE", "IGNORED"];
 const PROGRAMS: [&str; 2] = ["sys_enter", "sys_exit"];
 
 #[derive(Clone, Copy, Debug)]
@@ -34,7 +34,11 @@ pub struct LoadOptions {
 
 /// The maps user space works with.
 pub struct ProbeMaps {
+    /// cgroup id -> slot, or `SLOT_OVERFLOW`; never `SLOT_IGNORED` (see `ignored`).
     pub cgroups: HashMap<MapData, u64, u32>,
+    /// Cgroups not recorded (an LRU of its own, so that they never use up
+    /// `cgroups`); see `Probe::ignore`, `Probe::sweep_ignored`.
+    pub ignored: HashMap<MapData, u64, u32>,
     pub free_slots: Queue<MapData, u32>,
     pub config: Array<MapData, u64>,
     pub stats: PerCpuArray<MapData, u64>,
@@ -162,6 +166,7 @@ impl Probe {
             stats: PerCpuArray::try_from(next("STATS")?)?,
             events: Some(RingBuf::try_from(next("EVENTS")?)?),
             cgroup_cache: Array::try_from(next("CGROUP_CACHE")?)?,
+            ignored: HashMap::try_from(next("IGNORED")?)?,
         };
         let Map::Array(data) = &slots_map else {
             bail!("SLOTS is not an array map");
@@ -274,15 +279,38 @@ impl Probe {
         Ok(())
     }
 
-    /// Marks a cgroup as known but not recorded, freeing its slot.
+    /// Marks a cgroup as known but not recorded (in `IGNORED`, not in
+    /// `CGROUPS`), freeing its slot when it still owns `slot`.
     pub fn ignore(&mut self, cgroup_id: u64, slot: Option<u32>) -> anyhow::Result<()> {
-        self.maps.cgroups.insert(cgroup_id, observer_common::slot::SLOT_IGNORED, 0)?;
+        // IGNORED first: in between, the kernel still finds the slot, never nothing
+        // (which would open another one).
+        self.maps.ignored.insert(cgroup_id, observer_common::slot::SLOT_IGNORED, 0).context("writing IGNORED")?;
+        let _ = self.maps.cgroups.remove(&cgroup_id);
         self.forget_cached(cgroup_id);
-        if let Some(slot) = slot {
+        if let Some(slot) = slot
+            && slot < self.slots
+            && self.counters.info(slot).cgroup_id == cgroup_id
+        {
             self.counters.reset(slot, 0, 0);
             self.maps.free_slots.push(slot, 0)?;
         }
         Ok(())
+    }
+
+    /// Forgets ignored cgroups for which `alive` is false (removed cgroups);
+    /// returns how many. The map is an LRU, so this only keeps it tidy.
+    pub fn sweep_ignored(&mut self, alive: impl Fn(u64) -> bool) -> usize {
+        let dead: Vec<u64> = self.maps.ignored.keys().filter_map(Result::ok).filter(|id| !alive(*id)).collect();
+        for id in &dead {
+            let _ = self.maps.ignored.remove(id);
+            self.forget_cached(*id);
+        }
+        dead.len()
+    }
+
+    /// Whether a cgroup is in `IGNORED`.
+    pub fn is_ignored(&self, cgroup_id: u64) -> bool {
+        self.maps.ignored.get(&cgroup_id, 0).is_ok()
     }
 
     pub fn take_logger(&mut self) -> Option<KernelLog> {
@@ -355,6 +383,7 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
         .override_global("CGROUP_KN_OFFSET", &offsets.cgroup_chain[2], true)
         .override_global("KERNFS_NODE_ID_OFFSET", &offsets.cgroup_chain[3], true)
         .map_max_entries("CGROUPS", slots.saturating_mul(4).max(64))
+        .map_max_entries("IGNORED", slots.saturating_mul(16).max(4096))
         .map_max_entries("FREE_SLOTS", slots)
         .map_max_entries("SLOTS", slots)
         .load(PROGRAM)
