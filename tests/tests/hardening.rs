@@ -234,3 +234,105 @@ fn alert_log_and_lock_are_root_only() {
     assert_eq!(mode(&agent.state_dir().join("agent.lock")), 0o600);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The cgroup v2 mount (hybrid here: /sys/fs/cgroup/unified).
+fn v2_root() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+        })
+        .expect("a cgroup2 mount")
+}
+
+/// Removes a scratch cgroup tree (children first) and kills what is left in it.
+struct ScratchCgroup(PathBuf);
+
+impl Drop for ScratchCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
+        std::thread::sleep(Duration::from_millis(100));
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut stack = vec![self.0.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+            dirs.push(d);
+        }
+        for d in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// A dockerd stand-in that answers every request with a chunked body whose
+/// first chunk claims `ffffffffffffffff` bytes. Counts the requests.
+fn hostile_dockerd(socket: &Path) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::io::{Read as _, Write as _};
+    let listener = std::os::unix::net::UnixListener::bind(socket).expect("bind the fake docker socket");
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = asked.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n{}\r\n0\r\n\r\n");
+        }
+    });
+    asked
+}
+
+/// A hostile chunk size from "dockerd" is an error naming it, and the agent
+/// keeps running (it once killed the event reader, and the agent exited 0).
+#[test]
+fn a_hostile_docker_chunk_size_is_an_error_not_a_dead_agent() {
+    require_root();
+    let dir = scratch_dir("fake-docker");
+    let docker_sock = dir.join("docker.sock");
+    let asked = hostile_dockerd(&docker_sock);
+
+    let mut agent = TestAgent {
+        child: None,
+        socket: dir.join("api.sock"),
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{}", unique())),
+        dir: dir.clone(),
+        args: Vec::new(),
+    };
+    let child = Command::new(observer_bin())
+        .args(["agent", "--state-dir"])
+        .arg(agent.state_dir())
+        .arg("--socket")
+        .arg(&agent.socket)
+        .arg("--pin-dir")
+        .arg(&agent.pin_dir)
+        .env("DOCKER_HOST", format!("unix://{}", docker_sock.display()))
+        .stdout(Stdio::from(std::fs::File::create(dir.join("stdout")).expect("stdout")))
+        .stderr(Stdio::from(std::fs::File::create(dir.join("stderr")).expect("stderr")))
+        .spawn()
+        .expect("observer agent");
+    agent.child = Some(child);
+    agent.wait_for("the API socket", || agent.socket.exists().then_some(()));
+
+    // A container-shaped cgroup with a process in it: the agent asks "dockerd" about it.
+    let id: String = format!("{:064x}", unique()).chars().rev().collect();
+    let scratch = ScratchCgroup(v2_root().join(format!("observer-test-{}", unique())));
+    let cgroup = scratch.0.join(format!("docker-{id}.scope"));
+    std::fs::create_dir_all(&cgroup).expect("mkdir the cgroup");
+    let script = format!("echo $$ > {}/cgroup.procs && exec sleep 5", cgroup.display());
+    let mut sleeper = Command::new("sh").args(["-c", &script]).spawn().expect("sh");
+    agent.wait_for("the agent to ask dockerd", || (asked.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(()));
+    std::thread::sleep(Duration::from_secs(2));
+
+    let status = agent.child.as_mut().expect("child").try_wait().expect("try_wait");
+    assert!(status.is_none(), "the agent stopped ({status:?}) after dockerd's answer: {}", agent.stderr());
+    assert!(agent.cli(&["status"]).status.success(), "the API still answers: {}", agent.stderr());
+    assert!(agent.stderr().contains("chunk size ffffffffffffffff"), "the error names the chunk size: {}", agent.stderr());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}

@@ -9,6 +9,7 @@ mod lock;
 pub mod model;
 mod server;
 mod store;
+mod tasks;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -132,18 +133,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     );
     let agent = Arc::new(Mutex::new(agent));
 
-    let server = server::serve(agent.clone(), &args.socket).await?;
-    let metrics = match &args.metrics {
-        Some(addr) => Some(server::serve_metrics(agent.clone(), addr).await?),
-        None => None,
-    };
-    let reader = tokio::spawn(read_events(agent.clone(), events));
-    if let Some(log) = kernel_log {
-        tokio::spawn(read_kernel_log(log));
+    // Every task runs until the agent stops: one that dies stops it, non-zero.
+    let mut tasks = tasks::Tasks::new();
+    tasks.catch_every_panic();
+    tasks.watch("the API server", server::serve(agent.clone(), &args.socket).await?);
+    if let Some(addr) = &args.metrics {
+        tasks.watch("the metrics endpoint", server::serve_metrics(agent.clone(), addr).await?);
     }
-    let ticker = {
+    tasks.spawn("the event reader", read_events(agent.clone(), events));
+    if let Some(log) = kernel_log {
+        tasks.spawn("the kernel log reader", read_kernel_log(log));
+    }
+    {
         let agent = agent.clone();
-        tokio::spawn(async move {
+        tasks.spawn("the background read", async move {
             // The API reads the kernel fresh on every request, so the background read
             // only needs to notice ended cgroups and keep saved state current.
             let mut interval = tokio::time::interval(Duration::from_secs(1));
@@ -160,25 +163,27 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                     a.sweep().await;
                 }
             }
-        })
-    };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-        r = reader => { tracing::error!("event reader stopped: {r:?}"); }
+        });
     }
-    ticker.abort();
-    server.abort();
-    if let Some(m) = metrics {
-        m.abort();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let death = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+        e = tasks.first_death() => Some(e),
+    };
+    tasks.abort_all();
+    if let Some(e) = &death {
+        tracing::error!("{e:#}; stopping");
     }
     let mut a = agent.lock().await;
     a.tick();
     a.flush(true);
     let _ = std::fs::remove_file(&args.socket);
     tracing::info!("observer agent stopped; the kernel programs stay attached (observer agent --uninstall detaches them)");
-    Ok(0)
+    match death {
+        None => Ok(0),
+        Some(e) => Err(e.context("an agent task died")),
+    }
 }
 
 /// After a restart: slots the kernel filled while no agent ran, and containers

@@ -76,6 +76,8 @@ pub enum HttpError {
     TruncatedBody { got: usize, want: usize },
     #[error("bad chunk size line {0:?}")]
     ChunkSize(String),
+    #[error("chunk size {size} is larger than a whole answer may be ({max} bytes)")]
+    ChunkTooLarge { size: String, max: u64 },
     #[error("chunked body ended early")]
     TruncatedChunk,
     #[error("response is larger than {0} bytes")]
@@ -157,14 +159,30 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
 }
 
 /// Decodes a `Transfer-Encoding: chunked` body (RFC 9112 §7.1); trailers are ignored.
+///
+/// The sizes come from the other end of a socket: each is checked against
+/// [`MAX_RESPONSE`] before any arithmetic, so no size can overflow, and the
+/// body as a whole stays within it too.
 pub fn decode_chunked(mut raw: &[u8]) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     loop {
         let eol = find(raw, b"\r\n").ok_or(HttpError::TruncatedChunk)?;
         let line = String::from_utf8_lossy(&raw[..eol]);
         let size_hex = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| HttpError::ChunkSize(line.clone().into_owned()))?;
+        // from_str_radix also takes a sign; a chunk size is hex digits only.
+        let digits_only = !size_hex.is_empty() && size_hex.bytes().all(|b| b.is_ascii_hexdigit());
+        let size = u64::from_str_radix(size_hex, 16)
+            .ok()
+            .filter(|_| digits_only)
+            .ok_or_else(|| HttpError::ChunkSize(line.clone().into_owned()))?;
+        if size > MAX_RESPONSE {
+            return Err(HttpError::ChunkTooLarge { size: size_hex.to_owned(), max: MAX_RESPONSE });
+        }
+        // Within MAX_RESPONSE (16 MiB): fits a usize, and size + 2 cannot overflow.
+        let size = size as usize;
+        if (body.len() + size) as u64 > MAX_RESPONSE {
+            return Err(HttpError::TooLarge(MAX_RESPONSE));
+        }
         raw = &raw[eol + 2..];
         if size == 0 {
             return Ok(body);
@@ -514,6 +532,37 @@ pub(crate) mod tests {
             chunked(b"2\r\nabcd\r\n0\r\n\r\n"),
             Err(HttpError::ChunkSize(_))
         ));
+    }
+
+    #[test]
+    fn hostile_chunk_sizes_are_errors_naming_the_size() {
+        let chunked = |body: &[u8]| {
+            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            raw.extend_from_slice(body);
+            parse_response(&raw)
+        };
+        // Overflows any size arithmetic: once a panic in the agent's reader task.
+        for size in ["ffffffffffffffff", "fffffffffffffffe", "8000000000000000", "1000001"] {
+            let body = format!("{size}\r\n{{}}\r\n0\r\n\r\n");
+            let err = chunked(body.as_bytes()).unwrap_err();
+            assert_eq!(err, HttpError::ChunkTooLarge { size: size.into(), max: MAX_RESPONSE }, "{size}");
+            assert!(err.to_string().contains(size), "{err}");
+        }
+        // More digits than any size has, and signs from_str_radix would take.
+        for line in ["10000000000000000", "+5", "-1", ""] {
+            let body = format!("{line}\r\nabcde\r\n0\r\n\r\n");
+            assert_eq!(chunked(body.as_bytes()), Err(HttpError::ChunkSize(line.into())), "{line:?}");
+        }
+        // Chunks that each fit but add up to more than an answer may be.
+        let mut many = Vec::new();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..17 {
+            many.extend_from_slice(b"100000\r\n");
+            many.extend_from_slice(&chunk);
+            many.extend_from_slice(b"\r\n");
+        }
+        many.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(chunked(&many), Err(HttpError::TooLarge(MAX_RESPONSE)));
     }
 
     #[test]
