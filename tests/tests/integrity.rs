@@ -165,3 +165,88 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
     let _ = std::fs::remove_file(&go);
     let _ = std::fs::remove_file(&target);
 }
+
+/// After the kernel's slots are gone (an uninstall, a reboot), a record that
+/// held one is not "running" on paper, and `enforce` says what it armed.
+#[test]
+fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed() {
+    require_root();
+    require_docker();
+    let (gone, alive) = (name("gone"), name("alive"));
+    let _cleanup = Cleanup(vec![gone.clone(), alive.clone()]);
+    let mut agent = TestAgent::start(&[]);
+    for n in [&gone, &alive] {
+        let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for n in [&gone, &alive] {
+        agent.wait_for("both containers running", || agent.container(n).filter(|c| c["state"] == "running" && c["image"] != ""));
+    }
+    agent.kill();
+    let o = Command::new(observer_tests::observer_bin()).args(["agent", "--uninstall", "--pin-dir"]).arg(&agent.pin_dir).output().expect("uninstall");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(docker(&["rm", "-f", &gone]).status.success());
+    agent.spawn();
+    let c = agent.wait_for("the removed container, ended", || agent.container(&gone).filter(|c| c["state"] != "running"));
+    assert_eq!(c["state"], "exited", "{c}");
+    agent.wait_for("the live one, running again", || agent.container(&alive).filter(|c| c["state"] == "running"));
+
+    let no_chmod = moby_default_without(&["chmod"]);
+    let profile = no_chmod.to_str().expect("utf-8");
+    let o = agent.cli(&["enforce", &gone, "--profile", profile, "--action", "kill"]);
+    assert!(!o.status.success(), "enforcing a container with no live slot must fail: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing armed"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = agent.cli(&["enforce", &alive, "--profile", profile, "--action", "alert"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON answer");
+    assert!(!answer["armed"]["slots"].as_array().expect("armed slots").is_empty(), "{answer}");
+    // A name rule may wait for a container yet to start.
+    let o = agent.cli(&["enforce", "--match", &format!("name:{}", name("later")), "--profile", profile]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A corrupt enforce.json is set aside and the agent refuses to start until
+/// the operator decides: rules are never dropped without a word.
+#[test]
+fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("observer-itest-enforce-{}", unique()));
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(state.join("enforce.json"), b"[{\"target\": ").expect("write");
+    let pin_dir = format!("/sys/fs/bpf/observer-itest-{}", unique());
+    let start = || {
+        let mut child = Command::new(observer_tests::observer_bin())
+            .arg("agent")
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--socket")
+            .arg(dir.join("api.sock"))
+            .arg("--pin-dir")
+            .arg(&pin_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("observer agent");
+        // An agent that starts anyway is stopped and reported.
+        let start = Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = Command::new(observer_tests::observer_bin()).args(["agent", "--uninstall", "--pin-dir", &pin_dir]).output();
+                panic!("the agent started with a corrupt enforce.json");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("agent output")
+    };
+    for attempt in ["first", "second"] {
+        let o = start();
+        assert!(!o.status.success(), "the {attempt} start must refuse");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("enforce.json") && err.contains("corrupt") || err.contains("could not be read"), "{attempt}: {err}");
+        assert!(state.join("enforce.json.corrupt").exists(), "set aside, not overwritten");
+        assert!(!state.join("enforce.json").exists(), "{attempt}: no empty rule set written in its place");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

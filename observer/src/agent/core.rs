@@ -42,6 +42,24 @@ pub struct BaselineRule {
     pub source: String,
 }
 
+/// What one enforcement request armed in the kernel.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Armed {
+    pub slots: Vec<u32>,
+    /// The cgroups (paths) whose slots now carry the rule.
+    pub cgroups: Vec<String>,
+    /// Cgroups the runtime has not confirmed yet: alerted, never killed, until it does.
+    pub alert_only_until_confirmed: Vec<String>,
+}
+
+impl Armed {
+    pub fn add(&mut self, other: Armed) {
+        self.slots.extend(other.slots);
+        self.cgroups.extend(other.cgroups);
+        self.alert_only_until_confirmed.extend(other.alert_only_until_confirmed);
+    }
+}
+
 /// An enforcement the agent keeps applying (also to containers yet to start).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct EnforceRule {
@@ -64,6 +82,8 @@ pub struct Agent {
     pub slot_owner: HashMap<u32, (String, u64)>,
     pub baselines: Vec<BaselineRule>,
     pub enforcements: Vec<EnforceRule>,
+    /// `enforce.json` as last written: it is written only when the rules change.
+    pub enforcements_saved: String,
     pub alerts_total: u64,
     pub dirty: BTreeSet<String>,
     /// cgroup id -> path, filled as cgroups appear (they may vanish before we look).
@@ -671,9 +691,11 @@ impl Agent {
         }
     }
 
-    /// Sets (or clears) enforcement on every live slot of a container.
-    pub fn enforce_on(&mut self, key: &str, rule: Option<&EnforceRule>) {
-        let Some(record) = self.containers.get(key) else { return };
+    /// Sets (or clears) enforcement on every live slot of a container, and says
+    /// what it armed.
+    pub fn enforce_on(&mut self, key: &str, rule: Option<&EnforceRule>) -> Armed {
+        let mut armed = Armed::default();
+        let Some(record) = self.containers.get(key) else { return armed };
         let mut allowed = [0u64; BITMAP_WORDS];
         let mode = match rule {
             Some(r) => {
@@ -689,7 +711,14 @@ impl Agent {
         for cg in record.cgroups.values() {
             if let Some(slot) = cg.slot {
                 // A cgroup the runtime has not confirmed is watched, never killed.
-                let mode = if mode == enforce::KILL && cg.confirmation != Confirmation::Confirmed { enforce::ALERT } else { mode };
+                let mode = if mode == enforce::KILL && cg.confirmation != Confirmation::Confirmed {
+                    armed.alert_only_until_confirmed.push(cg.path.clone());
+                    enforce::ALERT
+                } else {
+                    mode
+                };
+                armed.slots.push(slot);
+                armed.cgroups.push(cg.path.clone());
                 self.probe.counters().with_info(slot, |info| {
                     info.allowed = allowed;
                     info.violated = [0; BITMAP_WORDS];
@@ -699,6 +728,7 @@ impl Agent {
                 });
             }
         }
+        armed
     }
 
     /// Finds a container by id, unique id prefix or name.
@@ -814,9 +844,12 @@ impl Agent {
                 self.dirty.insert(key);
             }
         }
-        let rules = serde_json::to_value(&self.enforcements).unwrap_or_default();
-        if let Err(e) = self.store.save_json("enforce.json", &rules) {
-            tracing::warn!("saving enforce.json: {e:#}");
+        let rules = serde_json::to_string(&self.enforcements).unwrap_or_default();
+        if rules != self.enforcements_saved {
+            match self.store.save_json("enforce.json", &serde_json::to_value(&self.enforcements).unwrap_or_default()) {
+                Ok(()) => self.enforcements_saved = rules,
+                Err(e) => tracing::warn!("saving enforce.json: {e:#}"),
+            }
         }
     }
 }

@@ -96,10 +96,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         crate::container::v2_mount::find_v2_mount()?,
         crate::container::DockerClient::from_env().ok(),
     );
-    let enforcements: Vec<EnforceRule> = store
-        .load_json("enforce.json")
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
+    let enforcements = load_enforcements(&args.state_dir)?;
     let mut agent = Agent {
         probe,
         resolver,
@@ -111,6 +108,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         containers: BTreeMap::new(),
         slot_owner: HashMap::new(),
         baselines,
+        enforcements_saved: serde_json::to_string(&enforcements).unwrap_or_default(),
         enforcements,
         alerts_total: 0,
         dirty: BTreeSet::new(),
@@ -203,6 +201,19 @@ async fn reconcile(agent: &mut Agent) {
         }
     }
     agent.slot_owner = owned;
+    // Running on record but holding no live slot (after a reboot or an uninstall
+    // the kernel's slots are gone): ended, so that nothing counts on them, until
+    // the cgroup shows up again below.
+    let now = now();
+    for record in agent.containers.values_mut() {
+        if record.state == model::State::Running && record.cgroups.values().all(|c| c.slot.is_none()) {
+            tracing::info!(container = %record.name, "no live slot in the kernel: marked ended");
+            record.state = model::State::Exited;
+            record.ended_at = Some(now.clone());
+            record.pids.clear();
+            agent.dirty.insert(record.id.clone());
+        }
+    }
     // Slots the kernel opened while we were away.
     for slot in 0..agent.probe.slots() {
         let info = agent.probe.counters().info(slot);
@@ -288,6 +299,30 @@ async fn read_kernel_log(log: crate::probe::KernelLog) -> anyhow::Result<()> {
         let mut guard = fd.readable_mut().await?;
         guard.get_inner_mut().flush();
         guard.clear_ready();
+    }
+}
+
+/// The enforcement rules kept in `enforce.json`. A file that cannot be read is
+/// set aside and the agent refuses to start while it is there: starting with
+/// the rules silently dropped would switch enforcement off without a word.
+fn load_enforcements(state_dir: &Path) -> anyhow::Result<Vec<EnforceRule>> {
+    let file = state_dir.join("enforce.json");
+    let aside = state_dir.join("enforce.json.corrupt");
+    let decide = "repair it and move it back to enforce.json, or delete it to start without those rules";
+    if aside.exists() {
+        anyhow::bail!("{} holds enforcement rules that could not be read; {decide}", aside.display());
+    }
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(rules) => Ok(rules),
+        Err(e) => {
+            std::fs::rename(&file, &aside).with_context(|| format!("setting {} aside", file.display()))?;
+            anyhow::bail!("{} is corrupt ({e}); it was moved to {}: {decide}", file.display(), aside.display())
+        }
     }
 }
 

@@ -102,14 +102,24 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
                 Err(e) => return Response::error(e),
             };
             let rule = EnforceRule { target: target.clone(), action, allowed_rows, profile };
+            let keys: Vec<String> = matching(&a, &target);
+            let mut armed = super::core::Armed::default();
+            for key in &keys {
+                armed.add(a.enforce_on(key, Some(&rule)));
+            }
+            // A named container with no live slot (ended, or its slot lost to a
+            // reboot or an uninstall) would be enforced on paper only: say so.
+            if let Target::Container(c) = &target
+                && armed.slots.is_empty()
+            {
+                return Response::error(format!(
+                    "nothing armed: container {c:?} has no live cgroup in the kernel (it ended, or it has made no syscall since the programs were attached); use --match name:NAME to wait for it"
+                ));
+            }
             a.enforcements.retain(|r| r.target != target);
             a.enforcements.push(rule.clone());
-            let keys: Vec<String> = matching(&a, &target);
-            for key in &keys {
-                a.enforce_on(key, Some(&rule));
-            }
             a.flush(false);
-            Response::ok(serde_json::json!({ "enforced": keys, "rule": rule }))
+            Response::ok(serde_json::json!({ "enforced": keys, "armed": armed, "rule": rule }))
         }
         Request::EnforceOff { target } => {
             let target = match resolve_target(&a, target) {
