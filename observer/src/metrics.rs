@@ -11,6 +11,10 @@ pub struct MetricsSnapshot {
     /// Ring-buffer reservations the kernel side could not make.
     pub events_lost: u64,
     pub alerts: u64,
+    /// Cgroups that came when every slot (or the cgroup table) was taken.
+    pub cgroups_overflow: u64,
+    /// Syscalls of such cgroups, counted but not recorded.
+    pub calls_unrecorded: u64,
     /// (container name, container id, distinct syscalls seen).
     pub per_container: Vec<(String, String, u64)>,
 }
@@ -45,6 +49,18 @@ pub fn render(m: &MetricsSnapshot) -> String {
             "counter",
             "Alerts raised for syscalls outside a container's profile.",
             m.alerts,
+        ),
+        (
+            "observer_cgroups_overflow_total",
+            "counter",
+            "Cgroups the kernel could not record because every slot was taken.",
+            m.cgroups_overflow,
+        ),
+        (
+            "observer_calls_unrecorded_total",
+            "counter",
+            "Syscalls of cgroups without a slot: counted, not recorded.",
+            m.calls_unrecorded,
         ),
     ];
     for (name, kind, help, value) in scalars {
@@ -99,6 +115,8 @@ mod tests {
             syscalls_recorded: 12345,
             events_lost: 0,
             alerts: 3,
+            cgroups_overflow: 4,
+            calls_unrecorded: 99,
             per_container: vec![
                 ("web".into(), "3f4e2c1b9a8d".into(), 57),
                 ("we\"ird\\na\nme".into(), "abc".into(), 1),
@@ -117,6 +135,12 @@ observer_events_lost_total 0
 # HELP observer_alerts_total Alerts raised for syscalls outside a container's profile.
 # TYPE observer_alerts_total counter
 observer_alerts_total 3
+# HELP observer_cgroups_overflow_total Cgroups the kernel could not record because every slot was taken.
+# TYPE observer_cgroups_overflow_total counter
+observer_cgroups_overflow_total 4
+# HELP observer_calls_unrecorded_total Syscalls of cgroups without a slot: counted, not recorded.
+# TYPE observer_calls_unrecorded_total counter
+observer_calls_unrecorded_total 99
 # HELP observer_container_distinct_syscalls Distinct syscalls seen per container.
 # TYPE observer_container_distinct_syscalls gauge
 observer_container_distinct_syscalls{name=\"web\",id=\"3f4e2c1b9a8d\"} 57
@@ -130,6 +154,6 @@ observer_container_distinct_syscalls{name=\"we\\\"ird\\\\na\\nme\",id=\"abc\"} 1
         let text = render(&MetricsSnapshot::default());
         assert!(text.contains("# TYPE observer_container_distinct_syscalls gauge\n"));
         assert!(text.ends_with("gauge\n"));
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 4);
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);
     }
 }

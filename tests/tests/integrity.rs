@@ -250,3 +250,46 @@ fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With every slot taken, a new container is neither recorded nor enforced
+/// in the kernel: each overflow is an alert and a metric, and `--on-overflow
+/// kill` kills a container an enforcement rule names instead of letting it run.
+#[test]
+fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
+    require_root();
+    require_docker();
+    let fillers: Vec<String> = (0..3).map(|i| name(&format!("fill{i}"))).collect();
+    let (enforced, plain) = (name("overenforced"), name("overplain"));
+    let mut all = fillers.clone();
+    all.extend([enforced.clone(), plain.clone()]);
+    let _cleanup = Cleanup(all);
+    let agent = TestAgent::start(&["--slots", "3", "--on-overflow", "kill"]);
+    for n in &fillers {
+        let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for n in &fillers {
+        agent.wait_for("the fillers recorded", || agent.container(n).filter(|c| c["state"] == "running"));
+    }
+    let no_chmod = moby_default_without(&["chmod"]);
+    let o = agent.cli(&["enforce", "--match", &format!("name:{enforced}"), "--profile", no_chmod.to_str().expect("utf-8"), "--action", "alert"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for n in [&enforced, &plain] {
+        let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let overflow = |n: &str| agent.alerts().into_iter().find(|a| a["kind"] == "overflow" && a["name"] == n);
+    let a = agent.wait_for("the enforced container's overflow alert", || overflow(&enforced));
+    assert!(a["detail"].as_str().is_some_and(|d| d.contains("killed")), "{a}");
+    let a = agent.wait_for("the other container's overflow alert", || overflow(&plain));
+    assert!(a["detail"].as_str().is_some_and(|d| d.contains("not recorded")), "{a}");
+    wait_until("the enforced container to be killed", Duration::from_secs(10), || !running(&enforced));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(running(&plain), "only the enforced container is killed");
+    for n in &fillers {
+        assert!(running(n), "{n} untouched");
+    }
+    let o = agent.cli(&["status"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status is JSON");
+    assert!(status["cgroups_overflow"].as_u64().unwrap_or(0) >= 2, "{status}");
+}

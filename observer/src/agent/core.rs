@@ -28,6 +28,16 @@ use crate::{
     trace::report::{abi_arch, abi_name},
 };
 
+/// What happens to a container an enforcement rule names when the kernel has
+/// no slot to record (and so enforce) it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverflowAction {
+    /// An `overflow` alert.
+    Alert,
+    /// The alert, and the container is killed.
+    Kill,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Watch {
     Containers,
@@ -84,6 +94,11 @@ pub struct Agent {
     pub enforcements: Vec<EnforceRule>,
     /// `enforce.json` as last written: it is written only when the rules change.
     pub enforcements_saved: String,
+    pub on_overflow: OverflowAction,
+    /// Overflowed cgroups already alerted (forgotten when they are gone).
+    pub overflow_alerted: std::collections::HashSet<u64>,
+    /// Overflowed container cgroups waiting for the runtime to confirm them.
+    pub overflow_pending: HashMap<u64, String>,
     pub alerts_total: u64,
     pub dirty: BTreeSet<String>,
     /// cgroup id -> path, filled as cgroups appear (they may vanish before we look).
@@ -159,7 +174,7 @@ impl Agent {
 
     pub async fn on_new_cgroup(&mut self, cgroup_id: u64, slot: u32, tgid: u32, comm: &str) {
         if slot >= SLOT_FIRST_MARKER {
-            tracing::warn!("cgroup {cgroup_id} came when every slot was taken; its syscalls are counted as unrecorded (raise --slots)");
+            self.on_overflow(cgroup_id, tgid, comm).await;
             return;
         }
         // Seen already (the startup scan and the ring buffer can both report a
@@ -199,6 +214,79 @@ impl Agent {
         self.adopt(&cref.id, cgroup_id, slot, path, Some(&cref), verdict.confirmation);
         self.fill_identity(&cref.id, &cref, docker);
         self.apply_rules(&cref.id);
+    }
+
+    /// A cgroup the kernel could not give a slot (every slot taken): nothing of
+    /// it is recorded or enforced in the kernel. Never silent: an `overflow`
+    /// alert; and when an enforcement rule names the container, `--on-overflow
+    /// kill` kills it (once the runtime confirms it) rather than let it run unwatched.
+    async fn on_overflow(&mut self, cgroup_id: u64, tgid: u32, comm: &str) {
+        let Some(path) = self.path_of(cgroup_id).await else { return };
+        let cref = crate::container::cgroup_path::parse(&path);
+        if self.watch == Watch::Containers && !cref.is_container() {
+            return;
+        }
+        if !self.overflow_alerted.insert(cgroup_id) {
+            return;
+        }
+        tracing::warn!(cgroup = %path, "every slot is taken (raise --slots): its syscalls are counted, not recorded");
+        self.decide_overflow(cgroup_id, path, tgid, comm).await;
+    }
+
+    /// The alert for an overflowed cgroup and, for an enforced container under
+    /// `--on-overflow kill`, the kill. A container the runtime has not confirmed
+    /// yet waits in `overflow_pending` (see `confirm_pending`).
+    async fn decide_overflow(&mut self, cgroup_id: u64, path: String, tgid: u32, comm: &str) {
+        let cref = crate::container::cgroup_path::parse(&path);
+        let (docker, verdict) = if cref.is_container() {
+            self.identify(&path, &cref).await
+        } else {
+            (None, Verdict { confirmation: Confirmation::Confirmed, reason: String::new() })
+        };
+        if verdict.confirmation == Confirmation::Pending {
+            self.overflow_pending.insert(cgroup_id, path);
+            return;
+        }
+        self.overflow_pending.remove(&cgroup_id);
+        let name = docker.as_ref().map_or_else(|| short(&cref.id), |d| d.name.clone());
+        let image = docker.as_ref().map(|d| d.image.clone()).unwrap_or_default();
+        let matches = |t: &Target| match t {
+            Target::Name(n) => &name == n,
+            Target::Image(i) => &image == i || image.split(':').next() == Some(i.as_str()),
+            Target::Container(c) => cref.id.starts_with(c.as_str()) || &name == c,
+        };
+        let enforced = verdict.confirmation == Confirmation::Confirmed && self.enforcements.iter().any(|r| matches(&r.target));
+        let kill = enforced && self.on_overflow == OverflowAction::Kill;
+        let what = if kill {
+            "killed (--on-overflow kill): an enforced container the kernel cannot record"
+        } else if enforced {
+            "NOT ENFORCED: an enforced container the kernel cannot record (--on-overflow kill would kill it)"
+        } else if verdict.confirmation == Confirmation::Impostor {
+            "not recorded (and not the container its name claims)"
+        } else {
+            "not recorded"
+        };
+        let alert = Alert {
+            time: now(),
+            kind: "overflow".into(),
+            id: if cref.is_container() && verdict.confirmation == Confirmation::Confirmed { cref.id.clone() } else { path.clone() },
+            name,
+            image,
+            pid: tgid,
+            comm: comm.to_owned(),
+            syscall: String::new(),
+            abi: String::new(),
+            detail: Some(format!("{path}: every slot is taken; {what}")),
+        };
+        self.alerts_total += 1;
+        self.write_alert(&alert);
+        if kill {
+            let file = self.mount().join(path.trim_start_matches('/')).join("cgroup.kill");
+            match std::fs::write(&file, "1") {
+                Ok(()) => tracing::warn!(cgroup = %path, "killed: enforced, but every slot is taken (--on-overflow kill)"),
+                Err(e) => tracing::warn!("killing {}: {e}", file.display()),
+            }
+        }
     }
 
     /// What the runtime says about a container-shaped cgroup, and whether that
@@ -303,6 +391,14 @@ impl Agent {
     /// was down, the container was being created): confirmed ones get their
     /// identity and rules, impostors leave the container's record.
     pub async fn confirm_pending(&mut self) {
+        let overflowed: Vec<(u64, String)> = self.overflow_pending.iter().map(|(id, p)| (*id, p.clone())).collect();
+        for (cgroup_id, path) in overflowed {
+            if !self.mount().join(path.trim_start_matches('/')).exists() {
+                self.overflow_pending.remove(&cgroup_id);
+                continue;
+            }
+            self.decide_overflow(cgroup_id, path, 0, "").await;
+        }
         // A container that lived milliseconds ends before dockerd calls it
         // running: it still gets its name, for a minute after it ended.
         let recent = |r: &ContainerRecord| {
@@ -571,6 +667,7 @@ impl Agent {
             let _ = self.probe.maps.cgroups.remove(&id);
             self.probe.forget_cached(id);
         }
+        self.overflow_alerted.retain(|id| alive.contains_key(id));
         self.known_paths.retain(|id, _| alive.contains_key(id));
         self.known_paths.extend(alive);
     }

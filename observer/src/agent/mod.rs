@@ -68,6 +68,11 @@ pub struct AgentArgs {
     /// Also count syscalls that returned an error (costs a little on every failed call).
     #[arg(long)]
     pub count_errors: bool,
+    /// What to do with a container an enforcement rule names when every slot is
+    /// taken, so the kernel can neither record nor enforce it: `alert` (an
+    /// `overflow` alert) or `kill`.
+    #[arg(long, value_enum, default_value = "alert")]
+    pub on_overflow: core::OverflowAction,
     /// Detach and unpin everything an agent left behind, then exit.
     #[arg(long)]
     pub uninstall: bool,
@@ -109,6 +114,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         slot_owner: HashMap::new(),
         baselines,
         enforcements_saved: serde_json::to_string(&enforcements).unwrap_or_default(),
+        on_overflow: args.on_overflow,
+        overflow_alerted: Default::default(),
+        overflow_pending: Default::default(),
         enforcements,
         alerts_total: 0,
         dirty: BTreeSet::new(),

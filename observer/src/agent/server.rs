@@ -177,6 +177,8 @@ pub async fn serve_metrics(agent: Arc<Mutex<Agent>>, addr: &str) -> anyhow::Resu
                         syscalls_recorded: a.containers.values().map(|r| r.calls()).sum(),
                         events_lost: stats[observer_common::stats::EVENTS_LOST as usize],
                         alerts: a.alerts_total,
+                        cgroups_overflow: stats[observer_common::stats::CGROUPS_OVERFLOW as usize],
+                        calls_unrecorded: stats[observer_common::stats::CALLS_UNRECORDED as usize],
                         per_container: a.containers.values().map(|r| (r.name.clone(), r.id.clone(), r.first_use.len() as u64)).collect(),
                     })
                 };
