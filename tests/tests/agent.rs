@@ -285,3 +285,42 @@ fn short_lived_runc_containers_show_the_kernels_seccomp_mode() {
 fn short_lived_crun_containers_show_the_kernels_seccomp_mode() {
     short_lived_containers_show_the_kernels_seccomp_mode("crun");
 }
+
+fn rfc3339(t: &serde_json::Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(t.as_str().unwrap_or_default(), &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{t} is not RFC 3339: {e}"))
+}
+
+fn first_seen(profile: &serde_json::Value, syscall: &str) -> time::OffsetDateTime {
+    let row = profile["syscalls"].as_array().into_iter().flatten().find(|r| r["name"] == syscall && r["abi"] == "x86_64");
+    rfc3339(&row.unwrap_or_else(|| panic!("no {syscall} in {profile}"))["first_seen"])
+}
+
+/// A first use is stamped with the kernel's time of the call, also when the
+/// agent read it only after a restart.
+#[test]
+fn first_use_carries_the_kernels_time() {
+    require_root();
+    require_docker();
+    let mut agent = TestAgent::start(&[]);
+    let n = name("ktime");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    // chmod comes a second after the start-up calls.
+    let o = run(&["-d", "--name", &n], &["sh", "-c", "sleep 1; chmod 600 /etc/passwd; while [ ! -e /tmp/go ]; do sleep 0.2; done; chown 0 /etc/passwd; sleep 30"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = agent.wait_for("chmod", || agent.try_profile(&n).filter(|p| has(p, "chmod", "container")));
+    let gap = first_seen(&p, "chmod") - first_seen(&p, "execve");
+    assert!(gap >= time::Duration::milliseconds(900), "start-up and chmod a second apart, got {gap}: {p}");
+
+    // Made while the agent is down, read after its restart: the call's time.
+    agent.kill();
+    let before = time::OffsetDateTime::now_utc();
+    assert!(docker(&["exec", &n, "touch", "/tmp/go"]).status.success());
+    std::thread::sleep(Duration::from_secs(2));
+    let after = time::OffsetDateTime::now_utc();
+    agent.spawn();
+    let p = agent.wait_for("chown, made while the agent was down", || agent.try_profile(&n).filter(|p| has(p, "chown", "container") || has(p, "fchownat", "container")));
+    let syscall = if has(&p, "chown", "container") { "chown" } else { "fchownat" };
+    let t = first_seen(&p, syscall);
+    assert!(t >= before - time::Duration::milliseconds(50) && t <= after - time::Duration::seconds(1), "{syscall} at {t}, made between {before} and {after} minus the 2 s wait");
+}

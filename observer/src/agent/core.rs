@@ -124,6 +124,15 @@ pub fn boottime_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The wall-clock time (RFC 3339) of a kernel timestamp taken with
+/// `bpf_ktime_get_boot_ns`: now, minus how long ago that was on CLOCK_BOOTTIME.
+/// Right also for events read long after they happened (the agent was down).
+pub fn wall_time_of(ktime_ns: u64) -> String {
+    let ago = boottime_ns().saturating_sub(ktime_ns);
+    let t = time::OffsetDateTime::now_utc() - std::time::Duration::from_nanos(ago);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 pub fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -477,7 +486,8 @@ impl Agent {
         let entry = record.first_use.entry(e.row).or_insert_with(|| FirstUse {
             phases: BTreeSet::new(),
             denied_phases: BTreeSet::new(),
-            first_seen: now(),
+            // The kernel's time of the call, not when the agent read it.
+            first_seen: wall_time_of(e.ktime_ns),
             pid: e.tgid,
             comm: comm_of(&e.comm),
             denied_seen: false,
