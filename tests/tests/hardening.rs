@@ -336,3 +336,91 @@ fn a_hostile_docker_chunk_size_is_an_error_not_a_dead_agent() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+/// Stops an agent that runs under `unshare --fork` (which blocks SIGTERM while
+/// it waits): SIGTERM to the agent itself, then unshare ends with it.
+struct UnsharedAgent {
+    unshare: std::process::Child,
+    cgroup: PathBuf,
+}
+
+impl UnsharedAgent {
+    /// The agent's pid on the host: the process in the cgroup that is not unshare.
+    fn agent_pid(&self) -> Option<i32> {
+        let procs = std::fs::read_to_string(self.cgroup.join("cgroup.procs")).ok()?;
+        procs.lines().filter_map(|l| l.parse().ok()).find(|&p: &i32| p != self.unshare.id() as i32)
+    }
+}
+
+impl Drop for UnsharedAgent {
+    fn drop(&mut self) {
+        if let Some(pid) = self.agent_pid() {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let start = Instant::now();
+        while self.unshare.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+/// An agent in a pid namespace of its own (as in a pod without hostPID) exempts
+/// itself, not the process that has its namespace pid on the host (it was pid 1
+/// there: the host's init was exempted and the agent's own calls were recorded).
+#[test]
+fn an_agent_in_its_own_pid_namespace_does_not_record_itself() {
+    require_root();
+    let dir = scratch_dir("pidns");
+    // The agent alone in a cgroup of its own (with unshare, which only waits).
+    let name = format!("observer-test-pidns-{}", unique());
+    let scratch = ScratchCgroup(v2_root().join(&name));
+    std::fs::create_dir_all(&scratch.0).expect("mkdir the cgroup");
+    // Its child stays None: the agent is stopped through `UnsharedAgent`.
+    let agent = TestAgent {
+        child: None,
+        socket: dir.join("api.sock"),
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{}", unique())),
+        dir: dir.clone(),
+        args: Vec::new(),
+    };
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec unshare --pid --kill-child=SIGTERM --mount-proc {} agent --watch all --state-dir {} --socket {} --pin-dir {}",
+        scratch.0.display(),
+        observer_bin().display(),
+        agent.state_dir().display(),
+        agent.socket.display(),
+        agent.pin_dir.display()
+    );
+    let unshare = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::from(std::fs::File::create(dir.join("stdout")).expect("stdout")))
+        .stderr(Stdio::from(std::fs::File::create(dir.join("stderr")).expect("stderr")))
+        .spawn()
+        .expect("unshare observer agent");
+    let mut running = UnsharedAgent { unshare, cgroup: scratch.0.clone() };
+    agent.wait_for("the API socket", || agent.socket.exists().then_some(()));
+    let agent_pid = running.agent_pid().expect("the agent in its cgroup");
+    let status = std::fs::read_to_string(format!("/proc/{agent_pid}/status")).expect("status");
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).expect("NSpid");
+    assert!(nspid.split_whitespace().count() == 3, "the agent runs in a pid namespace of its own: {nspid}");
+
+    // The agent works for a while (its background read, these API calls), in that cgroup.
+    let path = format!("/{name}");
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(500));
+        let calls: u64 = agent.ps().iter().filter(|c| c["cgroup_path"] == path.as_str()).map(|c| c["calls"].as_u64().unwrap_or(0)).sum();
+        assert_eq!(calls, 0, "the agent recorded its own syscalls in {path}: {}", agent.stderr());
+    }
+    assert!(running.unshare.try_wait().expect("wait").is_none(), "the agent stopped: {}", agent.stderr());
+    assert!(!agent.stderr().contains("could not ask the kernel"), "{}", agent.stderr());
+
+    // The cgroup is recorded: another process's calls there do count.
+    let script = format!("echo $$ > {}/cgroup.procs && exec ls /", scratch.0.display());
+    assert!(Command::new("sh").args(["-c", &script]).output().expect("sh").status.success());
+    agent.wait_for("the other process's calls", || {
+        let calls: u64 = agent.ps().iter().filter(|c| c["cgroup_path"] == path.as_str()).map(|c| c["calls"].as_u64().unwrap_or(0)).sum();
+        (calls > 0).then_some(())
+    });
+}

@@ -100,7 +100,7 @@ impl Probe {
                 .ok()
                 .and_then(|l| FdLink::from(l).info().ok())
                 .and_then(|info| aya_log::EbpfLogger::init_from_id(info.program_id()).ok());
-            probe.set_config(config::AGENT_TGID, u64::from(std::process::id()))?;
+            probe.set_config(config::AGENT_TGID, u64::from(super::host_tgid()))?;
             probe.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
             return Ok(probe);
         }
@@ -181,7 +181,7 @@ impl Probe {
     /// Settings of a fresh probe. In AUTO mode the free slots go in before the
     /// mode is switched on: a cgroup arriving earlier would find none.
     fn configure(&mut self, options: LoadOptions) -> anyhow::Result<()> {
-        self.set_config(config::AGENT_TGID, u64::from(std::process::id()))?;
+        self.set_config(config::AGENT_TGID, u64::from(super::host_tgid()))?;
         self.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
         self.set_config(config::DENIAL_ERRNOS, config::DEFAULT_DENIAL_ERRNOS)?;
         if options.mode == config::mode::AUTO {

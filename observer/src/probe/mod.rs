@@ -2,10 +2,12 @@
 
 mod capabilities;
 mod counters;
+mod host_tgid;
 mod loader;
 mod offsets;
 
 pub use capabilities::require_bpf_privileges;
 pub use counters::{CounterView, RowCounts, split_row};
+pub use host_tgid::host_tgid;
 pub use loader::{KernelLog, LoadOptions, Probe, ProbeMaps, SLOT_BYTES, load_floor};
 pub use offsets::TaskOffsets;
