@@ -15,6 +15,14 @@ use observer_tests::{
 
 const USER: &str = "observer-itest";
 
+/// The tests here start agents with few slots and count what they see: one
+/// at a time, so that one test's containers do not take another's slots.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// An unprivileged user of this machine (created once), as (uid, gid).
 fn unprivileged_user() -> (u32, u32) {
     let id = |flag: &str| Command::new("id").args([flag, USER]).output().expect("id");
@@ -96,6 +104,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn a_users_cgroup_named_like_a_container_is_an_impostor() {
     require_root();
+    let _serial = one_at_a_time();
     require_docker();
     let (uid, gid) = unprivileged_user();
     let victim = name("victim");
@@ -171,6 +180,7 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
 #[test]
 fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed() {
     require_root();
+    let _serial = one_at_a_time();
     require_docker();
     let (gone, alive) = (name("gone"), name("alive"));
     let _cleanup = Cleanup(vec![gone.clone(), alive.clone()]);
@@ -182,6 +192,8 @@ fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed() {
     for n in [&gone, &alive] {
         agent.wait_for("both containers running", || agent.container(n).filter(|c| c["state"] == "running" && c["image"] != ""));
     }
+    // Records are saved once a second.
+    std::thread::sleep(Duration::from_secs(2));
     agent.kill();
     let o = Command::new(observer_tests::observer_bin()).args(["agent", "--uninstall", "--pin-dir"]).arg(&agent.pin_dir).output().expect("uninstall");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -210,6 +222,7 @@ fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed() {
 #[test]
 fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
     require_root();
+    let _serial = one_at_a_time();
     let dir = std::env::temp_dir().join(format!("observer-itest-enforce-{}", unique()));
     let state = dir.join("state");
     std::fs::create_dir_all(&state).expect("state dir");
@@ -257,6 +270,7 @@ fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
 #[test]
 fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
     require_root();
+    let _serial = one_at_a_time();
     require_docker();
     let fillers: Vec<String> = (0..3).map(|i| name(&format!("fill{i}"))).collect();
     let (enforced, plain) = (name("overenforced"), name("overplain"));
@@ -292,4 +306,36 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
     let o = agent.cli(&["status"]);
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status is JSON");
     assert!(status["cgroups_overflow"].as_u64().unwrap_or(0) >= 2, "{status}");
+}
+
+/// A container that overflowed gets a slot once one is free; its start went
+/// unseen, so all of it is the container's own and its rule is enforced.
+#[test]
+fn an_overflowed_container_is_enforced_once_a_slot_frees() {
+    require_root();
+    let _serial = one_at_a_time();
+    require_docker();
+    let fillers: Vec<String> = (0..2).map(|i| name(&format!("slotfill{i}"))).collect();
+    let late = name("late");
+    let mut all = fillers.clone();
+    all.push(late.clone());
+    let _cleanup = Cleanup(all);
+    let agent = TestAgent::start(&["--slots", "2"]);
+    for n in &fillers {
+        let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        agent.wait_for("the filler recorded", || agent.container(n).filter(|c| c["state"] == "running"));
+    }
+    let no_chmod = moby_default_without(&["chmod"]);
+    let o = agent.cli(&["enforce", "--match", &format!("name:{late}"), "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["-d", "--name", &late], &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("the overflow alert", || agent.alerts().into_iter().find(|a| a["kind"] == "overflow" && a["name"] == late.as_str()));
+    // A slot frees; the agent's periodic sweep hands it to the waiting container.
+    assert!(docker(&["rm", "-f", &fillers[0]]).status.success());
+    agent.wait_for("the late container recorded", || agent.container(&late).filter(|c| c["state"] == "running"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(docker(&["exec", &late, "touch", "/tmp/go"]).status.success());
+    wait_until("the late container to be killed for its chmod", Duration::from_secs(15), || !running(&late));
 }

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     api::Target,
     container::{
-        ContainerRef, DockerInfo, Kind, Resolver, Runtime,
+        ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity,
         confirm::{Confirmation, RuntimeAnswer, Verdict},
     },
     probe::{Probe, split_row},
@@ -259,11 +259,16 @@ impl Agent {
         self.overflow_pending.remove(&cgroup_id);
         let name = docker.as_ref().map_or_else(|| short(&cref.id), |d| d.name.clone());
         let image = docker.as_ref().map(|d| d.image.clone()).unwrap_or_default();
-        let matches = |t: &Target| match t {
-            Target::Name(n) => &name == n,
-            Target::Image(i) => &image == i || image.split(':').next() == Some(i.as_str()),
-            Target::Container(c) => cref.id.starts_with(c.as_str()) || &name == c,
+        let no_labels = std::collections::BTreeMap::new();
+        let subject = crate::api::Subject {
+            id: &cref.id,
+            name: &name,
+            image: &image,
+            image_digest: docker.as_ref().map_or("", |d| d.image_digest.as_str()),
+            pod: docker.as_ref().and_then(|d| d.pod.as_ref()),
+            labels: docker.as_ref().map_or(&no_labels, |d| &d.labels),
         };
+        let matches = |t: &Target| t.matches(&subject);
         let enforced = verdict.confirmation == Confirmation::Confirmed && self.enforcements.iter().any(|r| matches(&r.target));
         let kill = enforced && self.on_overflow == OverflowAction::Kill;
         let what = if kill {
@@ -300,21 +305,33 @@ impl Agent {
 
     /// What the runtime says about a container-shaped cgroup, and whether that
     /// confirms it (see `container::confirm`).
-    async fn identify(&self, path: &str, cref: &ContainerRef) -> (Option<DockerInfo>, Verdict) {
-        let (docker, answer) = if cref.runtime == Runtime::Docker && cref.kind == Kind::Container {
-            match self.resolver.docker_info(&cref.id).await {
+    async fn identify(&self, path: &str, cref: &ContainerRef) -> (Option<RuntimeIdentity>, Verdict) {
+        let (docker, answer) = if cref.kind == Kind::Container {
+            match self.resolver.runtime_identity(cref).await {
                 Ok(Some(info)) => {
                     let answer = RuntimeAnswer::Known { pid: info.pid, state: info.state.clone() };
                     (Some(info), answer)
                 }
+                // A CRI runtime learns a pod's sandbox only once its process
+                // runs: a young cgroup it does not know yet is pending.
+                Ok(None)
+                    if matches!(cref.runtime, Runtime::Containerd | Runtime::CriO)
+                        && std::fs::metadata(self.mount().join(cref.cgroup.trim_start_matches('/')))
+                            .ok()
+                            .and_then(|m| m.modified().ok())
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age < std::time::Duration::from_secs(30)) =>
+                {
+                    (None, RuntimeAnswer::Unavailable)
+                }
                 Ok(None) => (None, RuntimeAnswer::Unknown),
                 Err(e) => {
-                    tracing::warn!("asking dockerd about {}: {e}", short(&cref.id));
+                    tracing::warn!("asking the runtime about {}: {e}", short(&cref.id));
                     (None, RuntimeAnswer::Unavailable)
                 }
             }
         } else {
-            // No client for this runtime yet: at best pending, never killed.
+            // Not a container: at best pending, never killed.
             (None, RuntimeAnswer::Unavailable)
         };
         let verdict = crate::container::confirm::confirm(self.resolver.mount(), path, &cref.cgroup, &answer);
@@ -374,7 +391,7 @@ impl Agent {
         self.dirty.insert(key.to_owned());
     }
 
-    fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<DockerInfo>) {
+    fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<RuntimeIdentity>) {
         let started_at = self.started_at.clone();
         let Some(r) = self.containers.get_mut(key) else { return };
         match info {
@@ -382,7 +399,12 @@ impl Agent {
                 r.name = info.name.clone();
                 r.image = info.image.clone();
                 r.runtime = info.runtime.clone();
-                r.seccomp_option = Some(info.seccomp.to_string());
+                r.seccomp_option = info.seccomp.clone().or(r.seccomp_option.take());
+                r.engine = info.engine.clone();
+                r.container_name = info.container_name.clone();
+                r.image_digest = info.image_digest.clone();
+                r.pod = info.pod.clone();
+                r.labels = info.labels.clone();
                 // Started before the agent: only what happened since is known.
                 if info.state == "running" && !info.started_at.is_empty() && info.started_at.as_str() < started_at.as_str() && r.first_use.is_empty() {
                     r.observed_since = Some(started_at);
@@ -661,21 +683,37 @@ impl Agent {
         let Ok(Ok(alive)) = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await else {
             return;
         };
-        let stale: Vec<u64> = self
+        self.probe.sweep_ignored(|id| alive.contains_key(&id));
+        // Cgroups that came when every slot was taken: a slot now, if one is free.
+        // Their start went unseen, so the slot has no init phase: everything in
+        // them is the container's own (and enforced as such).
+        let overflowed: Vec<u64> = self
             .probe
             .maps
             .cgroups
             .iter()
             .filter_map(Result::ok)
-            .filter(|(id, slot)| {
-                (*slot == observer_common::slot::SLOT_IGNORED && !alive.contains_key(id))
-                    || *slot == observer_common::slot::SLOT_OVERFLOW
-            })
+            .filter(|(_, slot)| *slot == observer_common::slot::SLOT_OVERFLOW)
             .map(|(id, _)| id)
             .collect();
-        for id in stale {
-            let _ = self.probe.maps.cgroups.remove(&id);
-            self.probe.forget_cached(id);
+        for id in overflowed {
+            if !alive.contains_key(&id) {
+                let _ = self.probe.maps.cgroups.remove(&id);
+                self.probe.forget_cached(id);
+                continue;
+            }
+            // Every process there under a filter (Docker's default): a `docker
+            // exec`'s init, the one task without one, can then be told apart.
+            let all_filtered = all_under_seccomp_filter(&self.mount().join(alive[&id].trim_start_matches('/')));
+            match self.probe.give_slot_without_init(id, all_filtered) {
+                Ok(Some(slot)) => {
+                    self.known_paths.insert(id, alive[&id].clone());
+                    self.on_new_cgroup(id, slot, 0, "").await;
+                }
+                // No slot free (or the kernel gave it one meanwhile).
+                Ok(None) => {}
+                Err(e) => tracing::warn!("giving overflowed cgroup {id} a slot: {e:#}"),
+            }
         }
         self.overflow_alerted.retain(|id| alive.contains_key(id));
         self.known_paths.retain(|id, _| alive.contains_key(id));
@@ -779,11 +817,8 @@ impl Agent {
     /// Baselines and enforcements that name this container (by name or image).
     pub fn apply_rules(&mut self, key: &str) {
         let Some(record) = self.containers.get(key) else { return };
-        let matches = |t: &Target| match t {
-            Target::Name(n) => &record.name == n,
-            Target::Image(i) => &record.image == i || record.image.split(':').next() == Some(i.as_str()),
-            Target::Container(c) => &record.id == c || &record.name == c || record.id.starts_with(c.as_str()),
-        };
+        let subject = record.subject();
+        let matches = |t: &Target| t.matches(&subject);
         let baseline = self.baselines.iter().find(|b| matches(&b.target)).cloned();
         let rule = self.enforcements.iter().rev().find(|r| matches(&r.target)).cloned();
         if let Some(b) = baseline
@@ -959,6 +994,19 @@ impl Agent {
             }
         }
     }
+}
+
+/// Whether the cgroup has processes and every one is under a seccomp filter.
+fn all_under_seccomp_filter(dir: &std::path::Path) -> bool {
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return false };
+    let pids: Vec<&str> = procs.lines().collect();
+    !pids.is_empty()
+        && pids.iter().all(|pid| {
+            std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+                .ok()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Seccomp:")).map(|v| v.trim() == "2"))
+                .unwrap_or(false)
+        })
 }
 
 pub fn short(id: &str) -> String {
