@@ -23,6 +23,71 @@ pub enum Target {
     Name(String),
     /// Every container of this image, now and when started.
     Image(String),
+    /// Every workload container of this Kubernetes pod (`NAMESPACE/NAME`).
+    Pod(String),
+    /// Every workload container in this Kubernetes namespace.
+    Namespace(String),
+    /// Every container whose labels (or whose pod's labels) hold `KEY=VALUE`.
+    Label(String),
+}
+
+/// What a rule is matched against: a container as its runtime named it.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub image: &'a str,
+    pub image_digest: &'a str,
+    pub pod: Option<&'a crate::container::PodInfo>,
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl Target {
+    /// Parses `--match` and `--baseline` targets: `name:NAME`, `image:IMAGE`,
+    /// `pod:NAMESPACE/NAME`, `namespace:NAME`, `label:KEY=VALUE`.
+    pub fn parse_match(spec: &str) -> Result<Target, String> {
+        let (kind, value) = spec.split_once(':').ok_or_else(|| {
+            format!("{spec:?}: expected name:NAME, image:IMAGE, pod:NAMESPACE/NAME, namespace:NAME or label:KEY=VALUE")
+        })?;
+        if value.is_empty() {
+            return Err(format!("{spec:?}: nothing after {kind}:"));
+        }
+        match kind {
+            "name" => Ok(Target::Name(value.into())),
+            "image" => Ok(Target::Image(value.into())),
+            "pod" if value.split_once('/').is_some_and(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/')) => {
+                Ok(Target::Pod(value.into()))
+            }
+            "pod" => Err(format!("{spec:?}: expected pod:NAMESPACE/NAME")),
+            "namespace" => Ok(Target::Namespace(value.into())),
+            "label" if value.split_once('=').is_some_and(|(k, _)| !k.is_empty()) => Ok(Target::Label(value.into())),
+            "label" => Err(format!("{spec:?}: expected label:KEY=VALUE")),
+            other => Err(format!("{spec:?}: unknown match kind {other:?} (name, image, pod, namespace, label)")),
+        }
+    }
+
+    /// Whether this rule names the container. A pod's sandbox ("pause")
+    /// container is not one of its workload containers: pod, namespace and
+    /// label rules leave it alone.
+    pub fn matches(&self, s: &Subject<'_>) -> bool {
+        let workload_pod = s.pod.filter(|p| !p.sandbox);
+        match self {
+            Target::Name(n) => s.name == n,
+            Target::Image(i) => crate::container::identity::image_matches(s.image, s.image_digest, i),
+            Target::Container(c) => s.id == c || s.name == c || s.id.starts_with(c.as_str()),
+            Target::Pod(p) => workload_pod.is_some_and(|pod| p.split_once('/') == Some((pod.namespace.as_str(), pod.name.as_str()))),
+            Target::Namespace(ns) => workload_pod.is_some_and(|pod| &pod.namespace == ns),
+            Target::Label(kv) => {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                let has = |labels: &std::collections::BTreeMap<String, String>| labels.get(k).is_some_and(|x| x == v);
+                match s.pod {
+                    Some(pod) if pod.sandbox => false,
+                    Some(pod) => has(s.labels) || has(&pod.labels),
+                    None => has(s.labels),
+                }
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

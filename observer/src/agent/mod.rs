@@ -5,6 +5,7 @@
 mod alerts;
 mod cgroup_watch;
 mod core;
+pub mod identity_view;
 mod lock;
 pub mod model;
 mod server;
@@ -56,7 +57,8 @@ pub struct AgentArgs {
     /// Learn a baseline for each container over this window, then alert on anything new.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub learn_for: Option<Duration>,
-    /// A baseline profile: NAME=FILE (container name) or image:IMAGE=FILE.
+    /// A baseline profile: NAME=FILE (container name), or image:IMAGE=FILE,
+    /// pod:NAMESPACE/NAME=FILE, namespace:NAME=FILE, label:KEY=VALUE=FILE.
     #[arg(long, value_name = "NAME=FILE")]
     pub baseline: Vec<String>,
     /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9464). Off by default.
@@ -73,6 +75,11 @@ pub struct AgentArgs {
     /// `overflow` alert) or `kill`.
     #[arg(long, value_enum, default_value = "alert")]
     pub on_overflow: core::OverflowAction,
+    /// A CRI runtime's socket (containerd, CRI-O) to ask about Kubernetes
+    /// containers; repeatable. Default: /run/containerd/containerd.sock and
+    /// /var/run/crio/crio.sock (a missing socket is skipped, and looked for again later).
+    #[arg(long = "cri-socket", value_name = "PATH")]
+    pub cri_socket: Vec<PathBuf>,
     /// Detach and unpin everything an agent left behind, then exit.
     #[arg(long)]
     pub uninstall: bool,
@@ -100,7 +107,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let resolver = Resolver::new(
         crate::container::v2_mount::find_v2_mount()?,
         crate::container::DockerClient::from_env().ok(),
-    );
+    )
+    .with_podman(crate::container::podman::PodmanClient::from_host())
+    .with_cri(crate::container::cri::CriClients::new(&if args.cri_socket.is_empty() {
+        crate::container::cri::DEFAULT_SOCKETS.iter().map(PathBuf::from).collect()
+    } else {
+        args.cri_socket.clone()
+    }));
     let enforcements = load_enforcements(&args.state_dir)?;
     let mut agent = Agent {
         probe,
@@ -337,12 +350,16 @@ fn load_enforcements(state_dir: &Path) -> anyhow::Result<Vec<EnforceRule>> {
 fn parse_baselines(specs: &[String]) -> anyhow::Result<Vec<BaselineRule>> {
     let mut out = Vec::new();
     for spec in specs {
-        let (who, file) = spec
-            .split_once('=')
-            .with_context(|| format!("--baseline {spec:?}: expected NAME=FILE or image:IMAGE=FILE"))?;
-        let target = match who.strip_prefix("image:") {
-            Some(image) => Target::Image(image.to_owned()),
-            None => Target::Name(who.to_owned()),
+        let expected = "expected NAME=FILE, or KIND:VALUE=FILE with KIND name, image, pod, namespace or label";
+        let kind = spec.split_once(':').map(|(k, _)| k);
+        let matcher = matches!(kind, Some("name" | "image" | "pod" | "namespace" | "label"));
+        // label:KEY=VALUE=FILE: the file is after the last `=`.
+        let split = if matcher { spec.rsplit_once('=') } else { spec.split_once('=') };
+        let (who, file) = split.with_context(|| format!("--baseline {spec:?}: {expected}"))?;
+        let target = if matcher {
+            Target::parse_match(who).map_err(|e| anyhow::anyhow!("--baseline {e}"))?
+        } else {
+            Target::Name(who.to_owned())
         };
         let rows = crate::profile_rows::allowed_rows_of_file(Path::new(file), None)
             .with_context(|| format!("--baseline {spec:?}"))?;

@@ -109,6 +109,21 @@ pub struct ContainerRecord {
     /// Rows allowed by the baseline, once there is one.
     pub baseline: Option<BTreeSet<u32>>,
     pub baseline_source: Option<String>,
+    /// Who runs it: `docker`, `podman`, `containerd`, `cri-o`; empty for plain cgroups.
+    #[serde(default)]
+    pub engine: String,
+    /// The container's own name (a CRI container's metadata name).
+    #[serde(default)]
+    pub container_name: String,
+    /// The image's content id or digest.
+    #[serde(default)]
+    pub image_digest: String,
+    /// The Kubernetes pod (CRI containers), with its workload.
+    #[serde(default)]
+    pub pod: Option<crate::container::PodInfo>,
+    /// The container's labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One syscall of a container's profile (`profile show`).
@@ -154,6 +169,23 @@ impl ContainerRecord {
             alerted: BTreeSet::new(),
             baseline: None,
             baseline_source: None,
+            engine: String::new(),
+            container_name: String::new(),
+            image_digest: String::new(),
+            pod: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// What `--match` rules and baselines are matched against.
+    pub fn subject(&self) -> crate::api::Subject<'_> {
+        crate::api::Subject {
+            id: &self.id,
+            name: &self.name,
+            image: &self.image,
+            image_digest: &self.image_digest,
+            pod: self.pod.as_ref(),
+            labels: &self.labels,
         }
     }
 

@@ -87,7 +87,7 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
     let mut a = agent.lock().await;
     a.tick();
     match request {
-        Request::Ps => Response::ok(a.ps()),
+        Request::Ps => Response::ok(super::identity_view::enrich_ps(&a.containers, a.ps())),
         Request::Status => Response::ok(a.status()),
         Request::Profile { container } => match a.profile(&container) {
             Ok(v) => Response::ok(v),
@@ -151,8 +151,7 @@ fn matching(a: &Agent, target: &Target) -> Vec<String> {
         .filter(|r| r.state == super::model::State::Running)
         .filter(|r| match target {
             Target::Container(id) => &r.id == id,
-            Target::Name(n) => &r.name == n,
-            Target::Image(i) => &r.image == i || r.image.split(':').next() == Some(i.as_str()),
+            other => other.matches(&r.subject()),
         })
         .map(|r| r.id.clone())
         .collect()

@@ -12,8 +12,9 @@ use crate::api::{Request, Target, call, socket_path};
 pub struct EnforceArgs {
     /// Container id, unique id prefix or name (or use --match).
     pub container: Option<String>,
-    /// name:NAME or image:IMAGE: also containers yet to start, and restarted ones.
-    #[arg(long = "match", value_name = "name:NAME|image:IMAGE")]
+    /// name:NAME, image:IMAGE, pod:NAMESPACE/NAME, namespace:NAME or
+    /// label:KEY=VALUE: also containers yet to start, and restarted ones.
+    #[arg(long = "match", value_name = "name:NAME|image:IMAGE|pod:NS/NAME|namespace:NS|label:K=V")]
     pub matcher: Option<String>,
     /// The profile whose syscalls are allowed.
     #[arg(long, required_unless_present = "off")]
@@ -34,13 +35,9 @@ pub struct EnforceArgs {
 pub fn run(args: &EnforceArgs) -> anyhow::Result<i32> {
     let target = match (&args.container, &args.matcher) {
         (Some(c), None) => Target::Container(c.clone()),
-        (None, Some(m)) => match m.split_once(':') {
-            Some(("name", n)) if !n.is_empty() => Target::Name(n.to_owned()),
-            Some(("image", i)) if !i.is_empty() => Target::Image(i.to_owned()),
-            _ => bail!("--match {m:?}: expected name:NAME or image:IMAGE"),
-        },
+        (None, Some(m)) => Target::parse_match(m).map_err(|e| anyhow::anyhow!("--match {e}"))?,
         (Some(_), Some(_)) => bail!("give a CONTAINER or --match, not both"),
-        (None, None) => bail!("give a CONTAINER or --match name:NAME|image:IMAGE"),
+        (None, None) => bail!("give a CONTAINER or --match name:NAME|image:IMAGE|pod:NS/NAME|namespace:NS|label:K=V"),
     };
     let socket = socket_path(args.socket.as_deref());
     let answer = if args.off {

@@ -18,19 +18,20 @@ pub fn table(data: &serde_json::Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<12} {:<20} {:<20} {:<8} {:<15} {:>8} {:>10} {:>7} {:>6} {:>6}",
-        "ID", "NAME", "IMAGE", "RUNTIME", "STATE", "SYSCALLS", "CALLS", "SECCOMP", "DENIED", "ALERTS"
+        "{:<12} {:<20} {:<20} {:<10} {:<24} {:<15} {:>8} {:>10} {:>7} {:>6} {:>6}",
+        "ID", "NAME", "IMAGE", "RUNTIME", "POD", "STATE", "SYSCALLS", "CALLS", "SECCOMP", "DENIED", "ALERTS"
     );
     for c in data.as_array().into_iter().flatten() {
         let s = |k: &str| c[k].as_str().unwrap_or("").to_owned();
         let id = crate::agent::short(&s("id"));
         let _ = writeln!(
             out,
-            "{:<12} {:<20} {:<20} {:<8} {:<15} {:>8} {:>10} {:>7} {:>6} {:>6}",
+            "{:<12} {:<20} {:<20} {:<10} {:<24} {:<15} {:>8} {:>10} {:>7} {:>6} {:>6}",
             truncate(&id, 12),
             truncate(&s("name"), 20),
             truncate(&s("image"), 20),
-            truncate(&s("runtime"), 8),
+            truncate(&s("runtime"), 10),
+            truncate(&pod(c), 24),
             s("state"),
             c["syscalls"].as_u64().unwrap_or(0),
             c["calls"].as_u64().unwrap_or(0),
@@ -40,6 +41,16 @@ pub fn table(data: &serde_json::Value) -> String {
         );
     }
     out
+}
+
+/// `NAMESPACE/POD`, marked when the container is the pod's sandbox; `-` outside pods.
+fn pod(c: &serde_json::Value) -> String {
+    let p = &c["pod"];
+    match (p["namespace"].as_str(), p["name"].as_str()) {
+        (Some(ns), Some(name)) if p["sandbox"] == true => format!("{ns}/{name} (sandbox)"),
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        _ => "-".into(),
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -4,13 +4,17 @@
 
 pub mod cgroup_path;
 pub mod confirm;
+pub mod cri;
 pub mod docker_api;
+pub mod identity;
+pub mod podman;
 pub mod v2_mount;
 
 use std::{collections::HashMap, io, path::PathBuf, sync::Mutex};
 
 pub use cgroup_path::{ContainerRef, Kind, Runtime};
 pub use docker_api::{DockerClient, DockerError, DockerInfo, Seccomp};
+pub use identity::{PodInfo, RuntimeIdentity, Workload};
 
 /// Everything known about the owner of one cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,10 @@ pub struct Resolver {
     docker: Option<DockerClient>,
     docker_cache: Mutex<HashMap<String, Option<DockerInfo>>>,
     paths: Mutex<HashMap<u64, String>>,
+    podman: Option<podman::PodmanClient>,
+    cri: Option<cri::CriClients>,
+    /// Podman's and the CRI's answers, cached like Docker's.
+    identity_cache: Mutex<HashMap<String, Option<RuntimeIdentity>>>,
 }
 
 impl Resolver {
@@ -42,7 +50,55 @@ impl Resolver {
             docker,
             docker_cache: Mutex::new(HashMap::new()),
             paths: Mutex::new(HashMap::new()),
+            podman: None,
+            cri: None,
+            identity_cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Asks podman (`podman container inspect`) about podman-shaped cgroups.
+    pub fn with_podman(mut self, podman: podman::PodmanClient) -> Self {
+        self.podman = Some(podman);
+        self
+    }
+
+    /// Asks these CRI sockets about containerd- and CRI-O-shaped cgroups.
+    pub fn with_cri(mut self, cri: cri::CriClients) -> Self {
+        self.cri = Some(cri);
+        self
+    }
+
+    /// What the container's runtime says about the container a cgroup path
+    /// names: `Ok(None)` when the runtime does not know it; an error when the
+    /// runtime could not be asked (no client for it, down, timing out).
+    /// Answers for containers not yet running are not cached.
+    pub async fn runtime_identity(&self, cref: &ContainerRef) -> Result<Option<RuntimeIdentity>, String> {
+        if cref.kind != Kind::Container {
+            return Err(format!("{cref} is not a container"));
+        }
+        if cref.runtime == Runtime::Docker {
+            return self.docker_info(&cref.id).await.map(|d| d.map(RuntimeIdentity::from)).map_err(|e| e.to_string());
+        }
+        if let Some(cached) = lock(&self.identity_cache).get(&cref.id) {
+            return Ok(cached.clone());
+        }
+        let answer = match cref.runtime {
+            Runtime::Podman => match &self.podman {
+                Some(p) => p.inspect(&cref.id).await.map_err(|e| e.to_string())?,
+                None => return Err("no podman client".into()),
+            },
+            Runtime::Containerd | Runtime::CriO => match &self.cri {
+                Some(c) => c.identify(&cref.id).await.map_err(|e| e.to_string())?,
+                None => return Err("no CRI socket given".into()),
+            },
+            _ => return Err(format!("no client for {:?}", cref.runtime)),
+        };
+        // "Unknown" is not cached: a CRI runtime learns a pod's sandbox only
+        // after its process started.
+        if answer.as_ref().is_some_and(|i| i.state != "created") {
+            lock(&self.identity_cache).insert(cref.id.clone(), answer.clone());
+        }
+        Ok(answer)
     }
 
     /// The v2 mount from `/proc/self/mountinfo` and dockerd from `DOCKER_HOST`
@@ -124,6 +180,7 @@ impl Resolver {
     /// Drops what is cached about a container (call when its cgroup goes away).
     pub fn forget(&self, id: &str) {
         lock(&self.docker_cache).remove(id);
+        lock(&self.identity_cache).remove(id);
     }
 
     /// Drops a cgroup id from the id→path map.

@@ -1,0 +1,102 @@
+//! `observer agent` with real rootful podman containers (Debian's podman 4.3,
+//! crun, the cgroupfs manager, --network none), as root: named and imaged by
+//! podman itself, confirmed through the container's pid like Docker's.
+
+use std::process::{Command, Output};
+
+use observer_tests::{
+    agent::{TestAgent, rows},
+    docker::{name, profile_path},
+    require_root,
+};
+
+const IMAGE: &str = "localhost/observer-busybox:latest";
+
+fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .args(args)
+        .output()
+        .expect("the podman CLI is missing: `cargo xtask setup test` installs it (xtask/scripts/podman.sh)")
+}
+
+fn require_podman() {
+    let o = podman(&["image", "exists", IMAGE]);
+    assert!(
+        o.status.success(),
+        "podman has no {IMAGE}: `cargo xtask setup test` loads it (xtask/scripts/podman.sh): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `podman run -d` with the limits this machine needs; the container's id.
+fn run(name: &str, cmd: &str) -> String {
+    let o = podman(&[
+        "run", "-d", "--cgroup-manager", "cgroupfs", "--name", name, "--network", "none",
+        "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", "--label", "tier=podman-test",
+        IMAGE, "sh", "-c", cmd,
+    ]);
+    assert!(o.status.success(), "podman run: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = podman(&["rm", "-f", "-t", "0", n]);
+        }
+    }
+}
+
+#[test]
+fn podman_containers_are_named_imaged_and_confirmed() {
+    require_root();
+    require_podman();
+    let agent = TestAgent::start(&[]);
+    let (a, b) = (name("podman-chmod"), name("podman-quiet"));
+    let _cleanup = Cleanup(vec![a.clone(), b.clone()]);
+    let id = run(&a, "touch /tmp/f; chmod 600 /tmp/f; sleep 30");
+    run(&b, "cat /etc/passwd > /dev/null; sleep 30");
+
+    let c = agent.wait_for("the podman container named in ps", || {
+        agent.container(&a).filter(|c| c["image"] != "" && c["syscalls"].as_u64().unwrap_or(0) > 5)
+    });
+    assert_eq!(c["id"], id.as_str(), "{c}");
+    assert_eq!(c["image"], IMAGE, "{c}");
+    assert_eq!(c["runtime"], "podman", "{c}");
+    assert_eq!(c["engine"], "podman", "{c}");
+    assert_eq!(c["labels"]["tier"], "podman-test", "{c}");
+    assert_eq!(c["cgroup_path"], format!("/libpod_parent/libpod-{id}").as_str(), "{c}");
+    assert_eq!(c["state"], "running", "{c}");
+    assert!(c["image_digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{c}");
+    assert_eq!(c["pod"], serde_json::Value::Null, "{c}");
+
+    let p = agent.wait_for("chmod in the podman container's profile", || {
+        let p = agent.try_profile(&a)?;
+        rows(&p).iter().any(|r| r.0 == "chmod" && r.2.iter().any(|ph| ph == "container")).then_some(p)
+    });
+    assert!(rows(&p).iter().any(|r| r.2.iter().any(|ph| ph == "init_before_filter")), "crun's init is seen apart: {p}");
+    let q = agent.wait_for("the quiet podman container", || agent.try_profile(&b).filter(|q| !rows(q).is_empty()));
+    assert!(!rows(&q).iter().any(|r| r.0 == "chmod" && r.2.iter().any(|ph| ph == "container")), "{q}");
+
+    // Confirmed by podman (its init pid lives in the container's cgroup): a kill
+    // rule arms the cgroup for kill, not "alert only until confirmed".
+    let profile = profile_path("moby/default.json");
+    let o = agent.cli(&["enforce", "--match", &format!("image:{IMAGE}"), "--profile", &profile, "--action", "kill"]);
+    assert!(o.status.success(), "enforce: {}", String::from_utf8_lossy(&o.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let armed = &answer["armed"];
+    assert_eq!(answer["enforced"].as_array().map(Vec::len), Some(2), "both podman containers match image:{IMAGE}: {answer}");
+    assert!(armed["cgroups"].as_array().is_some_and(|c| c.len() >= 2), "{answer}");
+    assert_eq!(armed["alert_only_until_confirmed"], serde_json::json!([]), "podman confirmed both: {answer}");
+    let o = agent.cli(&["enforce", "--match", &format!("image:{IMAGE}"), "--off"]);
+    assert!(o.status.success(), "enforce --off: {}", String::from_utf8_lossy(&o.stderr));
+
+    let alerts = agent.alerts();
+    assert!(!alerts.iter().any(|a| a["kind"] == "impostor_cgroup"), "no podman cgroup is an impostor: {alerts:?}");
+
+    // Ended: podman's stop ends the record, which keeps its profile.
+    assert!(podman(&["rm", "-f", "-t", "0", &a]).status.success());
+    agent.wait_for("the ended state", || agent.container(&a).filter(|c| c["state"] == "exited"));
+}
