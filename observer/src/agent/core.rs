@@ -997,7 +997,7 @@ impl Agent {
 }
 
 /// Whether the cgroup has processes and every one is under a seccomp filter.
-fn all_under_seccomp_filter(dir: &std::path::Path) -> bool {
+pub(super) fn all_under_seccomp_filter(dir: &std::path::Path) -> bool {
     let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else { return false };
     let pids: Vec<&str> = procs.lines().collect();
     !pids.is_empty()

@@ -246,27 +246,25 @@ async fn reconcile(agent: &mut Agent) {
     let mount = agent.resolver.mount().to_path_buf();
     let ids = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await;
     let Ok(Ok(ids)) = ids else { return };
+    let first_new = agent.probe.first_new_cgroup_id();
     for (cgroup_id, path) in ids {
         let cref = crate::container::cgroup_path::parse(&path);
-        if !cref.is_container() || agent.probe.maps.cgroups.get(&cgroup_id, 0).is_ok() {
+        // Only cgroups older than the programs: the kernel sees a newer one's
+        // start itself and records its init phases from its first call.
+        if !cref.is_container() || cgroup_id >= first_new {
             continue;
         }
-        // A container starting right now is left to the kernel, which records its
-        // start phases from its first syscall; only older ones are taken as running.
-        let dir = agent.resolver.mount().join(path.trim_start_matches('/'));
-        let age = std::fs::metadata(&dir).ok().and_then(|m| m.created().or_else(|_| m.modified()).ok()).and_then(|t| t.elapsed().ok());
-        if age.is_none_or(|a| a < Duration::from_secs(3)) {
-            continue;
-        }
-        let Ok(slot) = agent.probe.maps.free_slots.pop(0) else { break };
-        // u64::MAX: its init is long gone; everything it does is its own.
-        agent.probe.counters().reset(slot, cgroup_id, u64::MAX);
-        // BPF_NOEXIST: the kernel may have given it a slot meanwhile; keep that one.
-        if agent.probe.maps.cgroups.insert(cgroup_id, slot, 1).is_err() {
-            agent.probe.counters().reset(slot, 0, 0);
-            let _ = agent.probe.maps.free_slots.push(slot, 0);
-            continue;
-        }
+        // Its init is long gone: everything it does is its own.
+        let all_filtered = core::all_under_seccomp_filter(&agent.resolver.mount().join(path.trim_start_matches('/')));
+        let slot = match agent.probe.give_slot_without_init(cgroup_id, all_filtered) {
+            Ok(Some(slot)) => slot,
+            // It has an entry already (a slot, or ignored), or no slot is free.
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!("giving running container cgroup {path} a slot: {e:#}");
+                continue;
+            }
+        };
         agent.known_paths.insert(cgroup_id, path);
         agent.on_new_cgroup(cgroup_id, slot, 0, "").await;
         let started = agent.started_at.clone();
