@@ -95,6 +95,16 @@ mod tests {
         let names: Vec<_> = r.syscalls.iter().map(|r| (r.name.as_str(), r.abi.as_str())).collect();
         assert_eq!(names, [("chmod", "i386"), ("chmod", "x86_64"), ("invalid", "any"), ("read", "x86_64")]);
         assert_eq!(r.row("chmod", "i386").unwrap().denied, 1);
-        assert!(r.table().contains("total"));
+        let table = r.table();
+        let cells = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let lines: Vec<Vec<String>> = table.lines().map(cells).collect();
+        // Header, rule, one line per row in the sorted order, rule, totals.
+        assert_eq!(lines.len(), 2 + 4 + 2, "{table}");
+        assert_eq!(lines[0], ["syscall", "abi", "calls", "errors", "denied"]);
+        assert_eq!(lines[2], ["chmod", "i386", "1", "0", "1"]);
+        assert_eq!(lines[3], ["chmod", "x86_64", "2", "1", "0"]);
+        assert_eq!(lines[4], ["invalid", "any", "4", "4", "0"]);
+        assert_eq!(lines[5], ["read", "x86_64", "3", "0", "0"]);
+        assert_eq!(lines[7], ["total", "10", "5", "1"], "{table}");
     }
 }
