@@ -8,6 +8,7 @@
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod layout;
 pub mod marker;
 pub mod slot;
 pub mod stats;

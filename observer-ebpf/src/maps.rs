@@ -43,6 +43,11 @@ pub static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(DEFAULT_SLOTS, 0);
 #[map]
 pub static SLOTS: Array<Slot> = Array::with_max_entries(DEFAULT_SLOTS, BPF_F_MMAPABLE as u32);
 
+/// `layout::LAYOUT` of the build that loaded these programs, written by the
+/// loader; the programs never read it.
+#[map]
+pub static LAYOUT: Array<u64> = Array::with_max_entries(1, 0);
+
 #[map]
 pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
 

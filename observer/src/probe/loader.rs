@@ -12,7 +12,7 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray, Queue, RingBuf},
     programs::{RawTracePoint, links::{FdLink, PinnedLink}},
 };
-use observer_common::{config, slot::Slot, stats};
+use observer_common::{config, layout::LAYOUT, slot::Slot, stats};
 
 use super::{CounterView, TaskOffsets, require_bpf_privileges};
 
@@ -22,6 +22,8 @@ static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/o
 /// (The per-thread `NOTES` task storage is the programs' own: nothing in user space reads it.)
 const MAP_NAMES: [&str; 8] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE", "IGNORED"];
 const PROGRAMS: [&str; 2] = ["sys_enter", "sys_exit"];
+/// Maps earlier layouts pinned that this one does not: removed when replaced.
+const OLD_MAP_NAMES: [&str; 1] = ["MARKERS"];
 
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
@@ -60,6 +62,8 @@ pub struct Probe {
     slots: u32,
     /// True when an earlier agent's pinned programs were reused.
     pub reused: bool,
+    /// The flock on the pin directory (pinned copies only): one agent per pin dir.
+    _pin_lock: Option<std::fs::File>,
 }
 
 impl Probe {
@@ -82,6 +86,30 @@ impl Probe {
     pub fn load_pinned(options: LoadOptions, dir: &Path) -> anyhow::Result<Self> {
         require_bpf_privileges()?;
         ensure_bpffs(dir)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = lock_pin_dir(dir)?;
+        let mut probe = Self::open_pinned(options, dir)?;
+        probe._pin_lock = Some(lock);
+        Ok(probe)
+    }
+
+    fn open_pinned(options: LoadOptions, dir: &Path) -> anyhow::Result<Self> {
+        if link_pin(dir, PROGRAMS[0]).exists() {
+            match pinned_layout(dir) {
+                Ok(found) if found == LAYOUT => {}
+                found => {
+                    let found = match found {
+                        Ok(v) => format!("layout {v:#018x}"),
+                        Err(e) => format!("no readable layout ({e:#})"),
+                    };
+                    tracing::warn!(
+                        "the programs pinned under {} were loaded by a build with another layout ({found}, this build has {LAYOUT:#018x}): replacing them with fresh ones (what they counted is lost)",
+                        dir.display()
+                    );
+                    Self::unpin_all(dir).context("removing the pinned programs of another layout")?;
+                }
+            }
+        }
         if link_pin(dir, PROGRAMS[0]).exists() {
             let mut maps = Vec::new();
             for name in MAP_NAMES {
@@ -105,8 +133,12 @@ impl Probe {
             return Ok(probe);
         }
         let (mut ebpf, slots, logger) = load_object(options)?;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for name in MAP_NAMES {
+        {
+            let mut layout: Array<&mut MapData, u64> =
+                Array::try_from(ebpf.map_mut("LAYOUT").context("no map LAYOUT")?)?;
+            layout.set(0, LAYOUT, 0).context("writing the LAYOUT map")?;
+        }
+        for name in MAP_NAMES.iter().chain([&"LAYOUT"]) {
             // Without pinned links, pinned maps are leftovers of an interrupted start.
             let _ = std::fs::remove_file(dir.join(name));
             ebpf.map(name)
@@ -133,8 +165,20 @@ impl Probe {
         Ok(probe)
     }
 
-    /// Detaches and unpins everything a pinned agent left under `dir`.
+    /// Detaches and unpins everything a pinned agent left under `dir`; refused
+    /// while an agent holds the pin directory.
     pub fn uninstall(dir: &Path) -> anyhow::Result<bool> {
+        if !dir.exists() {
+            return Ok(false);
+        }
+        let _lock = lock_pin_dir(dir)?;
+        let found = Self::unpin_all(dir)?;
+        let _ = std::fs::remove_dir(dir);
+        Ok(found)
+    }
+
+    /// Unpins the links and maps of this build and of earlier layouts.
+    fn unpin_all(dir: &Path) -> anyhow::Result<bool> {
         let mut found = false;
         for name in PROGRAMS {
             let pin = link_pin(dir, name);
@@ -145,14 +189,13 @@ impl Probe {
                 found = true;
             }
         }
-        for name in MAP_NAMES {
+        for name in MAP_NAMES.iter().chain(&["LAYOUT"]).chain(&OLD_MAP_NAMES) {
             let pin = dir.join(name);
             if pin.exists() {
                 std::fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
                 found = true;
             }
         }
-        let _ = std::fs::remove_dir(dir);
         Ok(found)
     }
 
@@ -175,7 +218,7 @@ impl Probe {
             .context("mmap of the SLOTS map (needs BPF_F_MMAPABLE)")?;
         // The mapping stays valid after the map's fd closes: it holds its own reference.
         drop(slots_map);
-        Ok(Self { logger: None, _ebpf: ebpf, maps, counters, slots, reused })
+        Ok(Self { logger: None, _ebpf: ebpf, maps, counters, slots, reused, _pin_lock: None })
     }
 
     /// Settings of a fresh probe. In AUTO mode the free slots go in before the
@@ -433,6 +476,50 @@ fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
         bail!("mounting bpffs at /sys/fs/bpf: {}", std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The layout value pinned with the programs under `dir`.
+fn pinned_layout(dir: &Path) -> anyhow::Result<u64> {
+    let data = MapData::from_pin(dir.join("LAYOUT")).context("opening the pinned LAYOUT map")?;
+    let array: Array<MapData, u64> = Array::try_from(Map::from_map_data(data)?)?;
+    Ok(array.get(&0, 0)?)
+}
+
+/// An exclusive flock on the pin directory itself (bpffs holds no regular
+/// files): one agent per pin directory, whatever its state directory.
+fn lock_pin_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let holder = file.metadata().ok().and_then(|m| flock_holder(m.dev(), m.ino()));
+            bail!(
+                "another observer agent{} is using the pin directory {} (one agent per pin directory, whatever its --state-dir): stop it first, or give this one another --pin-dir",
+                holder.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                dir.display()
+            );
+        }
+        return Err(err).with_context(|| format!("locking {}", dir.display()));
+    }
+    Ok(file)
+}
+
+/// The pid holding a flock on (dev, ino), from /proc/locks.
+fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"
+        if f.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let mut id = f.get(5)?.split(':');
+        let (ma, mi, i) = (id.next()?, id.next()?, id.next()?);
+        (u32::from_str_radix(ma, 16).ok()? == major && u32::from_str_radix(mi, 16).ok()? == minor && i.parse::<u64>().ok()? == ino)
+            .then(|| f.get(4)?.parse().ok())?
+    })
 }
 
 /// The id the next cgroup would get: made and removed in the v2 hierarchy
