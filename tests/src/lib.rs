@@ -82,5 +82,6 @@ pub fn v2_children(prefix: &str) -> Vec<String> {
 }
 
 pub mod agent;
+pub mod cri;
 pub mod docker;
 pub mod filters;

@@ -38,6 +38,8 @@ fi
 
 # libseccomp is linked by the agent (observer run compiles filters with it).
 apt_install libseccomp-dev pkg-config
+# The CRI client (k8s-cri) compiles the CRI's .proto files with protoc at build time.
+apt_install protobuf-compiler
 
 cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin
 if ! command -v bpf-linker >/dev/null 2>&1 && [ ! -x "$cargo_bin/bpf-linker" ]; then
@@ -141,4 +143,10 @@ for runtime in runc crun; do
   fi
   say "checked: a $runtime container starts"
 done
+# --- other container engines (issue 12): podman, and containerd with its CRI plugin ---
+# Each script installs what it needs, checks its own result and names the step that failed.
+here=$(dirname "$(readlink -f "$0")")
+bash "$here/podman.sh"
+bash "$here/containerd-cri.sh"
+# --- end of other container engines ---
 say "ready"

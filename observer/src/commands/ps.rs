@@ -43,11 +43,12 @@ pub fn table(data: &serde_json::Value) -> String {
     out
 }
 
-/// `NAMESPACE/POD`, marked when the container is the pod's sandbox; `-` outside pods.
+/// `NAMESPACE/POD`, marked (first, so that truncation keeps the mark) when the
+/// container is the pod's sandbox; `-` outside pods.
 fn pod(c: &serde_json::Value) -> String {
     let p = &c["pod"];
     match (p["namespace"].as_str(), p["name"].as_str()) {
-        (Some(ns), Some(name)) if p["sandbox"] == true => format!("{ns}/{name} (sandbox)"),
+        (Some(ns), Some(name)) if p["sandbox"] == true => format!("(sandbox) {ns}/{name}"),
         (Some(ns), Some(name)) => format!("{ns}/{name}"),
         _ => "-".into(),
     }
