@@ -143,6 +143,9 @@ for runtime in runc crun; do
   fi
   say "checked: a $runtime container starts"
 done
+
+# Real software from Debian packages for tests/tests/realsoft.rs (kept while its stamp holds).
+bash "$(dirname "$0")/realsoft-image.sh"
 # --- other container engines (issue 12): podman, and containerd with its CRI plugin ---
 # Each script installs what it needs, checks its own result and names the step that failed.
 here=$(dirname "$(readlink -f "$0")")
