@@ -348,14 +348,27 @@ impl ExportedProfile {
     /// the default action is written with EPERM whatever its errno; the
     /// metadata goes into annotations.
     pub fn to_spo_yaml(&self, name: &str, namespace: &str) -> String {
-        let mut annotations = BTreeMap::new();
+        self.to_spo_yaml_with(name, namespace, &BTreeMap::new(), &BTreeMap::new())
+    }
+
+    /// [`Self::to_spo_yaml`] with labels and more annotations (a workload's
+    /// origin: where, when, how many replicas and nodes).
+    pub fn to_spo_yaml_with(
+        &self,
+        name: &str,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        extra_annotations: &BTreeMap<String, String>,
+    ) -> String {
+        let mut annotations: BTreeMap<String, String> = BTreeMap::new();
         if let Some(meta) = &self.metadata {
-            annotations.insert("observer/container", meta.container.clone());
-            annotations.insert("observer/image", meta.image.clone());
-            annotations.insert("observer/since", meta.since.clone());
-            annotations.insert("observer/calls", meta.calls.to_string());
-            annotations.insert("observer/generator", meta.generator.clone());
+            annotations.insert("observer/container".into(), meta.container.clone());
+            annotations.insert("observer/image".into(), meta.image.clone());
+            annotations.insert("observer/since".into(), meta.since.clone());
+            annotations.insert("observer/calls".into(), meta.calls.to_string());
+            annotations.insert("observer/generator".into(), meta.generator.clone());
         }
+        annotations.extend(extra_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
         let (default_action, _) = action::to_profile(self.profile.default_action);
         let out = SpoOut {
             api_version: SPO_API_VERSION,
@@ -363,6 +376,7 @@ impl ExportedProfile {
             metadata: SpoMetaOut {
                 name,
                 namespace,
+                labels: labels.clone(),
                 annotations,
             },
             spec: SpoSpecOut {
@@ -493,7 +507,9 @@ struct SpoMetaOut<'a> {
     name: &'a str,
     namespace: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: BTreeMap<&'static str, String>,
+    labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]

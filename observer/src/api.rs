@@ -95,6 +95,8 @@ impl Target {
 pub enum Request {
     Ps,
     Profile { container: String },
+    /// Every record of one workload container, `NAMESPACE/WORKLOAD/CONTAINER`.
+    Workload { workload: String },
     Enforce { target: Target, action: String, allowed_rows: Vec<u32>, profile: String },
     EnforceOff { target: Target },
     Status,

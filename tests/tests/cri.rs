@@ -147,7 +147,46 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
     agent.wait_for("the ended pods", || by_id(&agent, &replicas[0].app).filter(|c| c["state"] != "running"));
 }
 
-/// Part of the test above: `profile export --workload` merges both replicas.
+/// Part of the test above: `profile export --workload` merges both replicas
+/// of the Deployment's container into one SeccompProfile.
 fn workload_export(agent: &TestAgent, namespace: &str, replicas: &[Replica]) {
-    let _ = (agent, namespace, replicas);
+    let export = |container: &str| -> serde_yaml::Value {
+        let file = agent.dir.join(format!("{container}.yaml"));
+        let o = agent.cli(&["profile", "export", "--workload", &format!("{namespace}/web/{container}"), "--format", "spo", "-o", file.to_str().unwrap()]);
+        assert!(o.status.success(), "export --workload: {}\nagent: {}", String::from_utf8_lossy(&o.stderr), agent.stderr());
+        serde_yaml::from_str(&std::fs::read_to_string(&file).expect("the exported file")).expect("YAML")
+    };
+    let allowed = |doc: &serde_yaml::Value| -> BTreeSet<String> {
+        doc["spec"]["syscalls"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+            .flat_map(|r| r["names"].as_sequence().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect()
+    };
+    let app = export("app");
+    assert_eq!(app["apiVersion"], "security-profiles-operator.x-k8s.io/v1beta1", "{app:?}");
+    assert_eq!(app["kind"], "SeccompProfile");
+    assert_eq!(app["metadata"]["name"], "web-app");
+    assert_eq!(app["metadata"]["namespace"], namespace);
+    let labels = &app["metadata"]["labels"];
+    assert_eq!(labels["observer/replicas"], "2", "{labels:?}");
+    assert_eq!(labels["observer/nodes"], "1", "{labels:?}");
+    assert_eq!(labels["observer/workload"], "web", "{labels:?}");
+    assert_eq!(labels["observer/workload-kind"], "Deployment", "{labels:?}");
+    assert_eq!(labels["observer/container"], "app", "{labels:?}");
+    let annotations = &app["metadata"]["annotations"];
+    let pods = annotations["observer/pods"].as_str().unwrap_or_default();
+    for r in replicas {
+        assert!(pods.split(',').any(|p| p == r.pod.name), "{} in observer/pods: {annotations:?}", r.pod.name);
+    }
+    assert_eq!(annotations["observer/containers"], "2", "{annotations:?}");
+    assert!(allowed(&app).contains("chmod"), "the app's chmod: {app:?}");
+    let sidecar = export("sidecar");
+    assert!(!allowed(&sidecar).contains("chmod") && allowed(&sidecar).contains("read"), "{sidecar:?}");
+    // An unknown workload is an error naming the known ones.
+    let o = agent.cli(&["profile", "export", "--workload", &format!("{namespace}/nope/app"), "--format", "spo"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(&format!("{namespace}/web/app")), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -93,6 +93,10 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             Ok(v) => Response::ok(v),
             Err(e) => Response::error(e),
         },
+        Request::Workload { workload } => match super::identity_view::workload(&a, &workload) {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::error(e),
+        },
         Request::Enforce { target, action, allowed_rows, profile } => {
             if action != "alert" && action != "kill" {
                 return Response::error(format!("unknown action {action:?} (expected alert or kill)"));

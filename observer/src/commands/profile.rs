@@ -15,9 +15,14 @@ use crate::{
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
-    /// Write a container's learned profile (also of an ended container).
+    /// Write a container's learned profile (also of an ended container), or a
+    /// workload's: every replica of NAMESPACE/WORKLOAD/CONTAINER merged.
     Export {
-        container: String,
+        #[arg(required_unless_present = "workload", conflicts_with = "workload")]
+        container: Option<String>,
+        /// A Kubernetes workload's container, NAMESPACE/WORKLOAD/CONTAINER (see `observer ps`'s `workload`).
+        #[arg(long, value_name = "NAMESPACE/WORKLOAD/CONTAINER")]
+        workload: Option<String>,
         /// docker (Docker/moby JSON), oci (runtime-spec linux.seccomp) or spo (SeccompProfile YAML).
         #[arg(long, default_value = "docker")]
         format: String,
@@ -88,7 +93,14 @@ pub enum ProfileCommand {
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
     match cmd {
-        ProfileCommand::Export { container, format, output, include_denied, beyond_default, base, caps, name, namespace, socket } => {
+        ProfileCommand::Export { container, workload, format, output, include_denied, beyond_default, base, caps, name, namespace, socket } => {
+            if let Some(workload) = workload {
+                let request = learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
+                let text = crate::commands::workload::export(&socket_path(socket.as_deref()), &workload, &request)?;
+                learned::write_out(output.as_deref(), &text)?;
+                return Ok(0);
+            }
+            let container = container.unwrap_or_default();
             let data = call(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             let learned = learned::learned_from_agent(&data);
             let request = learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };

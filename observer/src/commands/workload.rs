@@ -1,0 +1,155 @@
+//! `observer profile export --workload NAMESPACE/WORKLOAD/CONTAINER`: one
+//! profile for every replica (and restart) of a workload's container on this
+//! node, merged with observer-profile's merge, and, as a SeccompProfile, with
+//! metadata saying where, when and from how many replicas and nodes it was learned.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use observer_profile::{
+    export::ExportMeta,
+    merge::{MergeInput, merge},
+};
+use serde_json::Value;
+
+use crate::{
+    api::{Request, call},
+    learned::{self, ExportRequest},
+};
+
+/// A Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
+/// starting and ending with an alphanumeric one.
+pub fn label_value(s: &str) -> String {
+    let cleaned: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
+    let cut: String = cleaned.chars().take(63).collect();
+    cut.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+/// A DNS-1123 subdomain name for the SeccompProfile: lower case, `[a-z0-9.-]`, at most 253.
+pub fn object_name(s: &str) -> String {
+    let cleaned: String = s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '-' }).collect();
+    let cut: String = cleaned.chars().take(253).collect();
+    cut.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+/// `2026-12-01T01:08:54.2Z` as a label value: `20261201T010854Z`.
+fn compact_time(rfc3339: &str) -> String {
+    let digits: String = rfc3339.chars().take(19).filter(char::is_ascii_alphanumeric).collect();
+    if digits.is_empty() { String::new() } else { format!("{digits}Z") }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+/// Asks the agent for the workload, merges its replicas and renders the result.
+pub fn export(socket: &std::path::Path, workload: &str, req: &ExportRequest) -> anyhow::Result<String> {
+    let data = call(socket, &Request::Workload { workload: workload.to_owned() })?;
+    render(&data, req)
+}
+
+/// The merged profile of an agent's `workload` answer, in `req.format`.
+pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
+    let per_replica = ExportRequest { format: "docker".into(), ..req.clone() };
+    let mut inputs = Vec::new();
+    let mut calls = 0;
+    for p in data["profiles"].as_array().into_iter().flatten() {
+        let learned = learned::learned_from_agent(p);
+        calls += learned.metadata.calls;
+        let (exported, _) = learned::export_learned(&learned, &per_replica)
+            .with_context(|| format!("exporting {}", p["name"].as_str().unwrap_or_default()))?;
+        learned::report_left_out(&exported);
+        inputs.push(MergeInput { source: p["name"].as_str().unwrap_or_default().to_owned(), profile: exported.profile });
+    }
+    anyhow::ensure!(!inputs.is_empty(), "the agent gave no profile for {}", data["workload"]);
+    let mut merged = merge(&inputs);
+    let s = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
+    merged.metadata = Some(ExportMeta {
+        container: s("workload"),
+        image: strings(&data["images"]).join(","),
+        since: s("since"),
+        calls,
+        generator: format!("observer {}", env!("CARGO_PKG_VERSION")),
+    });
+    if req.format != "spo" {
+        return learned::render(&merged, req);
+    }
+    let replicas = data["replicas"].as_u64().unwrap_or(0).to_string();
+    let labels: BTreeMap<String, String> = [
+        ("observer/workload", label_value(&s("name"))),
+        ("observer/workload-kind", label_value(&s("kind"))),
+        ("observer/container", label_value(&s("container"))),
+        ("observer/replicas", replicas.clone()),
+        ("observer/nodes", "1".to_owned()),
+        ("observer/node", label_value(&s("node"))),
+        ("observer/learned-until", compact_time(&s("until"))),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let annotations: BTreeMap<String, String> = [
+        ("observer/workload", s("workload")),
+        ("observer/replicas", replicas),
+        ("observer/containers", data["containers"].as_u64().unwrap_or(0).to_string()),
+        ("observer/pods", strings(&data["pods"]).join(",")),
+        ("observer/nodes", s("node")),
+        ("observer/templates", strings(&data["templates"]).join(",")),
+        ("observer/until", s("until")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let name = req.name.clone().unwrap_or_else(|| object_name(&format!("{}-{}", s("name"), s("container"))));
+    let namespace = req.namespace.clone().unwrap_or_else(|| s("namespace"));
+    Ok(merged.to_spo_yaml_with(&name, &namespace, &labels, &annotations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_label_values_are_kubernetes_valid() {
+        assert_eq!(label_value("node-1.example"), "node-1.example");
+        assert_eq!(label_value("-a b/c-"), "a-b-c");
+        assert_eq!(label_value(&"x".repeat(80)).len(), 63);
+        assert_eq!(object_name("Web_App-app"), "web-app-app");
+        assert_eq!(compact_time("2026-12-01T01:08:54.206460946Z"), "20261201T010854Z");
+    }
+
+    #[test]
+    fn replicas_merge_into_one_seccomp_profile() {
+        let row = |name: &str| serde_json::json!({"name": name, "abi": "x86_64", "phases": ["container"], "denied_phases": [], "calls": 1});
+        let init = serde_json::json!({"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "calls": 1});
+        let data = serde_json::json!({
+            "workload": "shop/web/app", "namespace": "shop", "name": "web", "kind": "Deployment", "container": "app",
+            "node": "node-1", "replicas": 2, "containers": 2, "pods": ["web-1", "web-2"], "templates": ["7d4b9"],
+            "images": ["nginx:1.25"], "since": "2026-12-01T01:00:00Z", "until": "2026-12-01T02:00:00Z",
+            "profiles": [
+                {"name": "shop/web-1/app", "runtime": "containerd", "calls": 5, "syscalls": [row("read"), row("chmod"), init]},
+                {"name": "shop/web-2/app", "runtime": "containerd", "calls": 7, "syscalls": [row("read"), row("mkdir"), init]},
+            ],
+        });
+        let req = ExportRequest { format: "spo".into(), include_denied: false, beyond_default: false, base: None, caps: None, name: None, namespace: None };
+        let yaml = render(&data, &req).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(doc["kind"], "SeccompProfile");
+        assert_eq!(doc["metadata"]["name"], "web-app");
+        assert_eq!(doc["metadata"]["namespace"], "shop");
+        assert_eq!(doc["metadata"]["labels"]["observer/replicas"], "2");
+        assert_eq!(doc["metadata"]["labels"]["observer/workload-kind"], "Deployment");
+        assert_eq!(doc["metadata"]["annotations"]["observer/calls"], "12");
+        let allowed: Vec<String> = doc["spec"]["syscalls"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+            .flat_map(|r| r["names"].as_sequence().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect();
+        for n in ["read", "chmod", "mkdir", "execve"] {
+            assert!(allowed.iter().any(|a| a == n), "{n} in {allowed:?}");
+        }
+    }
+}
