@@ -151,6 +151,7 @@ struct Run {
     stderr: String,
     timed_out: bool,
     took: Duration,
+    limit: Duration,
 }
 
 impl Run {
@@ -161,7 +162,7 @@ impl Run {
 
     fn describe(&self) -> String {
         let status = if self.timed_out {
-            format!("killed after {} s (timeout)", RUN_TIMEOUT.as_secs())
+            format!("killed after {} s (timeout)", self.limit.as_secs())
         } else {
             format!("exit {:?}", self.code)
         };
@@ -183,13 +184,14 @@ impl Run {
 }
 
 /// `docker run --sig-proxy=false --name NAME --network none --runtime R [extra] IMAGE sh -c CMD`,
-/// `docker kill`ed when it outlives RUN_TIMEOUT. Output goes to files (no pipe to fill).
+/// `docker kill`ed when it outlives `limit`. Output goes to files (no pipe to fill).
 fn docker_run(
     dir: &Dir,
     cleanup: &mut Cleanup,
     runtime: &str,
     extra: &[&str],
     command: &str,
+    limit: Duration,
 ) -> Run {
     let n = name("realsoft");
     cleanup.0.push(n.clone());
@@ -224,7 +226,7 @@ fn docker_run(
         if let Some(s) = child.try_wait().expect("waiting for docker run") {
             break Some(s);
         }
-        if start.elapsed() > RUN_TIMEOUT {
+        if start.elapsed() > limit {
             timed_out = true;
             let _ = docker(&["kill", &n]);
             let killed = Instant::now();
@@ -252,6 +254,7 @@ fn docker_run(
         stderr: read(&err),
         timed_out,
         took: start.elapsed(),
+        limit,
     }
 }
 
@@ -418,7 +421,7 @@ fn round_trip(runtime: &str, w: &Workload) {
     let label = format!("{} under {runtime}", w.label);
 
     // 1. Learn: the program under Docker's default profile, the agent watching.
-    let learned = docker_run(&dir, &mut cleanup, runtime, &[], w.command);
+    let learned = docker_run(&dir, &mut cleanup, runtime, &[], w.command, RUN_TIMEOUT);
     assert!(
         learned.code == Some(0) && learned.stdout.lines().last() == Some(w.ok),
         "{label}, learning run (Docker's default profile): {}",
@@ -458,6 +461,7 @@ fn round_trip(runtime: &str, w: &Workload) {
         runtime,
         &["--rm", "--security-opt", &opt],
         w.command,
+        RUN_TIMEOUT,
     );
     let round_trip_ok = replay.outcome() == learned.outcome();
     if !round_trip_ok {
@@ -491,6 +495,7 @@ fn round_trip(runtime: &str, w: &Workload) {
         runtime,
         &["--rm", "--security-opt", &opt],
         w.command,
+        RUN_TIMEOUT,
     );
     let crippled_failed = crippled.code.is_some_and(|c| c != 0 && c != 125)
         && crippled.outcome() != learned.outcome();
@@ -556,4 +561,35 @@ round_trips! {
     crun_perl: "crun", PERL;
     runc_python: "runc", PYTHON;
     crun_python: "crun", PYTHON;
+}
+
+/// The bound holds: a run past its time is stopped, its container killed and removed.
+#[test]
+fn a_run_past_its_time_is_killed() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    require_root();
+    require_image_and_runtime("runc");
+    let dir = Dir::new("timeout");
+    let mut cleanup = Cleanup(Vec::new());
+    let limit = Duration::from_secs(3);
+    let run = docker_run(&dir, &mut cleanup, "runc", &["--rm"], "sleep 600", limit);
+    let n = cleanup.0.last().expect("the container").clone();
+    assert!(
+        run.timed_out,
+        "sleep 600 ended by itself? {}",
+        run.describe()
+    );
+    assert!(
+        run.took < limit + Duration::from_secs(20),
+        "stopping it took too long: {}",
+        run.describe()
+    );
+    let o = docker(&["inspect", "--format", "{{.State.Running}}", &n]);
+    let running = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() || running.trim() == "false",
+        "{n} still runs after the timeout: {running}"
+    );
 }
