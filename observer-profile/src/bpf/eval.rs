@@ -98,9 +98,50 @@ pub enum EvalError {
     },
     #[error("the filters fork into more than {0} paths for one syscall; giving up")]
     TooManyPaths(usize),
+    /// A filter a process installed is outside input: one built to fork on
+    /// every argument would take the evaluation minutes and gigabytes.
+    #[error("the filters are too complex to evaluate: they took more than {0} steps (instructions run plus conditions copied at each fork); giving up")]
+    TooComplex(usize),
 }
 
 const MAX_PATHS: usize = 1 << 16;
+
+/// Work an evaluation may do: instructions run, plus the conditions a path
+/// carries each time it forks (the copy is what grows quadratically). Docker's
+/// default filter takes about 0.3 million steps for every syscall of both
+/// ABIs; this bounds a hostile filter to well under a second.
+pub const DEFAULT_BUDGET: usize = 8_000_000;
+
+/// Steps charged for each condition an outcome keeps (measured: rendering
+/// them dominates the cost of a filter that forks on every argument value).
+const CONDITION_WEIGHT: usize = 32;
+
+/// What is left of an evaluation's work budget; one can be shared by many calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub limit: usize,
+    pub used: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Budget { limit, used: 0 }
+    }
+
+    fn spend(&mut self, steps: usize) -> Result<(), EvalError> {
+        self.used = self.used.saturating_add(steps);
+        if self.used > self.limit {
+            return Err(EvalError::TooComplex(self.limit));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::new(DEFAULT_BUDGET)
+    }
+}
 
 impl AluOp {
     fn from_code(op: u16) -> Option<Self> {
@@ -466,8 +507,19 @@ pub fn seccomp_data_for(arch: Arch, nr: u32) -> (u32, u32) {
 /// `PTRACE_SECCOMP_GET_FILTER` numbers them: index 0 is the oldest) for a
 /// syscall of `arch` numbered `nr`.
 pub fn evaluate<P: AsRef<[Insn]>>(stack: &[P], arch: Arch, nr: u32) -> Result<Verdict, EvalError> {
+    evaluate_within(stack, arch, nr, &mut Budget::default())
+}
+
+/// Like [`evaluate`], spending from `budget` (shared, e.g., by every syscall
+/// of a table).
+pub fn evaluate_within<P: AsRef<[Insn]>>(
+    stack: &[P],
+    arch: Arch,
+    nr: u32,
+    budget: &mut Budget,
+) -> Result<Verdict, EvalError> {
     let (audit_arch, nr) = seccomp_data_for(arch, nr);
-    evaluate_raw(stack, audit_arch, nr)
+    Ok(verdict_of(explore(stack, audit_arch, nr, None, budget)?))
 }
 
 /// Like [`evaluate`] with the raw `seccomp_data.arch` and `nr` values.
@@ -476,19 +528,22 @@ pub fn evaluate_raw<P: AsRef<[Insn]>>(
     audit_arch: u32,
     nr: u32,
 ) -> Result<Verdict, EvalError> {
-    let outcomes = explore(stack, audit_arch, nr, None)?;
+    Ok(verdict_of(explore(stack, audit_arch, nr, None, &mut Budget::default())?))
+}
+
+fn verdict_of(outcomes: Vec<(Vec<Condition>, u32)>) -> Verdict {
     let first = outcomes
         .first()
         .map_or(Action::Allow, |(_, ret)| action_of(*ret));
     if outcomes.iter().all(|(_, ret)| action_of(*ret) == first) {
-        return Ok(Verdict::Fixed(first));
+        return Verdict::Fixed(first);
     }
-    Ok(Verdict::Conditional {
+    Verdict::Conditional {
         outcomes: outcomes
             .into_iter()
             .map(|(c, ret)| (c, action_of(ret)))
             .collect(),
-    })
+    }
 }
 
 fn explore<P: AsRef<[Insn]>>(
@@ -496,6 +551,7 @@ fn explore<P: AsRef<[Insn]>>(
     audit_arch: u32,
     nr: u32,
     known: Option<&SeccompData>,
+    budget: &mut Budget,
 ) -> Result<Vec<(Vec<Condition>, u32)>, EvalError> {
     let Some(newest) = stack.len().checked_sub(1) else {
         return Ok(vec![(Vec::new(), SECCOMP_RET_ALLOW)]);
@@ -524,6 +580,7 @@ fn explore<P: AsRef<[Insn]>>(
         // ends within `insns.len()` steps; the bound guards that anyway.
         let ret = 'run: {
             for _ in 0..=insns.len() {
+                budget.spend(1)?;
                 let pc = p.pc;
                 let Some(&i) = insns.get(pc) else {
                     return Err(invalid(pc, "runs past the end of the program"));
@@ -601,10 +658,13 @@ fn explore<P: AsRef<[Insn]>>(
                             Expr::Const(i.k)
                         };
                         let (taken, not_taken) = (pc + 1 + i.jt as usize, pc + 1 + i.jf as usize);
+                        // Deciding scans the values the path already ruled out.
+                        budget.spend(p.known.get(&p.a).map_or(0, |k| k.not.len()))?;
                         match p.decide(&p.a, cmp, &rhs) {
                             Some(true) => p.pc = taken,
                             Some(false) => p.pc = not_taken,
                             None => {
+                                budget.spend(1 + p.conds.len() + p.known.values().map(|k| 1 + k.not.len()).sum::<usize>())?;
                                 let mut other = p.clone();
                                 if other.assume(other.a.clone(), negate(cmp), rhs.clone()) {
                                     other.pc = not_taken;
@@ -643,6 +703,9 @@ fn explore<P: AsRef<[Insn]>>(
             p.best = ret;
         }
         if p.filter == 0 {
+            // Each outcome keeps its conditions: holding and showing them
+            // (as text and JSON) costs several steps each.
+            budget.spend(CONDITION_WEIGHT * p.conds.len())?;
             done.push((p.conds, p.best));
             if done.len() > MAX_PATHS {
                 return Err(EvalError::TooManyPaths(MAX_PATHS));
@@ -694,7 +757,7 @@ pub fn evaluate_call<P: AsRef<[Insn]>>(
     stack: &[P],
     data: &SeccompData,
 ) -> Result<Action, EvalError> {
-    let outcomes = explore(stack, data.arch, data.nr, Some(data))?;
+    let outcomes = explore(stack, data.arch, data.nr, Some(data), &mut Budget::default())?;
     Ok(outcomes
         .first()
         .map_or(Action::Allow, |(_, ret)| action_of(*ret)))

@@ -12,7 +12,8 @@ mod tests;
 
 pub use disasm::{disassemble, disassemble_raw};
 pub use eval::{
-    Cmp, Condition, EvalError, Expr, Field, Half, SeccompData, Verdict, evaluate, evaluate_call,
+    Budget, Cmp, Condition, EvalError, Expr, Field, Half, SeccompData, Verdict, evaluate, evaluate_call,
+    evaluate_within,
     evaluate_raw,
 };
 pub use insn::{DecodeError, Insn, decode, encode};

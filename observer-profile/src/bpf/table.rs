@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{
-    eval::{Condition, EvalError, Verdict, evaluate},
+    eval::{Budget, Condition, EvalError, Verdict, evaluate_within},
     insn::Insn,
     ret::action_text,
 };
@@ -34,11 +34,13 @@ pub struct Table {
 
 impl Table {
     /// Evaluates `stack` (installation order, oldest first) for every number
-    /// of x86_64 and i386.
+    /// of x86_64 and i386, within one work budget for the whole table (a
+    /// dumped filter is outside input).
     pub fn build<P: AsRef<[Insn]>>(stack: &[P]) -> Result<Self, EvalError> {
+        let mut budget = Budget::default();
         Ok(Self {
-            x86_64: entries(stack, Arch::X86_64)?,
-            i386: entries(stack, Arch::I386)?,
+            x86_64: entries(stack, Arch::X86_64, &mut budget)?,
+            i386: entries(stack, Arch::I386, &mut budget)?,
         })
     }
 
@@ -118,7 +120,7 @@ impl Serialize for Table {
     }
 }
 
-fn entries<P: AsRef<[Insn]>>(stack: &[P], arch: Arch) -> Result<Vec<Entry>, EvalError> {
+fn entries<P: AsRef<[Insn]>>(stack: &[P], arch: Arch, budget: &mut Budget) -> Result<Vec<Entry>, EvalError> {
     let highest = syscall_table::all(arch)
         .last()
         .map_or(0, |(nr, _)| *nr)
@@ -128,7 +130,7 @@ fn entries<P: AsRef<[Insn]>>(stack: &[P], arch: Arch) -> Result<Vec<Entry>, Eval
             Ok(Entry {
                 nr,
                 name: syscall_table::display_name(arch, nr),
-                verdict: evaluate(stack, arch, nr)?,
+                verdict: evaluate_within(stack, arch, nr, budget)?,
             })
         })
         .collect()

@@ -50,6 +50,9 @@ pub enum ProfileError {
     /// `SeccompProfile`.
     #[error("{origin}: {message}")]
     UnknownFormat { origin: String, message: String },
+    /// Past a budget (size, nesting): refused before it costs more.
+    #[error("{origin}: {message}")]
+    TooBig { origin: String, message: String },
 }
 
 impl ProfileError {
@@ -57,7 +60,7 @@ impl ProfileError {
     pub fn position(&self) -> Option<&Position> {
         match self {
             Self::Syntax { at, .. } | Self::Invalid { at, .. } => Some(at),
-            Self::Io { .. } | Self::UnknownFormat { .. } => None,
+            Self::Io { .. } | Self::UnknownFormat { .. } | Self::TooBig { .. } => None,
         }
     }
 }

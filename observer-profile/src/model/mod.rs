@@ -4,6 +4,7 @@
 //! Profiles Operator `SeccompProfile`, the format told from the content.
 
 pub mod arch;
+pub mod budget;
 mod error;
 mod raw;
 
@@ -112,10 +113,34 @@ pub fn cmp_op_from_name(name: &str) -> Option<CmpOp> {
 }
 
 /// Reads and parses a profile file.
+/// At most [`budget::MAX_PROFILE_BYTES`] are read: a path that names
+/// `/dev/zero` or a huge file is refused, not read until memory runs out.
 pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+    use std::io::Read as _;
+    let io = |source| ProfileError::Io {
         path: path.to_owned(),
         source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(budget::MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > budget::MAX_PROFILE_BYTES {
+        return Err(ProfileError::TooBig {
+            origin: path.display().to_string(),
+            message: format!(
+                "larger than {} MiB: not a seccomp profile",
+                budget::MAX_PROFILE_BYTES >> 20
+            ),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ))
     })?;
     parse(&text, &path.display().to_string())
 }
@@ -128,6 +153,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
             serde_json::from_str(text).map_err(|e| json_syntax_error(&e, origin))?;
         (Syntax::Json, value)
     } else {
+        if let Some(line) = budget::yaml_too_deep(text, budget::MAX_DEPTH) {
+            return Err(ProfileError::TooBig {
+                origin: origin.to_owned(),
+                message: format!(
+                    "line {line}: nested more than {} levels deep: not a seccomp profile",
+                    budget::MAX_DEPTH
+                ),
+            });
+        }
         let value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| yaml_syntax_error(&e, origin))?;
         // Only used to tell the format apart; a mapping with odd keys simply

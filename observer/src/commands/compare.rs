@@ -97,7 +97,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
                         }
                     };
                     let key: Vec<u8> = applied.filters.iter().flat_map(|f| observer_profile::bpf::encode(f)).collect();
-                    let table = applied.table().context("evaluating the dumped filter")?;
+                    let table = applied.table().with_context(|| format!("evaluating the filter dumped from process {pid}"))?;
                     let counts = applied.filters.iter().map(Vec::len).collect();
                     (key, "applied filter".to_owned(), Some(PolicyTable::from_filter(&table)), counts)
                 }

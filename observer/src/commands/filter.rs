@@ -54,15 +54,16 @@ pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
             bail!("process {pid} runs in seccomp strict mode (only read, write, exit and sigreturn): there is no filter to dump");
         }
         let applied = dump_filters(pid)?;
-        let table = applied.table().context("evaluating the dumped filters")?;
+        let table = applied.table().with_context(|| format!("evaluating the filters dumped from process {pid}"))?;
         let counts: Vec<usize> = applied.filters.iter().map(Vec::len).collect();
         let disasm: Vec<String> = applied.filters.iter().map(|f| disassemble(f)).collect();
         (2, counts, PolicyTable::from_filter(&table), disasm)
     } else if let Some(path) = &args.profile {
         let profile = crate::profile_rows::resolve_with(path, args.caps.as_deref(), &options(args)?)?;
         if args.compiled {
-            let compiled = crate::run::compile(&profile)?;
-            let table = observer_profile::bpf::Table::build(&[&compiled.insns]).context("evaluating the compiled filter")?;
+            let compiled = crate::run::compile(&profile).with_context(|| format!("compiling {}", path.display()))?;
+            let table = observer_profile::bpf::Table::build(&[&compiled.insns])
+                .with_context(|| format!("evaluating the filter compiled from {}", path.display()))?;
             (2, vec![compiled.insns.len()], PolicyTable::from_filter(&table), vec![disassemble(&compiled.insns)])
         } else {
             (2, Vec::new(), PolicyTable::from_profile(&profile), Vec::new())

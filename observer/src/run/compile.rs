@@ -65,8 +65,29 @@ fn scmp_cond(c: &ArgCond) -> ScmpArgCompare {
     ScmpArgCompare::new(c.index, op, datum)
 }
 
+/// The most instructions the kernel loads in one filter (BPF_MAXINSNS).
+pub const KERNEL_MAX_INSNS: usize = 4096;
+
+/// Fewest instructions `profile` can compile to: per ABI, one test for each
+/// rule and one for each of its argument conditions. A profile above the
+/// kernel's limit by this count is refused before libseccomp spends seconds
+/// and gigabytes on it.
+pub fn least_instructions(profile: &ResolvedProfile) -> usize {
+    let per_abi: usize = profile.rules.iter().map(|r| 1 + r.args.len()).sum();
+    per_abi.saturating_mul(profile.arches.len().max(1))
+}
+
 /// Builds the filter for `profile`: every listed ABI in one program.
 pub fn compile(profile: &ResolvedProfile) -> Result<CompiledFilter> {
+    let least = least_instructions(profile);
+    if least > KERNEL_MAX_INSNS {
+        bail!(
+            "the profile cannot be loaded: its {} rules with {} argument conditions need at least {least} BPF instructions for {} ABI(s), and the kernel loads at most {KERNEL_MAX_INSNS}",
+            profile.rules.len(),
+            profile.rules.iter().map(|r| r.args.len()).sum::<usize>(),
+            profile.arches.len()
+        );
+    }
     let default = scmp_action(profile.default_action)?;
     let mut ctx =
         ScmpFilterContext::new_filter(default).context("libseccomp: creating the filter")?;
@@ -128,6 +149,12 @@ pub fn compile(profile: &ResolvedProfile) -> Result<CompiledFilter> {
     // runc's -ENOSYS stub goes in front, as in every container Docker starts.
     let mut insns = super::enosys::stub(profile);
     insns.extend(export(&ctx)?);
+    if insns.len() > KERNEL_MAX_INSNS {
+        bail!(
+            "the profile compiles to {} BPF instructions and the kernel loads at most {KERNEL_MAX_INSNS}: it cannot be loaded",
+            insns.len()
+        );
+    }
     Ok(CompiledFilter { insns, skipped })
 }
 
