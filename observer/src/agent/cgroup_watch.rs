@@ -3,20 +3,28 @@
 //! first event is read its cgroup may be gone, and with it the only way to learn
 //! its path from its id. inotify on the v2 tree records (id, path) as each
 //! directory appears.
+//!
+//! Bounded for months of churn: a watch is forgotten when its directory goes
+//! (the kernel sends `IN_IGNORED`), and the id→path map is capped.
 
 use std::{
     collections::HashMap,
-    ffi::CString,
-    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
 /// cgroup id -> path relative to the v2 mount, shared with the agent.
 pub type FreshPaths = Arc<Mutex<HashMap<u64, String>>>;
 
 /// How deep below the mount new directories are watched (kubepods nests 4 deep).
 const MAX_DEPTH: usize = 6;
+
+/// Paths kept for the agent to pick up; the agent takes them as it names
+/// cgroups, so this only fills when it is far behind.
+const MAX_FRESH: usize = 100_000;
 
 pub fn spawn(mount: PathBuf) -> FreshPaths {
     let fresh: FreshPaths = Arc::default();
@@ -32,74 +40,100 @@ pub fn spawn(mount: PathBuf) -> FreshPaths {
     fresh
 }
 
-fn add_watch(fd: i32, dir: &Path) -> Option<i32> {
-    let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_CREATE | libc::IN_ONLYDIR) };
-    (wd >= 0).then_some(wd)
+/// The directories watched, by watch descriptor: (path, depth below the mount).
+struct Watches {
+    inotify: Inotify,
+    dirs: HashMap<WatchDescriptor, (PathBuf, usize)>,
+}
+
+impl Watches {
+    fn add(&mut self, dir: PathBuf, depth: usize) {
+        let mask = WatchMask::CREATE | WatchMask::ONLYDIR;
+        if let Ok(wd) = self.inotify.watches().add(&dir, mask) {
+            self.dirs.insert(wd, (dir, depth));
+        }
+    }
+
+    /// Watches the existing tree (directories only) down to `MAX_DEPTH`.
+    fn add_tree(&mut self, root: PathBuf, depth: usize) {
+        let mut stack = vec![(root, depth)];
+        while let Some((dir, depth)) = stack.pop() {
+            if depth + 1 < MAX_DEPTH
+                && let Ok(entries) = std::fs::read_dir(&dir)
+            {
+                stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| (e.path(), depth + 1)));
+            }
+            self.add(dir, depth);
+        }
+    }
 }
 
 fn watch(mount: &Path, out: &FreshPaths) -> std::io::Result<()> {
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut dirs: HashMap<i32, (PathBuf, usize)> = HashMap::new();
-    // Watch the existing tree (directories only) down to MAX_DEPTH.
-    let mut stack = vec![(mount.to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        if let Some(wd) = add_watch(fd, &dir) {
-            dirs.insert(wd, (dir.clone(), depth));
-        }
-        if depth + 1 >= MAX_DEPTH {
-            continue;
-        }
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push((e.path(), depth + 1));
-                }
-            }
-        }
-    }
+    let mut watches = Watches { inotify: Inotify::init()?, dirs: HashMap::new() };
+    watches.add_tree(mount.to_path_buf(), 0);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
+        let events: Vec<(WatchDescriptor, EventMask, Option<std::ffi::OsString>)> = watches
+            .inotify
+            .read_events_blocking(&mut buf)?
+            .map(|e| (e.wd, e.mask, e.name.map(|n| n.to_owned())))
+            .collect();
+        for (wd, mask, name) in events {
+            if mask.contains(EventMask::IGNORED) {
+                // The directory went (or the watch was dropped): forget it.
+                watches.dirs.remove(&wd);
                 continue;
             }
-            return Err(err);
-        }
-        let mut off = 0usize;
-        while off + std::mem::size_of::<libc::inotify_event>() <= n as usize {
-            // SAFETY: the kernel wrote a whole inotify_event (and its name) here.
-            let ev = unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast::<libc::inotify_event>()) };
-            let name_start = off + std::mem::size_of::<libc::inotify_event>();
-            let name_bytes = &buf[name_start..name_start + ev.len as usize];
-            off = name_start + ev.len as usize;
-            let name_end = name_bytes.iter().position(|b| *b == 0).unwrap_or(name_bytes.len());
-            let name = std::ffi::OsStr::from_bytes(&name_bytes[..name_end]);
-            let Some((parent, depth)) = dirs.get(&ev.wd).cloned() else { continue };
-            if ev.mask & libc::IN_ISDIR == 0 {
+            if mask.contains(EventMask::Q_OVERFLOW) {
+                tracing::warn!("the cgroup watch queue overflowed: some short-lived cgroups may go unnamed");
                 continue;
             }
+            let (Some(name), true) = (name, mask.contains(EventMask::ISDIR)) else { continue };
+            let Some((parent, depth)) = watches.dirs.get(&wd).cloned() else { continue };
             let path = parent.join(name);
             let Ok(meta) = std::fs::metadata(&path) else { continue };
-            if let Ok(rel) = path.strip_prefix(mount) {
-                let rel = format!("/{}", rel.display());
-                if let Ok(mut fresh) = out.lock() {
-                    if fresh.len() > 100_000 {
-                        fresh.clear();
-                    }
-                    fresh.insert(meta.ino(), rel);
-                }
-            }
-            if depth + 1 < MAX_DEPTH
-                && let Some(wd) = add_watch(fd, &path)
+            if let Ok(rel) = path.strip_prefix(mount)
+                && let Ok(mut fresh) = out.lock()
             {
-                dirs.insert(wd, (path, depth + 1));
+                if fresh.len() >= MAX_FRESH {
+                    fresh.clear();
+                }
+                fresh.insert(meta.ino(), format!("/{}", rel.display()));
+            }
+            if depth + 1 < MAX_DEPTH {
+                watches.add(path, depth + 1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Watches follow directories as they come and go (a plain directory tree
+    /// stands in for cgroupfs: inotify behaves the same).
+    #[test]
+    fn watches_are_forgotten_when_directories_go() {
+        let root = std::env::temp_dir().join(format!("observer-cgroup-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        let mut w = Watches { inotify: Inotify::init().unwrap(), dirs: HashMap::new() };
+        w.add_tree(root.clone(), 0);
+        assert_eq!(w.dirs.len(), 2);
+        std::fs::remove_dir(root.join("a")).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let ignored: Vec<WatchDescriptor> = w
+            .inotify
+            .read_events_blocking(&mut buf)
+            .unwrap()
+            .filter(|e| e.mask.contains(EventMask::IGNORED))
+            .map(|e| e.wd)
+            .collect();
+        for wd in ignored {
+            w.dirs.remove(&wd);
+        }
+        assert_eq!(w.dirs.len(), 1, "the removed directory's watch is forgotten");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
