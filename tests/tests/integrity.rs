@@ -85,6 +85,17 @@ impl Drop for Delegated {
     }
 }
 
+/// Slots that cgroups already on this machine take as soon as an agent starts
+/// (containers left running by someone else): a test that means to fill every
+/// slot itself adds its own to these.
+fn slots_taken_by_others() -> u64 {
+    let agent = TestAgent::start(&[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = agent.cli(&["status"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status is JSON");
+    status["slots_used"].as_u64().expect("slots_used")
+}
+
 fn running(container: &str) -> bool {
     let o = docker(&["inspect", "-f", "{{.State.Running}}", container]);
     String::from_utf8_lossy(&o.stdout).trim() == "true"
@@ -277,7 +288,8 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
     let mut all = fillers.clone();
     all.extend([enforced.clone(), plain.clone()]);
     let _cleanup = Cleanup(all);
-    let agent = TestAgent::start(&["--slots", "3", "--on-overflow", "kill"]);
+    let slots = (slots_taken_by_others() + 3).to_string();
+    let agent = TestAgent::start(&["--slots", &slots, "--on-overflow", "kill"]);
     for n in &fillers {
         let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -320,7 +332,8 @@ fn an_overflowed_container_is_enforced_once_a_slot_frees() {
     let mut all = fillers.clone();
     all.push(late.clone());
     let _cleanup = Cleanup(all);
-    let agent = TestAgent::start(&["--slots", "2"]);
+    let slots = (slots_taken_by_others() + 2).to_string();
+    let agent = TestAgent::start(&["--slots", &slots]);
     for n in &fillers {
         let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
