@@ -390,8 +390,28 @@ impl ExportedProfile {
                 syscalls: rules_out(&self.profile),
             },
         };
-        // Plain data of strings, numbers and lists always serialises.
-        serde_yaml::to_string(&out).unwrap_or_default()
+        // Plain data of strings, numbers and lists always serialises. Metadata
+        // values are all strings for Kubernetes, but a YAML 1.1 reader (PyYAML,
+        // and so kubectl's plugins and validators) takes an unquoted
+        // `2026-12-01T01:00:00Z` for a timestamp: write them quoted, as JSON strings.
+        let spec = serde_yaml::to_string(&SpoSpecOnly { spec: &out.spec }).unwrap_or_default();
+        let q = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        let mut text = format!(
+            "apiVersion: {}\nkind: {}\nmetadata:\n  name: {}\n  namespace: {}\n",
+            out.api_version,
+            out.kind,
+            q(out.metadata.name),
+            q(out.metadata.namespace)
+        );
+        for (field, map) in [("labels", &out.metadata.labels), ("annotations", &out.metadata.annotations)] {
+            if !map.is_empty() {
+                text.push_str(&format!("  {field}:\n"));
+                for (k, v) in map {
+                    text.push_str(&format!("    {}: {}\n", q(k), q(v)));
+                }
+            }
+        }
+        text + &spec
     }
 
     fn oci_seccomp(&self) -> OciOut {
@@ -510,6 +530,11 @@ struct SpoMetaOut<'a> {
     labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct SpoSpecOnly<'a> {
+    spec: &'a SpoSpecOut,
 }
 
 #[derive(Serialize)]
@@ -763,7 +788,7 @@ mod tests {
         );
         let text = out.to_spo_yaml("web", "prod");
         assert!(
-            text.contains("kind: SeccompProfile") && text.contains("observer/image: nginx:1.27"),
+            text.contains("kind: SeccompProfile") && text.contains(r#""observer/image": "nginx:1.27""#),
             "{text}"
         );
         let back = parse(&text, "web.yaml").unwrap();

@@ -167,6 +167,17 @@ fn workload_export(agent: &TestAgent, namespace: &str, replicas: &[Replica]) {
             .collect()
     };
     let app = export("app");
+    // Valid against the Security Profiles Operator's CRD (tests/data/spo), labels included.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = Path::new("/var/lib/observer-setup/venv/bin/python");
+    assert!(python.exists(), "{} is missing: `cargo xtask setup test` installs it (xtask/scripts/k8s-validate.sh)", python.display());
+    let o = std::process::Command::new(python)
+        .arg(root.join("xtask/scripts/validate-spo.py"))
+        .arg(root.join("tests/data/spo/seccompprofile.crd.yaml"))
+        .arg(agent.dir.join("app.yaml"))
+        .output()
+        .expect("validate-spo.py");
+    assert!(o.status.success(), "the workload's SeccompProfile against the SPO CRD: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert_eq!(app["apiVersion"], "security-profiles-operator.x-k8s.io/v1beta1", "{app:?}");
     assert_eq!(app["kind"], "SeccompProfile");
     assert_eq!(app["metadata"]["name"], "web-app");

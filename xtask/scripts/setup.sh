@@ -151,5 +151,6 @@ bash "$(dirname "$0")/realsoft-image.sh"
 here=$(dirname "$(readlink -f "$0")")
 bash "$here/podman.sh"
 bash "$here/containerd-cri.sh"
+bash "$here/k8s-validate.sh"
 # --- end of other container engines ---
 say "ready"

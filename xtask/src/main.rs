@@ -39,6 +39,12 @@ enum Task {
     },
     /// Benchmark observer's hot path against the floor and its peers in one run.
     Bench(bench::BenchArgs),
+    /// Build the container image `observer:local` (no registry) from the release
+    /// binary and the libraries it links; its entrypoint is the observer binary.
+    Image {
+        #[arg(default_value = "observer:local")]
+        name: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +69,17 @@ fn main() -> anyhow::Result<()> {
             cargo(&test)?;
             if args.is_empty() {
                 cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+            }
+            Ok(())
+        }
+        Task::Image { name } => {
+            setup("build")?;
+            cargo(&["build", "--release", "-p", "observer"])?;
+            let script = workspace_root().join("xtask/scripts/image.sh");
+            let bin = workspace_root().join("target/release/observer");
+            let status = Command::new("bash").arg(&script).arg(&bin).arg(&name).status().context("running xtask/scripts/image.sh")?;
+            if !status.success() {
+                bail!("building the image failed ({status}); see the messages above");
             }
             Ok(())
         }
