@@ -141,6 +141,27 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
 
     workload_export(&agent, &namespace, &replicas);
 
+    // Docker, podman and containerd-CRI containers at once: each named by its runtime.
+    let (d, p) = (observer_tests::docker::name("mixed-docker"), observer_tests::docker::name("mixed-podman"));
+    let _docker = observer_tests::docker::Cleanup(vec![d.clone()]);
+    let o = observer_tests::docker::run(&["-d", "--name", &d], &["sleep", "30"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    let o = std::process::Command::new("podman")
+        .args(["run", "-d", "--cgroup-manager", "cgroupfs", "--name", &p, "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", "localhost/observer-busybox:latest", "sleep", "30"])
+        .output()
+        .expect("podman (xtask/scripts/podman.sh installs it)");
+    assert!(o.status.success(), "podman run: {}", String::from_utf8_lossy(&o.stderr));
+    let all = agent.wait_for("Docker, podman and CRI containers in one ps", || {
+        let ps = agent.ps();
+        let engine = |name: &str| ps.iter().find(|c| c["name"] == name && c["image"] != "").map(|c| c["engine"].clone());
+        match (engine(&d), engine(&p), by_id(&agent, &replicas[1].app).map(|c| c["engine"].clone())) {
+            (Some(a), Some(b), Some(c)) => Some((a, b, c)),
+            _ => None,
+        }
+    });
+    let _ = std::process::Command::new("podman").args(["rm", "-f", "-t", "0", &p]).output();
+    assert_eq!(all, (Value::from("docker"), Value::from("podman"), Value::from("containerd")));
+
     for r in &replicas {
         cri.remove_pod(&r.sandbox).expect("removing the pod");
     }
