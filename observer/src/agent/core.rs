@@ -9,21 +9,19 @@ use std::{
 use observer_common::{
     counters::{BITMAP_WORDS, ROW_INVALID},
     event::{Event, EventKind},
-    slot::{SLOT_FIRST_MARKER, enforce, phase},
+    slot::{enforce, phase},
 };
 use serde_json::json;
 
 use super::{
     alerts::Alert,
+    identity::IdentityJob,
     model::{CgroupRecord, ContainerRecord, FirstUse, State},
     store::Store,
 };
 use crate::{
     api::Target,
-    container::{
-        ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity,
-        confirm::{Confirmation, RuntimeAnswer, Verdict},
-    },
+    container::{ContainerRef, Resolver, confirm::Confirmation},
     probe::{Probe, split_row},
     trace::report::{abi_arch, abi_name},
 };
@@ -81,7 +79,7 @@ pub struct EnforceRule {
 
 pub struct Agent {
     pub probe: Probe,
-    pub resolver: Resolver,
+    pub resolver: std::sync::Arc<Resolver>,
     pub store: Store,
     pub watch: Watch,
     pub started_at: String,
@@ -149,214 +147,40 @@ impl Agent {
         self.resolver.mount().to_path_buf()
     }
 
-    /// Where a cgroup id lives, from what we saw, else from a walk of the tree.
-    async fn path_of(&mut self, cgroup_id: u64) -> Option<String> {
+    /// Where a cgroup id lives, from what we saw or what inotify caught. No
+    /// tree walk here, under the lock: the event reader walks before it locks
+    /// (see `unknown_paths`).
+    pub(super) fn path_of(&mut self, cgroup_id: u64) -> Option<String> {
         if !self.known_paths.contains_key(&cgroup_id)
             && let Some(p) = self.fresh_paths.lock().ok().and_then(|mut f| f.remove(&cgroup_id))
         {
             self.known_paths.insert(cgroup_id, p);
         }
-        if !self.known_paths.contains_key(&cgroup_id) {
-            self.learn_paths().await;
-        }
         self.known_paths.get(&cgroup_id).cloned()
     }
 
-    /// One walk of the v2 tree names every cgroup there now: done once per batch
-    /// of new cgroups, not once per cgroup.
-    pub async fn learn_paths(&mut self) {
-        let mount = self.mount();
-        if let Ok(Ok(ids)) = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await {
-            self.known_paths.extend(ids);
-        }
+    /// Whether any of these new cgroups has no known path yet (a tree walk,
+    /// done by the caller without the lock, names them).
+    pub fn unknown_paths(&self, ids: impl IntoIterator<Item = u64>) -> bool {
+        let fresh = self.fresh_paths.lock().map(|f| f.clone()).unwrap_or_default();
+        ids.into_iter().any(|id| !self.known_paths.contains_key(&id) && !fresh.contains_key(&id))
     }
 
-    pub async fn on_event(&mut self, e: &Event) {
+    /// Handles one kernel event; a new container cgroup returns the job that
+    /// asks its runtime (run it without the lock, see `identity`).
+    pub fn on_event(&mut self, e: &Event) -> Option<IdentityJob> {
         match EventKind::from_u32(e.kind) {
-            Some(EventKind::NewCgroup) => self.on_new_cgroup(e.cgroup_id, e.slot, e.tgid, &comm_of(&e.comm)).await,
+            Some(EventKind::NewCgroup) => return self.on_new_cgroup(e.cgroup_id, e.slot, e.tgid, &comm_of(&e.comm)),
             Some(EventKind::FirstSeen) => self.on_first_seen(e, false),
             Some(EventKind::FirstDenied) => self.on_first_seen(e, true),
             Some(EventKind::Enforce) => self.on_enforce(e),
             None => tracing::warn!("unknown event kind {} from the kernel", e.kind),
         }
-    }
-
-    pub async fn on_new_cgroup(&mut self, cgroup_id: u64, slot: u32, tgid: u32, comm: &str) {
-        if slot >= SLOT_FIRST_MARKER {
-            self.on_overflow(cgroup_id, tgid, comm).await;
-            return;
-        }
-        // Seen already (the startup scan and the ring buffer can both report a
-        // slot), or the slot was freed and reused since: nothing to do.
-        if self.slot_owner.contains_key(&slot) || self.probe.counters().info(slot).cgroup_id != cgroup_id {
-            return;
-        }
-        let path = self.path_of(cgroup_id).await;
-        let Some(path) = path else {
-            // Gone before we could name it: keep what it did under its id.
-            let key = format!("cgroup:{cgroup_id}");
-            self.adopt(&key, cgroup_id, slot, format!("(vanished cgroup {cgroup_id})"), None, Confirmation::Pending);
-            return;
-        };
-        let cref = crate::container::cgroup_path::parse(&path);
-        let watched = match self.watch {
-            Watch::All => true,
-            Watch::Containers => cref.is_container(),
-        };
-        if !watched {
-            if let Err(e) = self.probe.ignore(cgroup_id, Some(slot)) {
-                tracing::warn!("could not ignore cgroup {path}: {e:#}");
-            }
-            return;
-        }
-        if !cref.is_container() {
-            tracing::info!(cgroup = %path, slot, tgid, comm, "recording cgroup");
-            self.adopt(&path.clone(), cgroup_id, slot, path, None, Confirmation::Confirmed);
-            return;
-        }
-        let (docker, verdict) = self.identify(&path, &cref).await;
-        if verdict.confirmation == Confirmation::Impostor {
-            self.adopt_impostor(cgroup_id, slot, path, &cref, &verdict.reason, tgid, comm);
-            return;
-        }
-        tracing::info!(cgroup = %path, slot, tgid, comm, confirmation = ?verdict.confirmation, "recording container cgroup");
-        self.adopt(&cref.id, cgroup_id, slot, path, Some(&cref), verdict.confirmation);
-        self.fill_identity(&cref.id, &cref, docker);
-        self.apply_rules(&cref.id);
-    }
-
-    /// A cgroup the kernel could not give a slot (every slot taken): nothing of
-    /// it is recorded or enforced in the kernel. Never silent: an `overflow`
-    /// alert; and when an enforcement rule names the container, `--on-overflow
-    /// kill` kills it (once the runtime confirms it) rather than let it run unwatched.
-    async fn on_overflow(&mut self, cgroup_id: u64, tgid: u32, comm: &str) {
-        let Some(path) = self.path_of(cgroup_id).await else { return };
-        let cref = crate::container::cgroup_path::parse(&path);
-        if self.watch == Watch::Containers && !cref.is_container() {
-            return;
-        }
-        if !self.overflow_alerted.insert(cgroup_id) {
-            return;
-        }
-        tracing::warn!(cgroup = %path, "every slot is taken (raise --slots): its syscalls are counted, not recorded");
-        self.decide_overflow(cgroup_id, path, tgid, comm).await;
-    }
-
-    /// The alert for an overflowed cgroup and, for an enforced container under
-    /// `--on-overflow kill`, the kill. A container the runtime has not confirmed
-    /// yet waits in `overflow_pending` (see `confirm_pending`).
-    async fn decide_overflow(&mut self, cgroup_id: u64, path: String, tgid: u32, comm: &str) {
-        let cref = crate::container::cgroup_path::parse(&path);
-        let (docker, verdict) = if cref.is_container() {
-            self.identify(&path, &cref).await
-        } else {
-            (None, Verdict { confirmation: Confirmation::Confirmed, reason: String::new() })
-        };
-        if verdict.confirmation == Confirmation::Pending {
-            self.overflow_pending.insert(cgroup_id, path);
-            return;
-        }
-        self.overflow_pending.remove(&cgroup_id);
-        let name = docker.as_ref().map_or_else(|| short(&cref.id), |d| d.name.clone());
-        let image = docker.as_ref().map(|d| d.image.clone()).unwrap_or_default();
-        let no_labels = std::collections::BTreeMap::new();
-        let subject = crate::api::Subject {
-            id: &cref.id,
-            name: &name,
-            image: &image,
-            image_digest: docker.as_ref().map_or("", |d| d.image_digest.as_str()),
-            pod: docker.as_ref().and_then(|d| d.pod.as_ref()),
-            labels: docker.as_ref().map_or(&no_labels, |d| &d.labels),
-        };
-        let matches = |t: &Target| t.matches(&subject);
-        let enforced = verdict.confirmation == Confirmation::Confirmed && self.enforcements.iter().any(|r| matches(&r.target));
-        let kill = enforced && self.on_overflow == OverflowAction::Kill;
-        let what = if kill {
-            "killed (--on-overflow kill): an enforced container the kernel cannot record"
-        } else if enforced {
-            "NOT ENFORCED: an enforced container the kernel cannot record (--on-overflow kill would kill it)"
-        } else if verdict.confirmation == Confirmation::Impostor {
-            "not recorded (and not the container its name claims)"
-        } else {
-            "not recorded"
-        };
-        let alert = Alert {
-            time: now(),
-            kind: "overflow".into(),
-            id: if cref.is_container() && verdict.confirmation == Confirmation::Confirmed { cref.id.clone() } else { path.clone() },
-            name,
-            image,
-            pid: tgid,
-            comm: comm.to_owned(),
-            syscall: String::new(),
-            abi: String::new(),
-            detail: Some(format!("{path}: every slot is taken; {what}")),
-        };
-        self.alerts_total += 1;
-        self.write_alert(&alert);
-        if kill {
-            let file = self.mount().join(path.trim_start_matches('/')).join("cgroup.kill");
-            match std::fs::write(&file, "1") {
-                Ok(()) => tracing::warn!(cgroup = %path, "killed: enforced, but every slot is taken (--on-overflow kill)"),
-                Err(e) => tracing::warn!("killing {}: {e}", file.display()),
-            }
-        }
-    }
-
-    /// What the runtime says about a container-shaped cgroup, and whether that
-    /// confirms it (see `container::confirm`).
-    async fn identify(&self, path: &str, cref: &ContainerRef) -> (Option<RuntimeIdentity>, Verdict) {
-        let (docker, answer) = if cref.kind == Kind::Container {
-            match self.resolver.runtime_identity(cref).await {
-                Ok(Some(info)) => {
-                    let answer = RuntimeAnswer::Known { pid: info.pid, state: info.state.clone() };
-                    (Some(info), answer)
-                }
-                // A CRI runtime learns a pod's sandbox only once its process
-                // runs: a young cgroup it does not know yet is pending.
-                Ok(None)
-                    if matches!(cref.runtime, Runtime::Containerd | Runtime::CriO)
-                        && std::fs::metadata(self.mount().join(cref.cgroup.trim_start_matches('/')))
-                            .ok()
-                            .and_then(|m| m.modified().ok())
-                            .and_then(|t| t.elapsed().ok())
-                            .is_some_and(|age| age < std::time::Duration::from_secs(30)) =>
-                {
-                    (None, RuntimeAnswer::Unavailable)
-                }
-                Ok(None) => (None, RuntimeAnswer::Unknown),
-                Err(e) => {
-                    tracing::warn!("asking the runtime about {}: {e}", short(&cref.id));
-                    (None, RuntimeAnswer::Unavailable)
-                }
-            }
-        } else {
-            // Not a container: at best pending, never killed.
-            (None, RuntimeAnswer::Unavailable)
-        };
-        let verdict = crate::container::confirm::confirm(self.resolver.mount(), path, &cref.cgroup, &answer);
-        (docker, verdict)
-    }
-
-    /// A container-shaped cgroup the runtime does not vouch for: a record of its
-    /// own, keyed and named by its path, so it never takes the container's name,
-    /// profile or rules. One `impostor_cgroup` alert.
-    #[allow(clippy::too_many_arguments)]
-    fn adopt_impostor(&mut self, cgroup_id: u64, slot: u32, path: String, cref: &ContainerRef, reason: &str, tgid: u32, comm: &str) {
-        tracing::warn!(cgroup = %path, container = %short(&cref.id), "impostor cgroup: {reason}");
-        let key = path.clone();
-        self.adopt(&key, cgroup_id, slot, path.clone(), None, Confirmation::Impostor);
-        if let Some(r) = self.containers.get_mut(&key) {
-            r.name = path;
-        }
-        // Whatever an earlier rule left on this slot does not apply to it.
-        self.probe.counters().with_info(slot, |info| info.enforce = enforce::OFF);
-        let runtime = format!("{:?}", cref.runtime).to_lowercase();
-        self.alert_cgroup(&key, "impostor_cgroup", tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
+        None
     }
 
     /// Attaches a slot to a container record (creating the record if needed).
-    fn adopt(&mut self, key: &str, cgroup_id: u64, slot: u32, path: String, cref: Option<&ContainerRef>, confirmation: Confirmation) {
+    pub(super) fn adopt(&mut self, key: &str, cgroup_id: u64, slot: u32, path: String, cref: Option<&ContainerRef>, confirmation: Confirmation) {
         let now = now();
         let started_at = self.started_at.clone();
         let record = self.containers.entry(key.to_owned()).or_insert_with(|| {
@@ -389,106 +213,6 @@ impl Agent {
         self.slot_owner.insert(slot, (key.to_owned(), cgroup_id));
         let _ = started_at;
         self.dirty.insert(key.to_owned());
-    }
-
-    fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<RuntimeIdentity>) {
-        let started_at = self.started_at.clone();
-        let Some(r) = self.containers.get_mut(key) else { return };
-        match info {
-            Some(info) => {
-                r.name = info.name.clone();
-                r.image = info.image.clone();
-                r.runtime = info.runtime.clone();
-                r.seccomp_option = info.seccomp.clone().or(r.seccomp_option.take());
-                r.engine = info.engine.clone();
-                r.container_name = info.container_name.clone();
-                r.image_digest = info.image_digest.clone();
-                r.pod = info.pod.clone();
-                r.labels = info.labels.clone();
-                // Started before the agent: only what happened since is known.
-                if info.state == "running" && !info.started_at.is_empty() && info.started_at.as_str() < started_at.as_str() && r.first_use.is_empty() {
-                    r.observed_since = Some(started_at);
-                }
-            }
-            None => {
-                if r.name.is_empty() {
-                    r.name = cref.unit.clone().unwrap_or_else(|| short(&cref.id));
-                }
-            }
-        }
-    }
-
-    /// Asks the runtime again about cgroups it could not confirm yet (dockerd
-    /// was down, the container was being created): confirmed ones get their
-    /// identity and rules, impostors leave the container's record.
-    pub async fn confirm_pending(&mut self) {
-        let overflowed: Vec<(u64, String)> = self.overflow_pending.iter().map(|(id, p)| (*id, p.clone())).collect();
-        for (cgroup_id, path) in overflowed {
-            if !self.mount().join(path.trim_start_matches('/')).exists() {
-                self.overflow_pending.remove(&cgroup_id);
-                continue;
-            }
-            self.decide_overflow(cgroup_id, path, 0, "").await;
-        }
-        // A container that lived milliseconds ends before dockerd calls it
-        // running: it still gets its name, for a minute after it ended.
-        let recent = |r: &ContainerRecord| {
-            r.state == State::Running
-                || r.ended_at
-                    .as_deref()
-                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-                    .is_some_and(|t| time::OffsetDateTime::now_utc() - t < std::time::Duration::from_secs(60))
-        };
-        let pending: Vec<(String, u64, String)> = self
-            .containers
-            .values()
-            .filter(|r| recent(r))
-            .flat_map(|r| {
-                r.cgroups
-                    .iter()
-                    .filter(|(_, c)| c.confirmation == Confirmation::Pending)
-                    .map(|(id, c)| (r.id.clone(), *id, c.path.clone()))
-            })
-            .collect();
-        for (key, cgroup_id, path) in pending {
-            let cref = crate::container::cgroup_path::parse(&path);
-            if !cref.is_container() {
-                continue;
-            }
-            let (docker, verdict) = self.identify(&path, &cref).await;
-            match verdict.confirmation {
-                Confirmation::Pending => {}
-                Confirmation::Confirmed => {
-                    if let Some(cg) = self.containers.get_mut(&key).and_then(|r| r.cgroups.get_mut(&cgroup_id)) {
-                        cg.confirmation = Confirmation::Confirmed;
-                    }
-                    tracing::info!(cgroup = %path, "confirmed by the runtime: {}", verdict.reason);
-                    self.fill_identity(&key, &cref, docker);
-                    self.dirty.insert(key.clone());
-                    self.apply_rules(&key);
-                }
-                Confirmation::Impostor => {
-                    let Some(mut cg) = self.containers.get_mut(&key).and_then(|r| r.cgroups.remove(&cgroup_id)) else { continue };
-                    self.dirty.insert(key.clone());
-                    if let Some(slot) = cg.slot {
-                        self.slot_owner.remove(&slot);
-                        self.adopt_impostor(cgroup_id, slot, path, &cref, &verdict.reason, 0, "");
-                        continue;
-                    }
-                    // Ended already: what it did moves to a record of its own.
-                    tracing::warn!(cgroup = %path, "impostor cgroup (ended): {}", verdict.reason);
-                    cg.confirmation = Confirmation::Impostor;
-                    let mut record = ContainerRecord::new(&path, "plain".into(), path.clone(), cgroup_id, now());
-                    record.name = path.clone();
-                    record.state = State::Exited;
-                    record.ended_at = Some(now());
-                    record.cgroups.insert(cgroup_id, cg);
-                    self.containers.insert(path.clone(), record);
-                    let runtime = format!("{:?}", cref.runtime).to_lowercase();
-                    self.alert_cgroup(&path, "impostor_cgroup", 0, "", format!("claims to be {runtime} container {}: {}", cref.id, verdict.reason));
-                }
-            }
-        }
     }
 
     fn on_first_seen(&mut self, e: &Event, denied: bool) {
@@ -594,7 +318,7 @@ impl Agent {
     }
 
     /// An alert about a cgroup rather than a syscall, once per record and kind.
-    fn alert_cgroup(&mut self, key: &str, kind: &str, pid: u32, comm: &str, detail: String) {
+    pub(super) fn alert_cgroup(&mut self, key: &str, kind: &str, pid: u32, comm: &str, detail: String) {
         let Some(record) = self.containers.get_mut(key) else { return };
         if !record.alerted.insert((kind.to_owned(), ROW_INVALID)) {
             return;
@@ -617,7 +341,7 @@ impl Agent {
         self.dirty.insert(key.to_owned());
     }
 
-    fn write_alert(&mut self, alert: &Alert) {
+    pub(super) fn write_alert(&mut self, alert: &Alert) {
         let line = serde_json::to_string(alert).unwrap_or_default();
         println!("{line}");
         if let Err(err) = self.store.append_alert(&line) {
@@ -678,11 +402,10 @@ impl Agent {
 
     /// Forgets ignored cgroups that are gone, and lets cgroups that found every
     /// slot taken try again (the kernel gives them a slot on their next call).
-    pub async fn sweep(&mut self) {
-        let mount = self.mount();
-        let Ok(Ok(alive)) = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await else {
-            return;
-        };
+    /// `alive` is a walk of the v2 tree, taken by the caller without the lock.
+    /// Returns the jobs that ask the runtimes about cgroups given a slot here.
+    pub fn sweep(&mut self, alive: HashMap<u64, String>) -> Vec<IdentityJob> {
+        let mut jobs = Vec::new();
         self.probe.sweep_ignored(|id| alive.contains_key(&id));
         // Cgroups that came when every slot was taken: a slot now, if one is free.
         // Their start went unseen, so the slot has no init phase: everything in
@@ -708,7 +431,7 @@ impl Agent {
             match self.probe.give_slot_without_init(id, all_filtered) {
                 Ok(Some(slot)) => {
                     self.known_paths.insert(id, alive[&id].clone());
-                    self.on_new_cgroup(id, slot, 0, "").await;
+                    jobs.extend(self.on_new_cgroup(id, slot, 0, ""));
                 }
                 // No slot free (or the kernel gave it one meanwhile).
                 Ok(None) => {}
@@ -718,6 +441,7 @@ impl Agent {
         self.overflow_alerted.retain(|id| alive.contains_key(id));
         self.known_paths.retain(|id, _| alive.contains_key(id));
         self.known_paths.extend(alive);
+        jobs
     }
 
     /// Pids, seccomp modes, learning windows and retention (cheap, per tick).

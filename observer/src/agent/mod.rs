@@ -5,6 +5,7 @@
 mod alerts;
 mod cgroup_watch;
 mod core;
+mod identity;
 pub mod identity_view;
 mod lock;
 pub mod model;
@@ -104,7 +105,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     )?;
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
     let kernel_log = probe.take_logger();
-    let resolver = Resolver::new(
+    let resolver = Arc::new(Resolver::new(
         crate::container::v2_mount::find_v2_mount()?,
         crate::container::DockerClient::from_env().ok(),
     )
@@ -113,7 +114,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         crate::container::cri::DEFAULT_SOCKETS.iter().map(PathBuf::from).collect()
     } else {
         args.cri_socket.clone()
-    }));
+    })));
     let enforcements = load_enforcements(&args.state_dir)?;
     let mut agent = Agent {
         probe,
@@ -168,20 +169,34 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         tasks.spawn("the background read", async move {
             // The API reads the kernel fresh on every request, so the background read
             // only needs to notice ended cgroups and keep saved state current.
+            // Runtime queries and tree walks happen between the locked parts.
             let mut interval = tokio::time::interval(Duration::from_secs(1));
             let mut n = 0u64;
             loop {
                 interval.tick().await;
-                let mut a = agent.lock().await;
-                a.read_slots(1024);
-                a.confirm_pending().await;
-                a.refresh();
-                a.flush(false);
+                let (resolver, jobs) = {
+                    let mut a = agent.lock().await;
+                    a.read_slots(1024);
+                    (a.resolver.clone(), a.pending_jobs())
+                };
+                identity::resolve_jobs(&agent, &resolver, jobs).await;
+                {
+                    let mut a = agent.lock().await;
+                    a.refresh();
+                    a.flush(false);
+                }
                 n += 1;
                 if n.is_multiple_of(10) {
-                    a.sweep().await;
+                    let mount = resolver.mount().to_path_buf();
+                    let Ok(Ok(alive)) = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await else {
+                        continue;
+                    };
+                    let jobs = agent.lock().await.sweep(alive);
+                    identity::resolve_jobs(&agent, &resolver, jobs).await;
                 }
             }
+            #[allow(unreachable_code)]
+            Ok(())
         });
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -235,17 +250,23 @@ async fn reconcile(agent: &mut Agent) {
             agent.dirty.insert(record.id.clone());
         }
     }
+    // Every cgroup there now, named once.
+    let mount = agent.resolver.mount().to_path_buf();
+    let ids = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await;
+    let ids = match ids {
+        Ok(Ok(ids)) => ids,
+        _ => HashMap::new(),
+    };
+    agent.known_paths.extend(ids.clone());
     // Slots the kernel opened while we were away.
     for slot in 0..agent.probe.slots() {
         let info = agent.probe.counters().info(slot);
         if info.cgroup_id != 0 && !agent.slot_owner.contains_key(&slot) {
-            agent.on_new_cgroup(info.cgroup_id, slot, 0, "").await;
+            let job = agent.on_new_cgroup(info.cgroup_id, slot, 0, "");
+            identify_now(agent, job).await;
         }
     }
     // Containers running already, idle or not: give them a slot now.
-    let mount = agent.resolver.mount().to_path_buf();
-    let ids = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await;
-    let Ok(Ok(ids)) = ids else { return };
     let first_new = agent.probe.first_new_cgroup_id();
     for (cgroup_id, path) in ids {
         let cref = crate::container::cgroup_path::parse(&path);
@@ -266,7 +287,8 @@ async fn reconcile(agent: &mut Agent) {
             }
         };
         agent.known_paths.insert(cgroup_id, path);
-        agent.on_new_cgroup(cgroup_id, slot, 0, "").await;
+        let job = agent.on_new_cgroup(cgroup_id, slot, 0, "");
+        identify_now(agent, job).await;
         let started = agent.started_at.clone();
         if let Some((key, _)) = agent.slot_owner.get(&slot).cloned()
             && let Some(r) = agent.containers.get_mut(&key)
@@ -274,6 +296,15 @@ async fn reconcile(agent: &mut Agent) {
         {
             r.observed_since = Some(started);
         }
+    }
+}
+
+/// At start, before anything else runs: ask the runtime right away.
+async fn identify_now(agent: &mut Agent, job: Option<identity::IdentityJob>) {
+    if let Some(job) = job {
+        let resolver = agent.resolver.clone();
+        let (identity, verdict) = identity::identify(&resolver, &job.path, &job.cref).await;
+        agent.apply_identity(job, identity, verdict);
     }
 }
 
@@ -296,16 +327,35 @@ async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::map
         if batch.is_empty() {
             continue;
         }
-        let mut a = agent.lock().await;
-        let new_ids = batch.iter().filter(|e| e.kind == observer_common::event::EventKind::NewCgroup as u32);
-        if new_ids.clone().any(|e| !a.known_paths.contains_key(&e.cgroup_id)) {
-            a.learn_paths().await;
-        }
-        for e in &batch {
-            if e.slot >= SLOT_FIRST_MARKER && e.kind != observer_common::event::EventKind::NewCgroup as u32 {
-                continue;
+        // New cgroups inotify did not catch: one walk of the tree, without the lock.
+        let new_ids: Vec<u64> =
+            batch.iter().filter(|e| e.kind == observer_common::event::EventKind::NewCgroup as u32).map(|e| e.cgroup_id).collect();
+        let (resolver, unknown) = {
+            let a = agent.lock().await;
+            (a.resolver.clone(), a.unknown_paths(new_ids.iter().copied()))
+        };
+        let walked = if unknown {
+            let mount = resolver.mount().to_path_buf();
+            tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await.ok().and_then(Result::ok)
+        } else {
+            None
+        };
+        let jobs: Vec<identity::IdentityJob> = {
+            let mut a = agent.lock().await;
+            if let Some(walked) = walked {
+                a.known_paths.extend(walked);
             }
-            a.on_event(e).await;
+            batch
+                .iter()
+                .filter(|e| e.slot < SLOT_FIRST_MARKER || e.kind == observer_common::event::EventKind::NewCgroup as u32)
+                .filter_map(|e| a.on_event(e))
+                .collect()
+        };
+        // Each container's runtime is asked on its own, so twenty starting at
+        // once are named side by side, and events keep draining meanwhile.
+        for job in jobs {
+            let (agent, resolver) = (agent.clone(), resolver.clone());
+            tokio::spawn(async move { identity::resolve_jobs(&agent, &resolver, vec![job]).await });
         }
     }
 }

@@ -1,0 +1,374 @@
+//! Naming new cgroups: which container each is, confirmed by its runtime.
+//!
+//! The runtime is asked (Docker, CRI, podman) without the agent's lock held: a
+//! slow or hung runtime must not stop events from draining, nor delay what the
+//! agent knows of a container's first calls. So a new container cgroup is
+//! adopted at once, under the lock, as *pending* (recorded, never killed); an
+//! [`IdentityJob`] then asks the runtime outside the lock, and
+//! [`Agent::apply_identity`] takes the answer back under it.
+
+use std::collections::BTreeMap;
+
+use observer_common::slot::{SLOT_FIRST_MARKER, enforce};
+
+use super::{
+    alerts::Alert,
+    core::{Agent, OverflowAction, Watch, now, short},
+    model::{ContainerRecord, State},
+};
+use crate::{
+    api::Target,
+    container::{
+        ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity,
+        cgroup_path,
+        confirm::{self, Confirmation, RuntimeAnswer, Verdict},
+    },
+};
+
+/// A container cgroup whose runtime must be asked.
+#[derive(Clone, Debug)]
+pub struct IdentityJob {
+    /// The record it was adopted into (pending); empty for an overflowed cgroup.
+    pub key: String,
+    pub cgroup_id: u64,
+    pub path: String,
+    pub cref: ContainerRef,
+    pub tgid: u32,
+    pub comm: String,
+    /// The cgroup has no slot (every slot was taken): decide the overflow.
+    pub overflow: bool,
+}
+
+/// What the runtime says about a container-shaped cgroup, and whether that
+/// confirms it (see `container::confirm`). Called without the agent's lock.
+pub async fn identify(resolver: &Resolver, path: &str, cref: &ContainerRef) -> (Option<RuntimeIdentity>, Verdict) {
+    let (identity, answer) = if cref.kind == Kind::Container {
+        match resolver.runtime_identity(cref).await {
+            Ok(Some(info)) => {
+                let answer = RuntimeAnswer::Known { pid: info.pid, state: info.state.clone() };
+                (Some(info), answer)
+            }
+            // A CRI runtime learns a pod's sandbox only once its process
+            // runs: a young cgroup it does not know yet is pending.
+            Ok(None)
+                if matches!(cref.runtime, Runtime::Containerd | Runtime::CriO)
+                    && std::fs::metadata(resolver.mount().join(cref.cgroup.trim_start_matches('/')))
+                        .ok()
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age < std::time::Duration::from_secs(30)) =>
+            {
+                (None, RuntimeAnswer::Unavailable)
+            }
+            Ok(None) => (None, RuntimeAnswer::Unknown),
+            Err(e) => {
+                tracing::warn!("asking the runtime about {}: {e}", short(&cref.id));
+                (None, RuntimeAnswer::Unavailable)
+            }
+        }
+    } else {
+        // Not a container: at best pending, never killed.
+        (None, RuntimeAnswer::Unavailable)
+    };
+    let verdict = confirm::confirm(resolver.mount(), path, &cref.cgroup, &answer);
+    (identity, verdict)
+}
+
+/// Runs the jobs (outside the lock), then applies each answer (under it).
+pub async fn resolve_jobs(agent: &tokio::sync::Mutex<Agent>, resolver: &Resolver, jobs: Vec<IdentityJob>) {
+    for job in jobs {
+        let (identity, verdict) = identify(resolver, &job.path, &job.cref).await;
+        agent.lock().await.apply_identity(job, identity, verdict);
+    }
+}
+
+impl Agent {
+    /// A cgroup's first call: cheap work only (no runtime query, no tree walk).
+    /// Returns the job that asks its runtime, for a container cgroup.
+    pub fn on_new_cgroup(&mut self, cgroup_id: u64, slot: u32, tgid: u32, comm: &str) -> Option<IdentityJob> {
+        if slot >= SLOT_FIRST_MARKER {
+            return self.on_overflow(cgroup_id, tgid, comm);
+        }
+        // Seen already (the startup scan and the ring buffer can both report a
+        // slot), or the slot was freed and reused since: nothing to do.
+        if self.slot_owner.contains_key(&slot) || self.probe.counters().info(slot).cgroup_id != cgroup_id {
+            return None;
+        }
+        let Some(path) = self.path_of(cgroup_id) else {
+            // Gone before we could name it: keep what it did under its id.
+            let key = format!("cgroup:{cgroup_id}");
+            self.adopt(&key, cgroup_id, slot, format!("(vanished cgroup {cgroup_id})"), None, Confirmation::Pending);
+            return None;
+        };
+        let cref = cgroup_path::parse(&path);
+        let watched = match self.watch {
+            Watch::All => true,
+            Watch::Containers => cref.is_container(),
+        };
+        if !watched {
+            if let Err(e) = self.probe.ignore(cgroup_id, Some(slot)) {
+                tracing::warn!("could not ignore cgroup {path}: {e:#}");
+            }
+            return None;
+        }
+        if !cref.is_container() {
+            tracing::info!(cgroup = %path, slot, tgid, comm, "recording cgroup");
+            self.adopt(&path.clone(), cgroup_id, slot, path, None, Confirmation::Confirmed);
+            return None;
+        }
+        // What needs no runtime is decided now: a path an unprivileged user
+        // could have made never joins the container, not even for a moment.
+        if let Some(dir) = confirm::unprivileged_ancestor(self.resolver.mount(), &path) {
+            let reason = format!("{} is owned or writable by an unprivileged user", dir.display());
+            self.adopt_impostor(cgroup_id, slot, path, &cref, &reason, tgid, comm);
+            return None;
+        }
+        tracing::info!(cgroup = %path, slot, tgid, comm, "recording container cgroup (pending its runtime's answer)");
+        self.adopt(&cref.id, cgroup_id, slot, path.clone(), Some(&cref), Confirmation::Pending);
+        self.fill_identity(&cref.id, &cref, None);
+        self.apply_rules(&cref.id);
+        Some(IdentityJob { key: cref.id.clone(), cgroup_id, path, cref, tgid, comm: comm.to_owned(), overflow: false })
+    }
+
+    /// The runtime's answer for a job, under the lock. The record may have
+    /// changed meanwhile (the cgroup ended, its slot went to another): the
+    /// answer applies to the cgroup, wherever it is now.
+    pub fn apply_identity(&mut self, job: IdentityJob, identity: Option<RuntimeIdentity>, verdict: Verdict) {
+        if job.overflow {
+            self.decide_overflow(job, identity, verdict);
+            return;
+        }
+        let IdentityJob { key, cgroup_id, path, cref, tgid, comm, .. } = job;
+        let Some(current) = self.containers.get(&key).and_then(|r| r.cgroups.get(&cgroup_id)).map(|c| c.confirmation) else {
+            return;
+        };
+        match verdict.confirmation {
+            Confirmation::Pending => {
+                // Name and image, when the runtime gave them, even unconfirmed.
+                if identity.is_some() {
+                    self.fill_identity(&key, &cref, identity);
+                    self.dirty.insert(key.clone());
+                    self.apply_rules(&key);
+                }
+            }
+            Confirmation::Confirmed => {
+                if let Some(cg) = self.containers.get_mut(&key).and_then(|r| r.cgroups.get_mut(&cgroup_id)) {
+                    cg.confirmation = Confirmation::Confirmed;
+                }
+                if current != Confirmation::Confirmed {
+                    tracing::info!(cgroup = %path, "confirmed by the runtime: {}", verdict.reason);
+                }
+                self.fill_identity(&key, &cref, identity);
+                self.dirty.insert(key.clone());
+                self.apply_rules(&key);
+            }
+            Confirmation::Impostor => self.split_impostor(&key, cgroup_id, path, &cref, &verdict.reason, tgid, &comm),
+        }
+    }
+
+    /// Moves a cgroup the runtime disowned out of the container's record.
+    #[allow(clippy::too_many_arguments)]
+    fn split_impostor(&mut self, key: &str, cgroup_id: u64, path: String, cref: &ContainerRef, reason: &str, tgid: u32, comm: &str) {
+        let Some(mut cg) = self.containers.get_mut(key).and_then(|r| r.cgroups.remove(&cgroup_id)) else { return };
+        self.dirty.insert(key.to_owned());
+        if let Some(slot) = cg.slot {
+            self.slot_owner.remove(&slot);
+            self.adopt_impostor(cgroup_id, slot, path, cref, reason, tgid, comm);
+            if let Some(moved) = self.containers.get_mut(&self_key(&cg.path)).and_then(|r| r.cgroups.get_mut(&cgroup_id)) {
+                moved.rows = std::mem::take(&mut cg.rows);
+            }
+            return;
+        }
+        // Ended already: what it did moves to a record of its own.
+        tracing::warn!(cgroup = %path, "impostor cgroup (ended): {reason}");
+        cg.confirmation = Confirmation::Impostor;
+        let mut record = ContainerRecord::new(&path, "plain".into(), path.clone(), cgroup_id, now());
+        record.name = path.clone();
+        record.state = State::Exited;
+        record.ended_at = Some(now());
+        record.cgroups.insert(cgroup_id, cg);
+        self.containers.insert(path.clone(), record);
+        let runtime = format!("{:?}", cref.runtime).to_lowercase();
+        self.alert_cgroup(&path, "impostor_cgroup", tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
+    }
+
+    /// A container-shaped cgroup the runtime does not vouch for: a record of its
+    /// own, keyed and named by its path, so it never takes the container's name,
+    /// profile or rules. One `impostor_cgroup` alert.
+    #[allow(clippy::too_many_arguments)]
+    fn adopt_impostor(&mut self, cgroup_id: u64, slot: u32, path: String, cref: &ContainerRef, reason: &str, tgid: u32, comm: &str) {
+        tracing::warn!(cgroup = %path, container = %short(&cref.id), "impostor cgroup: {reason}");
+        let key = self_key(&path);
+        self.adopt(&key, cgroup_id, slot, path.clone(), None, Confirmation::Impostor);
+        if let Some(r) = self.containers.get_mut(&key) {
+            r.name = path;
+        }
+        // Whatever an earlier rule left on this slot does not apply to it.
+        self.probe.counters().with_info(slot, |info| info.enforce = enforce::OFF);
+        let runtime = format!("{:?}", cref.runtime).to_lowercase();
+        self.alert_cgroup(&key, "impostor_cgroup", tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
+    }
+
+    fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<RuntimeIdentity>) {
+        let started_at = self.started_at.clone();
+        let Some(r) = self.containers.get_mut(key) else { return };
+        match info {
+            Some(info) => {
+                r.name = info.name.clone();
+                r.image = info.image.clone();
+                r.runtime = info.runtime.clone();
+                r.seccomp_option = info.seccomp.clone().or(r.seccomp_option.take());
+                r.engine = info.engine.clone();
+                r.container_name = info.container_name.clone();
+                r.image_digest = info.image_digest.clone();
+                r.pod = info.pod.clone();
+                r.labels = info.labels.clone();
+                // Started before the agent: only what happened since is known.
+                if info.state == "running" && !info.started_at.is_empty() && info.started_at.as_str() < started_at.as_str() && r.first_use.is_empty() {
+                    r.observed_since = Some(started_at);
+                }
+            }
+            None => {
+                if r.name.is_empty() {
+                    r.name = cref.unit.clone().unwrap_or_else(|| short(&cref.id));
+                }
+            }
+        }
+    }
+
+    /// Jobs for cgroups the runtime has not confirmed yet (it was down, the
+    /// container was being created), and for overflowed containers waiting for
+    /// it: asked again on every background round.
+    pub fn pending_jobs(&mut self) -> Vec<IdentityJob> {
+        let mut jobs = Vec::new();
+        let gone: Vec<u64> = self
+            .overflow_pending
+            .iter()
+            .filter(|(_, p)| !self.resolver.mount().join(p.trim_start_matches('/')).exists())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.overflow_pending.remove(&id);
+        }
+        for (cgroup_id, path) in &self.overflow_pending {
+            jobs.push(IdentityJob {
+                key: String::new(),
+                cgroup_id: *cgroup_id,
+                path: path.clone(),
+                cref: cgroup_path::parse(path),
+                tgid: 0,
+                comm: String::new(),
+                overflow: true,
+            });
+        }
+        // A container that lived milliseconds ends before dockerd calls it
+        // running: it still gets its name, for a minute after it ended.
+        let recent = |r: &ContainerRecord| {
+            r.state == State::Running
+                || r.ended_at
+                    .as_deref()
+                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                    .is_some_and(|t| time::OffsetDateTime::now_utc() - t < std::time::Duration::from_secs(60))
+        };
+        for r in self.containers.values().filter(|r| recent(r)) {
+            for (cgroup_id, c) in r.cgroups.iter().filter(|(_, c)| c.confirmation == Confirmation::Pending) {
+                let cref = cgroup_path::parse(&c.path);
+                if cref.is_container() {
+                    jobs.push(IdentityJob {
+                        key: r.id.clone(),
+                        cgroup_id: *cgroup_id,
+                        path: c.path.clone(),
+                        cref,
+                        tgid: 0,
+                        comm: String::new(),
+                        overflow: false,
+                    });
+                }
+            }
+        }
+        jobs
+    }
+
+    /// A cgroup the kernel could not give a slot (every slot taken): nothing of
+    /// it is recorded or enforced in the kernel. Never silent: an `overflow`
+    /// alert; and when an enforcement rule names the container, `--on-overflow
+    /// kill` kills it (once the runtime confirms it) rather than let it run unwatched.
+    fn on_overflow(&mut self, cgroup_id: u64, tgid: u32, comm: &str) -> Option<IdentityJob> {
+        let path = self.path_of(cgroup_id)?;
+        let cref = cgroup_path::parse(&path);
+        if self.watch == Watch::Containers && !cref.is_container() {
+            return None;
+        }
+        if !self.overflow_alerted.insert(cgroup_id) {
+            return None;
+        }
+        tracing::warn!(cgroup = %path, "every slot is taken (raise --slots): its syscalls are counted, not recorded");
+        let job = IdentityJob { key: String::new(), cgroup_id, path, cref, tgid, comm: comm.to_owned(), overflow: true };
+        if job.cref.is_container() {
+            return Some(job);
+        }
+        self.decide_overflow(job, None, Verdict { confirmation: Confirmation::Confirmed, reason: String::new() });
+        None
+    }
+
+    /// The alert for an overflowed cgroup and, for an enforced container under
+    /// `--on-overflow kill`, the kill. A container the runtime has not confirmed
+    /// yet waits in `overflow_pending`.
+    fn decide_overflow(&mut self, job: IdentityJob, identity: Option<RuntimeIdentity>, verdict: Verdict) {
+        let IdentityJob { cgroup_id, path, cref, tgid, comm, .. } = job;
+        if verdict.confirmation == Confirmation::Pending {
+            self.overflow_pending.insert(cgroup_id, path);
+            return;
+        }
+        self.overflow_pending.remove(&cgroup_id);
+        let name = identity.as_ref().map_or_else(|| short(&cref.id), |d| d.name.clone());
+        let image = identity.as_ref().map(|d| d.image.clone()).unwrap_or_default();
+        let no_labels = BTreeMap::new();
+        let subject = crate::api::Subject {
+            id: &cref.id,
+            name: &name,
+            image: &image,
+            image_digest: identity.as_ref().map_or("", |d| d.image_digest.as_str()),
+            pod: identity.as_ref().and_then(|d| d.pod.as_ref()),
+            labels: identity.as_ref().map_or(&no_labels, |d| &d.labels),
+        };
+        let matches = |t: &Target| t.matches(&subject);
+        let enforced = verdict.confirmation == Confirmation::Confirmed && self.enforcements.iter().any(|r| matches(&r.target));
+        let kill = enforced && self.on_overflow == OverflowAction::Kill;
+        let what = if kill {
+            "killed (--on-overflow kill): an enforced container the kernel cannot record"
+        } else if enforced {
+            "NOT ENFORCED: an enforced container the kernel cannot record (--on-overflow kill would kill it)"
+        } else if verdict.confirmation == Confirmation::Impostor {
+            "not recorded (and not the container its name claims)"
+        } else {
+            "not recorded"
+        };
+        let alert = Alert {
+            time: now(),
+            kind: "overflow".into(),
+            id: if cref.is_container() && verdict.confirmation == Confirmation::Confirmed { cref.id.clone() } else { path.clone() },
+            name,
+            image,
+            pid: tgid,
+            comm,
+            syscall: String::new(),
+            abi: String::new(),
+            detail: Some(format!("{path}: every slot is taken; {what}")),
+        };
+        self.alerts_total += 1;
+        self.write_alert(&alert);
+        if kill {
+            let file = self.resolver.mount().join(path.trim_start_matches('/')).join("cgroup.kill");
+            match std::fs::write(&file, "1") {
+                Ok(()) => tracing::warn!(cgroup = %path, "killed: enforced, but every slot is taken (--on-overflow kill)"),
+                Err(e) => tracing::warn!("killing {}: {e}", file.display()),
+            }
+        }
+    }
+}
+
+/// The key of a record named by its cgroup path (plain cgroups, impostors).
+fn self_key(path: &str) -> String {
+    path.to_owned()
+}
