@@ -29,6 +29,7 @@ pub mod mode {
 
 /// Errnos a seccomp filter returns in practice (EPERM, EACCES, ENOSYS, and every
 /// other errno below 64) minus those that a syscall which really ran returns after
-/// sleeping (EINTR, EAGAIN, ECHILD): an exit seen on another CPU than its enter
-/// must not be mistaken for a denial.
+/// sleeping (EINTR, EAGAIN, ECHILD). The enter note is kept per thread, so a
+/// sleep no longer loses it; these stay out as a second guard (a thread that was
+/// already inside a call when the programs attached has no note).
 pub const DEFAULT_DENIAL_ERRNOS: u64 = !((1 << 4) | (1 << 11) | (1 << 10) | 1);
