@@ -18,6 +18,16 @@ use super::{CounterView, TaskOffsets, require_bpf_privileges};
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
+/// The object is empty only in a build made with `OBSERVER_SKIP_EBPF_BUILD=fuzz`
+/// (observer/build.rs, for the fuzz targets): such a binary must never run as
+/// the agent, trace, or reopen pinned programs.
+fn require_programs() -> anyhow::Result<()> {
+    if PROGRAM.is_empty() {
+        bail!("this observer was built without its kernel programs (OBSERVER_SKIP_EBPF_BUILD=fuzz, for fuzzing only): rebuild it without that variable");
+    }
+    Ok(())
+}
+
 /// Order matters: `from_maps` takes them positionally (SLOTS is taken out first).
 /// (The per-thread `NOTES` task storage is the programs' own: nothing in user space reads it.)
 const MAP_NAMES: [&str; 8] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE", "IGNORED"];
@@ -84,6 +94,7 @@ impl Probe {
     /// Reopens the copy pinned under `dir`, or loads, attaches and pins a new
     /// one there. A pinned copy keeps recording while no agent runs.
     pub fn load_pinned(options: LoadOptions, dir: &Path) -> anyhow::Result<Self> {
+        require_programs()?;
         require_bpf_privileges()?;
         ensure_bpffs(dir)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -268,6 +279,9 @@ impl Probe {
         use observer_common::slot::{NO_INIT, SLOT_OVERFLOW};
         const BPF_NOEXIST: u64 = 1;
         const BPF_EXIST: u64 = 2;
+        if self.is_ignored(cgroup_id) {
+            return Ok(None);
+        }
         let flags = match self.maps.cgroups.get(&cgroup_id, 0) {
             Ok(SLOT_OVERFLOW) => BPF_EXIST,
             Ok(_) => return Ok(None),
@@ -408,6 +422,7 @@ pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
 }
 
 fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<KernelLog>)> {
+    require_programs()?;
     require_bpf_privileges()?;
     let offsets = TaskOffsets::from_kernel()?;
     let slots = options.slots.max(1);
