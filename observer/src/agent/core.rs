@@ -17,7 +17,7 @@ use super::{
     alerts::Alert,
     identity::IdentityJob,
     model::{CgroupRecord, ContainerRecord, FirstUse, State},
-    store::Store,
+    store::{PendingWrite, Store},
 };
 use crate::{
     api::Target,
@@ -110,6 +110,8 @@ pub struct Agent {
     pub next_slot_to_read: u32,
     /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
     pub first_seen_latency_ns: std::collections::VecDeque<u64>,
+    /// The same, for calls made while a container starts (the runtime's init phases).
+    pub first_seen_at_start_latency_ns: std::collections::VecDeque<u64>,
 }
 
 /// How often records whose counts alone changed are saved.
@@ -216,10 +218,12 @@ impl Agent {
     }
 
     fn on_first_seen(&mut self, e: &Event, denied: bool) {
-        if self.first_seen_latency_ns.len() >= 4096 {
-            self.first_seen_latency_ns.pop_front();
+        let latency = boottime_ns().saturating_sub(e.ktime_ns);
+        push_bounded(&mut self.first_seen_latency_ns, latency);
+        if e.phase != phase::CONTAINER {
+            // The runtime's init phases are the container's start.
+            push_bounded(&mut self.first_seen_at_start_latency_ns, latency);
         }
-        self.first_seen_latency_ns.push_back(boottime_ns().saturating_sub(e.ktime_ns));
         let Some(key) = self.owner_of(e) else {
             return;
         };
@@ -672,9 +676,15 @@ impl Agent {
 
     pub fn status(&self) -> serde_json::Value {
         let stats = self.probe.stats().unwrap_or_default();
-        let mut latencies: Vec<u64> = self.first_seen_latency_ns.iter().copied().collect();
-        latencies.sort_unstable();
-        let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied();
+        let sorted = |d: &std::collections::VecDeque<u64>| {
+            let mut v: Vec<u64> = d.iter().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        let pick_in = |v: &[u64], q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied();
+        let latencies = sorted(&self.first_seen_latency_ns);
+        let at_start = sorted(&self.first_seen_at_start_latency_ns);
+        let pick = |q: f64| pick_in(&latencies, q);
         json!({
             "started_at": self.started_at,
             "slots": self.probe.slots(),
@@ -690,34 +700,77 @@ impl Agent {
             "first_seen_events": latencies.len(),
             "first_seen_latency_median_ns": pick(0.5),
             "first_seen_latency_p99_ns": pick(0.99),
+            "first_seen_at_start_events": at_start.len(),
+            "first_seen_at_start_latency_median_ns": pick_in(&at_start, 0.5),
+            "first_seen_at_start_latency_p99_ns": pick_in(&at_start, 0.99),
             "pid": std::process::id(),
         })
     }
 
     /// Writes every record whose syscalls, alerts or state changed; records whose
     /// counts alone changed only every `COUNTS_SAVE_INTERVAL` (or when `all`).
+    /// Here, under the lock: for shutdown and API requests. The background round
+    /// uses `take_writes` and writes outside the lock.
     pub fn flush(&mut self, all: bool) {
+        let writes = self.take_writes(all);
+        let failed = write_all(&writes);
+        self.writes_failed(failed);
+    }
+
+    /// The writes `flush` would do, encoded now; the records count as saved
+    /// unless `writes_failed` says otherwise.
+    pub fn take_writes(&mut self, all: bool) -> Vec<PendingWrite> {
         if all || self.counts_saved_at.elapsed() >= COUNTS_SAVE_INTERVAL {
             let counts = std::mem::take(&mut self.counts_dirty);
             self.dirty.extend(counts);
             self.counts_saved_at = std::time::Instant::now();
         }
+        let mut writes = Vec::new();
         for key in std::mem::take(&mut self.dirty) {
-            if let Some(r) = self.containers.get(&key)
-                && let Err(e) = self.store.save(r)
-            {
-                tracing::warn!("{e:#}");
-                self.dirty.insert(key);
+            if let Some(r) = self.containers.get(&key) {
+                match self.store.encode(r) {
+                    Ok(w) => writes.push(w),
+                    Err(e) => tracing::warn!("encoding {key}: {e:#}"),
+                }
             }
         }
         let rules = serde_json::to_string(&self.enforcements).unwrap_or_default();
         if rules != self.enforcements_saved {
-            match self.store.save_json("enforce.json", &serde_json::to_value(&self.enforcements).unwrap_or_default()) {
-                Ok(()) => self.enforcements_saved = rules,
-                Err(e) => tracing::warn!("saving enforce.json: {e:#}"),
+            match self.store.encode_json("enforce.json", &serde_json::to_value(&self.enforcements).unwrap_or_default()) {
+                Ok(w) => {
+                    writes.push(w);
+                    // Optimistic: a failed write clears it again (`writes_failed`).
+                    self.enforcements_saved = rules;
+                }
+                Err(e) => tracing::warn!("encoding enforce.json: {e:#}"),
+            }
+        }
+        writes
+    }
+
+    /// Writes that failed are tried again at the next flush.
+    pub fn writes_failed(&mut self, failed: Vec<Option<String>>) {
+        for key in failed {
+            match key {
+                Some(key) => {
+                    self.dirty.insert(key);
+                }
+                None => self.enforcements_saved.clear(),
             }
         }
     }
+}
+
+/// Does the writes (each atomic, fsynced); returns the keys of those that failed.
+pub fn write_all(writes: &[PendingWrite]) -> Vec<Option<String>> {
+    let mut failed = Vec::new();
+    for w in writes {
+        if let Err(e) = w.write() {
+            tracing::warn!("{e:#}");
+            failed.push(w.key.clone());
+        }
+    }
+    failed
 }
 
 /// Whether the cgroup has processes and every one is under a seccomp filter.
@@ -731,6 +784,14 @@ pub(super) fn all_under_seccomp_filter(dir: &std::path::Path) -> bool {
                 .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Seccomp:")).map(|v| v.trim() == "2"))
                 .unwrap_or(false)
         })
+}
+
+/// Keeps the latest 4096 figures.
+fn push_bounded(d: &mut std::collections::VecDeque<u64>, v: u64) {
+    if d.len() >= 4096 {
+        d.pop_front();
+    }
+    d.push_back(v);
 }
 
 pub fn short(id: &str) -> String {

@@ -136,6 +136,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         dirty: BTreeSet::new(),
         known_paths: HashMap::new(),
         first_seen_latency_ns: std::collections::VecDeque::new(),
+        first_seen_at_start_latency_ns: std::collections::VecDeque::new(),
         next_slot_to_read: 0,
         counts_dirty: BTreeSet::new(),
         counts_saved_at: std::time::Instant::now(),
@@ -180,10 +181,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                     (a.resolver.clone(), a.pending_jobs())
                 };
                 identity::resolve_jobs(&agent, &resolver, jobs).await;
-                {
+                let writes = {
                     let mut a = agent.lock().await;
                     a.refresh();
-                    a.flush(false);
+                    a.take_writes(false)
+                };
+                // fsync'd writes, without the lock.
+                if !writes.is_empty() {
+                    let failed = tokio::task::spawn_blocking(move || core::write_all(&writes)).await.unwrap_or_default();
+                    if !failed.is_empty() {
+                        agent.lock().await.writes_failed(failed);
+                    }
                 }
                 n += 1;
                 if n.is_multiple_of(10) {

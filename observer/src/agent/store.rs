@@ -14,6 +14,20 @@ use anyhow::Context as _;
 use super::model::ContainerRecord;
 use crate::state::write_atomic;
 
+/// One atomic file write, prepared under the agent's lock and done outside it.
+pub struct PendingWrite {
+    /// The record it saves, if it is one (to mark it dirty again on failure).
+    pub key: Option<String>,
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+impl PendingWrite {
+    pub fn write(&self) -> anyhow::Result<()> {
+        write_atomic(&self.path, &self.bytes).with_context(|| format!("saving {}", self.path.display()))
+    }
+}
+
 pub struct Store {
     dir: PathBuf,
 }
@@ -39,8 +53,18 @@ impl Store {
     }
 
     pub fn save(&self, record: &ContainerRecord) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec_pretty(record)?;
-        write_atomic(&self.file_of(&record.id), &bytes).with_context(|| format!("saving {}", self.file_of(&record.id).display()))
+        self.encode(record)?.write()
+    }
+
+    /// A record's file and bytes, ready to be written later (without the
+    /// agent's lock: writes fsync).
+    pub fn encode(&self, record: &ContainerRecord) -> anyhow::Result<PendingWrite> {
+        Ok(PendingWrite { key: Some(record.id.clone()), path: self.file_of(&record.id), bytes: serde_json::to_vec_pretty(record)? })
+    }
+
+    /// A JSON state file's write, for later.
+    pub fn encode_json(&self, name: &str, value: &serde_json::Value) -> anyhow::Result<PendingWrite> {
+        Ok(PendingWrite { key: None, path: self.dir.join(name), bytes: serde_json::to_vec_pretty(value)? })
     }
 
     pub fn remove(&self, key: &str) {
