@@ -271,6 +271,7 @@ fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
         assert!(err.contains("enforce.json") && err.contains("corrupt") || err.contains("could not be read"), "{attempt}: {err}");
         assert!(state.join("enforce.json.corrupt").exists(), "set aside, not overwritten");
         assert!(!state.join("enforce.json").exists(), "{attempt}: no empty rule set written in its place");
+        assert!(!std::path::Path::new(&pin_dir).exists(), "{attempt}: a refused agent leaves no programs pinned");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -198,8 +198,12 @@ impl Agent {
         if nested {
             // Nested cgroups share the container's notion of "the runtime's init".
             if let Some(main_slot) = record.cgroups.get(&record.cgroup_id).and_then(|c| c.slot) {
-                let init = self.probe.counters().info(main_slot).init_exe;
-                self.probe.counters().with_info(slot, |i| i.init_exe = init);
+                let main = self.probe.counters().info(main_slot);
+                self.probe.counters().with_info(slot, |i| {
+                    i.init_exe = main.init_exe;
+                    // And whether a `docker exec`'s init may still be learned.
+                    i.flags |= main.flags & observer_common::slot::flags::LEARN_INIT;
+                });
             }
         } else {
             record.cgroup_id = cgroup_id;
@@ -592,6 +596,8 @@ impl Agent {
                 self.probe.counters().with_info(slot, |info| {
                     info.allowed = allowed;
                     info.violated = [0; BITMAP_WORDS];
+                    // New rules: an invalid-row violation is reported again.
+                    info.flags &= !observer_common::slot::flags::INVALID_VIOLATED;
                     // Written last, so the kernel never enforces a half-written set.
                     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
                     info.enforce = mode;

@@ -99,6 +99,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let _lock = lock::AgentLock::acquire(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir)?;
     let baselines = parse_baselines(&args.baseline)?;
+    // Before the programs load: a refusal leaves nothing attached behind.
+    let enforcements = load_enforcements(&args.state_dir)?;
     let mut probe = Probe::load_pinned(
         LoadOptions { slots: args.slots, mode: config::mode::AUTO, count_errors: args.count_errors },
         &args.pin_dir,
@@ -115,7 +117,6 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     } else {
         args.cri_socket.clone()
     })));
-    let enforcements = load_enforcements(&args.state_dir)?;
     let mut agent = Agent {
         probe,
         resolver,
