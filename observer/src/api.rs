@@ -97,7 +97,7 @@ pub enum Request {
     Profile { container: String },
     /// Every record of one workload container, `NAMESPACE/WORKLOAD/CONTAINER`.
     Workload { workload: String },
-    Enforce { target: Target, action: String, allowed_rows: Vec<u32>, profile: String },
+    Enforce { target: Target, action: crate::views::EnforceAction, allowed_rows: Vec<u32>, profile: String },
     EnforceOff { target: Target },
     Status,
 }
@@ -116,6 +116,14 @@ impl Response {
         Self { ok: true, error: None, data }
     }
 
+    /// An answer of the typed contract (`crate::views`).
+    pub fn of<T: Serialize>(view: &T) -> Self {
+        match serde_json::to_value(view) {
+            Ok(data) => Self::ok(data),
+            Err(e) => Self::error(format!("encoding the answer: {e}")),
+        }
+    }
+
     pub fn error(message: impl Into<String>) -> Self {
         Self { ok: false, error: Some(message.into()), data: serde_json::Value::Null }
     }
@@ -127,6 +135,12 @@ pub fn socket_path(given: Option<&Path>) -> PathBuf {
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("OBSERVER_SOCKET").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
+/// Sends one request and reads its answer as the contract's type for it.
+pub fn call_as<T: serde::de::DeserializeOwned>(socket: &Path, request: &Request) -> anyhow::Result<T> {
+    let data = call(socket, request)?;
+    serde_json::from_value(data).context("the agent's answer does not match this CLI's contract (an agent of another version?)")
 }
 
 /// Sends one request to the agent and returns its data, or its error.

@@ -62,8 +62,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             .build()?
             .block_on(crate::agent::run(args)),
         Command::Status { socket } => {
-            let data = crate::api::call(&crate::api::socket_path(socket.as_deref()), &crate::api::Request::Status)?;
-            println!("{}", serde_json::to_string_pretty(&data)?);
+            let status: crate::views::StatusView =
+                crate::api::call_as(&crate::api::socket_path(socket.as_deref()), &crate::api::Request::Status)?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
             Ok(0)
         }
         Command::Ps { json, socket } => crate::commands::ps::run(json, socket.as_deref()),

@@ -13,7 +13,7 @@ use observer_profile::{
     resolve::ResolveOptions,
     types::Arch,
 };
-use serde_json::Value;
+use crate::views::{Phase, ProfileView};
 
 /// Docker's current default profile (moby/profiles), the reference an exported
 /// profile is never looser than. Attribution: profiles/SOURCE.md.
@@ -52,14 +52,6 @@ fn arch_of(abi: &str) -> Option<Arch> {
     }
 }
 
-/// Phases whose calls passed the seccomp filter the container runs under (the
-/// runtime's init before its filter is not subject to the profile).
-const FILTERED_PHASES: [&str; 2] = ["container", "init_after_filter"];
-
-fn phase_list<'a>(row: &'a Value, field: &str) -> BTreeSet<&'a str> {
-    row[field].as_array().into_iter().flatten().filter_map(Value::as_str).collect()
-}
-
 /// What an agent profile (`profile show --json`) says the container needs.
 ///
 /// Every decision reads what happened in the phases under the filter, never
@@ -68,36 +60,33 @@ fn phase_list<'a>(row: &'a Value, field: &str) -> BTreeSet<&'a str> {
 /// counted with `--count-errors`. `phases` are the phases in which the call
 /// entered the kernel (the filter let it through); `denied_phases` those in
 /// which seccomp denied it.
-pub fn learned_from_agent(profile: &Value) -> Learned {
+pub fn learned_from_agent(profile: &ProfileView) -> Learned {
     let mut syscalls: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
     let mut denied_only = BTreeSet::new();
     let mut saw_after_filter = false;
-    for r in profile["syscalls"].as_array().into_iter().flatten() {
-        let (Some(name), Some(arch)) = (r["name"].as_str(), r["abi"].as_str().and_then(arch_of)) else { continue };
-        let entered = phase_list(r, "phases");
-        let denied = phase_list(r, "denied_phases");
-        saw_after_filter |= entered.contains("init_after_filter");
-        if FILTERED_PHASES.iter().any(|p| entered.contains(p)) {
+    for r in &profile.syscalls {
+        let Some(arch) = arch_of(&r.abi) else { continue };
+        saw_after_filter |= r.phases.contains(&Phase::InitAfterFilter);
+        if r.phases.iter().any(|p| p.under_filter()) {
             // It entered the kernel under the container's filter: allowed. (For
             // clone3 this means the container's clone3 was not answered ENOSYS.)
-            syscalls.entry(arch).or_default().insert(name.to_owned());
-        } else if FILTERED_PHASES.iter().any(|p| denied.contains(p)) {
-            denied_only.insert((arch, name.to_owned()));
+            syscalls.entry(arch).or_default().insert(r.name.clone());
+        } else if r.denied_phases.iter().any(|p| p.under_filter()) {
+            denied_only.insert((arch, r.name.clone()));
         }
     }
     if !saw_after_filter {
-        let runtime = profile["runtime"].as_str().unwrap_or("runc");
-        let set = if runtime == "crun" { CRUN_AFTER_FILTER } else { RUNC_AFTER_FILTER };
+        let set = if profile.runtime == "crun" { CRUN_AFTER_FILTER } else { RUNC_AFTER_FILTER };
         syscalls.entry(Arch::X86_64).or_default().extend(set.iter().map(|s| (*s).to_owned()));
     }
     Learned {
         syscalls,
         denied_only,
         metadata: ExportMeta {
-            container: profile["name"].as_str().unwrap_or_default().to_owned(),
-            image: profile["image"].as_str().unwrap_or_default().to_owned(),
-            since: profile["observed_since"].as_str().or(profile["first_seen"].as_str()).unwrap_or_default().to_owned(),
-            calls: profile["calls"].as_u64().unwrap_or(0),
+            container: profile.name.clone(),
+            image: profile.image.clone(),
+            since: profile.observed_since.clone().unwrap_or_else(|| profile.first_seen.clone()),
+            calls: profile.calls,
             generator: format!("observer {}", env!("CARGO_PKG_VERSION")),
         },
     }
@@ -179,7 +168,7 @@ pub fn report_left_out(exported: &ExportedProfile) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -195,7 +184,23 @@ mod tests {
         }
     }
 
-    fn clone3_action(profile: &Value) -> Option<Value> {
+    /// A `profile show` answer with these syscall rows.
+    fn view(runtime: &str, rows: Value) -> ProfileView {
+        serde_json::from_value(json!({
+            "id": "c", "name": "c", "image": "busybox", "runtime": runtime, "state": "running",
+            "first_seen": "2026-01-01T00:00:00Z", "observed_since": null, "seccomp_mode": 2, "calls": 0,
+            "baseline": null, "syscalls": rows,
+        }))
+        .expect("a profile view")
+    }
+
+    fn row(name: &str, phases: &[&str], denied_phases: &[&str], calls: u64, denied: u64) -> Value {
+        let phase = phases.first().or(denied_phases.first()).copied().unwrap_or("container");
+        json!({"name": name, "abi": "x86_64", "phase": phase, "phases": phases, "denied_phases": denied_phases,
+               "calls": calls, "errors": 0, "denied": denied, "first_seen": null, "pid": null, "comm": null})
+    }
+
+    fn clone3_action(profile: &ProfileView) -> Option<Value> {
         let text = export_learned(&learned_from_agent(profile), &request()).expect("export").1;
         let doc: Value = serde_json::from_str(&text).expect("JSON");
         doc["syscalls"]
@@ -210,11 +215,11 @@ mod tests {
     /// counted. The export must still answer clone3 with ENOSYS.
     #[test]
     fn clone3_called_by_runc_init_and_denied_in_the_container_gets_enosys() {
-        let profile = json!({"runtime": "runc", "syscalls": [
-            {"name": "clone3", "abi": "x86_64", "phases": ["init_before_filter"], "denied_phases": ["container"], "calls": 12, "errors": 0, "denied": 3},
-            {"name": "clone", "abi": "x86_64", "phases": ["container"], "denied_phases": [], "calls": 3, "errors": 0, "denied": 0},
-            {"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "denied_phases": [], "calls": 1, "errors": 0, "denied": 0},
-        ]});
+        let profile = view("runc", json!([
+            row("clone3", &["init_before_filter"], &["container"], 12, 3),
+            row("clone", &["container"], &[], 3, 0),
+            row("execve", &["init_after_filter"], &[], 1, 0),
+        ]));
         let learned = learned_from_agent(&profile);
         assert!(!learned.syscalls[&Arch::X86_64].contains("clone3"), "{learned:?}");
         assert!(learned.denied_only.contains(&(Arch::X86_64, "clone3".to_owned())));
@@ -225,10 +230,7 @@ mod tests {
 
     #[test]
     fn clone3_let_through_in_the_container_is_not_answered_enosys() {
-        let profile = json!({"runtime": "crun", "syscalls": [
-            {"name": "clone3", "abi": "x86_64", "phases": ["container"], "denied_phases": [], "calls": 2, "errors": 0, "denied": 0},
-            {"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "calls": 1, "errors": 0, "denied": 0},
-        ]});
+        let profile = view("crun", json!([row("clone3", &["container"], &[], 2, 0), row("execve", &["init_after_filter"], &[], 1, 0)]));
         let learned = learned_from_agent(&profile);
         assert!(learned.syscalls[&Arch::X86_64].contains("clone3"));
     }
@@ -237,10 +239,7 @@ mod tests {
     /// denial in a filtered phase makes it "seen denied", whatever the counts.
     #[test]
     fn init_before_filter_calls_are_not_the_containers_needs() {
-        let profile = json!({"runtime": "runc", "syscalls": [
-            {"name": "keyctl", "abi": "x86_64", "phases": ["init_before_filter"], "calls": 1, "errors": 0, "denied": 0},
-            {"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "calls": 1, "errors": 0, "denied": 0},
-        ]});
+        let profile = view("runc", json!([row("keyctl", &["init_before_filter"], &[], 1, 0), row("execve", &["init_after_filter"], &[], 1, 0)]));
         let learned = learned_from_agent(&profile);
         assert!(!learned.syscalls[&Arch::X86_64].contains("keyctl"));
         assert!(!learned.denied_only.iter().any(|(_, n)| n == "keyctl"));

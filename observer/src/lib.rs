@@ -16,3 +16,4 @@ pub mod run;
 pub mod seccomp;
 pub mod state;
 pub mod trace;
+pub mod views;

@@ -11,7 +11,8 @@ use observer_common::{
     event::{Event, EventKind},
     slot::{enforce, phase},
 };
-use serde_json::json;
+
+use crate::views::{Armed, EnforceAction};
 
 use super::{
     alerts::Alert,
@@ -50,29 +51,11 @@ pub struct BaselineRule {
     pub source: String,
 }
 
-/// What one enforcement request armed in the kernel.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Armed {
-    pub slots: Vec<u32>,
-    /// The cgroups (paths) whose slots now carry the rule.
-    pub cgroups: Vec<String>,
-    /// Cgroups the runtime has not confirmed yet: alerted, never killed, until it does.
-    pub alert_only_until_confirmed: Vec<String>,
-}
-
-impl Armed {
-    pub fn add(&mut self, other: Armed) {
-        self.slots.extend(other.slots);
-        self.cgroups.extend(other.cgroups);
-        self.alert_only_until_confirmed.extend(other.alert_only_until_confirmed);
-    }
-}
-
 /// An enforcement the agent keeps applying (also to containers yet to start).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EnforceRule {
     pub target: Target,
-    pub action: String,
+    pub action: EnforceAction,
     pub allowed_rows: Vec<u32>,
     pub profile: String,
 }
@@ -578,7 +561,10 @@ impl Agent {
                         allowed[(*row / 64) as usize] |= 1 << (row % 64);
                     }
                 }
-                if r.action == "kill" { enforce::KILL } else { enforce::ALERT }
+                match r.action {
+                    EnforceAction::Kill => enforce::KILL,
+                    EnforceAction::Alert => enforce::ALERT,
+                }
             }
             None => enforce::OFF,
         };
@@ -631,86 +617,6 @@ impl Agent {
                 many.iter().map(|k| short(k)).collect::<Vec<_>>().join(", ")
             )),
         }
-    }
-
-    pub fn ps(&self) -> serde_json::Value {
-        let rows: Vec<serde_json::Value> = self
-            .containers
-            .values()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "name": r.name,
-                    "image": r.image,
-                    "runtime": r.runtime,
-                    "cgroup_id": r.cgroup_id,
-                    "cgroup_path": r.cgroup_path,
-                    "pids": r.pids,
-                    "syscalls": r.first_use.len(),
-                    "calls": r.calls(),
-                    "seccomp_mode": r.seccomp_mode,
-                    "seccomp_option": r.seccomp_option,
-                    "denied": r.denied(),
-                    "alerts": r.alerts,
-                    "first_seen": r.first_seen,
-                    "last_seen": r.last_seen,
-                    "observed_since": r.observed_since,
-                    "state": r.state,
-                })
-            })
-            .collect();
-        json!(rows)
-    }
-
-    pub fn profile(&self, what: &str) -> Result<serde_json::Value, String> {
-        let key = self.find(what)?;
-        let r = &self.containers[&key];
-        Ok(json!({
-            "id": r.id,
-            "name": r.name,
-            "image": r.image,
-            "runtime": r.runtime,
-            "state": r.state,
-            "first_seen": r.first_seen,
-            "observed_since": r.observed_since,
-            "seccomp_mode": r.seccomp_mode,
-            "calls": r.calls(),
-            "baseline": r.baseline_source,
-            "syscalls": r.profile(),
-        }))
-    }
-
-    pub fn status(&self) -> serde_json::Value {
-        let stats = self.probe.stats().unwrap_or_default();
-        let sorted = |d: &std::collections::VecDeque<u64>| {
-            let mut v: Vec<u64> = d.iter().copied().collect();
-            v.sort_unstable();
-            v
-        };
-        let pick_in = |v: &[u64], q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied();
-        let latencies = sorted(&self.first_seen_latency_ns);
-        let at_start = sorted(&self.first_seen_at_start_latency_ns);
-        let pick = |q: f64| pick_in(&latencies, q);
-        json!({
-            "started_at": self.started_at,
-            "slots": self.probe.slots(),
-            "slots_used": self.slot_owner.len(),
-            "reused_pinned_programs": self.probe.reused,
-            "events_lost": stats[observer_common::stats::EVENTS_LOST as usize],
-            "cgroups_overflow": stats[observer_common::stats::CGROUPS_OVERFLOW as usize],
-            "calls_unrecorded": stats[observer_common::stats::CALLS_UNRECORDED as usize],
-            "denials_unattributed": stats[observer_common::stats::DENIALS_UNATTRIBUTED as usize],
-            "alerts": self.alerts_total,
-            "containers": self.containers.len(),
-            "enforcements": self.enforcements,
-            "first_seen_events": latencies.len(),
-            "first_seen_latency_median_ns": pick(0.5),
-            "first_seen_latency_p99_ns": pick(0.99),
-            "first_seen_at_start_events": at_start.len(),
-            "first_seen_at_start_latency_median_ns": pick_in(&at_start, 0.5),
-            "first_seen_at_start_latency_p99_ns": pick_in(&at_start, 0.99),
-            "pid": std::process::id(),
-        })
     }
 
     /// Writes every record whose syscalls, alerts or state changed; records whose

@@ -3,11 +3,13 @@
 //! drift alerts, and answers the CLI on a root-only unix socket.
 
 mod alerts;
+mod answers;
 mod cgroup_watch;
 mod core;
 mod identity;
 pub mod identity_view;
 mod lock;
+mod metrics_server;
 pub mod model;
 mod server;
 mod store;
@@ -160,7 +162,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     tasks.catch_every_panic();
     tasks.watch("the API server", server::serve(agent.clone(), &args.socket).await?);
     if let Some(addr) = &args.metrics {
-        tasks.watch("the metrics endpoint", server::serve_metrics(agent.clone(), addr).await?);
+        tasks.watch("the metrics endpoint", metrics_server::serve_metrics(agent.clone(), addr).await?);
     }
     tasks.spawn("the event reader", read_events(agent.clone(), events));
     if let Some(log) = kernel_log {

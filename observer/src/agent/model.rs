@@ -9,18 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     container::confirm::Confirmation,
+    views::{Phase, ProfileRow},
     probe::{RowCounts, split_row},
     trace::report::{abi_arch, abi_name},
 };
-
-/// Start phase names, as shown in `profile show` (docs/cli.md).
-pub fn phase_name(p: u32) -> &'static str {
-    match p {
-        phase::INIT_BEFORE_FILTER => "init_before_filter",
-        phase::INIT_AFTER_FILTER => "init_after_filter",
-        _ => "container",
-    }
-}
 
 /// Counts of one row accumulated across reads; `last` is the kernel's u32
 /// reading, so a wrapped counter still adds up.
@@ -126,24 +118,6 @@ pub struct ContainerRecord {
     pub labels: BTreeMap<String, String>,
 }
 
-/// One syscall of a container's profile (`profile show`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ProfileRow {
-    pub name: String,
-    pub abi: String,
-    /// The earliest start phase the syscall was seen in.
-    pub phase: String,
-    pub phases: Vec<String>,
-    /// Phases in which seccomp denied it.
-    #[serde(default)]
-    pub denied_phases: Vec<String>,
-    pub calls: u64,
-    pub errors: u64,
-    pub denied: u64,
-    pub first_seen: Option<String>,
-    pub pid: Option<u32>,
-    pub comm: Option<String>,
-}
 
 impl ContainerRecord {
     /// A record seen for the first time now, running, with nothing recorded yet.
@@ -226,19 +200,15 @@ impl ContainerRecord {
                     }
                     None => ("invalid".to_owned(), "any".to_owned()),
                 };
-                let names = |set: Option<&BTreeSet<u32>>| -> Vec<String> {
-                    set.into_iter().flatten().map(|p| phase_name(*p).to_owned()).collect()
+                let phases_of = |set: Option<&BTreeSet<u32>>| -> Vec<Phase> {
+                    set.into_iter().flatten().map(|p| Phase::of_kernel(*p)).collect()
                 };
-                let phases = names(first.map(|f| &f.phases));
-                let denied_phases = names(first.map(|f| &f.denied_phases));
+                let phases = phases_of(first.map(|f| &f.phases));
+                let denied_phases = phases_of(first.map(|f| &f.denied_phases));
                 ProfileRow {
                     name,
                     abi,
-                    phase: phases
-                        .first()
-                        .or(denied_phases.first())
-                        .cloned()
-                        .unwrap_or_else(|| phase_name(phase::CONTAINER).to_owned()),
+                    phase: phases.first().or(denied_phases.first()).copied().unwrap_or(Phase::Container),
                     phases,
                     denied_phases,
                     calls: t.calls,

@@ -3,7 +3,7 @@
 //! from each of its processes) or against a profile file.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     fmt::Write as _,
     path::PathBuf,
 };
@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 
 use super::policy::{Outcome, PolicyTable};
 use crate::{
-    api::{Request, call, socket_path},
+    api::{Request, call_as, socket_path},
     seccomp::{SeccompMode, dump_filters, read_status},
+    views::{ProfileView, PsRow},
 };
 
 #[derive(Args, Debug)]
@@ -49,21 +50,19 @@ type Group = (Vec<i64>, String, Option<PolicyTable>, Vec<usize>);
 
 pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     let socket = socket_path(args.socket.as_deref());
-    let ps = call(&socket, &Request::Ps)?;
+    let ps: Vec<PsRow> = call_as(&socket, &Request::Ps)?;
     let target = match (&args.container, args.pid) {
         (Some(c), _) => c.clone(),
         (None, Some(pid)) => ps
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["pids"].as_array().is_some_and(|p| p.iter().any(|x| x.as_i64() == Some(i64::from(pid)))))
-            .and_then(|c| c["id"].as_str().map(str::to_owned))
+            .iter()
+            .find(|c| c.pids.iter().any(|p| i64::from(*p) == i64::from(pid)))
+            .map(|c| c.id.clone())
             .with_context(|| format!("process {pid} is in no container the agent watches (see observer ps)"))?,
         (None, None) => bail!("give a CONTAINER or --pid PID"),
     };
-    let profile = call(&socket, &Request::Profile { container: target })?;
-    let id = profile["id"].as_str().unwrap_or_default().to_owned();
-    let container = ps.as_array().into_iter().flatten().find(|c| c["id"] == id.as_str()).cloned().unwrap_or(Value::Null);
+    let profile: ProfileView = call_as(&socket, &Request::Profile { container: target })?;
+    let id = profile.id.clone();
+    let container_pids: Vec<i64> = ps.iter().find(|c| c.id == id).map(|c| c.pids.iter().map(|p| i64::from(*p)).collect()).unwrap_or_default();
     let used = used_syscalls(&profile);
 
     // The policies to compare with: one file, or one per distinct applied filter.
@@ -74,10 +73,10 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     } else {
         let pids: Vec<i64> = match args.pid {
             Some(p) => vec![i64::from(p)],
-            None => container["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64).collect(),
+            None => container_pids,
         };
         if pids.is_empty() {
-            bail!("{} has no running process to read a filter from; use --against FILE", profile["name"].as_str().unwrap_or(&id));
+            bail!("{} has no running process to read a filter from; use --against FILE", crate::printable::printable(&profile.name));
         }
         let mut by_filter: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         for pid in pids {
@@ -117,7 +116,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
 
     let reports: Vec<Value> = groups.iter().map(|(pids, label, table, counts)| compare(&used, pids, label, table.as_ref(), counts)).collect();
     let mut out = reports[0].clone();
-    out["container"] = json!({"id": id, "name": profile["name"], "image": profile["image"]});
+    out["container"] = json!({"id": id, "name": profile.name, "image": profile.image});
     out["groups"] = json!(reports);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -127,20 +126,14 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn used_syscalls(profile: &Value) -> BTreeMap<(String, String), Use> {
+fn used_syscalls(profile: &ProfileView) -> BTreeMap<(String, String), Use> {
     let mut used = BTreeMap::new();
-    for r in profile["syscalls"].as_array().into_iter().flatten() {
-        let phases: BTreeSet<&str> = r["phases"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let denied = r["denied"].as_u64().unwrap_or(0);
-        let under_filter = phases.contains("container") || phases.contains("init_after_filter");
-        if !under_filter && denied == 0 {
+    for r in &profile.syscalls {
+        let under_filter = r.phases.iter().any(|p| p.under_filter());
+        if (!under_filter && r.denied == 0) || r.abi == "any" {
             continue;
         }
-        let (Some(name), Some(abi)) = (r["name"].as_str(), r["abi"].as_str()) else { continue };
-        if abi == "any" {
-            continue;
-        }
-        used.insert((abi.to_owned(), name.to_owned()), Use { denied });
+        used.insert((r.abi.clone(), r.name.clone()), Use { denied: r.denied });
     }
     used
 }

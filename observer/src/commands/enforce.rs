@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 
-use crate::api::{Request, Target, call, socket_path};
+use crate::{
+    api::{Request, Target, call_as, socket_path},
+    views::{EnforceAnswer, ReleaseAnswer},
+};
 
 #[derive(Args, Debug)]
 pub struct EnforceArgs {
@@ -20,8 +23,8 @@ pub struct EnforceArgs {
     #[arg(long, required_unless_present = "off")]
     pub profile: Option<PathBuf>,
     /// alert: write an `enforce` alert line; kill: also SIGKILL the caller from the kernel.
-    #[arg(long, default_value = "alert", value_parser = ["alert", "kill"])]
-    pub action: String,
+    #[arg(long, value_enum, default_value = "alert")]
+    pub action: crate::views::EnforceAction,
     /// Capabilities to resolve the profile for (default Docker's set).
     #[arg(long)]
     pub caps: Option<String>,
@@ -41,19 +44,19 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<i32> {
     };
     let socket = socket_path(args.socket.as_deref());
     let answer = if args.off {
-        call(&socket, &Request::EnforceOff { target })?
+        let released: ReleaseAnswer = call_as(&socket, &Request::EnforceOff { target })?;
+        serde_json::to_value(released)?
     } else {
         let profile = args.profile.as_ref().expect("clap requires --profile without --off");
         let rows = crate::profile_rows::allowed_rows_of_file(profile, args.caps.as_deref())?;
-        call(
-            &socket,
-            &Request::Enforce {
-                target,
-                action: args.action.clone(),
-                allowed_rows: rows.into_iter().collect(),
-                profile: profile.display().to_string(),
-            },
-        )?
+        let request = Request::Enforce {
+            target,
+            action: args.action,
+            allowed_rows: rows.into_iter().collect(),
+            profile: profile.display().to_string(),
+        };
+        let armed: EnforceAnswer = call_as(&socket, &request)?;
+        serde_json::to_value(armed)?
     };
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(0)

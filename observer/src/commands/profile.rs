@@ -8,7 +8,8 @@ use clap::Subcommand;
 use observer_profile::{check::check, diff::diff, merge::{MergeInput, merge}};
 
 use crate::{
-    api::{Request, call, socket_path},
+    api::{Request, call_as, socket_path},
+    views::ProfileView,
     learned,
     printable::printable,
 };
@@ -101,8 +102,8 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                 return Ok(0);
             }
             let container = container.unwrap_or_default();
-            let data = call(&socket_path(socket.as_deref()), &Request::Profile { container })?;
-            let learned = learned::learned_from_agent(&data);
+            let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
+            let learned = learned::learned_from_agent(&view);
             let request = learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
             let (exported, text) = learned::export_learned(&learned, &request)?;
             learned::report_left_out(&exported);
@@ -160,39 +161,41 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             Ok(i32::from(report.has_errors()))
         }
         ProfileCommand::Show { container, json, socket } => {
-            let data = call(&socket_path(socket.as_deref()), &Request::Profile { container })?;
+            let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&data)?);
+                println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                print!("{}", table(&data));
+                print!("{}", table(&view));
             }
             Ok(0)
         }
     }
 }
 
-fn table(data: &serde_json::Value) -> String {
+fn table(view: &ProfileView) -> String {
     let mut out = String::new();
     // Names and comm come from the kernel, the container and profile files: escaped.
-    let s = |v: &serde_json::Value| printable(v.as_str().unwrap_or("")).into_owned();
-    let _ = writeln!(out, "container {} ({}), image {}, state {}", s(&data["name"]), crate::agent::short(&s(&data["id"])), s(&data["image"]), s(&data["state"]));
-    if let Some(since) = data["observed_since"].as_str() {
+    let s = |v: &str| printable(v).into_owned();
+    let state = serde_json::to_value(view.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let _ = writeln!(out, "container {} ({}), image {}, state {state}", s(&view.name), crate::agent::short(&s(&view.id)), s(&view.image));
+    if let Some(since) = &view.observed_since {
         let _ = writeln!(out, "observed since {since} (it was running before the agent saw it)");
     }
     let _ = writeln!(out, "{:<22} {:<7} {:<19} {:>10} {:>8} {:>7} {:<21} {:>7} COMM", "SYSCALL", "ABI", "PHASE", "CALLS", "ERRORS", "DENIED", "FIRST SEEN", "PID");
-    for r in data["syscalls"].as_array().into_iter().flatten() {
+    for r in &view.syscalls {
+        let phase = serde_json::to_value(r.phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = writeln!(
             out,
             "{:<22} {:<7} {:<19} {:>10} {:>8} {:>7} {:<21} {:>7} {}",
-            s(&r["name"]),
-            s(&r["abi"]),
-            s(&r["phase"]),
-            r["calls"].as_u64().unwrap_or(0),
-            r["errors"].as_u64().unwrap_or(0),
-            r["denied"].as_u64().unwrap_or(0),
-            s(&r["first_seen"]),
-            r["pid"].as_u64().map_or_else(|| "-".into(), |p| p.to_string()),
-            s(&r["comm"]),
+            s(&r.name),
+            s(&r.abi),
+            phase,
+            r.calls,
+            r.errors,
+            r.denied,
+            s(r.first_seen.as_deref().unwrap_or("")),
+            r.pid.map_or_else(|| "-".into(), |p| p.to_string()),
+            s(r.comm.as_deref().unwrap_or("")),
         );
     }
     out
@@ -238,15 +241,17 @@ mod tests {
     #[test]
     fn show_escapes_control_characters_in_names_and_comm() {
         let data = serde_json::json!({
-            "name": "web", "id": "0123456789abcdef", "image": "busybox", "state": "running",
+            "name": "web", "id": "0123456789abcdef", "image": "busybox", "runtime": "runc", "state": "running",
+            "first_seen": "2026-01-01T00:00:00Z", "observed_since": null, "seccomp_mode": 2, "calls": 4, "baseline": null,
             "syscalls": [
-                {"name": "read", "abi": "x86_64", "phase": "container", "calls": 3, "errors": 0, "denied": 0,
+                {"name": "read", "abi": "x86_64", "phase": "container", "phases": ["container"], "calls": 3, "errors": 0, "denied": 0,
                  "first_seen": "2026-01-01T00:00:00Z", "pid": 42, "comm": "sh"},
-                {"name": EVIL, "abi": "x86_64", "phase": "container", "calls": 1, "errors": 0, "denied": 0,
+                {"name": EVIL, "abi": "x86_64", "phase": "container", "phases": ["container"], "calls": 1, "errors": 0, "denied": 0,
                  "first_seen": "2026-01-01T00:00:00Z", "pid": 43, "comm": format!("evil{EVIL}\n")},
             ],
         });
-        let text = table(&data);
+        let view: ProfileView = serde_json::from_value(data).expect("a profile view");
+        let text = table(&view);
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
         assert_eq!(text.lines().count(), 4, "one line per row: {text:?}");
         assert!(text.contains("x\\u{1b}[2J\\u{1b}]0;owned\\u{7}"), "{text:?}");

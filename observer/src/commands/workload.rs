@@ -54,7 +54,9 @@ pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
     let mut inputs = Vec::new();
     let mut calls = 0;
     for p in data["profiles"].as_array().into_iter().flatten() {
-        let learned = learned::learned_from_agent(p);
+        let view: crate::views::ProfileView =
+            serde_json::from_value(p.clone()).context("the agent's workload answer does not match this CLI's contract")?;
+        let learned = learned::learned_from_agent(&view);
         calls += learned.metadata.calls;
         let (exported, _) = learned::export_learned(&learned, &per_replica)
             .with_context(|| format!("exporting {}", p["name"].as_str().unwrap_or_default()))?;
@@ -120,15 +122,24 @@ mod tests {
 
     #[test]
     fn replicas_merge_into_one_seccomp_profile() {
-        let row = |name: &str| serde_json::json!({"name": name, "abi": "x86_64", "phases": ["container"], "denied_phases": [], "calls": 1});
-        let init = serde_json::json!({"name": "execve", "abi": "x86_64", "phases": ["init_after_filter"], "calls": 1});
+        let row_in = |name: &str, phase: &str| {
+            serde_json::json!({"name": name, "abi": "x86_64", "phase": phase, "phases": [phase], "denied_phases": [],
+                               "calls": 1, "errors": 0, "denied": 0, "first_seen": null, "pid": null, "comm": null})
+        };
+        let row = |name: &str| row_in(name, "container");
+        let init = row_in("execve", "init_after_filter");
+        let profile = |name: &str, calls: u64, syscalls: serde_json::Value| {
+            serde_json::json!({"id": name, "name": name, "image": "nginx:1.25", "runtime": "containerd", "state": "exited",
+                               "first_seen": "2026-12-01T01:00:00Z", "observed_since": null, "seccomp_mode": 2,
+                               "calls": calls, "baseline": null, "syscalls": syscalls})
+        };
         let data = serde_json::json!({
             "workload": "shop/web/app", "namespace": "shop", "name": "web", "kind": "Deployment", "container": "app",
             "node": "node-1", "replicas": 2, "containers": 2, "pods": ["web-1", "web-2"], "templates": ["7d4b9"],
             "images": ["nginx:1.25"], "since": "2026-12-01T01:00:00Z", "until": "2026-12-01T02:00:00Z",
             "profiles": [
-                {"name": "shop/web-1/app", "runtime": "containerd", "calls": 5, "syscalls": [row("read"), row("chmod"), init]},
-                {"name": "shop/web-2/app", "runtime": "containerd", "calls": 7, "syscalls": [row("read"), row("mkdir"), init]},
+                profile("shop/web-1/app", 5, serde_json::json!([row("read"), row("chmod"), init.clone()])),
+                profile("shop/web-2/app", 7, serde_json::json!([row("read"), row("mkdir"), init])),
             ],
         });
         let req = ExportRequest { format: "spo".into(), include_denied: false, beyond_default: false, base: None, caps: None, name: None, namespace: None };

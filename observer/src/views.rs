@@ -1,0 +1,255 @@
+//! The agent's answers as types, shared by the agent (which builds them) and
+//! the CLI (which reads them): the contract docs/cli.md describes, held by the
+//! compiler instead of by `json!` on one side and `Value` indexing on the other.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    agent::{EnforceRule, model::State},
+    container::PodInfo,
+};
+
+/// A container's start phase, as the kernel tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The runtime's init before it installed the seccomp filter.
+    InitBeforeFilter,
+    /// The runtime's init after the filter, before the exec.
+    InitAfterFilter,
+    /// The container's own processes.
+    Container,
+}
+
+impl Phase {
+    pub fn of_kernel(p: u32) -> Self {
+        match p {
+            observer_common::slot::phase::INIT_BEFORE_FILTER => Phase::InitBeforeFilter,
+            observer_common::slot::phase::INIT_AFTER_FILTER => Phase::InitAfterFilter,
+            _ => Phase::Container,
+        }
+    }
+
+    /// Whether calls in this phase passed the filter the container runs under.
+    pub fn under_filter(self) -> bool {
+        self != Phase::InitBeforeFilter
+    }
+}
+
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A syscall outside the container's baseline, by its own processes.
+    OutsideBaseline,
+    /// Seccomp denied a syscall.
+    Denied,
+    /// A syscall outside an enforced profile.
+    Enforce,
+    /// A cgroup named like a container its runtime does not confirm.
+    ImpostorCgroup,
+    /// A cgroup the kernel could not record (every slot taken).
+    Overflow,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::OutsideBaseline => "outside_baseline",
+            AlertKind::Denied => "denied",
+            AlertKind::Enforce => "enforce",
+            AlertKind::ImpostorCgroup => "impostor_cgroup",
+            AlertKind::Overflow => "overflow",
+        }
+    }
+}
+
+/// What an enforcement does on a violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforceAction {
+    /// An `enforce` alert line.
+    Alert,
+    /// The alert, SIGKILL of the caller from the kernel, and the container's cgroups killed.
+    Kill,
+}
+
+/// One row of `observer ps`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PsRow {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub runtime: String,
+    pub cgroup_id: u64,
+    pub cgroup_path: String,
+    pub pids: Vec<u32>,
+    /// Distinct rows seen.
+    pub syscalls: usize,
+    pub calls: u64,
+    pub seccomp_mode: Option<u32>,
+    pub seccomp_option: Option<String>,
+    pub denied: u64,
+    pub alerts: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub observed_since: Option<String>,
+    pub state: State,
+    #[serde(default)]
+    pub engine: String,
+    #[serde(default)]
+    pub container_name: String,
+    #[serde(default)]
+    pub image_digest: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pod: Option<PodInfo>,
+    #[serde(default)]
+    pub sandbox: bool,
+    /// `NAMESPACE/WORKLOAD/CONTAINER` for a pod's workload container.
+    #[serde(default)]
+    pub workload: Option<String>,
+}
+
+/// One syscall of a profile (`profile show`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRow {
+    pub name: String,
+    pub abi: String,
+    /// The earliest phase the syscall entered in (else was denied in).
+    pub phase: Phase,
+    /// Phases in which it entered the kernel (the filter of that moment let it through).
+    pub phases: Vec<Phase>,
+    /// Phases in which seccomp denied it.
+    #[serde(default)]
+    pub denied_phases: Vec<Phase>,
+    pub calls: u64,
+    pub errors: u64,
+    pub denied: u64,
+    pub first_seen: Option<String>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+}
+
+/// `observer profile show`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileView {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub runtime: String,
+    pub state: State,
+    pub first_seen: String,
+    pub observed_since: Option<String>,
+    pub seccomp_mode: Option<u32>,
+    pub calls: u64,
+    /// Where the baseline came from, if there is one.
+    pub baseline: Option<String>,
+    pub syscalls: Vec<ProfileRow>,
+}
+
+/// `observer status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub started_at: String,
+    pub slots: u32,
+    pub slots_used: usize,
+    pub reused_pinned_programs: bool,
+    pub events_lost: u64,
+    pub cgroups_overflow: u64,
+    pub calls_unrecorded: u64,
+    pub denials_unattributed: u64,
+    pub alerts: u64,
+    pub containers: usize,
+    pub enforcements: Vec<EnforceRule>,
+    pub first_seen_events: usize,
+    pub first_seen_latency_median_ns: Option<u64>,
+    pub first_seen_latency_p99_ns: Option<u64>,
+    pub first_seen_at_start_events: usize,
+    pub first_seen_at_start_latency_median_ns: Option<u64>,
+    pub first_seen_at_start_latency_p99_ns: Option<u64>,
+    pub pid: u32,
+}
+
+/// What one enforcement request armed in the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Armed {
+    pub slots: Vec<u32>,
+    /// The cgroups (paths) whose slots now carry the rule.
+    pub cgroups: Vec<String>,
+    /// Cgroups the runtime has not confirmed yet: alerted, never killed, until it does.
+    pub alert_only_until_confirmed: Vec<String>,
+}
+
+impl Armed {
+    pub fn add(&mut self, other: Armed) {
+        self.slots.extend(other.slots);
+        self.cgroups.extend(other.cgroups);
+        self.alert_only_until_confirmed.extend(other.alert_only_until_confirmed);
+    }
+}
+
+/// `observer enforce`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnforceAnswer {
+    /// The records it applies to now.
+    pub enforced: Vec<String>,
+    pub armed: Armed,
+    pub rule: EnforceRule,
+}
+
+/// `observer enforce --off`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReleaseAnswer {
+    pub released: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_and_kinds_keep_their_spelling() {
+        assert_eq!(serde_json::to_value(Phase::InitAfterFilter).unwrap(), "init_after_filter");
+        assert_eq!(serde_json::to_value(AlertKind::ImpostorCgroup).unwrap(), AlertKind::ImpostorCgroup.as_str());
+        assert_eq!(serde_json::to_value(EnforceAction::Kill).unwrap(), "kill");
+        assert_eq!(Phase::of_kernel(observer_common::slot::phase::CONTAINER), Phase::Container);
+    }
+}
+
+/// docs/cli.md is the contract: its JSON examples parse as these types, and say
+/// the same thing when written back.
+#[cfg(test)]
+mod documented {
+    use super::*;
+
+    const CLI_MD: &str = include_str!("../../docs/cli.md");
+
+    /// The examples fenced as ```json NAME.
+    fn example(name: &str) -> serde_json::Value {
+        let fence = format!("```json {name}\n");
+        let start = CLI_MD.find(&fence).unwrap_or_else(|| panic!("docs/cli.md has no ```json {name} example")) + fence.len();
+        let end = start + CLI_MD[start..].find("```").expect("closing fence");
+        serde_json::from_str(&CLI_MD[start..end]).unwrap_or_else(|e| panic!("docs/cli.md's {name} example is not JSON: {e}"))
+    }
+
+    fn round_trips<T: serde::de::DeserializeOwned + Serialize>(name: &str) -> T {
+        let doc = example(name);
+        let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("docs/cli.md's {name} example: {e}"));
+        assert_eq!(serde_json::to_value(&typed).expect("encode"), doc, "{name}: the documented fields are the fields");
+        typed
+    }
+
+    #[test]
+    fn the_documented_answers_are_the_contract() {
+        let ps: Vec<PsRow> = round_trips("ps");
+        assert_eq!(ps[0].state, State::Running);
+        let profile: ProfileView = round_trips("profile");
+        assert_eq!(profile.syscalls[0].denied_phases, [Phase::Container]);
+        let status: StatusView = round_trips("status");
+        assert_eq!(status.enforcements[0].action, EnforceAction::Kill);
+    }
+}
