@@ -1,6 +1,5 @@
 //! The API socket (root only: mode 0600, the peer's uid checked, and in a 0700
-//! directory when the directory is the agent's own) and the optional metrics
-//! endpoint.
+//! directory when the directory is the agent's own).
 
 use std::{
     os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
@@ -11,16 +10,13 @@ use std::{
 use anyhow::Context as _;
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
-    net::{TcpListener, UnixListener, UnixStream},
+    net::{UnixListener, UnixStream},
     sync::Mutex,
     task::JoinHandle,
 };
 
 use super::{Agent, EnforceRule};
-use crate::{
-    api::{Request, Response, Target},
-    metrics::{self, MetricsSnapshot},
-};
+use crate::api::{Request, Response, Target};
 
 pub async fn serve(agent: Arc<Mutex<Agent>>, socket: &Path) -> anyhow::Result<JoinHandle<()>> {
     if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -87,10 +83,10 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
     let mut a = agent.lock().await;
     a.tick();
     match request {
-        Request::Ps => Response::ok(super::identity_view::enrich_ps(&a.containers, a.ps())),
-        Request::Status => Response::ok(a.status()),
+        Request::Ps => Response::of(&a.ps()),
+        Request::Status => Response::of(&a.status()),
         Request::Profile { container } => match a.profile(&container) {
-            Ok(v) => Response::ok(v),
+            Ok(v) => Response::of(&v),
             Err(e) => Response::error(e),
         },
         Request::Workload { workload } => match super::identity_view::workload(&a, &workload) {
@@ -98,16 +94,13 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             Err(e) => Response::error(e),
         },
         Request::Enforce { target, action, allowed_rows, profile } => {
-            if action != "alert" && action != "kill" {
-                return Response::error(format!("unknown action {action:?} (expected alert or kill)"));
-            }
             let target = match resolve_target(&a, target) {
                 Ok(t) => t,
                 Err(e) => return Response::error(e),
             };
             let rule = EnforceRule { target: target.clone(), action, allowed_rows, profile };
             let keys: Vec<String> = matching(&a, &target);
-            let mut armed = super::core::Armed::default();
+            let mut armed = crate::views::Armed::default();
             for key in &keys {
                 armed.add(a.enforce_on(key, Some(&rule)));
             }
@@ -123,7 +116,7 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             a.enforcements.retain(|r| r.target != target);
             a.enforcements.push(rule.clone());
             a.flush(false);
-            Response::ok(serde_json::json!({ "enforced": keys, "armed": armed, "rule": rule }))
+            Response::of(&crate::views::EnforceAnswer { enforced: keys, armed, rule })
         }
         Request::EnforceOff { target } => {
             let target = match resolve_target(&a, target) {
@@ -136,7 +129,7 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             }
             a.enforcements.retain(|r| r.target != target);
             a.flush(false);
-            Response::ok(serde_json::json!({ "released": keys }))
+            Response::of(&crate::views::ReleaseAnswer { released: keys })
         }
     }
 }
@@ -159,40 +152,4 @@ fn matching(a: &Agent, target: &Target) -> Vec<String> {
         })
         .map(|r| r.id.clone())
         .collect()
-}
-
-/// Prometheus text on every request (any path), for the address the user named.
-pub async fn serve_metrics(agent: Arc<Mutex<Agent>>, addr: &str) -> anyhow::Result<JoinHandle<()>> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("listening for metrics on {addr}"))?;
-    tracing::info!("metrics on http://{addr}/metrics");
-    Ok(tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
-            let agent = agent.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
-                let body = {
-                    let a = agent.lock().await;
-                    let stats = a.probe.stats().unwrap_or_default();
-                    metrics::render(&MetricsSnapshot {
-                        containers_watched: a.containers.values().filter(|r| r.state == super::model::State::Running).count() as u64,
-                        syscalls_recorded: a.containers.values().map(|r| r.calls()).sum(),
-                        events_lost: stats[observer_common::stats::EVENTS_LOST as usize],
-                        alerts: a.alerts_total,
-                        cgroups_overflow: stats[observer_common::stats::CGROUPS_OVERFLOW as usize],
-                        calls_unrecorded: stats[observer_common::stats::CALLS_UNRECORDED as usize],
-                        per_container: a.containers.values().map(|r| (r.name.clone(), r.id.clone(), r.first_use.len() as u64)).collect(),
-                    })
-                };
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    metrics::CONTENT_TYPE,
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(body.as_bytes()).await;
-            });
-        }
-    }))
 }
