@@ -1,7 +1,13 @@
 //! The agent's metrics in the Prometheus text exposition format (version 0.0.4),
 //! rendered from a plain snapshot so the numbers can come from anywhere.
+//! prometheus-client writes the text (names, escaping, `_total` on counters).
 
-use std::fmt::Write;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _, prometheus_text},
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
 
 /// The numbers one scrape shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,88 +26,76 @@ pub struct MetricsSnapshot {
 }
 
 /// The content type to serve [`render`]'s output with.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-/// Renders a snapshot; every family has HELP and TYPE lines, counters end in `_total`.
-pub fn render(m: &MetricsSnapshot) -> String {
-    let mut out = String::new();
-    let scalars = [
+/// Renders a snapshot; every family has HELP and TYPE lines, counters end in
+/// `_total` (the encoder adds it: counters are registered without it). The
+/// encoder's errors are its writer's, and a `String` takes every write.
+pub fn render(m: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("observer");
+    // The encoder ends each help text with a full stop.
+    registry.register(
+        "containers_watched",
+        "Containers whose syscalls are being recorded",
+        ConstGauge::new(m.containers_watched),
+    );
+    let counters = [
         (
-            "observer_containers_watched",
-            "gauge",
-            "Containers whose syscalls are being recorded.",
-            m.containers_watched,
-        ),
-        (
-            "observer_syscalls_recorded_total",
-            "counter",
-            "Syscalls recorded across all watched containers.",
+            "syscalls_recorded",
+            "Syscalls recorded across all watched containers",
             m.syscalls_recorded,
         ),
         (
-            "observer_events_lost_total",
-            "counter",
-            "Kernel events dropped because the ring buffer was full.",
+            "events_lost",
+            "Kernel events dropped because the ring buffer was full",
             m.events_lost,
         ),
         (
-            "observer_alerts_total",
-            "counter",
-            "Alerts raised for syscalls outside a container's profile.",
+            "alerts",
+            "Alerts raised for syscalls outside a container's profile",
             m.alerts,
         ),
         (
-            "observer_cgroups_overflow_total",
-            "counter",
-            "Cgroups the kernel could not record because every slot was taken.",
+            "cgroups_overflow",
+            "Cgroups the kernel could not record because every slot was taken",
             m.cgroups_overflow,
         ),
         (
-            "observer_calls_unrecorded_total",
-            "counter",
-            "Syscalls of cgroups without a slot: counted, not recorded.",
+            "calls_unrecorded",
+            "Syscalls of cgroups without a slot: counted, not recorded",
             m.calls_unrecorded,
         ),
     ];
-    for (name, kind, help, value) in scalars {
-        header(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {value}");
+    for (name, help, value) in counters {
+        registry.register(name, help, ConstCounter::new(value));
     }
-    let name = "observer_container_distinct_syscalls";
-    header(
-        &mut out,
-        name,
-        "gauge",
-        "Distinct syscalls seen per container.",
-    );
-    for (container, id, count) in &m.per_container {
-        let _ = writeln!(
-            out,
-            "{name}{{name=\"{}\",id=\"{}\"}} {count}",
-            escape_label(container),
-            escape_label(id)
-        );
-    }
-    out
+    registry.register_collector(Box::new(DistinctSyscalls(m.per_container.clone())));
+    let mut out = String::new();
+    prometheus_text::encode(&mut out, &registry)?;
+    Ok(out)
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
+/// `observer_container_distinct_syscalls{name,id}`, one series per container
+/// in the snapshot's order. A collector rather than a `Family`: a family with
+/// no members is left out of the text, and a `Family` orders its series by hash.
+#[derive(Debug)]
+struct DistinctSyscalls(Vec<(String, String, u64)>);
 
-/// Label values escape backslash, double quote and newline.
-fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
+impl Collector for DistinctSyscalls {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "container_distinct_syscalls",
+            // A collector's help is written as given, with no full stop added.
+            "Distinct syscalls seen per container.",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, id, count) in &self.0 {
+            let labels = [("name", name.as_str()), ("id", id.as_str())];
+            ConstGauge::new(*count).encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
     }
-    s
 }
 
 #[cfg(test)]
@@ -121,7 +115,8 @@ mod tests {
                 ("web".into(), "3f4e2c1b9a8d".into(), 57),
                 ("we\"ird\\na\nme".into(), "abc".into(), 1),
             ],
-        });
+        })
+        .unwrap();
         let want = "\
 # HELP observer_containers_watched Containers whose syscalls are being recorded.
 # TYPE observer_containers_watched gauge
@@ -151,7 +146,7 @@ observer_container_distinct_syscalls{name=\"we\\\"ird\\\\na\\nme\",id=\"abc\"} 1
 
     #[test]
     fn no_containers_still_declares_the_family() {
-        let text = render(&MetricsSnapshot::default());
+        let text = render(&MetricsSnapshot::default()).unwrap();
         assert!(text.contains("# TYPE observer_container_distinct_syscalls gauge\n"));
         assert!(text.ends_with("gauge\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);

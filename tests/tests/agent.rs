@@ -220,7 +220,7 @@ fn metrics_are_served_only_when_asked() {
     for _ in 0..50 {
         if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
             use std::io::{Read as _, Write as _};
-            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("write");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: observer\r\nConnection: close\r\n\r\n").expect("write");
             s.read_to_string(&mut body).expect("read");
             break;
         }

@@ -1,26 +1,32 @@
 //! A tiny Docker Engine API client: one `GET /containers/<id>/json` over the
 //! daemon's unix socket, to learn a container's name, image, runtime and
-//! seccomp setting. HTTP/1.1 is written and parsed here (`Connection: close`,
-//! Content-Length or chunked bodies) to keep the agent's dependencies small.
+//! seccomp setting. HTTP/1.1 is hyper's client connection (already in the tree
+//! through tonic); the answer is read within a timeout and a size bound.
 
 use std::{
-    env, fmt, io,
+    env,
+    error::Error as _,
+    fmt, io,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use serde::Deserialize;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::UnixStream,
+use http_body_util::{BodyExt as _, Empty, Limited};
+use hyper::{
+    Request, StatusCode,
+    body::{Body as _, Bytes},
+    header,
 };
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::UnixStream;
 
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// dockerd answers an inspect in milliseconds; a hung daemon must not stall
 /// the agent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// An inspect answer is a few KiB (more with a custom seccomp profile inline).
-const MAX_RESPONSE: u64 = 16 << 20;
+const MAX_RESPONSE: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -34,16 +40,15 @@ pub enum DockerError {
         #[source]
         source: io::Error,
     },
-    #[error("talking to dockerd at {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error("dockerd at {path} did not answer within {timeout:?}")]
     Timeout { path: PathBuf, timeout: Duration },
-    #[error("bad HTTP response from dockerd: {0}")]
-    Http(#[from] HttpError),
+    /// A malformed or cut-short answer, or the connection failing mid-way.
+    /// hyper's error names the stage; its causes name the detail (a bad chunk
+    /// size line, an end of file before the body's length), so both are shown.
+    #[error("bad HTTP exchange with dockerd at {path}: {}", with_causes(.error))]
+    Http { path: PathBuf, error: hyper::Error },
+    #[error("dockerd at {path} answered more than {max} bytes")]
+    TooLarge { path: PathBuf, max: usize },
     #[error("no such container: {0}")]
     NotFound(String),
     #[error("dockerd answered {status} to {request}: {message}")]
@@ -62,146 +67,16 @@ pub enum DockerError {
     InvalidId(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HttpError {
-    #[error("response ended before the end of its headers")]
-    TruncatedHead,
-    #[error("malformed status line {0:?}")]
-    StatusLine(String),
-    #[error("malformed header line {0:?}")]
-    Header(String),
-    #[error("bad Content-Length {0:?}")]
-    ContentLength(String),
-    #[error("body is {got} bytes, Content-Length said {want}")]
-    TruncatedBody { got: usize, want: usize },
-    #[error("bad chunk size line {0:?}")]
-    ChunkSize(String),
-    #[error("chunk size {size} is larger than a whole answer may be ({max} bytes)")]
-    ChunkTooLarge { size: String, max: u64 },
-    #[error("chunked body ended early")]
-    TruncatedChunk,
-    #[error("response is larger than {0} bytes")]
-    TooLarge(u64),
-}
-
-/// A parsed HTTP response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+/// `error: cause: cause...`: callers log errors with `{}`, which shows no causes.
+fn with_causes(error: &hyper::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
     }
-}
-
-/// Parses a whole HTTP/1.x response read until the server closed the connection.
-pub fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
-    let end = find(raw, b"\r\n\r\n").ok_or(HttpError::TruncatedHead)?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-
-    let status_line = lines.next().unwrap_or_default();
-    let mut words = status_line.splitn(3, ' ');
-    let version = words.next().unwrap_or_default();
-    let code = words.next().unwrap_or_default();
-    let status = match (
-        version.starts_with("HTTP/1."),
-        code.len(),
-        code.parse::<u16>(),
-    ) {
-        (true, 3, Ok(status)) => status,
-        _ => return Err(HttpError::StatusLine(status_line.to_owned())),
-    };
-
-    let mut headers = Vec::new();
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .filter(|(n, _)| !n.is_empty() && !n.contains(' '))
-            .ok_or_else(|| HttpError::Header(line.to_owned()))?;
-        headers.push((name.to_owned(), value.trim().to_owned()));
-    }
-    let mut response = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-    response.body = if chunked {
-        decode_chunked(rest)?
-    } else if let Some(len) = response.header("content-length") {
-        let want: usize = len
-            .parse()
-            .map_err(|_| HttpError::ContentLength(len.to_owned()))?;
-        if rest.len() < want {
-            return Err(HttpError::TruncatedBody {
-                got: rest.len(),
-                want,
-            });
-        }
-        rest[..want].to_vec()
-    } else {
-        // Neither: the body runs to the end of the connection.
-        rest.to_vec()
-    };
-    Ok(response)
-}
-
-/// Decodes a `Transfer-Encoding: chunked` body (RFC 9112 §7.1); trailers are ignored.
-///
-/// The sizes come from the other end of a socket: each is checked against
-/// [`MAX_RESPONSE`] before any arithmetic, so no size can overflow, and the
-/// body as a whole stays within it too.
-pub fn decode_chunked(mut raw: &[u8]) -> Result<Vec<u8>, HttpError> {
-    let mut body = Vec::new();
-    loop {
-        let eol = find(raw, b"\r\n").ok_or(HttpError::TruncatedChunk)?;
-        let line = String::from_utf8_lossy(&raw[..eol]);
-        let size_hex = line.split(';').next().unwrap_or_default().trim();
-        // from_str_radix also takes a sign; a chunk size is hex digits only.
-        let digits_only = !size_hex.is_empty() && size_hex.bytes().all(|b| b.is_ascii_hexdigit());
-        let size = u64::from_str_radix(size_hex, 16)
-            .ok()
-            .filter(|_| digits_only)
-            .ok_or_else(|| HttpError::ChunkSize(line.clone().into_owned()))?;
-        if size > MAX_RESPONSE {
-            return Err(HttpError::ChunkTooLarge { size: size_hex.to_owned(), max: MAX_RESPONSE });
-        }
-        // Within MAX_RESPONSE (16 MiB): fits a usize, and size + 2 cannot overflow.
-        let size = size as usize;
-        if (body.len() + size) as u64 > MAX_RESPONSE {
-            return Err(HttpError::TooLarge(MAX_RESPONSE));
-        }
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        if raw.len() < size + 2 {
-            return Err(HttpError::TruncatedChunk);
-        }
-        if &raw[size..size + 2] != b"\r\n" {
-            return Err(HttpError::ChunkSize(
-                String::from_utf8_lossy(&raw[size..(size + 16).min(raw.len())]).into_owned(),
-            ));
-        }
-        body.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    text
 }
 
 /// What the agent needs to know about a Docker container.
@@ -381,20 +256,20 @@ impl DockerClient {
             return Err(DockerError::InvalidId(id.to_owned()));
         }
         let request = format!("/containers/{id}/json");
-        let response = self.get(&request).await?;
-        match response.status {
-            200 => parse_inspect(&response.body, &request),
-            404 => Err(DockerError::NotFound(id.to_owned())),
+        let (status, body) = self.get(&request).await?;
+        match status {
+            StatusCode::OK => parse_inspect(&body, &request),
+            StatusCode::NOT_FOUND => Err(DockerError::NotFound(id.to_owned())),
             status => Err(DockerError::Status {
-                status,
+                status: status.as_u16(),
                 request,
-                message: error_message(&response.body),
+                message: error_message(&body),
             }),
         }
     }
 
-    /// One `GET` on the socket, whole response read within the timeout.
-    pub async fn get(&self, path: &str) -> Result<Response, DockerError> {
+    /// One `GET` on the socket, whole answer read within the timeout.
+    async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), DockerError> {
         match tokio::time::timeout(self.timeout, self.get_inner(path)).await {
             Ok(result) => result,
             Err(_) => Err(DockerError::Timeout {
@@ -404,8 +279,8 @@ impl DockerClient {
         }
     }
 
-    async fn get_inner(&self, path: &str) -> Result<Response, DockerError> {
-        let mut stream = UnixStream::connect(&self.socket).await.map_err(|source| {
+    async fn get_inner(&self, path: &str) -> Result<(StatusCode, Bytes), DockerError> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
                 DockerError::SocketMissing(self.socket.clone())
             } else {
@@ -415,24 +290,51 @@ impl DockerClient {
                 }
             }
         })?;
-        let io_err = |source| DockerError::Io {
+        let http = |error| DockerError::Http {
             path: self.socket.clone(),
-            source,
+            error,
         };
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: observer\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.map_err(io_err)?;
-        let mut raw = Vec::new();
-        let read = (&mut stream)
-            .take(MAX_RESPONSE + 1)
-            .read_to_end(&mut raw)
+        let too_large = || DockerError::TooLarge {
+            path: self.socket.clone(),
+            max: MAX_RESPONSE,
+        };
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(io_err)?;
-        if read as u64 > MAX_RESPONSE {
-            return Err(HttpError::TooLarge(MAX_RESPONSE).into());
-        }
-        Ok(parse_response(&raw)?)
+            .map_err(http)?;
+        // hyper's client adds no Host header, and dockerd (Go's net/http)
+        // refuses an HTTP/1.1 request without one.
+        let request = Request::get(path)
+            .header(header::HOST, "docker")
+            .header(header::USER_AGENT, "observer")
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .expect("a path of id characters is a valid request target");
+        let exchange = async move {
+            let response = sender.send_request(request).await.map_err(http)?;
+            let status = response.status();
+            let body = response.into_body();
+            // A Content-Length over the bound fails before anything is read.
+            if body.size_hint().lower() > MAX_RESPONSE as u64 {
+                return Err(too_large());
+            }
+            let body = Limited::new(body, MAX_RESPONSE)
+                .collect()
+                .await
+                // Limited's errors are the body's (hyper's) and its own
+                // LengthLimitError.
+                .map_err(|e| match e.downcast::<hyper::Error>() {
+                    Ok(e) => http(*e),
+                    Err(_) => too_large(),
+                })?
+                .to_bytes();
+            Ok((status, body))
+        };
+        // The connection is driven here, not in a task of its own, so the
+        // timeout drops the socket with it. It ends after the answer
+        // (`Connection: close`); its own error is the one the exchange saw.
+        let (answer, _) = tokio::join!(exchange, connection);
+        answer
     }
 }
 
@@ -454,115 +356,190 @@ pub(crate) mod tests {
 
     use super::*;
 
-    #[test]
-    fn content_length_body() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
-        let r = parse_response(raw).unwrap();
-        assert_eq!(r.status, 200);
-        assert_eq!(r.header("content-type"), Some("application/json"));
-        assert_eq!(r.body, b"{\"a\":1}");
+    /// A dockerd stand-in on a fresh socket: reads one request head, writes
+    /// `answer`, closes. Returns the socket and the request it read.
+    async fn fake_dockerd(answer: Vec<u8>) -> (PathBuf, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("observer-fake-dockerd-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("docker.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            // The client may hang up first (an answer too large): not an error here.
+            let _ = conn.write_all(&answer).await;
+            let _ = std::fs::remove_dir_all(dir);
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (socket, server)
     }
 
-    #[test]
-    fn chunked_body() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\nA;ext=1\r\n:123456789\r\n1\r\n}\r\n0\r\nX-Trailer: y\r\n\r\n";
-        let r = parse_response(raw).unwrap();
-        assert_eq!(r.body, b"{\"a\":123456789}");
+    async fn inspect_answer(answer: &[u8]) -> Result<DockerInfo, DockerError> {
+        let (socket, server) = fake_dockerd(answer.to_vec()).await;
+        let result = DockerClient::new(&socket).inspect("abc").await;
+        server.abort();
+        result
     }
 
-    #[test]
-    fn close_delimited_body() {
-        let r = parse_response(b"HTTP/1.0 404 Not Found\r\n\r\n{\"message\":\"x\"}").unwrap();
-        assert_eq!((r.status, error_message(&r.body).as_str()), (404, "x"));
+    const INSPECT: &str = r#"{"Id":"abc","Name":"/web","State":{"Status":"running","Pid":7}}"#;
+
+    #[tokio::test]
+    async fn content_length_and_chunked_answers() {
+        let (socket, server) = fake_dockerd(
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{INSPECT}", INSPECT.len())
+                .into_bytes(),
+        )
+        .await;
+        let info = DockerClient::new(&socket).inspect("abc").await.unwrap();
+        assert_eq!(
+            (info.id.as_str(), info.name.as_str(), info.pid),
+            ("abc", "web", 7)
+        );
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("GET /containers/abc/json HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.to_ascii_lowercase().contains("host: docker\r\n"),
+            "dockerd needs a Host header: {request}"
+        );
+
+        // Chunks with an extension, and a trailer.
+        let (first, rest) = INSPECT.split_at(10);
+        let chunked = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x};ext=1\r\n{first}\r\n{:x}\r\n{rest}\r\n0\r\nX-Trailer: y\r\n\r\n",
+            first.len(),
+            rest.len()
+        );
+        assert_eq!(
+            inspect_answer(chunked.as_bytes()).await.unwrap().name,
+            "web"
+        );
     }
 
-    #[test]
-    fn garbage_and_truncation_are_errors() {
-        let cases: [(&[u8], HttpError); 8] = [
-            (b"", HttpError::TruncatedHead),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n",
-                HttpError::TruncatedHead,
-            ),
-            (
-                b"\x00\xff garbage\r\n\r\n",
-                HttpError::StatusLine("\0\u{fffd} garbage".into()),
-            ),
-            (
-                b"SSH-2.0-OpenSSH\r\n\r\n",
-                HttpError::StatusLine("SSH-2.0-OpenSSH".into()),
-            ),
-            (
-                b"HTTP/1.1 2000 OK\r\n\r\n",
-                HttpError::StatusLine("HTTP/1.1 2000 OK".into()),
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
-                HttpError::Header("no colon".into()),
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"a\"",
-                HttpError::TruncatedBody { got: 4, want: 10 },
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-                HttpError::ContentLength("-1".into()),
-            ),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(
-                parse_response(raw),
-                Err(want),
-                "{:?}",
-                String::from_utf8_lossy(raw)
+    #[tokio::test]
+    async fn not_found_and_other_statuses() {
+        let body = r#"{"message":"No such container: abc"}"#;
+        let answer = |status: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let err = inspect_answer(answer("404 Not Found").as_bytes())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DockerError::NotFound(id) if id == "abc"),
+            "{err}"
+        );
+        let err = inspect_answer(answer("500 Internal Server Error").as_bytes())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DockerError::Status { status: 500, message, .. } if message == "No such container: abc"),
+            "{err}"
+        );
+        // A body that is not JSON is quoted, cut short.
+        let err = inspect_answer(b"HTTP/1.1 502 Bad Gateway\r\n\r\n<html>")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DockerError::Status { status: 502, message, .. } if message == "<html>"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_and_truncation_are_errors() {
+        for answer in [
+            &b""[..],
+            b"not http at all\r\n\r\n",
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"a\"",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nshort",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n",
+        ] {
+            let err = inspect_answer(answer).await.unwrap_err();
+            assert!(
+                matches!(err, DockerError::Http { .. }),
+                "{:?}: {err}",
+                String::from_utf8_lossy(answer)
+            );
+            assert!(
+                err.to_string().contains("docker.sock"),
+                "the error names the socket: {err}"
             );
         }
-        let chunked = |body: &[u8]| {
-            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-            raw.extend_from_slice(body);
-            parse_response(&raw)
-        };
-        assert_eq!(chunked(b"a\r\nshort"), Err(HttpError::TruncatedChunk));
-        assert_eq!(chunked(b"4\r\nabcd\r\n"), Err(HttpError::TruncatedChunk));
-        assert_eq!(
-            chunked(b"zz\r\nabcd\r\n0\r\n\r\n"),
-            Err(HttpError::ChunkSize("zz".into()))
-        );
-        assert!(matches!(
-            chunked(b"2\r\nabcd\r\n0\r\n\r\n"),
-            Err(HttpError::ChunkSize(_))
-        ));
     }
 
-    #[test]
-    fn hostile_chunk_sizes_are_errors_naming_the_size() {
+    #[tokio::test]
+    async fn hostile_sizes_are_errors_within_the_bound() {
         let chunked = |body: &[u8]| {
             let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             raw.extend_from_slice(body);
-            parse_response(&raw)
+            raw
         };
-        // Overflows any size arithmetic: once a panic in the agent's reader task.
-        for size in ["ffffffffffffffff", "fffffffffffffffe", "8000000000000000", "1000001"] {
-            let body = format!("{size}\r\n{{}}\r\n0\r\n\r\n");
-            let err = chunked(body.as_bytes()).unwrap_err();
-            assert_eq!(err, HttpError::ChunkTooLarge { size: size.into(), max: MAX_RESPONSE }, "{size}");
-            assert!(err.to_string().contains(size), "{err}");
+        // Sizes that overflowed the hand-written parser's arithmetic (once a
+        // panic in the agent's reader task), then the connection ends.
+        for size in ["ffffffffffffffff", "fffffffffffffffe", "8000000000000000"] {
+            let err = inspect_answer(&chunked(format!("{size}\r\n{{}}\r\n0\r\n\r\n").as_bytes()))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, DockerError::Http { .. }), "{size}: {err}");
         }
-        // More digits than any size has, and signs from_str_radix would take.
+        // More digits than a u64 holds, and signs from_str_radix would take.
         for line in ["10000000000000000", "+5", "-1", ""] {
-            let body = format!("{line}\r\nabcde\r\n0\r\n\r\n");
-            assert_eq!(chunked(body.as_bytes()), Err(HttpError::ChunkSize(line.into())), "{line:?}");
+            let err = inspect_answer(&chunked(format!("{line}\r\nabcde\r\n0\r\n\r\n").as_bytes()))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("chunk size"), "{line:?}: {err}");
         }
-        // Chunks that each fit but add up to more than an answer may be.
+        // A huge chunk that keeps coming, and chunks that each fit but add up
+        // to more than an answer may be: cut at the bound.
+        let mut huge = chunked(b"ffffffffffffffff\r\n");
+        huge.resize(huge.len() + MAX_RESPONSE + 1024, b'x');
         let mut many = Vec::new();
-        let chunk = vec![b'x'; 1 << 20];
         for _ in 0..17 {
             many.extend_from_slice(b"100000\r\n");
-            many.extend_from_slice(&chunk);
+            many.resize(many.len() + (1 << 20), b'x');
             many.extend_from_slice(b"\r\n");
         }
         many.extend_from_slice(b"0\r\n\r\n");
-        assert_eq!(chunked(&many), Err(HttpError::TooLarge(MAX_RESPONSE)));
+        // A Content-Length over the bound: refused before any of it is read.
+        let declared =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1u64 << 40).into_bytes();
+        for answer in [huge, chunked(&many), declared] {
+            let err = inspect_answer(&answer).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DockerError::TooLarge {
+                        max: MAX_RESPONSE,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -655,24 +632,68 @@ pub(crate) mod tests {
         assert!(matches!(err, DockerError::Timeout { .. }), "{err}");
         server.abort();
 
-        // A server that answers garbage.
-        let garbage = dir.join("garbage.sock");
-        let listener = tokio::net::UnixListener::bind(&garbage).unwrap();
+        // One that stops half-way through the body: the timeout covers the whole answer.
+        let stalled = dir.join("stalled.sock");
+        let listener = tokio::net::UnixListener::bind(&stalled).unwrap();
         let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
             let (mut conn, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = conn.read(&mut buf).await;
-            conn.write_all(b"not http at all\r\n\r\n").await.unwrap();
+            let _ = conn.read(&mut [0u8; 1024]).await;
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\"")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
         });
-        let err = DockerClient::new(&garbage)
-            .inspect("abc")
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, DockerError::Http(HttpError::StatusLine(_))),
-            "{err}"
-        );
-        server.await.unwrap();
+        let client = DockerClient::new(&stalled).with_timeout(Duration::from_millis(200));
+        let err = client.inspect("abc").await.unwrap_err();
+        assert!(matches!(err, DockerError::Timeout { .. }), "{err}");
+        server.abort();
+
+        // Servers that keep the connection open after what they sent: a whole
+        // answer is taken at once, and one declaring too large a body is refused
+        // at once, neither waiting for the timeout.
+        for (answer, want_ok) in [
+            (
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{INSPECT}",
+                    INSPECT.len()
+                ),
+                true,
+            ),
+            (
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{{",
+                    1u64 << 40
+                ),
+                false,
+            ),
+        ] {
+            let open = dir.join("open.sock");
+            let _ = std::fs::remove_file(&open);
+            let listener = tokio::net::UnixListener::bind(&open).unwrap();
+            let server = tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let _ = conn.read(&mut [0u8; 1024]).await;
+                conn.write_all(answer.as_bytes()).await.unwrap();
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+            let started = std::time::Instant::now();
+            let result = DockerClient::new(&open).inspect("abc").await;
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{:?} for {result:?}",
+                started.elapsed()
+            );
+            match result {
+                Ok(info) => assert!(want_ok, "{info:?}"),
+                Err(err) => assert!(
+                    !want_ok && matches!(err, DockerError::TooLarge { .. }),
+                    "{err}"
+                ),
+            }
+            server.abort();
+        }
 
         std::fs::remove_dir_all(&dir).unwrap();
     }
