@@ -52,5 +52,7 @@ pub struct Event {
 
 const _: () = assert!(core::mem::size_of::<Event>() == 72);
 
+// SAFETY: `#[repr(C)]` integers and arrays of integers, no implicit padding
+// (size checked above), and every bit pattern is a valid value.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Event {}

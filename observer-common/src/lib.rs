@@ -12,3 +12,4 @@ pub mod layout;
 pub mod marker;
 pub mod slot;
 pub mod stats;
+pub mod task;

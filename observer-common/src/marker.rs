@@ -23,5 +23,7 @@ pub struct EnterMarker {
 
 const _: () = assert!(core::mem::size_of::<EnterMarker>() == 24);
 
+// SAFETY: `#[repr(C)]` integers and arrays of integers, no implicit padding
+// (size checked above), and every bit pattern is a valid value.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for EnterMarker {}

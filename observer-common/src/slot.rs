@@ -65,6 +65,8 @@ pub struct Slot {
 const _: () = assert!(core::mem::size_of::<Slot>() <= 16 * 1024);
 const _: () = assert!(core::mem::size_of::<Slot>().is_multiple_of(8));
 
+// SAFETY: `#[repr(C)]` integers and arrays of integers, no implicit padding
+// (size checked above), and every bit pattern is a valid value.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Slot {}
 
@@ -170,6 +172,8 @@ pub fn init_exe_for(cgroup_id: u64, first_new: u64, exe: u64) -> u64 {
     if cgroup_id < first_new { NO_INIT } else { exe }
 }
 
+// SAFETY: `#[repr(C)]` integers and arrays of integers, no implicit padding
+// (size checked above), and every bit pattern is a valid value.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for SlotInfo {}
 

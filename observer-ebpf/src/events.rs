@@ -23,7 +23,9 @@ pub fn emit(kind: EventKind, slot: u32, row: u32, phase: u32, nr: i64) {
         phase,
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
+        // SAFETY: BPF helpers without preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        // SAFETY: as above.
         ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
         nr,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),

@@ -41,7 +41,7 @@ pub static FREE_SLOTS: Queue<u32> = Queue::with_max_entries(DEFAULT_SLOTS, 0);
 
 /// Per-cgroup records, mmap-able so the agent reads them live.
 #[map]
-pub static SLOTS: Array<Slot> = Array::with_max_entries(DEFAULT_SLOTS, BPF_F_MMAPABLE as u32);
+pub static SLOTS: Array<Slot> = Array::with_max_entries(DEFAULT_SLOTS, BPF_F_MMAPABLE);
 
 /// `layout::LAYOUT` of the build that loaded these programs, written by the
 /// loader; the programs never read it.
@@ -86,8 +86,14 @@ impl<T> TaskStorage<T> {
 
     /// The current value of `task`, created (zeroed) when `create` and missing.
     #[inline(always)]
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "the value is the task's, handed out by the kernel, not part of the map handle (aya-ebpf's maps do the same)"
+    )]
     pub fn get(&self, task: *const u8, create: bool) -> Option<&mut T> {
         let flags = if create { u64::from(BPF_LOCAL_STORAGE_GET_F_CREATE) } else { 0 };
+        // SAFETY: `self` is the map (the loader relocates its address to the map's
+        // fd), `task` a BTF task pointer, and no initial value is passed.
         let p = unsafe {
             bpf_task_storage_get(
                 core::ptr::from_ref(self).cast_mut().cast(),
@@ -96,6 +102,8 @@ impl<T> TaskStorage<T> {
                 flags,
             )
         };
+        // SAFETY: null, or the task's own `T` in the map, which lives as long as
+        // the task; only the current thread's programs use its note.
         unsafe { p.cast::<T>().as_mut() }
     }
 }
@@ -112,7 +120,8 @@ pub fn config(index: u32) -> u64 {
 #[inline(always)]
 pub fn count_stat(index: u32) {
     if let Some(v) = STATS.get_ptr_mut(index) {
-        // Per-CPU: no other CPU writes this cell.
+        // SAFETY: a valid per-CPU map element; per-CPU: no other CPU writes this
+        // cell, and a program runs to completion without preemption on its CPU.
         unsafe { *v += 1 };
     }
 }
@@ -124,6 +133,8 @@ pub fn bump(cells: &mut [u32], row: u32) {
         let cell: *mut u32 = cell;
         // The BPF target has no compare-and-swap, so core's atomics stop at load and
         // store; the instruction itself (BPF_ATOMIC | BPF_ADD) is what we need.
+        // SAFETY: `cell` comes from a `&mut u32`, valid and aligned; the
+        // instruction touches only those 4 bytes.
         unsafe {
             core::arch::asm!(
                 "lock *(u32 *)({cell} + 0) += {one}",
@@ -137,9 +148,12 @@ pub fn bump(cells: &mut [u32], row: u32) {
 
 /// Sets a bit in a bitmap word; returns true when this call set it.
 #[inline(always)]
-pub fn set_bit(word: *mut u64, bit: u64) -> bool {
+pub fn set_bit(word: &mut u64, bit: u64) -> bool {
+    let word: *mut u64 = word;
     let mut old = bit;
     // BPF_ATOMIC | BPF_OR | BPF_FETCH (kernel 5.12+).
+    // SAFETY: `word` comes from a `&mut u64`, valid and aligned; the
+    // instruction touches only those 8 bytes.
     unsafe {
         core::arch::asm!(
             "{old} = atomic_fetch_or((u64 *)({word} + 0), {old})",
@@ -156,6 +170,7 @@ pub fn set_bit(word: *mut u64, bit: u64) -> bool {
 #[inline(always)]
 pub fn opaque(value: u32) -> u32 {
     let out: u64;
+    // SAFETY: a register move; it touches no memory.
     unsafe { core::arch::asm!("{out} = {v}", out = lateout(reg) out, v = in(reg) u64::from(value), options(pure, nomem, nostack)) };
     out as u32
 }
@@ -173,10 +188,13 @@ pub fn lookup_cached(cgroup_id: u64) -> Option<u32> {
 /// ignored cgroup's later calls stop at the cache like before.
 #[inline(never)]
 pub fn lookup_slow(cgroup_id: u64) -> Option<u32> {
-    let slot = match unsafe { CGROUPS.get(&cgroup_id) } {
+    // SAFETY: the value is copied out at once; an entry deleted meanwhile leaves
+    // a stale slot number, which every user checks against the slot's owner.
+    let slot = match unsafe { CGROUPS.get(cgroup_id) } {
         Some(slot) => *slot,
         None => {
-            unsafe { IGNORED.get(&cgroup_id) }?;
+            // SAFETY: only whether the key is there is used.
+            unsafe { IGNORED.get(cgroup_id) }?;
             SLOT_IGNORED
         }
     };
@@ -189,6 +207,8 @@ pub fn remember(cgroup_id: u64, slot: u32) {
     if cgroup_id >> 32 == 0
         && let Some(entry) = CGROUP_CACHE.get_ptr_mut(cache_index(cgroup_id))
     {
+        // SAFETY: a valid, aligned array map element. One 8-byte store: other
+        // CPUs read the entry whole, never half of it.
         unsafe { core::ptr::write_volatile(entry, cache_entry(cgroup_id, slot)) };
     }
 }

@@ -5,7 +5,6 @@
 //! `TP_PROTO(struct pt_regs *regs, long id)`.
 
 use aya_ebpf::{
-    EbpfContext as _,
     bindings::BPF_NOEXIST,
     helpers::bpf_send_signal,
     macros::raw_tracepoint,
@@ -55,6 +54,11 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
         }
         return None;
     }
+    // SAFETY: an array map element: valid while the program runs (elements are
+    // never freed) and checked in bounds by the helper. Other CPUs and the agent
+    // write it at the same time: counters and bitmaps change only through atomic
+    // instructions (`bump`, `set_bit`), and the fields the agent sets are read
+    // as single words (see `SlotInfo`).
     let mut record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
     if !record.info.owned_by(cgroup_id) {
         // A stale cache entry (the slot was freed and reused): ask the hash.
@@ -65,6 +69,7 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
             }
             return None;
         }
+        // SAFETY: as above.
         record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
         if !record.info.owned_by(cgroup_id) {
             // The hash is stale too: user space is releasing this slot, or it
@@ -76,8 +81,8 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
     if u64::from(tgid) == config(config::AGENT_TGID) {
         return None;
     }
-    let args = ctx.as_ptr() as *const u64;
-    let nr = unsafe { *args.add(1) } as i64;
+    // `TP_PROTO(struct pt_regs *regs, long id)`: the syscall number is argument 1.
+    let nr: i64 = ctx.arg(1);
     let row = row_of(task.abi(), nr);
     bump(&mut record.calls, row);
     if let Some(note) = NOTES.get(task.ptr(), true) {
@@ -95,6 +100,7 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
         // out-of-range number is never in a profile.
         if info.enforce != enforce::OFF && phase_of(task, info) == phase::CONTAINER {
             if info.enforce == enforce::KILL {
+                // SAFETY: a BPF helper without preconditions (it signals the current task).
                 let _ = unsafe { bpf_send_signal(SIGKILL) };
             }
             let first = info.flags & flags::INVALID_VIOLATED == 0;
@@ -119,6 +125,7 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
         if allowed & bit == 0 {
             if info.enforce == enforce::KILL {
                 // Lands when the task returns to user space: the syscall itself runs.
+                // SAFETY: a BPF helper without preconditions (it signals the current task).
                 let _ = unsafe { bpf_send_signal(SIGKILL) };
             }
             let violated = info.violated.get_mut(word)?;
@@ -158,6 +165,9 @@ fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
     }
     let slot = FREE_SLOTS.pop().ok().flatten().unwrap_or(SLOT_OVERFLOW);
     if slot != SLOT_OVERFLOW {
+        // SAFETY: an array map element, valid while the program runs. The slot
+        // came from FREE_SLOTS and is not yet published in CGROUPS: no other CPU
+        // writes it meanwhile.
         let info = unsafe { &mut (*SLOTS.get_ptr_mut(slot)?).info };
         // Claimed before it is published: a CPU that finds the slot through
         // CGROUPS checks its owner.
@@ -168,17 +178,20 @@ fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
         let learn = init_exe == NO_INIT && task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
         info.claim(cgroup_id, init_exe, if learn { flags::LEARN_INIT } else { 0 });
     }
-    if CGROUPS.insert(&cgroup_id, &slot, u64::from(BPF_NOEXIST)).is_err() {
+    if CGROUPS.insert(cgroup_id, slot, u64::from(BPF_NOEXIST)).is_err() {
         // Another CPU got there first, or the map is full.
         if slot != SLOT_OVERFLOW {
             // A free slot owns nothing: left claimed, user space would take it
             // for a live cgroup's (an agent's restart adopts such slots).
             if let Some(record) = SLOTS.get_ptr_mut(slot) {
+                // SAFETY: as above: claimed here, never published.
                 unsafe { (*record).info.unclaim() };
             }
-            let _ = FREE_SLOTS.push(&slot, 0);
+            let _ = FREE_SLOTS.push(slot, 0);
         }
-        return match unsafe { CGROUPS.get(&cgroup_id) } {
+        // SAFETY: the value is copied out at once; an entry deleted meanwhile
+        // leaves a stale slot number, which every user checks against its owner.
+        return match unsafe { CGROUPS.get(cgroup_id) } {
             Some(slot) => Some(*slot),
             None => {
                 count_stat(stats::CGROUPS_OVERFLOW);

@@ -7,7 +7,6 @@
 //! `trace_sys_enter`, and the exit work runs regardless).
 
 use aya_ebpf::{
-    EbpfContext as _,
     bindings::pt_regs,
     helpers::bpf_probe_read_kernel,
     macros::raw_tracepoint,
@@ -35,16 +34,18 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
-    let args = ctx.as_ptr() as *const u64;
-    let ret = unsafe { *args.add(1) } as i64;
+    // `TP_PROTO(struct pt_regs *regs, long ret)`.
+    let ret: i64 = ctx.arg(1);
     if ret >= 0 {
         // Success needs no accounting, and costs nothing more here. The note its
         // enter left stays; a later exit matches a note only with the same thread
         // and syscall number (see docs on denials for the one corner this leaves).
         return None;
     }
-    let regs = unsafe { *args } as *const pt_regs;
-    let nr = unsafe { bpf_probe_read_kernel(&(*regs).orig_rax).ok()? } as i64;
+    let regs: *const pt_regs = ctx.arg(0);
+    // SAFETY: only the field's address is computed here (no load); the helper
+    // reads it and fails cleanly on a bad pointer.
+    let nr = unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax).ok()? } as i64;
     let task = task::current();
     if let Some(note) = NOTES.get(task.ptr(), false)
         && note.live != 0
@@ -52,6 +53,8 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
     {
         note.live = 0;
         if config(config::COUNT_ERRORS) != 0 {
+            // SAFETY: an array map element, valid while the program runs; errors
+            // change only through `bump`'s atomic add.
             let record = unsafe { &mut *SLOTS.get_ptr_mut(note.slot)? };
             // The slot may have changed owner while the thread slept in the call.
             if record.info.cgroup_id == note.cgroup_id {
@@ -86,6 +89,8 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
         return None;
     }
     let row = row_of(task.abi(), nr);
+    // SAFETY: an array map element, valid while the program runs; the fields
+    // written here change only through atomic instructions (`bump`, `set_bit`).
     let record = unsafe { &mut *SLOTS.get_ptr_mut(slot)? };
     if !record.info.owned_by(cgroup_id) {
         // A stale CGROUPS entry: the slot is being released or is someone else's.

@@ -1,5 +1,6 @@
 //! Reads of the current task_struct. Field offsets differ between kernel builds,
-//! so the agent reads them from the kernel's BTF and sets them at load time.
+//! so the agent reads them from the kernel's BTF and sets them at load time
+//! (`observer_common::task::TaskOffsets`, one global).
 //!
 //! The task comes from `bpf_get_current_task_btf`, a BTF pointer: the verifier
 //! checks each load against the kernel's BTF and turns it into a plain, guarded
@@ -7,48 +8,43 @@
 //! The offsets live in read-only data that the loader freezes, so the verifier
 //! sees them as constants.
 
-use aya_ebpf::helpers::bpf_get_current_task_btf;
+use aya_ebpf::{Global, helpers::bpf_get_current_task_btf};
+use observer_common::task::TaskOffsets;
 
-/// Offset of `thread_info.status` in `task_struct` (thread_info is embedded first on x86).
+/// Set by the loader (`EbpfLoader::override_global(task::GLOBAL, ..)`).
 #[unsafe(no_mangle)]
-static TASK_STATUS_OFFSET: u64 = 16;
-/// The chain to the task's executable: `task->mm->exe_file->f_inode`.
-#[unsafe(no_mangle)]
-static TASK_MM_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static MM_EXE_FILE_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static FILE_INODE_OFFSET: u64 = 0;
-/// Offset of `seccomp.mode`.
-#[unsafe(no_mangle)]
-static TASK_SECCOMP_MODE_OFFSET: u64 = 0;
-/// Offset of `pid` (the thread id); `tgid` follows it in every kernel since 2.6.
-#[unsafe(no_mangle)]
-static TASK_PID_OFFSET: u64 = 0;
+static TASK_OFFSETS: Global<TaskOffsets> = Global::new(TaskOffsets::UNSET);
 
-/// The chain to the task's cgroup v2 id: `task->cgroups->dfl_cgrp->kn->id`, what
-/// `bpf_get_current_cgroup_id` returns. Read as BTF loads: the helper takes and
-/// drops an RCU read lock around the same loads, which measured ~50 ns here,
-/// while the program already runs inside an RCU read-side section.
-#[unsafe(no_mangle)]
-static TASK_CGROUPS_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static CSS_SET_DFL_CGRP_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static CGROUP_KN_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static KERNFS_NODE_ID_OFFSET: u64 = 0;
+// `Global<T>` is `#[repr(transparent)]` over `MaybeUninit<T>`, which has the
+// layout of `T`: `offset!` reads one field of it in place.
+const _: () = assert!(core::mem::size_of::<Global<TaskOffsets>>() == core::mem::size_of::<TaskOffsets>());
+const _: () = assert!(core::mem::align_of::<Global<TaskOffsets>>() == core::mem::align_of::<TaskOffsets>());
+
+/// One field of `TASK_OFFSETS`, read on its own: one 8-byte load from the
+/// frozen global, which the verifier sees as a constant. (`Global::load` reads
+/// the whole struct, every field, every time: it is volatile.)
+macro_rules! offset {
+    ($field:ident) => {
+        read_offset(core::mem::offset_of!(TaskOffsets, $field))
+    };
+}
+
+/// The u64 at byte `at` of `TASK_OFFSETS`; `at` is a field's `offset_of!`
+/// (every field is a u64).
+#[inline(always)]
+fn read_offset(at: usize) -> u64 {
+    let field = core::ptr::from_ref(&TASK_OFFSETS).cast::<u8>().wrapping_add(at).cast::<u64>();
+    // SAFETY: `field` points to a u64 field of the live, initialised
+    // `TaskOffsets` inside `TASK_OFFSETS` (same layout, checked above), aligned
+    // as the struct is. Volatile, so the compiler keeps the load that the
+    // loader's value lands in instead of folding in the object's `UNSET`.
+    unsafe { core::ptr::read_volatile(field) }
+}
 
 /// `TS_COMPAT`: the task is in a 32-bit syscall (int 0x80, or an i386 binary).
 /// arch/x86/include/asm/thread_info.h (v6.18).
 const TS_COMPAT: u32 = 0x0002;
 pub const SECCOMP_MODE_FILTER: u32 = 2;
-
-#[inline(always)]
-fn setting(value: &'static u64) -> u64 {
-    // Volatile, so the compiler keeps the load that the loader's value lands in.
-    unsafe { core::ptr::read_volatile(value) }
-}
 
 /// The current task (never null: there is always a current task in a syscall).
 #[derive(Clone, Copy)]
@@ -56,12 +52,25 @@ pub struct Task(*const u8);
 
 #[inline(always)]
 pub fn current() -> Task {
+    // SAFETY: a BPF helper without preconditions; the verifier checks the call.
     Task(unsafe { bpf_get_current_task_btf() } as *const u8)
 }
 
+/// The `T` at `base + offset`.
+///
+/// # Safety
+///
+/// `base` must be a BTF pointer the verifier tracks (the current task, or a
+/// pointer loaded from one through this function), and `offset` the offset,
+/// read from this kernel's BTF, of a field of type `T` in the struct `base`
+/// points to. The verifier then checks the load against that BTF and turns a
+/// fault (a NULL link in a chain) into a zero result instead of an oops; the
+/// result may be 0, never undefined.
 #[inline(always)]
-fn load_at<T: Copy>(base: *const u8, offset: u64) -> T {
-    unsafe { core::ptr::read_volatile(base.add(offset as usize) as *const T) }
+unsafe fn load_at<T: Copy>(base: *const u8, offset: u64) -> T {
+    // SAFETY: the caller's contract; volatile, so that each load stays one
+    // BTF-checked instruction at the offset the verifier was given.
+    unsafe { core::ptr::read_volatile(base.wrapping_add(offset as usize).cast::<T>()) }
 }
 
 impl Task {
@@ -71,24 +80,35 @@ impl Task {
         self.0
     }
 
+    /// The `T` at `offset` in the task.
+    ///
+    /// # Safety
+    ///
+    /// `offset` is the offset of a `task_struct` field of type `T` (see `load_at`).
     #[inline(always)]
-    fn load<T: Copy>(self, offset: u64) -> T {
-        load_at(self.0, offset)
+    unsafe fn load<T: Copy>(self, offset: u64) -> T {
+        // SAFETY: `self.0` comes from `bpf_get_current_task_btf`; the offset is the caller's.
+        unsafe { load_at(self.0, offset) }
     }
 
     /// The cgroup v2 id of the task's cgroup (0 if the chain is broken).
     #[inline(always)]
     pub fn cgroup_id(self) -> u64 {
-        let css_set: *const u8 = self.load(setting(&TASK_CGROUPS_OFFSET));
-        let cgroup: *const u8 = load_at(css_set, setting(&CSS_SET_DFL_CGRP_OFFSET));
-        let kn: *const u8 = load_at(cgroup, setting(&CGROUP_KN_OFFSET));
-        load_at(kn, setting(&KERNFS_NODE_ID_OFFSET))
+        // SAFETY: each offset is that of the next pointer in the chain (read from
+        // BTF), and each base is the pointer the previous load gave (see `load_at`).
+        unsafe {
+            let css_set: *const u8 = self.load(offset!(cgroups));
+            let cgroup: *const u8 = load_at(css_set, offset!(css_set_dfl_cgrp));
+            let kn: *const u8 = load_at(cgroup, offset!(cgroup_kn));
+            load_at(kn, offset!(kernfs_node_id))
+        }
     }
 
     /// ABI index of the current syscall: 1 (i386) when TS_COMPAT is set, else 0.
     #[inline(always)]
     pub fn abi(self) -> u32 {
-        let status: u32 = self.load(setting(&TASK_STATUS_OFFSET));
+        // SAFETY: the offset of `thread_info.status`, a u32, read from BTF.
+        let status: u32 = unsafe { self.load(offset!(thread_info_status)) };
         u32::from(status & TS_COMPAT != 0)
     }
 
@@ -97,22 +117,29 @@ impl Task {
     #[inline(always)]
     pub fn pid_tgid(self) -> (u32, u32) {
         // Two loads: the verifier checks each against its own BTF member.
-        let pid = setting(&TASK_PID_OFFSET);
-        (self.load(pid), self.load(pid + 4))
+        let pid = offset!(pid);
+        // SAFETY: `pid` and `tgid` are i32 fields, `tgid` right after `pid` (the
+        // loader checks this in BTF before it sets the offset).
+        unsafe { (self.load(pid), self.load(pid + 4)) }
     }
 
     /// Identity of the task's executable: its inode's kernel address (0 for a
     /// task without an mm). Same binary, same value, across re-execs.
     #[inline(always)]
     pub fn exe(self) -> u64 {
-        let mm: *const u8 = self.load(setting(&TASK_MM_OFFSET));
-        let file: *const u8 = load_at(mm, setting(&MM_EXE_FILE_OFFSET));
-        let inode: *const u8 = load_at(file, setting(&FILE_INODE_OFFSET));
+        // SAFETY: each offset is that of the next pointer in the chain (read from
+        // BTF), and each base is the pointer the previous load gave (see `load_at`).
+        let inode: *const u8 = unsafe {
+            let mm: *const u8 = self.load(offset!(mm));
+            let file: *const u8 = load_at(mm, offset!(mm_exe_file));
+            load_at(file, offset!(file_inode))
+        };
         inode as u64
     }
 
     #[inline(always)]
     pub fn seccomp_mode(self) -> u32 {
-        self.load(setting(&TASK_SECCOMP_MODE_OFFSET))
+        // SAFETY: the offset of `seccomp.mode`, an int, read from BTF.
+        unsafe { self.load(offset!(seccomp_mode)) }
     }
 }

@@ -14,7 +14,7 @@ use aya::{
 };
 use observer_common::{config, layout::LAYOUT, slot::Slot, stats};
 
-use super::{CounterView, TaskOffsets, require_bpf_privileges};
+use super::{CounterView, offsets::task_offsets, require_bpf_privileges};
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
@@ -312,11 +312,9 @@ impl Probe {
         Ok(Some(slot))
     }
 
-    pub fn set_config(&self, index: u32, value: u64) -> anyhow::Result<()> {
-        // Array::set takes &mut self only for its own bookkeeping; the map is shared.
-        let config = &self.maps.config as *const Array<MapData, u64> as *mut Array<MapData, u64>;
-        unsafe { (*config).set(index, value, 0) }.context("writing the CONFIG map")?;
-        Ok(())
+    /// Sets one run-time setting (`config::*`) in the `CONFIG` map.
+    pub fn set_config(&mut self, index: u32, value: u64) -> anyhow::Result<()> {
+        self.maps.config.set(index, value, 0).context("writing the CONFIG map")
     }
 
     /// Clears the kernel's cache entry for a cgroup whose `CGROUPS` entry changed.
@@ -424,22 +422,13 @@ pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
 fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<KernelLog>)> {
     require_programs()?;
     require_bpf_privileges()?;
-    let offsets = TaskOffsets::from_kernel()?;
+    let offsets = task_offsets()?;
     let slots = options.slots.max(1);
     let ebpf = EbpfLoader::new()
         // NOTES is task storage, which aya's user space has no type for; only
         // the programs use it.
         .allow_unsupported_maps()
-        .override_global("TASK_STATUS_OFFSET", &offsets.status, true)
-        .override_global("TASK_MM_OFFSET", &offsets.exe_chain[0], true)
-        .override_global("MM_EXE_FILE_OFFSET", &offsets.exe_chain[1], true)
-        .override_global("FILE_INODE_OFFSET", &offsets.exe_chain[2], true)
-        .override_global("TASK_SECCOMP_MODE_OFFSET", &offsets.seccomp_mode, true)
-        .override_global("TASK_PID_OFFSET", &offsets.pid, true)
-        .override_global("TASK_CGROUPS_OFFSET", &offsets.cgroup_chain[0], true)
-        .override_global("CSS_SET_DFL_CGRP_OFFSET", &offsets.cgroup_chain[1], true)
-        .override_global("CGROUP_KN_OFFSET", &offsets.cgroup_chain[2], true)
-        .override_global("KERNFS_NODE_ID_OFFSET", &offsets.cgroup_chain[3], true)
+        .override_global(observer_common::task::GLOBAL, &offsets, true)
         .map_max_entries("CGROUPS", slots.saturating_mul(4).max(64))
         .map_max_entries("IGNORED", slots.saturating_mul(16).max(4096))
         .map_max_entries("FREE_SLOTS", slots)
@@ -487,6 +476,7 @@ fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
     tracing::info!("mounting bpffs at /sys/fs/bpf (it is not mounted; pinned maps live there)");
     std::fs::create_dir_all(root)?;
     let (src, target, fstype) = (c"bpf", c"/sys/fs/bpf", c"bpf");
+    // SAFETY: NUL-terminated strings that outlive the call, and no mount data.
     if unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) } != 0 {
         bail!("mounting bpffs at /sys/fs/bpf: {}", std::io::Error::last_os_error());
     }
@@ -505,6 +495,7 @@ fn pinned_layout(dir: &Path) -> anyhow::Result<u64> {
 fn lock_pin_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::MetadataExt as _;
     let file = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    // SAFETY: flock on an fd that `file` keeps open for the call.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {

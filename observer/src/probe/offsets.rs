@@ -3,53 +3,34 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use btf_rs::{Btf, Type};
+pub use observer_common::task::TaskOffsets;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TaskOffsets {
-    /// `thread_info.status` (TS_COMPAT lives there on x86).
-    pub status: u64,
-    /// `task_struct.mm`, `mm_struct.exe_file`, `file.f_inode`.
-    pub exe_chain: [u64; 3],
-    /// `seccomp.mode`.
-    pub seccomp_mode: u64,
-    /// `pid`, directly followed by `tgid`.
-    pub pid: u64,
-    /// `task_struct.cgroups`, `css_set.dfl_cgrp`, `cgroup.kn`, `kernfs_node.id`.
-    pub cgroup_chain: [u64; 4],
-}
-
-impl TaskOffsets {
-    pub fn from_kernel() -> anyhow::Result<Self> {
-        if !std::path::Path::new(VMLINUX_BTF).exists() {
-            bail!("{VMLINUX_BTF} is missing: observer needs a kernel built with BTF (CONFIG_DEBUG_INFO_BTF)");
-        }
-        let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| anyhow!("reading {VMLINUX_BTF}: {e}"))?;
-        Ok(Self {
-            status: member_offset(&btf, "task_struct", &["thread_info", "status"])?,
-            exe_chain: [
-                member_offset(&btf, "task_struct", &["mm"])?,
-                member_offset(&btf, "mm_struct", &["exe_file"])?,
-                member_offset(&btf, "file", &["f_inode"])?,
-            ],
-            seccomp_mode: member_offset(&btf, "task_struct", &["seccomp", "mode"])?,
-            pid: {
-                let pid = member_offset(&btf, "task_struct", &["pid"])?;
-                let tgid = member_offset(&btf, "task_struct", &["tgid"])?;
-                if tgid != pid + 4 {
-                    bail!("BTF: task_struct.tgid does not follow pid (pid at {pid}, tgid at {tgid})");
-                }
-                pid
-            },
-            cgroup_chain: [
-                member_offset(&btf, "task_struct", &["cgroups"])?,
-                member_offset(&btf, "css_set", &["dfl_cgrp"])?,
-                member_offset(&btf, "cgroup", &["kn"])?,
-                member_offset(&btf, "kernfs_node", &["id"])?,
-            ],
-        })
+/// The offsets on this kernel, from its BTF.
+pub fn task_offsets() -> anyhow::Result<TaskOffsets> {
+    if !std::path::Path::new(VMLINUX_BTF).exists() {
+        bail!("{VMLINUX_BTF} is missing: observer needs a kernel built with BTF (CONFIG_DEBUG_INFO_BTF)");
     }
+    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| anyhow!("reading {VMLINUX_BTF}: {e}"))?;
+    let pid = member_offset(&btf, "task_struct", &["pid"])?;
+    let tgid = member_offset(&btf, "task_struct", &["tgid"])?;
+    if tgid != pid + 4 {
+        // The programs read tgid at pid + 4 (`Task::pid_tgid`).
+        bail!("BTF: task_struct.tgid does not follow pid (pid at {pid}, tgid at {tgid})");
+    }
+    Ok(TaskOffsets {
+        thread_info_status: member_offset(&btf, "task_struct", &["thread_info", "status"])?,
+        pid,
+        seccomp_mode: member_offset(&btf, "task_struct", &["seccomp", "mode"])?,
+        mm: member_offset(&btf, "task_struct", &["mm"])?,
+        mm_exe_file: member_offset(&btf, "mm_struct", &["exe_file"])?,
+        file_inode: member_offset(&btf, "file", &["f_inode"])?,
+        cgroups: member_offset(&btf, "task_struct", &["cgroups"])?,
+        css_set_dfl_cgrp: member_offset(&btf, "css_set", &["dfl_cgrp"])?,
+        cgroup_kn: member_offset(&btf, "cgroup", &["kn"])?,
+        kernfs_node_id: member_offset(&btf, "kernfs_node", &["id"])?,
+    })
 }
 
 /// Byte offset of a (nested) member, looking through anonymous structs and unions.
