@@ -309,7 +309,8 @@ impl DockerClient {
             .header(header::ACCEPT, "application/json")
             .header(header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
-            .expect("a path of id characters is a valid request target");
+            // Not with the ids `inspect` lets through: they are valid in a path.
+            .map_err(|_| DockerError::InvalidId(path.to_owned()))?;
         let exchange = async move {
             let response = sender.send_request(request).await.map_err(http)?;
             let status = response.status();
