@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Alert {
     pub time: String,
-    /// `outside_baseline`, `denied`, `enforce` or `impostor_cgroup`.
-    pub kind: String,
+    pub kind: crate::views::AlertKind,
     pub id: String,
     pub name: String,
     pub image: String,

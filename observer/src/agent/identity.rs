@@ -13,11 +13,12 @@ use observer_common::slot::{SLOT_FIRST_MARKER, enforce};
 
 use super::{
     alerts::Alert,
-    core::{Agent, OverflowAction, Watch, now, short},
+    core::{Agent, OverflowAction, Watch, now, parse_time, short},
     model::{ContainerRecord, State},
 };
 use crate::{
     api::Target,
+    views::AlertKind,
     container::{
         ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity,
         cgroup_path,
@@ -189,7 +190,7 @@ impl Agent {
         record.cgroups.insert(cgroup_id, cg);
         self.containers.insert(path.clone(), record);
         let runtime = format!("{:?}", cref.runtime).to_lowercase();
-        self.alert_cgroup(&path, "impostor_cgroup", tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
+        self.alert_cgroup(&path, AlertKind::ImpostorCgroup, tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
     }
 
     /// A container-shaped cgroup the runtime does not vouch for: a record of its
@@ -206,7 +207,7 @@ impl Agent {
         // Whatever an earlier rule left on this slot does not apply to it.
         self.probe.counters().with_info(slot, |info| info.enforce = enforce::OFF);
         let runtime = format!("{:?}", cref.runtime).to_lowercase();
-        self.alert_cgroup(&key, "impostor_cgroup", tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
+        self.alert_cgroup(&key, AlertKind::ImpostorCgroup, tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
     }
 
     fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<RuntimeIdentity>) {
@@ -224,7 +225,7 @@ impl Agent {
                 r.pod = info.pod.clone();
                 r.labels = info.labels.clone();
                 // Started before the agent: only what happened since is known.
-                if info.state == "running" && !info.started_at.is_empty() && info.started_at.as_str() < started_at.as_str() && r.first_use.is_empty() {
+                if info.state == "running" && !info.started_at.is_empty() && parse_time(&info.started_at) < parse_time(&started_at) && r.first_use.is_empty() {
                     r.observed_since = Some(started_at);
                 }
             }
@@ -346,7 +347,7 @@ impl Agent {
         };
         let alert = Alert {
             time: now(),
-            kind: "overflow".into(),
+            kind: AlertKind::Overflow,
             id: if cref.is_container() && verdict.confirmation == Confirmation::Confirmed { cref.id.clone() } else { path.clone() },
             name,
             image,

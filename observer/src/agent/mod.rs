@@ -2,6 +2,7 @@
 //! it is down), names every cgroup, keeps live profiles of containers, raises
 //! drift alerts, and answers the CLI on a root-only unix socket.
 
+mod alerting;
 mod alerts;
 mod answers;
 mod cgroup_watch;
@@ -9,11 +10,14 @@ mod core;
 mod identity;
 pub mod identity_view;
 mod lock;
+mod rules;
+mod saving;
 mod metrics_server;
 pub mod model;
 mod server;
 mod store;
 mod tasks;
+mod upkeep;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -191,7 +195,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 };
                 // fsync'd writes, without the lock.
                 if !writes.is_empty() {
-                    let failed = tokio::task::spawn_blocking(move || core::write_all(&writes)).await.unwrap_or_default();
+                    let failed = tokio::task::spawn_blocking(move || saving::write_all(&writes)).await.unwrap_or_default();
                     if !failed.is_empty() {
                         agent.lock().await.writes_failed(failed);
                     }

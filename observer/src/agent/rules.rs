@@ -1,0 +1,189 @@
+//! Baselines and enforcement rules: which records they name, and arming the
+//! kernel's per-slot enforcement; finding a record by id, prefix or name.
+
+use std::collections::BTreeMap;
+
+use observer_common::{
+    counters::{BITMAP_WORDS, ROW_INVALID},
+    slot::enforce,
+};
+
+use super::{
+    core::{Agent, BaselineRule, EnforceRule, parse_time, short},
+    model::{ContainerRecord, State},
+};
+use crate::{
+    api::Target,
+    container::confirm::Confirmation,
+    views::{Armed, EnforceAction},
+};
+
+impl Agent {
+    /// Baselines and enforcements that name this container (by name or image).
+    pub fn apply_rules(&mut self, key: &str) {
+        let Some(record) = self.containers.get(key) else { return };
+        let (baseline, rule) = rules_for(record, &self.baselines, &self.enforcements);
+        let (baseline, rule) = (baseline.cloned(), rule.cloned());
+        if let Some(b) = baseline
+            && let Some(r) = self.containers.get_mut(key)
+            && r.baseline.is_none()
+        {
+            r.baseline = Some(b.rows);
+            r.baseline_source = Some(b.source);
+        }
+        if let Some(rule) = rule {
+            self.enforce_on(key, Some(&rule));
+        }
+    }
+
+    /// Sets (or clears) enforcement on every live slot of a container, and says
+    /// what it armed.
+    pub fn enforce_on(&mut self, key: &str, rule: Option<&EnforceRule>) -> Armed {
+        let mut armed = Armed::default();
+        let Some(record) = self.containers.get(key) else { return armed };
+        let mut allowed = [0u64; BITMAP_WORDS];
+        let mode = match rule {
+            Some(r) => {
+                for row in &r.allowed_rows {
+                    if *row < ROW_INVALID {
+                        allowed[(*row / 64) as usize] |= 1 << (row % 64);
+                    }
+                }
+                match r.action {
+                    EnforceAction::Kill => enforce::KILL,
+                    EnforceAction::Alert => enforce::ALERT,
+                }
+            }
+            None => enforce::OFF,
+        };
+        for cg in record.cgroups.values() {
+            if let Some(slot) = cg.slot {
+                // A cgroup the runtime has not confirmed is watched, never killed.
+                let mode = if mode == enforce::KILL && cg.confirmation != Confirmation::Confirmed {
+                    armed.alert_only_until_confirmed.push(cg.path.clone());
+                    enforce::ALERT
+                } else {
+                    mode
+                };
+                armed.slots.push(slot);
+                armed.cgroups.push(cg.path.clone());
+                self.probe.counters().with_info(slot, |info| {
+                    info.allowed = allowed;
+                    info.violated = [0; BITMAP_WORDS];
+                    // New rules: an invalid-row violation is reported again.
+                    info.flags &= !observer_common::slot::flags::INVALID_VIOLATED;
+                    // Written last, so the kernel never enforces a half-written set.
+                    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                    info.enforce = mode;
+                });
+            }
+        }
+        armed
+    }
+
+    /// Finds a container by id, unique id prefix or name.
+    pub fn find(&self, what: &str) -> Result<String, String> {
+        find_key(&self.containers, what)
+    }
+}
+
+/// The first baseline and the latest enforcement rule that name `record`.
+pub fn rules_for<'a>(
+    record: &ContainerRecord,
+    baselines: &'a [BaselineRule],
+    enforcements: &'a [EnforceRule],
+) -> (Option<&'a BaselineRule>, Option<&'a EnforceRule>) {
+    let subject = record.subject();
+    let matches = |t: &Target| t.matches(&subject);
+    (baselines.iter().find(|b| matches(&b.target)), enforcements.iter().rev().find(|r| matches(&r.target)))
+}
+
+/// A record by id, unique id prefix or name. A reused name means the running
+/// container, else the newest that ended.
+pub fn find_key(containers: &BTreeMap<String, ContainerRecord>, what: &str) -> Result<String, String> {
+    if containers.contains_key(what) {
+        return Ok(what.to_owned());
+    }
+    let by_name: Vec<&ContainerRecord> = containers.values().filter(|r| r.name == what).collect();
+    if !by_name.is_empty() {
+        let best = by_name
+            .iter()
+            .find(|r| r.state == State::Running)
+            .or_else(|| by_name.iter().max_by_key(|r| parse_time(&r.first_seen)))
+            .map(|r| r.id.clone());
+        return best.ok_or_else(|| format!("no container {what:?}"));
+    }
+    let prefixed: Vec<&String> = containers.keys().filter(|k| k.starts_with(what)).collect();
+    match prefixed.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!("no container matches {what:?} (see `observer ps`)")),
+        many => Err(format!(
+            "{what:?} is ambiguous: it matches {}",
+            many.iter().map(|k| short(k)).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, name: &str, image: &str, state: State, first_seen: &str) -> ContainerRecord {
+        let mut r = ContainerRecord::new(id, "runc".into(), format!("/docker/{id}"), 1, first_seen.into());
+        r.name = name.into();
+        r.image = image.into();
+        r.state = state;
+        r
+    }
+
+    fn records(list: Vec<ContainerRecord>) -> BTreeMap<String, ContainerRecord> {
+        list.into_iter().map(|r| (r.id.clone(), r)).collect()
+    }
+
+    #[test]
+    fn find_by_id_prefix_and_name() {
+        let a = "a".repeat(64);
+        let b = format!("ab{}", "c".repeat(62));
+        let all = records(vec![
+            record(&a, "web", "nginx:1", State::Exited, "2026-12-01T00:00:00.5Z"),
+            record(&b, "db", "pg:16", State::Running, "2026-12-01T00:00:01Z"),
+        ]);
+        assert_eq!(find_key(&all, &a).unwrap(), a);
+        assert_eq!(find_key(&all, "ab").unwrap(), b);
+        assert!(find_key(&all, "a").unwrap_err().contains("ambiguous"));
+        assert!(find_key(&all, "zz").unwrap_err().contains("no container"));
+        assert_eq!(find_key(&all, "db").unwrap(), b);
+    }
+
+    /// A reused name: the running one; else the newest that ended, by time
+    /// (not by text: `…00.5Z` sorts after `…01Z` as text).
+    #[test]
+    fn a_reused_name_means_the_running_one_else_the_newest() {
+        let (old, new, live) = ("1".repeat(64), "2".repeat(64), "3".repeat(64));
+        let mut all = records(vec![
+            record(&old, "web", "nginx:1", State::Exited, "2026-12-01T00:00:00.5Z"),
+            record(&new, "web", "nginx:1", State::Exited, "2026-12-01T00:00:01Z"),
+        ]);
+        assert_eq!(find_key(&all, "web").unwrap(), new);
+        all.insert(live.clone(), record(&live, "web", "nginx:1", State::Running, "2026-12-01T00:00:00Z"));
+        assert_eq!(find_key(&all, "web").unwrap(), live);
+    }
+
+    #[test]
+    fn the_latest_rule_that_names_a_record_applies() {
+        let r = record(&"a".repeat(64), "web", "nginx:1.25", State::Running, "2026-12-01T00:00:00Z");
+        let rule = |target: Target, action: EnforceAction| EnforceRule { target, action, allowed_rows: vec![0], profile: "p.json".into() };
+        let rules = [
+            rule(Target::Image("nginx".into()), EnforceAction::Alert),
+            rule(Target::Name("web".into()), EnforceAction::Kill),
+            rule(Target::Name("other".into()), EnforceAction::Kill),
+        ];
+        let baselines = [BaselineRule { target: Target::Image("nginx:1.25".into()), rows: [1u32].into(), source: "b.json".into() }];
+        let (b, e) = rules_for(&r, &baselines, &rules);
+        assert_eq!(b.map(|b| b.source.as_str()), Some("b.json"));
+        assert_eq!(e.map(|e| e.action), Some(EnforceAction::Kill));
+        let stranger = record(&"b".repeat(64), "cache", "redis:7", State::Running, "2026-12-01T00:00:00Z");
+        let (b, e) = rules_for(&stranger, &baselines, &rules);
+        assert!(b.is_none() && e.is_none());
+    }
+}

@@ -1,0 +1,243 @@
+//! The background upkeep of records: live reads of the slots, cgroups that
+//! ended, pids and seccomp modes, learning windows and retention, and the
+//! periodic sweep of the kernel's tables.
+
+use std::collections::HashMap;
+
+use observer_common::slot::phase;
+
+use super::{
+    core::{Agent, all_under_seccomp_filter, now},
+    identity::IdentityJob,
+    model::{CgroupRecord, State},
+};
+use crate::probe::RowCounts;
+
+impl Agent {
+    /// Reads every live slot (non-destructively), notices ended cgroups,
+    /// applies learning windows and retention.
+    pub fn tick(&mut self) {
+        self.read_slots(usize::MAX);
+        self.refresh();
+    }
+
+    /// Reads live slots, at most `budget` of them, round-robin: with thousands of
+    /// cgroups each tick reads a share, so a tick's cost stays bounded.
+    pub fn read_slots(&mut self, budget: usize) {
+        let mount = self.mount();
+        let mut ended: Vec<(String, u64, u32)> = Vec::new();
+        let chosen = round_robin(self.slot_owner.keys().copied().collect(), self.next_slot_to_read, budget);
+        self.next_slot_to_read = chosen.last().map_or(0, |s| s + 1);
+        let owners: Vec<(u32, (String, u64))> =
+            chosen.iter().filter_map(|s| self.slot_owner.get(s).map(|o| (*s, o.clone()))).collect();
+        for (slot, (key, cgroup_id)) in owners {
+            let rows = self.probe.counters().rows(slot);
+            let Some(record) = self.containers.get_mut(&key) else { continue };
+            let Some(cg) = record.cgroups.get_mut(&cgroup_id) else { continue };
+            let changed = fold_rows(cg, &rows);
+            let dir = mount.join(cg.path.trim_start_matches('/'));
+            // Same path, other inode: the cgroup was removed and made again
+            // (docker restart); the old one ended.
+            let alive = std::fs::metadata(&dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == cgroup_id);
+            if changed {
+                record.last_seen = now();
+                // Counts alone are saved rarely: the kernel's counters are cumulative,
+                // so a restart still adds up what happened since the last save.
+                self.counts_dirty.insert(key.clone());
+            }
+            if !alive {
+                ended.push((key.clone(), cgroup_id, slot));
+            }
+        }
+        for (key, cgroup_id, slot) in ended {
+            self.end_cgroup(&key, cgroup_id, slot);
+        }
+    }
+
+    /// Forgets ignored cgroups that are gone, and lets cgroups that found every
+    /// slot taken try again (the kernel gives them a slot on their next call).
+    /// `alive` is a walk of the v2 tree, taken by the caller without the lock.
+    /// Returns the jobs that ask the runtimes about cgroups given a slot here.
+    pub fn sweep(&mut self, alive: HashMap<u64, String>) -> Vec<IdentityJob> {
+        let mut jobs = Vec::new();
+        self.probe.sweep_ignored(|id| alive.contains_key(&id));
+        // Cgroups that came when every slot was taken: a slot now, if one is free.
+        // Their start went unseen, so the slot has no init phase: everything in
+        // them is the container's own (and enforced as such).
+        let overflowed: Vec<u64> = self
+            .probe
+            .maps
+            .cgroups
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, slot)| *slot == observer_common::slot::SLOT_OVERFLOW)
+            .map(|(id, _)| id)
+            .collect();
+        for id in overflowed {
+            if !alive.contains_key(&id) {
+                let _ = self.probe.maps.cgroups.remove(&id);
+                self.probe.forget_cached(id);
+                continue;
+            }
+            // Every process there under a filter (Docker's default): a `docker
+            // exec`'s init, the one task without one, can then be told apart.
+            let all_filtered = all_under_seccomp_filter(&self.mount().join(alive[&id].trim_start_matches('/')));
+            match self.probe.give_slot_without_init(id, all_filtered) {
+                Ok(Some(slot)) => {
+                    self.known_paths.insert(id, alive[&id].clone());
+                    jobs.extend(self.on_new_cgroup(id, slot, 0, ""));
+                }
+                // No slot free (or the kernel gave it one meanwhile).
+                Ok(None) => {}
+                Err(e) => tracing::warn!("giving overflowed cgroup {id} a slot: {e:#}"),
+            }
+        }
+        self.overflow_alerted.retain(|id| alive.contains_key(id));
+        self.known_paths.retain(|id, _| alive.contains_key(id));
+        self.known_paths.extend(alive);
+        jobs
+    }
+
+    /// Pids, seccomp modes, learning windows and retention (cheap, per tick).
+    pub fn refresh(&mut self) {
+        self.refresh_runtime_facts();
+        self.apply_learning();
+        self.apply_retention();
+    }
+
+    /// The final read of an ended cgroup, then its slot goes back to the kernel.
+    pub(super) fn end_cgroup(&mut self, key: &str, cgroup_id: u64, slot: u32) {
+        let rows = self.probe.counters().rows(slot);
+        if let Some(record) = self.containers.get_mut(key) {
+            if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {
+                for r in &rows {
+                    cg.rows.entry(r.row).or_default().update(r);
+                }
+                cg.slot = None;
+            }
+            if record.cgroups.values().all(|c| c.slot.is_none()) {
+                let own = record
+                    .first_use
+                    .values()
+                    .any(|f| f.phases.contains(&phase::CONTAINER) || f.denied_phases.contains(&phase::CONTAINER));
+                record.state = if own || record.observed_since.is_some() { State::Exited } else { State::FailedToStart };
+                record.ended_at = Some(now());
+                record.pids.clear();
+                tracing::info!(container = %record.name, state = ?record.state, "container ended");
+            }
+            self.dirty.insert(key.to_owned());
+        }
+        self.slot_owner.remove(&slot);
+        self.known_paths.remove(&cgroup_id);
+        if let Err(e) = self.probe.release_slot(cgroup_id, slot) {
+            tracing::warn!("releasing slot {slot}: {e:#}");
+        }
+    }
+
+    pub(super) fn refresh_runtime_facts(&mut self) {
+        let mount = self.mount();
+        for record in self.containers.values_mut().filter(|r| r.state == State::Running) {
+            let mut pids = Vec::new();
+            for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
+                if let Ok(text) = std::fs::read_to_string(mount.join(cg.path.trim_start_matches('/')).join("cgroup.procs")) {
+                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+                }
+            }
+            pids.sort_unstable();
+            if let Some(pid) = pids.last()
+                && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                && let Some(mode) = status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
+            {
+                record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
+            }
+            record.pids = pids;
+        }
+    }
+
+    pub(super) fn apply_learning(&mut self) {
+        let Some(window) = self.learn_for else { return };
+        let now_t = time::OffsetDateTime::now_utc();
+        for record in self.containers.values_mut() {
+            if record.baseline.is_some() || record.state != State::Running {
+                continue;
+            }
+            let Ok(first) = time::OffsetDateTime::parse(&record.first_seen, &time::format_description::well_known::Rfc3339) else {
+                continue;
+            };
+            if now_t - first >= window {
+                record.baseline = Some(record.own_rows());
+                record.baseline_source = Some(format!("learned over {}", humantime::format_duration(window)));
+                self.dirty.insert(record.id.clone());
+            }
+        }
+    }
+
+    pub(super) fn apply_retention(&mut self) {
+        let now_t = time::OffsetDateTime::now_utc();
+        let expired: Vec<String> = self
+            .containers
+            .values()
+            .filter(|r| r.state != State::Running)
+            .filter(|r| {
+                r.ended_at
+                    .as_deref()
+                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                    .is_some_and(|t| now_t - t > self.retention)
+            })
+            .map(|r| r.id.clone())
+            .collect();
+        for key in expired {
+            self.containers.remove(&key);
+            self.store.remove(&key);
+        }
+    }
+}
+
+/// The slots one round reads: at most `budget`, in slot order, starting at
+/// `next` and wrapping, so that with thousands of cgroups each round reads a
+/// share and every slot comes in turn.
+pub(super) fn round_robin(mut slots: Vec<u32>, next: u32, budget: usize) -> Vec<u32> {
+    slots.sort_unstable();
+    let start = slots.partition_point(|s| *s < next);
+    let take = budget.min(slots.len());
+    slots.iter().cycle().skip(start).take(take).copied().collect()
+}
+
+/// Adds a live reading of a slot's counters to a cgroup's totals; whether
+/// anything changed. The kernel's counters are cumulative u32s: each total
+/// grows by the difference since the last reading, wraps included.
+pub(super) fn fold_rows(cg: &mut CgroupRecord, rows: &[RowCounts]) -> bool {
+    let mut changed = false;
+    for r in rows {
+        let t = cg.rows.entry(r.row).or_default();
+        if t.last != (r.calls, r.errors, r.denied) {
+            t.update(r);
+            changed = true;
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_take_turns_over_the_slots() {
+        let slots = vec![7, 1, 3, 9];
+        assert_eq!(round_robin(slots.clone(), 0, 2), [1, 3]);
+        assert_eq!(round_robin(slots.clone(), 4, 2), [7, 9]);
+        assert_eq!(round_robin(slots.clone(), 10, 3), [1, 3, 7], "wraps");
+        assert_eq!(round_robin(slots, 0, 100), [1, 3, 7, 9], "never a slot twice");
+    }
+
+    #[test]
+    fn readings_add_up_across_a_wrap_and_report_change() {
+        let mut cg = CgroupRecord::default();
+        let reading = |calls: u32| [RowCounts { row: 90, calls, errors: 0, denied: 0 }];
+        assert!(fold_rows(&mut cg, &reading(u32::MAX - 1)));
+        assert!(!fold_rows(&mut cg, &reading(u32::MAX - 1)), "the same reading changes nothing");
+        assert!(fold_rows(&mut cg, &reading(3)));
+        assert_eq!(cg.rows[&90].calls, u64::from(u32::MAX - 1) + 5);
+    }
+}
