@@ -20,6 +20,45 @@ pub enum Abi {
 
 pub const ABI_COUNT: u32 = 2;
 
+impl Abi {
+    pub fn from_index(i: u32) -> Option<Abi> {
+        match i {
+            0 => Some(Abi::X86_64),
+            1 => Some(Abi::I386),
+            _ => None,
+        }
+    }
+
+    /// As the kernel's and libseccomp's names spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Abi::X86_64 => "x86_64",
+            Abi::I386 => "i386",
+        }
+    }
+}
+
+/// A row decoded: one syscall number of one ABI. The invalid row (numbers out
+/// of range, x32) decodes to nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Row {
+    pub abi: Abi,
+    pub nr: u32,
+}
+
+impl Row {
+    pub fn decode(row: u32) -> Option<Row> {
+        if row >= ROW_INVALID {
+            return None;
+        }
+        Some(Row { abi: Abi::from_index(row / SYSCALLS_PER_ABI)?, nr: row % SYSCALLS_PER_ABI })
+    }
+
+    pub fn index(self) -> u32 {
+        self.abi as u32 * SYSCALLS_PER_ABI + self.nr
+    }
+}
+
 /// The row that counts syscall numbers out of range (negative or >= 512), of any ABI.
 pub const ROW_INVALID: u32 = SYSCALLS_PER_ABI * ABI_COUNT;
 
@@ -57,6 +96,14 @@ mod tests {
         assert_eq!(row_of(1, 5000), ROW_INVALID);
         assert_eq!(row_of(0, 511), 511);
         assert_eq!(row_of(0, 512), ROW_INVALID);
+    }
+
+    #[test]
+    fn rows_decode_to_abi_and_number() {
+        assert_eq!(Row::decode(90), Some(Row { abi: Abi::X86_64, nr: 90 }));
+        assert_eq!(Row::decode(512 + 90).map(|r| r.abi.name()), Some("i386"));
+        assert_eq!(Row::decode(ROW_INVALID), None);
+        assert_eq!(Row::decode(512 + 7).map(Row::index), Some(512 + 7));
     }
 
     #[test]

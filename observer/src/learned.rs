@@ -110,7 +110,7 @@ pub fn learned_from_trace(report: &crate::trace::Report, command: &[String]) -> 
         metadata: ExportMeta {
             container: format!("observer trace -- {}", command.join(" ")),
             image: String::new(),
-            since: crate::agent::now(),
+            since: crate::clock::now(),
             calls: report.syscalls.iter().map(|r| r.calls).sum(),
             generator: format!("observer {}", env!("CARGO_PKG_VERSION")),
         },

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod container;
 pub mod export;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod printable;
 pub mod probe;
 pub mod profile_rows;
+pub mod rows;
 pub mod run;
 pub mod seccomp;
 pub mod state;

@@ -68,3 +68,8 @@ mod tests {
         assert_eq!(printable("zero\u{200b}width"), "zero\\u{200b}width");
     }
 }
+
+/// A container id as people read it: the first 12 hex digits.
+pub fn short(id: &str) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { id[..12].to_owned() } else { id.to_owned() }
+}

@@ -4,11 +4,10 @@ use observer_common::{counters::ROW_INVALID, event::Event};
 
 use super::{
     alerts::Alert,
-    core::{Agent, comm_of, now},
+    core::{Agent, comm_of},
 };
 use crate::{
-    probe::split_row,
-    trace::report::{abi_arch, abi_name},
+    clock::now,
     views::AlertKind,
 };
 
@@ -23,10 +22,7 @@ impl Agent {
         }
         record.alerts += 1;
         self.alerts_total += 1;
-        let (syscall, abi) = match split_row(e.row) {
-            Some((abi, nr)) => (observer_profile::syscall_table::display_name(abi_arch(abi), nr), abi_name(abi)),
-            None => ("invalid".to_owned(), "any"),
-        };
+        let (syscall, abi) = crate::rows::describe(e.row);
         let alert = Alert {
             time: now(),
             kind,

@@ -12,7 +12,10 @@ use observer_common::{
     slot::{enforce, phase},
 };
 
-use crate::views::{AlertKind, EnforceAction};
+use crate::{
+    clock::{boottime_ns, now, wall_time_of},
+    views::{AlertKind, EnforceAction},
+};
 
 use super::{
     identity::IdentityJob,
@@ -98,33 +101,9 @@ pub struct Agent {
 /// How often records whose counts alone changed are saved.
 pub const COUNTS_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// CLOCK_BOOTTIME, the clock `bpf_ktime_get_boot_ns` reads.
-pub fn boottime_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
 
-/// The wall-clock time (RFC 3339) of a kernel timestamp taken with
-/// `bpf_ktime_get_boot_ns`: now, minus how long ago that was on CLOCK_BOOTTIME.
-/// Right also for events read long after they happened (the agent was down).
-pub fn wall_time_of(ktime_ns: u64) -> String {
-    let ago = boottime_ns().saturating_sub(ktime_ns);
-    let t = time::OffsetDateTime::now_utc() - std::time::Duration::from_nanos(ago);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
 
-/// An RFC 3339 time as kept in records; compared as times, never as text
-/// (fractions of a second have varying digits).
-pub fn parse_time(t: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-}
 
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 pub(super) fn comm_of(raw: &[u8; 16]) -> String {
     let end = raw.iter().position(|b| *b == 0).unwrap_or(16);
@@ -306,6 +285,3 @@ fn push_bounded(d: &mut std::collections::VecDeque<u64>, v: u64) {
     d.push_back(v);
 }
 
-pub fn short(id: &str) -> String {
-    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { id[..12].to_owned() } else { id.to_owned() }
-}

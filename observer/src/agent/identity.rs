@@ -13,11 +13,13 @@ use observer_common::slot::{SLOT_FIRST_MARKER, enforce};
 
 use super::{
     alerts::Alert,
-    core::{Agent, OverflowAction, Watch, now, parse_time, short},
+    core::{Agent, OverflowAction, Watch},
     model::{ContainerRecord, State},
 };
 use crate::{
     api::Target,
+    clock::{now, parse_time},
+    printable::short,
     views::AlertKind,
     container::{
         ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity,

@@ -33,9 +33,10 @@ use tokio::{io::unix::AsyncFd, sync::Mutex};
 
 pub use self::{
     alerts::Alert,
-    core::{Agent, BaselineRule, EnforceRule, Watch, now, short},
+    core::{Agent, BaselineRule, EnforceRule, Watch},
 };
 use crate::{
+    clock::now,
     api::Target,
     container::Resolver,
     probe::{LoadOptions, Probe},

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     container::confirm::Confirmation,
     views::{Phase, ProfileRow},
-    probe::{RowCounts, split_row},
-    trace::report::{abi_arch, abi_name},
+    probe::RowCounts,
 };
 
 /// Counts of one row accumulated across reads; `last` is the kernel's u32
@@ -194,12 +193,8 @@ impl ContainerRecord {
             .map(|row| {
                 let t = totals.get(&row).cloned().unwrap_or_default();
                 let first = self.first_use.get(&row);
-                let (name, abi) = match split_row(row) {
-                    Some((abi, nr)) => {
-                        (observer_profile::syscall_table::display_name(abi_arch(abi), nr), abi_name(abi).to_owned())
-                    }
-                    None => ("invalid".to_owned(), "any".to_owned()),
-                };
+                let (name, abi) = crate::rows::describe(row);
+                let abi = abi.to_owned();
                 let phases_of = |set: Option<&BTreeSet<u32>>| -> Vec<Phase> {
                     set.into_iter().flatten().map(|p| Phase::of_kernel(*p)).collect()
                 };

@@ -9,11 +9,13 @@ use observer_common::{
 };
 
 use super::{
-    core::{Agent, BaselineRule, EnforceRule, parse_time, short},
+    core::{Agent, BaselineRule, EnforceRule},
     model::{ContainerRecord, State},
 };
 use crate::{
     api::Target,
+    clock::parse_time,
+    printable::short,
     container::confirm::Confirmation,
     views::{Armed, EnforceAction},
 };

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use observer_common::slot::phase;
 
 use super::{
-    core::{Agent, all_under_seccomp_filter, now},
+    core::{Agent, all_under_seccomp_filter},
     identity::IdentityJob,
     model::{CgroupRecord, State},
 };
-use crate::probe::RowCounts;
+use crate::{clock::now, probe::RowCounts};
 
 impl Agent {
     /// Reads every live slot (non-destructively), notices ended cgroups,

@@ -177,7 +177,7 @@ fn table(view: &ProfileView) -> String {
     // Names and comm come from the kernel, the container and profile files: escaped.
     let s = |v: &str| printable(v).into_owned();
     let state = serde_json::to_value(view.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let _ = writeln!(out, "container {} ({}), image {}, state {state}", s(&view.name), crate::agent::short(&s(&view.id)), s(&view.image));
+    let _ = writeln!(out, "container {} ({}), image {}, state {state}", s(&view.name), crate::printable::short(&s(&view.id)), s(&view.image));
     if let Some(since) = &view.observed_since {
         let _ = writeln!(out, "observed since {since} (it was running before the agent saw it)");
     }

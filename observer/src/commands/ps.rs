@@ -25,7 +25,7 @@ pub fn table(rows: &[PsRow]) -> String {
         "ID", "NAME", "IMAGE", "RUNTIME", "POD", "STATE", "SYSCALLS", "CALLS", "SECCOMP", "DENIED", "ALERTS"
     );
     for c in rows {
-        let id = crate::agent::short(&c.id);
+        let id = crate::printable::short(&c.id);
         let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = writeln!(
             out,

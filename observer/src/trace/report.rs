@@ -3,10 +3,9 @@
 
 use std::fmt::Write as _;
 
-use observer_profile::{syscall_table, types::Arch};
 use serde::Serialize;
 
-use crate::probe::{RowCounts, split_row};
+use crate::probe::RowCounts;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ReportRow {
@@ -23,14 +22,6 @@ pub struct Report {
     pub syscalls: Vec<ReportRow>,
 }
 
-pub fn abi_name(abi: u32) -> &'static str {
-    if abi == 1 { "i386" } else { "x86_64" }
-}
-
-pub fn abi_arch(abi: u32) -> Arch {
-    if abi == 1 { Arch::I386 } else { Arch::X86_64 }
-}
-
 impl Report {
     pub fn empty(exit_code: i32) -> Self {
         Self { exit_code, syscalls: Vec::new() }
@@ -40,11 +31,7 @@ impl Report {
         let mut syscalls: Vec<ReportRow> = rows
             .iter()
             .map(|r| {
-                let (name, abi) = match split_row(r.row) {
-                    Some((abi, nr)) => (syscall_table::display_name(abi_arch(abi), nr), abi_name(abi)),
-                    // Numbers out of range (negative or too large), of either ABI.
-                    None => ("invalid".to_owned(), "any"),
-                };
+                let (name, abi) = crate::rows::describe(r.row);
                 ReportRow {
                     name,
                     abi: abi.to_owned(),
