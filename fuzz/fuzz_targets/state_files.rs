@@ -2,7 +2,7 @@
 //! `containers/<id>.json` per container (`ContainerRecord`) and
 //! `enforce.json` (the enforcement rules). A file can be torn by a crash,
 //! damaged on disk or edited by hand. What the agent does with a record it
-//! loaded (totals, `profile show`, `ps`, identity views, rules matched against
+//! loaded (totals, `profile show`, `ps`, the workload key, rules matched against
 //! it) is run on whatever parses, and a record must save and load again.
 #![no_main]
 
@@ -21,7 +21,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = r.profile();
         let _ = r.own_rows();
         let _ = identity_view::workload_key(r);
-        let _ = identity_view::identity_json(r);
         if let Some(pod) = &r.pod {
             let _ = Workload::of_pod(&pod.name, &pod.labels);
         }

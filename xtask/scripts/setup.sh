@@ -62,6 +62,9 @@ fi
 
 [ "$what" = build ] && exit 0
 
+# cargo-fuzz, for the short fuzz run of `cargo xtask test` (and `cargo xtask fuzz`).
+bash "$(dirname "$0")/fuzz-setup.sh"
+
 # --- what the tests and benchmarks use --------------------------------------
 apt_install strace bpftrace bpftool docker.io crun busybox-static ca-certificates
 

@@ -2,6 +2,7 @@
 //! the test suite as root, the agent, and benchmarks.
 
 mod bench;
+mod fuzz;
 
 use std::{
     path::{Path, PathBuf},
@@ -40,6 +41,9 @@ enum Task {
     },
     /// Benchmark observer's hot path against the floor and its peers in one run.
     Bench(bench::BenchArgs),
+    /// Run every fuzz target long (default 300 s each) and write the fuzz section
+    /// of docs/reliability.md.
+    Fuzz(fuzz::FuzzArgs),
     /// Build the container image `observer:local` (no registry) from the release
     /// binary and the libraries it links; its entrypoint is the observer binary.
     Image {
@@ -71,6 +75,8 @@ fn main() -> anyhow::Result<()> {
             if args.is_empty() {
                 cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
                 clippy_ebpf()?;
+                // Each fuzz target for a few seconds (fuzz/, docs/reliability.md).
+                fuzz::quick(&workspace_root())?;
             }
             Ok(())
         }
@@ -84,6 +90,10 @@ fn main() -> anyhow::Result<()> {
                 bail!("building the image failed ({status}); see the messages above");
             }
             Ok(())
+        }
+        Task::Fuzz(args) => {
+            setup("build")?;
+            fuzz::run(&args, &workspace_root())
         }
         Task::Bench(args) => {
             require_root("the benchmark loads eBPF programs")?;
