@@ -13,8 +13,8 @@ use observer_profile::{
     types::Arch,
 };
 
-use super::*;
-use crate::seccomp::dump_filters;
+use observer::run::*;
+use observer::seccomp::dump_filters;
 
 fn labs(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

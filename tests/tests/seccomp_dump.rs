@@ -16,7 +16,7 @@ use observer_profile::{
     types::{Action, Arch},
 };
 
-use super::*;
+use observer::seccomp::*;
 
 const CHMOD: u32 = 90;
 const MKDIR: u32 = 83;
@@ -257,12 +257,3 @@ fn a_missing_process_is_reported() {
     );
 }
 
-#[test]
-fn permission_message_names_both_causes() {
-    let err = dump::permission_for_test(1);
-    let text = err.to_string();
-    assert!(
-        text.contains("CAP_SYS_ADMIN") && text.contains("seccomp filter"),
-        "{text}"
-    );
-}

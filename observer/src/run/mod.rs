@@ -7,8 +7,6 @@ pub mod compile;
 mod enosys;
 pub mod launch;
 
-#[cfg(test)]
-mod tests;
 
 use std::{
     path::PathBuf,

@@ -341,10 +341,13 @@ impl Drop for Stopped {
 }
 
 #[cfg(test)]
-pub(super) fn permission_for_test(pid: i32) -> DumpError {
-    permission(
-        pid,
-        "PTRACE_SECCOMP_GET_FILTER",
-        io::Error::from_raw_os_error(libc::EACCES),
-    )
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_message_names_both_causes() {
+        let err = permission(1, "PTRACE_SECCOMP_GET_FILTER", io::Error::from_raw_os_error(libc::EACCES));
+        let text = err.to_string();
+        assert!(text.contains("CAP_SYS_ADMIN") && text.contains("seccomp filter"), "{text}");
+    }
 }

@@ -5,8 +5,5 @@
 mod dump;
 mod status;
 
-#[cfg(test)]
-mod tests;
-
 pub use dump::{AppliedFilter, DumpError, dump_filters};
 pub use status::{SeccompMode, SeccompStatus, parse_status, read_status, self_has_cap_sys_admin};
