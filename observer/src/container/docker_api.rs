@@ -353,7 +353,6 @@ fn error_message(body: &[u8]) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::process::Command;
 
     use super::*;
 
@@ -699,88 +698,5 @@ pub(crate) mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Removes a test container when dropped, so a failed assertion still cleans up.
-    pub(crate) struct TestContainer {
-        pub name: String,
-        pub id: String,
-    }
 
-    impl TestContainer {
-        /// `docker run -d --rm --network none --name <name> <extra...> observer-busybox sleep 30`.
-        pub(crate) fn start(name: &str, extra: &[&str]) -> Self {
-            let _ = Command::new("docker").args(["rm", "-f", name]).output();
-            let mut args = vec!["run", "-d", "--rm", "--network", "none", "--name", name];
-            args.extend_from_slice(extra);
-            args.extend_from_slice(&["observer-busybox", "sleep", "30"]);
-            let out = Command::new("docker")
-                .args(&args)
-                .output()
-                .expect("running the docker CLI (is docker installed?)");
-            assert!(
-                out.status.success(),
-                "`docker {}` failed (is dockerd running at /var/run/docker.sock?): {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            TestContainer {
-                name: name.to_owned(),
-                id,
-            }
-        }
-    }
-
-    impl Drop for TestContainer {
-        fn drop(&mut self) {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", &self.name])
-                .output();
-        }
-    }
-
-    #[tokio::test]
-    async fn inspect_a_real_container() {
-        let client = DockerClient::from_env().unwrap();
-        let c = TestContainer::start("obs-api-test", &[]);
-        let info = client.inspect(&c.id).await.unwrap_or_else(|e| {
-            panic!(
-                "inspecting {} through {}: {e}",
-                c.id,
-                client.socket().display()
-            )
-        });
-        assert_eq!(info.id, c.id);
-        assert_eq!(info.name, "obs-api-test");
-        assert_eq!(info.image, "observer-busybox");
-        assert!(info.image_id.starts_with("sha256:"), "{}", info.image_id);
-        assert_eq!(info.runtime, "runc");
-        assert_eq!(info.seccomp, Seccomp::Default);
-        assert_eq!(info.state, "running");
-        assert!(info.pid > 0);
-        assert!(info.started_at.starts_with("20"), "{}", info.started_at);
-        let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", info.pid)).unwrap();
-        assert!(cgroup.contains(&format!("0::/docker/{}", c.id)), "{cgroup}");
-
-        // By name too, and a short id.
-        assert_eq!(client.inspect("obs-api-test").await.unwrap().id, c.id);
-        assert_eq!(client.inspect(&c.id[..12]).await.unwrap().id, c.id);
-
-        drop(c);
-        let err = client.inspect("obs-api-test").await.unwrap_err();
-        assert!(matches!(err, DockerError::NotFound(_)), "{err}");
-    }
-
-    #[tokio::test]
-    async fn inspect_a_crun_container_without_seccomp() {
-        let client = DockerClient::from_env().unwrap();
-        let c = TestContainer::start(
-            "obs-api-test-crun",
-            &["--runtime", "crun", "--security-opt", "seccomp=unconfined"],
-        );
-        let info = client.inspect(&c.id).await.unwrap();
-        assert_eq!(
-            (info.runtime.as_str(), &info.seccomp),
-            ("crun", &Seccomp::Unconfined)
-        );
-    }
 }

@@ -228,39 +228,4 @@ mod tests {
         assert_eq!(r.resolve(&format!("/docker/{id}")).await.docker, None);
     }
 
-    /// End to end on this machine: a real container's cgroup id, as the probes
-    /// would report it, resolves to its Docker identity.
-    #[tokio::test]
-    async fn resolves_a_real_container_by_cgroup_id() {
-        let r = Resolver::from_host().expect("v2 mount and DOCKER_HOST");
-        let c = docker_api::tests::TestContainer::start("obs-resolver-test", &[]);
-        let rel = format!("/docker/{}", c.id);
-        let cgroup_id = v2_mount::cgroup_id(r.mount(), &rel)
-            .unwrap_or_else(|e| panic!("{rel} in {}: {e}", r.mount().display()));
-
-        let identity = r
-            .resolve_id(cgroup_id)
-            .await
-            .unwrap()
-            .expect("cgroup found by the walk");
-        assert_eq!(identity.container.id, c.id);
-        assert_eq!(identity.container.cgroup, rel);
-        let docker = identity.docker.expect("dockerd knows the container");
-        assert_eq!(docker.name, "obs-resolver-test");
-        assert!(
-            lock(&r.docker_cache).contains_key(&c.id),
-            "running answers are cached"
-        );
-
-        drop(c);
-        // Cached: still answered after removal, until forgotten.
-        assert!(
-            r.docker_info(&identity.container.id)
-                .await
-                .unwrap()
-                .is_some()
-        );
-        r.forget(&identity.container.id);
-        assert_eq!(r.docker_info(&identity.container.id).await.unwrap(), None);
-    }
 }
