@@ -6,10 +6,10 @@ use crate::{
     trace::Report,
 };
 
-pub fn trace_profile(report: &Report, format: &str, command: &[String]) -> anyhow::Result<String> {
+pub fn trace_profile(report: &Report, format: crate::views::ExportFormat, command: &[String]) -> anyhow::Result<String> {
     let learned = learned_from_trace(report, command);
     let request = ExportRequest {
-        format: format.to_owned(),
+        format,
         include_denied: false,
         // A traced host command is not a container: allow exactly what it made,
         // even what Docker's default would deny (its conditions are still kept).

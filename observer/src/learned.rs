@@ -6,14 +6,14 @@ use std::{
     path::Path,
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use observer_profile::{
     export::{ExportMeta, ExportOptions, ExportedProfile, Learned, export},
     model,
     resolve::ResolveOptions,
     types::Arch,
 };
-use crate::views::{Phase, ProfileView};
+use crate::views::{ExportFormat, Phase, ProfileView};
 
 /// Docker's current default profile (moby/profiles), the reference an exported
 /// profile is never looser than. Attribution: profiles/SOURCE.md.
@@ -35,7 +35,7 @@ pub const CRUN_AFTER_FILTER: &[&str] = &[
 
 #[derive(Clone, Debug)]
 pub struct ExportRequest {
-    pub format: String,
+    pub format: ExportFormat,
     pub include_denied: bool,
     pub beyond_default: bool,
     pub base: Option<std::path::PathBuf>,
@@ -140,11 +140,10 @@ pub fn export_learned(learned: &Learned, req: &ExportRequest) -> anyhow::Result<
 }
 
 pub fn render(exported: &ExportedProfile, req: &ExportRequest) -> anyhow::Result<String> {
-    Ok(match req.format.as_str() {
-        "docker" => exported.to_docker_json(),
-        "oci" => exported.to_oci_json(),
-        "spo" => exported.to_spo_yaml(req.name.as_deref().unwrap_or("observer-profile"), req.namespace.as_deref().unwrap_or("default")),
-        other => bail!("unknown format {other:?} (expected docker, oci or spo)"),
+    Ok(match req.format {
+        ExportFormat::Docker => exported.to_docker_json(),
+        ExportFormat::Oci => exported.to_oci_json(),
+        ExportFormat::Spo => exported.to_spo_yaml(req.name.as_deref().unwrap_or("observer-profile"), req.namespace.as_deref().unwrap_or("default")),
     })
 }
 
@@ -174,7 +173,7 @@ mod tests {
 
     fn request() -> ExportRequest {
         ExportRequest {
-            format: "docker".into(),
+            format: ExportFormat::Docker,
             include_denied: false,
             beyond_default: false,
             base: None,

@@ -76,6 +76,18 @@ pub enum EnforceAction {
     Kill,
 }
 
+/// The formats a profile is exported in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    /// Docker/moby seccomp JSON.
+    Docker,
+    /// The runtime spec's `linux.seccomp`.
+    Oci,
+    /// A Security Profiles Operator `SeccompProfile` (YAML).
+    Spo,
+}
+
 /// One row of `observer ps`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PsRow {

@@ -9,7 +9,7 @@ use observer_profile::{check::check, diff::diff, merge::{MergeInput, merge}};
 
 use crate::{
     api::{Request, call_as, socket_path},
-    views::ProfileView,
+    views::{ExportFormat, ProfileView},
     learned,
     printable::printable,
 };
@@ -25,8 +25,8 @@ pub enum ProfileCommand {
         #[arg(long, value_name = "NAMESPACE/WORKLOAD/CONTAINER")]
         workload: Option<String>,
         /// docker (Docker/moby JSON), oci (runtime-spec linux.seccomp) or spo (SeccompProfile YAML).
-        #[arg(long, default_value = "docker")]
-        format: String,
+        #[arg(long, value_enum, default_value = "docker")]
+        format: ExportFormat,
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
         /// Also allow syscalls that were only ever denied.
@@ -56,8 +56,8 @@ pub enum ProfileCommand {
         files: Vec<PathBuf>,
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
-        #[arg(long, default_value = "docker")]
-        format: String,
+        #[arg(long, value_enum, default_value = "docker")]
+        format: ExportFormat,
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]

@@ -50,7 +50,7 @@ pub fn export(socket: &std::path::Path, workload: &str, req: &ExportRequest) -> 
 
 /// The merged profile of an agent's `workload` answer, in `req.format`.
 pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
-    let per_replica = ExportRequest { format: "docker".into(), ..req.clone() };
+    let per_replica = ExportRequest { format: crate::views::ExportFormat::Docker, ..req.clone() };
     let mut inputs = Vec::new();
     let mut calls = 0;
     for p in data["profiles"].as_array().into_iter().flatten() {
@@ -73,7 +73,7 @@ pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
         calls,
         generator: format!("observer {}", env!("CARGO_PKG_VERSION")),
     });
-    if req.format != "spo" {
+    if req.format != crate::views::ExportFormat::Spo {
         return learned::render(&merged, req);
     }
     let replicas = data["replicas"].as_u64().unwrap_or(0).to_string();
@@ -142,7 +142,7 @@ mod tests {
                 profile("shop/web-2/app", 7, serde_json::json!([row("read"), row("mkdir"), init])),
             ],
         });
-        let req = ExportRequest { format: "spo".into(), include_denied: false, beyond_default: false, base: None, caps: None, name: None, namespace: None };
+        let req = ExportRequest { format: crate::views::ExportFormat::Spo, include_denied: false, beyond_default: false, base: None, caps: None, name: None, namespace: None };
         let yaml = render(&data, &req).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(doc["kind"], "SeccompProfile");

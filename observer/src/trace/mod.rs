@@ -34,8 +34,8 @@ pub struct TraceArgs {
     #[arg(long, value_name = "FILE")]
     pub profile_out: Option<PathBuf>,
     /// Format of --profile-out: docker, oci or spo.
-    #[arg(long, default_value = "docker")]
-    pub format: String,
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: crate::views::ExportFormat,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -62,7 +62,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
         None => eprint!("{text}"),
     }
     if let Some(path) = &args.profile_out {
-        let profile = crate::export::trace_profile(report, &args.format, &args.command)?;
+        let profile = crate::export::trace_profile(report, args.format, &args.command)?;
         crate::state::write_atomic(path, profile.as_bytes())
             .with_context(|| format!("writing the profile to {}", path.display()))?;
     }
