@@ -76,8 +76,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Floor { enter_only } => {
             let _programs = crate::probe::load_floor(!enter_only)?;
             eprintln!("observer: empty programs attached; waiting for SIGINT or SIGTERM");
+            // SAFETY: sigset_t is plain old data; sigemptyset initialises it next.
             let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
             let mut sig = 0;
+            // SAFETY: `set` and `sig` are valid for the calls; the mask only
+            // blocks the two signals this thread then waits for.
             unsafe {
                 libc::sigemptyset(&mut set);
                 libc::sigaddset(&mut set, libc::SIGINT);

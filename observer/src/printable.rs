@@ -36,6 +36,11 @@ fn needs_escape(c: char) -> bool {
         )
 }
 
+/// A container id as people read it: the first 12 hex digits.
+pub fn short(id: &str) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { id[..12].to_owned() } else { id.to_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,9 +72,4 @@ mod tests {
         assert_eq!(printable("abc\u{202e}txt.exe"), "abc\\u{202e}txt.exe");
         assert_eq!(printable("zero\u{200b}width"), "zero\\u{200b}width");
     }
-}
-
-/// A container id as people read it: the first 12 hex digits.
-pub fn short(id: &str) -> String {
-    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { id[..12].to_owned() } else { id.to_owned() }
 }

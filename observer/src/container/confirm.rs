@@ -143,6 +143,7 @@ mod tests {
 
     #[test]
     fn a_writable_directory_on_the_way_makes_an_impostor() {
+        // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             // Ownership by root is what is checked; as another user every
             // directory is someone else's, which the next assertion covers.
@@ -167,6 +168,7 @@ mod tests {
 
     #[test]
     fn the_runtime_answer_decides_for_root_owned_paths() {
+        // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return;
         }

@@ -45,6 +45,7 @@ impl TraceCgroup {
         }
         if let Ok(procs) = fs::read_to_string(self.procs_file()) {
             for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill has no memory preconditions; the pids are the trace's own cgroup's.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }

@@ -43,6 +43,7 @@ pub fn spawn_in_cgroup(
         .with_context(|| format!("opening {}", cgroup.procs_file().display()))?;
     let mut cmd = Command::new(program);
     cmd.arg0(OsStr::new(&command[0])).args(&command[1..]);
+    // SAFETY: the pre-exec hook only makes async-signal-safe syscalls.
     unsafe {
         cmd.pre_exec(move || {
             // "0" moves the writing process itself.

@@ -102,6 +102,7 @@ pub fn trace_command_with(
     probe.watch(cgroup.id(), 0, u64::MAX)?;
 
     INTERRUPTED.store(false, Ordering::SeqCst);
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     let previous = unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
     let result = (|| -> anyhow::Result<i32> {
         let mut child = launch::spawn_in_cgroup(&program, command, &cgroup, spawn)?;
@@ -109,6 +110,7 @@ pub fn trace_command_with(
         let mut forwarded = false;
         let status = loop {
             if INTERRUPTED.load(Ordering::SeqCst) && !forwarded {
+                // SAFETY: kill has no memory preconditions; pid is our own child.
                 unsafe { libc::kill(pid, libc::SIGINT) };
                 forwarded = true;
             }
@@ -129,6 +131,7 @@ pub fn trace_command_with(
         }
         Ok(launch::exit_code(status))
     })();
+    // SAFETY: puts back the handler that was there before.
     unsafe { libc::signal(libc::SIGINT, previous) };
     let exit_code = match result {
         Ok(code) => code,
