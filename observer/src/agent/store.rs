@@ -43,10 +43,6 @@ impl Store {
         Ok(Self { dir: dir.to_path_buf() })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn file_of(&self, key: &str) -> PathBuf {
         let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect();
         self.dir.join("containers").join(format!("{safe}.json"))
@@ -104,23 +100,6 @@ impl Store {
         let mut f = fs::OpenOptions::new().create(true).append(true).mode(0o600).open(self.dir.join("alerts.jsonl"))?;
         f.write_all(format!("{line}\n").as_bytes())?;
         Ok(())
-    }
-
-    pub fn save_json(&self, name: &str, value: &serde_json::Value) -> anyhow::Result<()> {
-        write_atomic(&self.dir.join(name), &serde_json::to_vec_pretty(value)?)?;
-        Ok(())
-    }
-
-    pub fn load_json(&self, name: &str) -> Option<serde_json::Value> {
-        let path = self.dir.join(name);
-        let bytes = fs::read(&path).ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::warn!("state file {} is corrupt ({e}); ignored", path.display());
-                None
-            }
-        }
     }
 }
 

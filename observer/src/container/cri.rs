@@ -234,10 +234,6 @@ impl CriClients {
         CriClients { clients: sockets.iter().map(CriClient::new).collect() }
     }
 
-    pub fn sockets(&self) -> Vec<&Path> {
-        self.clients.iter().map(CriClient::socket).collect()
-    }
-
     /// The first runtime that knows the id answers. `Ok(None)` only when every
     /// socket there answered and none knows it; an error when none could be
     /// asked (or one that could not be asked might know it).

@@ -182,11 +182,6 @@ impl Resolver {
         lock(&self.docker_cache).remove(id);
         lock(&self.identity_cache).remove(id);
     }
-
-    /// Drops a cgroup id from the id→path map.
-    pub fn forget_cgroup(&self, cgroup_id: u64) {
-        lock(&self.paths).remove(&cgroup_id);
-    }
 }
 
 /// A poisoned lock only means another task panicked mid-insert into a cache;

@@ -120,11 +120,6 @@ pub fn walk_ids(mount: &Path) -> io::Result<HashMap<u64, String>> {
     Ok(ids)
 }
 
-/// Searches the v2 tree for one cgroup id.
-pub fn find_path(mount: &Path, id: u64) -> io::Result<Option<String>> {
-    Ok(walk_ids(mount)?.remove(&id))
-}
-
 /// The names of the subdirectories of `dir`, or `None` if `dir` vanished.
 fn subdirs(dir: &Path) -> io::Result<Option<Vec<String>>> {
     let entries = match fs::read_dir(dir) {
@@ -247,7 +242,7 @@ mod tests {
         let id = cgroup_id(&mount, rel).unwrap();
         let ids = walk_ids(&mount).unwrap();
         assert_eq!(ids.get(&id).map(String::as_str), Some(rel));
-        assert_eq!(find_path(&mount, id).unwrap().as_deref(), Some(rel));
+        assert_eq!(walk_ids(&mount).unwrap().remove(&id).as_deref(), Some(rel));
     }
 
     fn test_dir(name: &str) -> PathBuf {

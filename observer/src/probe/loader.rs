@@ -12,7 +12,7 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray, Queue, RingBuf},
     programs::{RawTracePoint, links::{FdLink, PinnedLink}},
 };
-use observer_common::{config, layout::LAYOUT, slot::Slot, stats};
+use observer_common::{config, layout::LAYOUT, stats};
 
 use super::{CounterView, offsets::task_offsets, require_bpf_privileges};
 
@@ -543,5 +543,3 @@ fn scratch_cgroup_id() -> anyhow::Result<u64> {
     Ok(id)
 }
 
-/// Size of the record the kernel keeps per slot (for memory reports).
-pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();

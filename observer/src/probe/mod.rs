@@ -9,5 +9,5 @@ mod offsets;
 pub use capabilities::require_bpf_privileges;
 pub use counters::{CounterView, RowCounts, split_row};
 pub use host_tgid::host_tgid;
-pub use loader::{KernelLog, LoadOptions, Probe, ProbeMaps, SLOT_BYTES, load_floor};
+pub use loader::{KernelLog, LoadOptions, Probe, ProbeMaps, load_floor};
 pub use offsets::TaskOffsets;

@@ -71,7 +71,6 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
 
 pub struct TraceOutcome {
     pub report: Report,
-    pub lost_events: u64,
 }
 
 /// Traces a command to completion (the command and every descendant).
@@ -93,7 +92,7 @@ pub fn trace_command_with(
         Some(p) => p,
         None => {
             eprintln!("observer: {}: command not found", command[0]);
-            return Ok(TraceOutcome { report: Report::empty(127), lost_events: 0 });
+            return Ok(TraceOutcome { report: Report::empty(127) });
         }
     };
     let mut probe = Probe::load(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: true })?;
@@ -142,8 +141,7 @@ pub fn trace_command_with(
         }
     };
     let report = Report::from_rows(exit_code, &probe.counters().rows(0));
-    let lost_events = probe.stats()?.iter().sum();
     drop(probe);
     drop(cgroup);
-    Ok(TraceOutcome { report, lost_events })
+    Ok(TraceOutcome { report })
 }
