@@ -24,10 +24,12 @@ pub struct RowTotals {
 }
 
 impl RowTotals {
+    /// Totals saturate: a record read back from the state directory may hold
+    /// any count (found by fuzz/fuzz_targets/state_files.rs).
     pub fn update(&mut self, now: &RowCounts) {
-        self.calls += u64::from(now.calls.wrapping_sub(self.last.0));
-        self.errors += u64::from(now.errors.wrapping_sub(self.last.1));
-        self.denied += u64::from(now.denied.wrapping_sub(self.last.2));
+        self.calls = self.calls.saturating_add(u64::from(now.calls.wrapping_sub(self.last.0)));
+        self.errors = self.errors.saturating_add(u64::from(now.errors.wrapping_sub(self.last.1)));
+        self.denied = self.denied.saturating_add(u64::from(now.denied.wrapping_sub(self.last.2)));
         self.last = (now.calls, now.errors, now.denied);
     }
 }
@@ -168,20 +170,20 @@ impl ContainerRecord {
         for cg in self.cgroups.values() {
             for (row, t) in &cg.rows {
                 let e = out.entry(*row).or_default();
-                e.calls += t.calls;
-                e.errors += t.errors;
-                e.denied += t.denied;
+                e.calls = e.calls.saturating_add(t.calls);
+                e.errors = e.errors.saturating_add(t.errors);
+                e.denied = e.denied.saturating_add(t.denied);
             }
         }
         out
     }
 
     pub fn calls(&self) -> u64 {
-        self.totals().values().map(|t| t.calls).sum()
+        self.totals().values().fold(0, |sum, t| sum.saturating_add(t.calls))
     }
 
     pub fn denied(&self) -> u64 {
-        self.totals().values().map(|t| t.denied).sum()
+        self.totals().values().fold(0, |sum, t| sum.saturating_add(t.denied))
     }
 
     pub fn profile(&self) -> Vec<ProfileRow> {
@@ -232,6 +234,28 @@ impl ContainerRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzz/fuzz_targets/state_files.rs: a state file whose counts
+    /// add up past u64 (two cgroups of one container, the same row) made
+    /// `totals` overflow: a panic in a debug build, wrong totals in release.
+    #[test]
+    fn totals_of_a_state_file_with_huge_counts_saturate() {
+        let text = r#"{"id":"c","name":"","image":"","runtime":"","cgroup_path":"/a","cgroup_id":1,
+            "cgroups":{"1":{"path":"/a","slot":null,"rows":{"5":{"calls":18446744073709551615,"errors":1,"denied":18446744073709551615,"last":[0,0,0]}}},
+                       "2":{"path":"/a/b","slot":null,"rows":{"5":{"calls":18446744073709551615,"errors":2,"denied":1,"last":[0,0,0]},
+                            "6":{"calls":7,"errors":0,"denied":0,"last":[0,0,0]}}}},
+            "pids":[],"seccomp_mode":null,"seccomp_option":null,"first_seen":"","last_seen":"","observed_since":null,
+            "state":"exited","ended_at":null,"first_use":{},"alerts":0,"alerted":[],"baseline":null,"baseline_source":null}"#;
+        let record: ContainerRecord = serde_json::from_str(text).unwrap();
+        let totals = record.totals();
+        assert_eq!((totals[&5].calls, totals[&5].errors, totals[&5].denied), (u64::MAX, 3, u64::MAX));
+        assert_eq!((record.calls(), record.denied()), (u64::MAX, u64::MAX));
+        assert_eq!(record.profile().iter().map(|r| r.calls).max(), Some(u64::MAX));
+
+        let mut t = totals[&5].clone();
+        t.update(&RowCounts { row: 5, calls: 9, errors: 0, denied: 0 });
+        assert_eq!(t.calls, u64::MAX);
+    }
 
     #[test]
     fn totals_survive_a_wrapped_counter() {
