@@ -44,6 +44,9 @@ pub struct FuzzArgs {
     /// Print the results only; leave docs/reliability.md as it is.
     #[arg(long)]
     pub no_report: bool,
+    /// Only the short run `cargo xtask test` makes (dev build, a few seconds each).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,9 @@ struct Outcome {
 }
 
 pub fn run(args: &FuzzArgs, root: &Path) -> anyhow::Result<()> {
+    if args.quick {
+        return quick(root);
+    }
     let targets = chosen(&args.targets)?;
     ensure_cargo_fuzz(root)?;
     let started = Instant::now();
@@ -179,8 +185,13 @@ fn run_target(root: &Path, kind: Build, target: &'static str, seconds: u64) -> a
     }
     let before = list(&artifacts);
     eprintln!("[xtask fuzz] {target}: {seconds} s");
+    let dict = fuzz.join("dicts").join(format!("{target}.dict"));
     let started = Instant::now();
-    let output = Command::new(binary(root, kind, target))
+    let mut cmd = Command::new(binary(root, kind, target));
+    if dict.exists() {
+        cmd.arg(format!("-dict={}", dict.display()));
+    }
+    let output = cmd
         .arg(&corpus)
         .arg(&seeds)
         .arg(format!("-max_total_time={seconds}"))
