@@ -74,8 +74,8 @@ impl Agent {
                     info.violated = [0; BITMAP_WORDS];
                     // New rules: an invalid-row violation is reported again.
                     info.flags &= !observer_common::slot::flags::INVALID_VIOLATED;
-                    // Written last, so the kernel never enforces a half-written set.
-                    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                    // with_info writes `enforce` last, with Release: the kernel never
+                    // enforces a half-written set.
                     info.enforce = mode;
                 });
             }
