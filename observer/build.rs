@@ -27,12 +27,5 @@ fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let root_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../observer-ebpf");
-    aya_build::build_ebpf(
-        [Package {
-            name: "observer-ebpf",
-            root_dir,
-            ..Default::default()
-        }],
-        Toolchain::default(),
-    )
+    aya_build::build_ebpf([Package { name: "observer-ebpf", root_dir, ..Default::default() }], Toolchain::default())
 }

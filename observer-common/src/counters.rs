@@ -69,11 +69,7 @@ pub const ROWS_PER_SLOT: u32 = ROW_INVALID + 2;
 /// Row of a syscall number, or `ROW_INVALID` when it is out of range.
 #[inline(always)]
 pub fn row_of(abi: u32, nr: i64) -> u32 {
-    if (nr as u64) < SYSCALLS_PER_ABI as u64 {
-        abi * SYSCALLS_PER_ABI + nr as u32
-    } else {
-        ROW_INVALID
-    }
+    if (nr as u64) < SYSCALLS_PER_ABI as u64 { abi * SYSCALLS_PER_ABI + nr as u32 } else { ROW_INVALID }
 }
 
 /// Words of a bitmap with one bit per row (the invalid row excluded).

@@ -3,7 +3,10 @@
 use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns,
 };
-use observer_common::{event::{Event, EventKind}, stats};
+use observer_common::{
+    event::{Event, EventKind},
+    stats,
+};
 
 use crate::maps::{EVENTS, count_stat};
 

@@ -7,9 +7,9 @@
 
 mod events;
 mod maps;
-mod task;
 mod sys_enter;
 mod sys_exit;
+mod task;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -3,7 +3,9 @@
 //! at load time (`EbpfLoader::set_max_entries`).
 
 use aya_ebpf::{
-    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE},
+    bindings::{
+        BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE,
+    },
     helpers::generated::bpf_task_storage_get,
     macros::{btf_map, map},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
@@ -171,7 +173,9 @@ pub fn set_bit(word: &mut u64, bit: u64) -> bool {
 pub fn opaque(value: u32) -> u32 {
     let out: u64;
     // SAFETY: a register move; it touches no memory.
-    unsafe { core::arch::asm!("{out} = {v}", out = lateout(reg) out, v = in(reg) u64::from(value), options(pure, nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("{out} = {v}", out = lateout(reg) out, v = in(reg) u64::from(value), options(pure, nomem, nostack))
+    };
     out as u32
 }
 

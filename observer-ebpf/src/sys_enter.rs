@@ -5,10 +5,7 @@
 //! `TP_PROTO(struct pt_regs *regs, long id)`.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::bpf_send_signal,
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    bindings::BPF_NOEXIST, helpers::bpf_send_signal, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use aya_log_ebpf::warn;
 use observer_common::{
@@ -86,13 +83,7 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
     let row = row_of(task.abi(), nr);
     bump(&mut record.calls, row);
     if let Some(note) = NOTES.get(task.ptr(), true) {
-        *note = EnterMarker {
-            nr: nr as u32,
-            live: 1,
-            slot,
-            row,
-            cgroup_id,
-        };
+        *note = EnterMarker { nr: nr as u32, live: 1, slot, row, cgroup_id };
     }
     let info = &mut record.info;
     if row == ROW_INVALID {

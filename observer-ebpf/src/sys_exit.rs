@@ -7,10 +7,7 @@
 //! `trace_sys_enter`, and the exit work runs regardless).
 
 use aya_ebpf::{
-    bindings::pt_regs,
-    helpers::bpf_probe_read_kernel,
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    bindings::pt_regs, helpers::bpf_probe_read_kernel, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use observer_common::{
     config,
@@ -104,11 +101,7 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
     let info = &mut record.info;
     let word = info.denied_seen.get_mut(opaque(row / 64) as usize)?;
     if set_bit(word, 1u64 << (row % 64)) {
-        let phase = if task.exe() != info.init_exe {
-            phase::CONTAINER
-        } else {
-            phase::INIT_AFTER_FILTER
-        };
+        let phase = if task.exe() != info.init_exe { phase::CONTAINER } else { phase::INIT_AFTER_FILTER };
         emit(EventKind::FirstDenied, slot, row, phase, nr);
     }
     Some(())

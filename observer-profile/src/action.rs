@@ -222,16 +222,7 @@ mod tests {
         let texts: Vec<String> = ALL.iter().map(|a| to_contract(*a)).collect();
         assert_eq!(
             texts,
-            [
-                "allow",
-                "errno(38)",
-                "kill_process",
-                "kill_thread",
-                "trap",
-                "log",
-                "trace(7)",
-                "user_notif"
-            ]
+            ["allow", "errno(38)", "kill_process", "kill_thread", "trap", "log", "trace(7)", "user_notif"]
         );
         for (text, action) in texts.iter().zip(ALL) {
             assert_eq!(from_contract(text), Ok(action));
@@ -244,24 +235,12 @@ mod tests {
     #[test]
     fn profile_names_follow_runc() {
         assert_eq!(from_profile("SCMP_ACT_ERRNO", None), Ok(Action::Errno(1)));
-        assert_eq!(
-            from_profile("SCMP_ACT_ERRNO", Some(38)),
-            Ok(Action::Errno(38))
-        );
+        assert_eq!(from_profile("SCMP_ACT_ERRNO", Some(38)), Ok(Action::Errno(38)));
         assert_eq!(from_profile("SCMP_ACT_KILL", None), Ok(Action::KillThread));
-        assert_eq!(
-            from_profile("SCMP_ACT_KILL_PROCESS", None),
-            Ok(Action::KillProcess)
-        );
+        assert_eq!(from_profile("SCMP_ACT_KILL_PROCESS", None), Ok(Action::KillProcess));
         assert_eq!(from_profile("SCMP_ACT_NOTIFY", None), Ok(Action::UserNotif));
-        assert_eq!(
-            from_profile("SCMP_ACT_TRACE", Some(3)),
-            Ok(Action::Trace(3))
-        );
-        assert_eq!(
-            from_profile("SCMP_ACT_FOO", None),
-            Err(UnknownAction("SCMP_ACT_FOO".into()))
-        );
+        assert_eq!(from_profile("SCMP_ACT_TRACE", Some(3)), Ok(Action::Trace(3)));
+        assert_eq!(from_profile("SCMP_ACT_FOO", None), Err(UnknownAction("SCMP_ACT_FOO".into())));
         for action in ALL {
             let (name, ret) = to_profile(action);
             assert_eq!(from_profile(name, ret), Ok(action));
@@ -275,10 +254,7 @@ mod tests {
             #[serde(with = "contract")]
             action: Action,
         }
-        let json = serde_json::to_string(&Row {
-            action: Action::Errno(1),
-        })
-        .unwrap();
+        let json = serde_json::to_string(&Row { action: Action::Errno(1) }).unwrap();
         assert_eq!(json, r#"{"action":"errno(1)"}"#);
         let back: Row = serde_json::from_str(&json).unwrap();
         assert_eq!(back.action, Action::Errno(1));

@@ -133,10 +133,7 @@ fn unknown_names(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
         findings.push(Finding {
             severity: Severity::Warning,
             code: "unknown-name",
-            message: format!(
-                "no listed architecture has {}; runc skips them",
-                profile.unknown_names.join(", ")
-            ),
+            message: format!("no listed architecture has {}; runc skips them", profile.unknown_names.join(", ")),
             names: profile.unknown_names.clone(),
         });
     }
@@ -146,29 +143,19 @@ fn unknown_names(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
 fn rule_shapes(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
     let mut by_name: BTreeMap<&str, Vec<(Action, &[ArgCond])>> = BTreeMap::new();
     for rule in &profile.rules {
-        by_name
-            .entry(&rule.name)
-            .or_default()
-            .push((rule.action, &rule.args));
+        by_name.entry(&rule.name).or_default().push((rule.action, &rule.args));
     }
     let mut duplicates = Vec::new();
     let mut same_as_default = Vec::new();
     for (name, rules) in &by_name {
-        if rules
-            .iter()
-            .enumerate()
-            .any(|(i, r)| rules[..i].contains(r))
-        {
+        if rules.iter().enumerate().any(|(i, r)| rules[..i].contains(r)) {
             duplicates.push((*name).to_owned());
         }
         if rules.iter().any(|(a, _)| *a == profile.default_action) {
             same_as_default.push((*name).to_owned());
         }
-        let mut unconditional: Vec<Action> = rules
-            .iter()
-            .filter(|(_, args)| args.is_empty())
-            .map(|(a, _)| *a)
-            .collect();
+        let mut unconditional: Vec<Action> =
+            rules.iter().filter(|(_, args)| args.is_empty()).map(|(a, _)| *a).collect();
         unconditional.dedup();
         unconditional.sort();
         unconditional.dedup();
@@ -189,10 +176,7 @@ fn rule_shapes(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
         findings.push(Finding {
             severity: Severity::Warning,
             code: "duplicate-name",
-            message: format!(
-                "listed more than once with the same action and arguments: {}",
-                duplicates.join(", ")
-            ),
+            message: format!("listed more than once with the same action and arguments: {}", duplicates.join(", ")),
             names: duplicates,
         });
     }
@@ -245,14 +229,10 @@ fn thirty_two_bit_hole(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
                 continue;
             }
             match profile.action_for(Arch::I386, multiplexer) {
-                e if e.always_runs() => holes
-                    .entry(multiplexer.into())
-                    .or_default()
-                    .push(name.to_owned()),
-                ActionOrConditional::Conditional(_) => partial
-                    .entry(multiplexer.into())
-                    .or_default()
-                    .push(name.to_owned()),
+                e if e.always_runs() => holes.entry(multiplexer.into()).or_default().push(name.to_owned()),
+                ActionOrConditional::Conditional(_) => {
+                    partial.entry(multiplexer.into()).or_default().push(name.to_owned())
+                }
                 _ => {}
             }
         }
@@ -286,16 +266,8 @@ fn thirty_two_bit_hole(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
 /// `futex_time64`, `mmap` → `mmap2`...). The same name is no twin: rules are
 /// by name and apply to every listed ABI.
 fn twins(name: &str) -> Vec<String> {
-    let mut out: Vec<String> = ["32", "64", "_64", "_time64"]
-        .iter()
-        .map(|suffix| format!("{name}{suffix}"))
-        .collect();
-    out.extend(
-        RENAMED_TWINS
-            .iter()
-            .filter(|(from, _)| *from == name)
-            .map(|(_, to)| (*to).to_owned()),
-    );
+    let mut out: Vec<String> = ["32", "64", "_64", "_time64"].iter().map(|suffix| format!("{name}{suffix}")).collect();
+    out.extend(RENAMED_TWINS.iter().filter(|(from, _)| *from == name).map(|(_, to)| (*to).to_owned()));
     out.retain(|twin| abi_knows(Arch::I386, twin) && !abi_knows(Arch::X86_64, twin));
     out
 }
@@ -309,9 +281,7 @@ mod tests {
     };
 
     fn resolved(text: &str) -> ResolvedProfile {
-        parse(text, "t.json")
-            .unwrap()
-            .resolve(&ResolveOptions::docker_default_for_kernel((6, 8)))
+        parse(text, "t.json").unwrap().resolve(&ResolveOptions::docker_default_for_kernel((6, 8)))
     }
 
     fn codes(report: &CheckReport) -> Vec<&'static str> {
@@ -320,18 +290,13 @@ mod tests {
 
     #[test]
     fn moby_default_has_no_errors() {
-        let p = repo_profile("moby/default.json")
-            .resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
+        let p = repo_profile("moby/default.json").resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
         let report = check(&p);
         assert!(!report.has_errors(), "{:?}", report.findings);
         // recv/send are libseccomp pseudo-calls, no x86 syscall.
-        assert_eq!(
-            report.with_code("unknown-name")[0].severity,
-            Severity::Warning
-        );
+        assert_eq!(report.with_code("unknown-name")[0].severity, Severity::Warning);
         // The default-allow lab profile: nothing denied, no hole.
-        let allow = repo_profile("docker-labs/allow.json")
-            .resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
+        let allow = repo_profile("docker-labs/allow.json").resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
         assert!(check(&allow).findings.is_empty());
     }
 
@@ -345,15 +310,7 @@ mod tests {
             {"names": ["no_such_call"], "action": "SCMP_ACT_ALLOW"}]}"#,
         );
         let report = check(&p);
-        assert_eq!(
-            codes(&report),
-            [
-                "conflicting-rules",
-                "duplicate-name",
-                "rule-equals-default",
-                "unknown-name"
-            ]
-        );
+        assert_eq!(codes(&report), ["conflicting-rules", "duplicate-name", "rule-equals-default", "unknown-name"]);
         assert!(report.has_errors());
         assert_eq!(report.with_code("conflicting-rules")[0].names, ["write"]);
         assert_eq!(report.with_code("duplicate-name")[0].names, ["read"]);
@@ -370,17 +327,10 @@ mod tests {
         );
         let report = check(&p);
         assert!(report.has_errors());
-        let holes: Vec<&Vec<String>> = report
-            .with_code("32bit-hole")
-            .into_iter()
-            .map(|f| &f.names)
-            .collect();
+        let holes: Vec<&Vec<String>> = report.with_code("32bit-hole").into_iter().map(|f| &f.names).collect();
         assert_eq!(
             holes,
-            [
-                &vec!["chown32".to_owned(), "chown".to_owned()],
-                &vec!["socketcall".to_owned(), "connect".to_owned()]
-            ]
+            [&vec!["chown32".to_owned(), "chown".to_owned()], &vec!["socketcall".to_owned(), "connect".to_owned()]]
         );
 
         // Denying the twin and the multiplexer closes it.
@@ -389,11 +339,7 @@ mod tests {
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
             "syscalls": [{"names": ["chown", "chown32", "connect", "socketcall", "mount"], "action": "SCMP_ACT_ERRNO"}]}"#,
         );
-        assert!(
-            !check(&closed).has_errors(),
-            "{:?}",
-            check(&closed).findings
-        );
+        assert!(!check(&closed).has_errors(), "{:?}", check(&closed).findings);
     }
 
     #[test]

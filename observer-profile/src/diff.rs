@@ -67,12 +67,10 @@ fn short_arch<S: Serializer>(arch: &Arch, s: S) -> Result<S::Ok, S::Error> {
 impl ProfileDiff {
     pub fn is_empty(&self) -> bool {
         self.default_action.is_none()
-            && self.abis.iter().all(|a| {
-                a.listed == Listed::Both
-                    && a.added.is_empty()
-                    && a.removed.is_empty()
-                    && a.changed.is_empty()
-            })
+            && self
+                .abis
+                .iter()
+                .all(|a| a.listed == Listed::Both && a.added.is_empty() && a.removed.is_empty() && a.changed.is_empty())
     }
 
     /// The entry of one ABI.
@@ -99,34 +97,18 @@ pub fn diff(old: &ResolvedProfile, new: &ResolvedProfile) -> ProfileDiff {
                 (false, true) => Listed::OnlyNew,
                 _ => Listed::Both,
             };
-            let mut entry = AbiDiff {
-                arch,
-                listed,
-                added: Vec::new(),
-                removed: Vec::new(),
-                changed: Vec::new(),
-            };
+            let mut entry = AbiDiff { arch, listed, added: Vec::new(), removed: Vec::new(), changed: Vec::new() };
             if listed == Listed::Both {
                 for name in abi_names(arch) {
-                    compare(
-                        &mut entry,
-                        name,
-                        old.action_for(arch, name),
-                        new.action_for(arch, name),
-                    );
+                    compare(&mut entry, name, old.action_for(arch, name), new.action_for(arch, name));
                 }
             }
             entry
         })
         .collect();
-    let default_action = (old.default_action != new.default_action).then(|| Change {
-        old: old.default_action.to_string(),
-        new: new.default_action.to_string(),
-    });
-    ProfileDiff {
-        default_action,
-        abis,
-    }
+    let default_action = (old.default_action != new.default_action)
+        .then(|| Change { old: old.default_action.to_string(), new: new.default_action.to_string() });
+    ProfileDiff { default_action, abis }
 }
 
 fn compare(entry: &mut AbiDiff, name: &str, old: ActionOrConditional, new: ActionOrConditional) {
@@ -164,10 +146,7 @@ mod tests {
 
     #[test]
     fn no_chmod_profile_removes_the_chmod_family() {
-        let d = diff(
-            &resolved("docker-labs/default.json"),
-            &resolved("docker-labs/default-no-chmod.json"),
-        );
+        let d = diff(&resolved("docker-labs/default.json"), &resolved("docker-labs/default-no-chmod.json"));
         assert!(!d.is_empty());
         for arch in [Arch::X86_64, Arch::I386, Arch::X32] {
             let abi = d.abi(arch).unwrap();
@@ -184,26 +163,19 @@ mod tests {
         let a = resolved("docker-labs/default.json");
         assert!(diff(&a, &a).is_empty());
         let d = diff(&resolved("docker-labs/default-no-chmod.json"), &a);
-        assert_eq!(
-            d.abi(Arch::X86_64).unwrap().added,
-            ["chmod", "fchmod", "fchmodat"]
-        );
+        assert_eq!(d.abi(Arch::X86_64).unwrap().added, ["chmod", "fchmod", "fchmodat"]);
     }
 
     #[test]
     fn conditions_and_arches_show_as_changes() {
         let moby = resolved("moby/default.json");
-        let admin = repo_profile("moby/default.json").resolve(
-            &ResolveOptions::docker_default_for_kernel((6, 8)).with_caps(["CAP_SYS_ADMIN"]),
-        );
+        let admin = repo_profile("moby/default.json")
+            .resolve(&ResolveOptions::docker_default_for_kernel((6, 8)).with_caps(["CAP_SYS_ADMIN"]));
         let d = diff(&moby, &admin);
         let x86_64 = d.abi(Arch::X86_64).unwrap();
         assert!(x86_64.added.contains(&"mount".to_owned()));
         let clone = x86_64.changed.iter().find(|c| c.name == "clone").unwrap();
-        assert_eq!(
-            (clone.old.as_str(), clone.new.as_str()),
-            ("conditional", "allow")
-        );
+        assert_eq!((clone.old.as_str(), clone.new.as_str()), ("conditional", "allow"));
         assert_eq!(clone.old_rules[0].args[0].value, 2114060288);
         // errno(38) could not run; allow can.
         assert!(x86_64.added.contains(&"clone3".to_owned()));

@@ -61,13 +61,7 @@ pub struct ExportOptions {
 
 impl ExportOptions {
     pub fn new(reference: ResolvedProfile) -> Self {
-        Self {
-            include_denied: false,
-            beyond_default: false,
-            base: None,
-            reference,
-            errno: DEFAULT_ERRNO,
-        }
+        Self { include_denied: false, beyond_default: false, base: None, reference, errno: DEFAULT_ERRNO }
     }
 }
 
@@ -141,21 +135,14 @@ enum Keep {
 /// allowed, what it allows under argument conditions keeps those
 /// conditions, what it (or `base`) denies is left out and reported.
 pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
-    let mut seen: Vec<(Arch, &str)> = learned
-        .syscalls
-        .iter()
-        .flat_map(|(arch, names)| names.iter().map(|n| (*arch, n.as_str())))
-        .collect();
+    let mut seen: Vec<(Arch, &str)> =
+        learned.syscalls.iter().flat_map(|(arch, names)| names.iter().map(|n| (*arch, n.as_str()))).collect();
     let mut left_out = Vec::new();
     for (arch, name) in &learned.denied_only {
         if opts.include_denied {
             seen.push((*arch, name));
         } else if name != "clone3" {
-            left_out.push(LeftOut {
-                arch: *arch,
-                name: name.clone(),
-                reason: LeftOutReason::OnlySeenDenied,
-            });
+            left_out.push(LeftOut { arch: *arch, name: name.clone(), reason: LeftOutReason::OnlySeenDenied });
         }
     }
 
@@ -163,11 +150,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     let mut beyond = BTreeSet::new();
     for (arch, name) in seen {
         if !abi_knows(arch, name) {
-            left_out.push(LeftOut {
-                arch,
-                name: name.to_owned(),
-                reason: LeftOutReason::UnknownName,
-            });
+            left_out.push(LeftOut { arch, name: name.to_owned(), reason: LeftOutReason::UnknownName });
             continue;
         }
         match decide(arch, name, opts) {
@@ -175,9 +158,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
                 if is_beyond {
                     beyond.insert(name.to_owned());
                 }
-                let slot = keep
-                    .entry(name.to_owned())
-                    .or_insert(Keep::Conditional(Vec::new()));
+                let slot = keep.entry(name.to_owned()).or_insert(Keep::Conditional(Vec::new()));
                 match (slot, decision) {
                     (slot @ Keep::Conditional(_), Keep::Allow) => *slot = Keep::Allow,
                     (Keep::Conditional(have), Keep::Conditional(rules)) => {
@@ -190,11 +171,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
                     (Keep::Allow, _) => {}
                 }
             }
-            Err(reason) => left_out.push(LeftOut {
-                arch,
-                name: name.to_owned(),
-                reason,
-            }),
+            Err(reason) => left_out.push(LeftOut { arch, name: name.to_owned(), reason }),
         }
     }
     // A name kept for one ABI is kept for all: rules are by name.
@@ -205,11 +182,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     let clone3_enosys = !keep.contains_key("clone3");
     if clone3_enosys {
         left_out.retain(|l| l.name != "clone3");
-        left_out.push(LeftOut {
-            arch: Arch::X86_64,
-            name: "clone3".into(),
-            reason: LeftOutReason::AnsweredEnosys,
-        });
+        left_out.push(LeftOut { arch: Arch::X86_64, name: "clone3".into(), reason: LeftOutReason::AnsweredEnosys });
     }
     left_out.sort_by(|a, b| (a.arch, &a.name).cmp(&(b.arch, &b.name)));
     left_out.dedup();
@@ -217,26 +190,16 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     let mut rules = Vec::new();
     for (name, k) in keep {
         match k {
-            Keep::Allow => rules.push(ResolvedRule {
-                name,
-                action: Action::Allow,
-                args: Vec::new(),
-            }),
-            Keep::Conditional(conditional) => {
-                rules.extend(conditional.into_iter().map(|c| ResolvedRule {
-                    name: name.clone(),
-                    action: c.action,
-                    args: c.args,
-                }))
-            }
+            Keep::Allow => rules.push(ResolvedRule { name, action: Action::Allow, args: Vec::new() }),
+            Keep::Conditional(conditional) => rules.extend(conditional.into_iter().map(|c| ResolvedRule {
+                name: name.clone(),
+                action: c.action,
+                args: c.args,
+            })),
         }
     }
     if clone3_enosys {
-        rules.push(ResolvedRule {
-            name: "clone3".into(),
-            action: Action::Errno(ENOSYS),
-            args: Vec::new(),
-        });
+        rules.push(ResolvedRule { name: "clone3".into(), action: Action::Errno(ENOSYS), args: Vec::new() });
     }
     ExportedProfile {
         profile: ResolvedProfile {
@@ -258,9 +221,7 @@ fn decide(arch: Arch, name: &str, opts: &ExportOptions) -> Result<(Keep, bool), 
     if let Some(base) = &opts.base {
         match base.action_for(arch, name) {
             ActionOrConditional::Action(a) if !action::lets_through(a) => {
-                return Err(LeftOutReason::DeniedByBase {
-                    action: a.to_string(),
-                });
+                return Err(LeftOutReason::DeniedByBase { action: a.to_string() });
             }
             ActionOrConditional::Conditional(rules) => {
                 return Ok((Keep::Conditional(rules), false));
@@ -272,9 +233,7 @@ fn decide(arch: Arch, name: &str, opts: &ExportOptions) -> Result<(Keep, bool), 
         ActionOrConditional::Action(a) if action::lets_through(a) => Ok((Keep::Allow, false)),
         ActionOrConditional::Conditional(rules) => Ok((Keep::Conditional(rules), false)),
         ActionOrConditional::Action(_) if opts.beyond_default => Ok((Keep::Allow, true)),
-        ActionOrConditional::Action(a) => Err(LeftOutReason::DeniedByReference {
-            action: a.to_string(),
-        }),
+        ActionOrConditional::Action(a) => Err(LeftOutReason::DeniedByReference { action: a.to_string() }),
     }
 }
 
@@ -301,13 +260,7 @@ impl ExportedProfile {
             default_errno_ret,
             arch_map: vec![ArchMapOut {
                 architecture: arch::scmp_name(native),
-                sub_architectures: self
-                    .profile
-                    .arches
-                    .iter()
-                    .skip(1)
-                    .map(|a| arch::scmp_name(*a))
-                    .collect(),
+                sub_architectures: self.profile.arches.iter().skip(1).map(|a| arch::scmp_name(*a)).collect(),
             }],
             syscalls: rules_out(&self.profile),
             observer: self.observer_meta(),
@@ -328,11 +281,8 @@ impl ExportedProfile {
         if !value.is_object() {
             value = serde_json::json!({});
         }
-        let linux = value
-            .as_object_mut()
-            .into_iter()
-            .next()
-            .map(|o| o.entry("linux").or_insert_with(|| serde_json::json!({})));
+        let linux =
+            value.as_object_mut().into_iter().next().map(|o| o.entry("linux").or_insert_with(|| serde_json::json!({})));
         if let Some(linux) = linux {
             if !linux.is_object() {
                 *linux = serde_json::json!({});
@@ -373,20 +323,10 @@ impl ExportedProfile {
         let out = SpoOut {
             api_version: SPO_API_VERSION,
             kind: "SeccompProfile",
-            metadata: SpoMetaOut {
-                name,
-                namespace,
-                labels: labels.clone(),
-                annotations,
-            },
+            metadata: SpoMetaOut { name, namespace, labels: labels.clone(), annotations },
             spec: SpoSpecOut {
                 default_action,
-                architectures: self
-                    .profile
-                    .arches
-                    .iter()
-                    .map(|a| arch::scmp_name(*a))
-                    .collect(),
+                architectures: self.profile.arches.iter().map(|a| arch::scmp_name(*a)).collect(),
                 syscalls: rules_out(&self.profile),
             },
         };
@@ -419,12 +359,7 @@ impl ExportedProfile {
         OciOut {
             default_action,
             default_errno_ret,
-            architectures: self
-                .profile
-                .arches
-                .iter()
-                .map(|a| arch::scmp_name(*a))
-                .collect(),
+            architectures: self.profile.arches.iter().map(|a| arch::scmp_name(*a)).collect(),
             syscalls: rules_out(&self.profile),
         }
     }
@@ -437,14 +372,8 @@ impl ExportedProfile {
         if !value.is_object() {
             value = serde_json::json!({});
         }
-        if let Some(object) = value
-            .as_object_mut()
-            .filter(|_| !self.contributors.is_empty())
-        {
-            object.insert(
-                "contributors".into(),
-                serde_json::to_value(&self.contributors).unwrap_or_default(),
-            );
+        if let Some(object) = value.as_object_mut().filter(|_| !self.contributors.is_empty()) {
+            object.insert("contributors".into(), serde_json::to_value(&self.contributors).unwrap_or_default());
         }
         Some(value)
     }
@@ -463,10 +392,7 @@ fn rules_out(profile: &ResolvedProfile) -> Vec<RuleOut> {
     let mut conditional: Vec<&ResolvedRule> = Vec::new();
     for rule in &profile.rules {
         if rule.args.is_empty() {
-            grouped
-                .entry((action::strictness(rule.action), rule.action))
-                .or_default()
-                .insert(&rule.name);
+            grouped.entry((action::strictness(rule.action), rule.action)).or_default().insert(&rule.name);
         } else {
             conditional.push(rule);
         }
@@ -476,11 +402,7 @@ fn rules_out(profile: &ResolvedProfile) -> Vec<RuleOut> {
         .into_iter()
         .map(|((_, a), names)| RuleOut::new(names.into_iter().map(str::to_owned).collect(), a, &[]))
         .collect();
-    out.extend(
-        conditional
-            .into_iter()
-            .map(|r| RuleOut::new(vec![r.name.clone()], r.action, &r.args)),
-    );
+    out.extend(conditional.into_iter().map(|r| RuleOut::new(vec![r.name.clone()], r.action, &r.args)));
     out
 }
 
@@ -565,12 +487,7 @@ impl RuleOut {
             errno_ret,
             args: args
                 .iter()
-                .map(|a| ArgOut {
-                    index: a.index,
-                    value: a.value,
-                    value_two: a.value_two,
-                    op: cmp_op_name(a.op),
-                })
+                .map(|a| ArgOut { index: a.index, value: a.value, value_two: a.value_two, op: cmp_op_name(a.op) })
                 .collect(),
         }
     }
@@ -609,10 +526,7 @@ mod tests {
 
     fn learned(names: &[&str]) -> Learned {
         Learned {
-            syscalls: BTreeMap::from([(
-                Arch::X86_64,
-                names.iter().map(|n| (*n).to_owned()).collect(),
-            )]),
+            syscalls: BTreeMap::from([(Arch::X86_64, names.iter().map(|n| (*n).to_owned()).collect())]),
             denied_only: BTreeSet::new(),
             metadata: ExportMeta {
                 container: "web".into(),
@@ -642,52 +556,26 @@ mod tests {
             &ExportOptions::new(reference()),
         );
         let p = &out.profile;
-        assert_eq!(
-            p.action_for(Arch::X86_64, "read"),
-            ActionOrConditional::Action(Action::Allow)
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "read"), ActionOrConditional::Action(Action::Allow));
         let ActionOrConditional::Conditional(clone) = p.action_for(Arch::X86_64, "clone") else {
             panic!("clone lost its conditions");
         };
-        assert_eq!(
-            clone[0].args[0],
-            ArgCond {
-                index: 0,
-                value: 2114060288,
-                value_two: 0,
-                op: CmpOp::MaskedEq
-            }
-        );
-        let ActionOrConditional::Conditional(personality) =
-            p.action_for(Arch::X86_64, "personality")
-        else {
+        assert_eq!(clone[0].args[0], ArgCond { index: 0, value: 2114060288, value_two: 0, op: CmpOp::MaskedEq });
+        let ActionOrConditional::Conditional(personality) = p.action_for(Arch::X86_64, "personality") else {
             panic!("personality lost its conditions");
         };
         assert_eq!(personality.len(), 5);
-        assert_eq!(
-            p.action_for(Arch::X86_64, "clone3"),
-            ActionOrConditional::Action(Action::Errno(38))
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Errno(38)));
         // Not learned: default.
-        assert_eq!(
-            p.action_for(Arch::X86_64, "socket"),
-            ActionOrConditional::Action(Action::Errno(1))
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "socket"), ActionOrConditional::Action(Action::Errno(1)));
         // Denied by Docker's default: left out and said why.
-        assert_eq!(
-            p.action_for(Arch::X86_64, "mount"),
-            ActionOrConditional::Action(Action::Errno(1))
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "mount"), ActionOrConditional::Action(Action::Errno(1)));
         let names: Vec<&str> = out.left_out.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["clone3", "mount"]);
         // clone3 ran into Docker's ENOSYS: the file answers ENOSYS and says so.
         assert_eq!(out.left_out[0].reason, LeftOutReason::AnsweredEnosys);
         assert!(out.left_out[0].to_string().contains("ENOSYS"), "{}", out.left_out[0]);
-        assert!(
-            out.left_out[1].to_string().contains("--beyond-default"),
-            "{}",
-            out.left_out[1]
-        );
+        assert!(out.left_out[1].to_string().contains("--beyond-default"), "{}", out.left_out[1]);
     }
 
     #[test]
@@ -700,38 +588,20 @@ mod tests {
         let out = export(&l, &o);
         let p = &out.profile;
         assert_eq!(p.default_action, Action::Errno(13));
-        assert_eq!(
-            p.action_for(Arch::X86_64, "mount"),
-            ActionOrConditional::Action(Action::Allow)
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "mount"), ActionOrConditional::Action(Action::Allow));
         assert_eq!(out.beyond_default, BTreeSet::from(["mount".to_owned()]));
         // clone3 never ran: it gets ENOSYS, not the default errno.
-        assert_eq!(
-            p.action_for(Arch::X86_64, "clone3"),
-            ActionOrConditional::Action(Action::Errno(38))
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Errno(38)));
 
         // The base denies mount and chmod: they stay denied even beyond
         // Docker's default.
         o.base = Some(repo_profile("docker-labs/default-no-chmod.json").resolve(&opts()));
         let out = export(&l, &o);
         let p = &out.profile;
-        assert_eq!(
-            p.action_for(Arch::X86_64, "chmod"),
-            ActionOrConditional::Action(Action::Errno(13))
-        );
-        assert_eq!(
-            p.action_for(Arch::X86_64, "read"),
-            ActionOrConditional::Action(Action::Allow)
-        );
-        let reasons: Vec<(&str, &LeftOutReason)> = out
-            .left_out
-            .iter()
-            .map(|l| (l.name.as_str(), &l.reason))
-            .collect();
-        let base_denied = LeftOutReason::DeniedByBase {
-            action: "errno(1)".into(),
-        };
+        assert_eq!(p.action_for(Arch::X86_64, "chmod"), ActionOrConditional::Action(Action::Errno(13)));
+        assert_eq!(p.action_for(Arch::X86_64, "read"), ActionOrConditional::Action(Action::Allow));
+        let reasons: Vec<(&str, &LeftOutReason)> = out.left_out.iter().map(|l| (l.name.as_str(), &l.reason)).collect();
+        let base_denied = LeftOutReason::DeniedByBase { action: "errno(1)".into() };
         assert_eq!(
             reasons,
             [
@@ -744,31 +614,19 @@ mod tests {
         o.include_denied = true;
         o.base = None;
         let out = export(&l, &o);
-        assert_eq!(
-            out.profile.action_for(Arch::X86_64, "unshare"),
-            ActionOrConditional::Action(Action::Allow)
-        );
+        assert_eq!(out.profile.action_for(Arch::X86_64, "unshare"), ActionOrConditional::Action(Action::Allow));
     }
 
     #[test]
     fn docker_json_groups_names_and_carries_metadata() {
-        let out = export(
-            &learned(&["write", "read", "clone"]),
-            &ExportOptions::new(reference()),
-        );
+        let out = export(&learned(&["write", "read", "clone"]), &ExportOptions::new(reference()));
         let text = out.to_docker_json();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(v["defaultErrnoRet"], 1);
         assert_eq!(v["archMap"][0]["architecture"], "SCMP_ARCH_X86_64");
-        assert_eq!(
-            v["archMap"][0]["subArchitectures"],
-            serde_json::json!(["SCMP_ARCH_X86", "SCMP_ARCH_X32"])
-        );
-        assert_eq!(
-            v["syscalls"][0]["names"],
-            serde_json::json!(["read", "write"])
-        );
+        assert_eq!(v["archMap"][0]["subArchitectures"], serde_json::json!(["SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
+        assert_eq!(v["syscalls"][0]["names"], serde_json::json!(["read", "write"]));
         assert_eq!(v["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
         assert_eq!(v["syscalls"][1]["names"], serde_json::json!(["clone3"]));
         assert_eq!(v["syscalls"][1]["errnoRet"], 38);
@@ -782,31 +640,20 @@ mod tests {
 
     #[test]
     fn spo_yaml_round_trips() {
-        let out = export(
-            &learned(&["read", "clone", "personality", "socket"]),
-            &ExportOptions::new(reference()),
-        );
+        let out = export(&learned(&["read", "clone", "personality", "socket"]), &ExportOptions::new(reference()));
         let text = out.to_spo_yaml("web", "prod");
-        assert!(
-            text.contains("kind: SeccompProfile") && text.contains(r#""observer/image": "nginx:1.27""#),
-            "{text}"
-        );
+        assert!(text.contains("kind: SeccompProfile") && text.contains(r#""observer/image": "nginx:1.27""#), "{text}");
         let back = parse(&text, "web.yaml").unwrap();
         assert_eq!(back.format, Format::Spo);
-        assert_eq!(
-            (back.name.as_deref(), back.namespace.as_deref()),
-            (Some("web"), Some("prod"))
-        );
+        assert_eq!((back.name.as_deref(), back.namespace.as_deref()), (Some("web"), Some("prod")));
         assert_same_effect(&back.resolve(&opts()), &out.profile);
     }
 
     #[test]
     fn oci_config_round_trips() {
-        let out = export(
-            &learned(&["read", "clone", "socket"]),
-            &ExportOptions::new(reference()),
-        );
-        let config = r#"{"ociVersion": "1.0.2", "process": {"args": ["sh"]}, "linux": {"namespaces": [{"type": "pid"}]}}"#;
+        let out = export(&learned(&["read", "clone", "socket"]), &ExportOptions::new(reference()));
+        let config =
+            r#"{"ociVersion": "1.0.2", "process": {"args": ["sh"]}, "linux": {"namespaces": [{"type": "pid"}]}}"#;
         let text = out.embed_in_oci_config(config).unwrap();
         let back = parse(&text, "config.json").unwrap();
         assert_eq!(back.format, Format::OciConfig);

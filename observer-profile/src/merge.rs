@@ -67,47 +67,25 @@ pub fn merge(inputs: &[MergeInput]) -> ExportedProfile {
                         continue;
                     }
                 }
-                contributors
-                    .entry(name.to_owned())
-                    .or_default()
-                    .insert(input.source.clone());
+                contributors.entry(name.to_owned()).or_default().insert(input.source.clone());
             }
         }
     }
 
     let mut rules: Vec<ResolvedRule> = allowed
         .iter()
-        .map(|name| ResolvedRule {
-            name: name.clone(),
-            action: Action::Allow,
-            args: Vec::new(),
-        })
+        .map(|name| ResolvedRule { name: name.clone(), action: Action::Allow, args: Vec::new() })
         .collect();
-    for (name, rs) in conditional
-        .into_iter()
-        .filter(|(n, _)| !allowed.contains(n))
-    {
-        rules.extend(rs.into_iter().map(|r| ResolvedRule {
-            name: name.clone(),
-            action: r.action,
-            args: r.args,
-        }));
+    for (name, rs) in conditional.into_iter().filter(|(n, _)| !allowed.contains(n)) {
+        rules.extend(rs.into_iter().map(|r| ResolvedRule { name: name.clone(), action: r.action, args: r.args }));
     }
     for (name, a) in denied {
         if !contributors.contains_key(&name) && a != default_action {
-            rules.push(ResolvedRule {
-                name,
-                action: a,
-                args: Vec::new(),
-            });
+            rules.push(ResolvedRule { name, action: a, args: Vec::new() });
         }
     }
-    let mut merged = ExportedProfile::from_resolved(ResolvedProfile {
-        default_action,
-        arches,
-        rules,
-        unknown_names: Vec::new(),
-    });
+    let mut merged =
+        ExportedProfile::from_resolved(ResolvedProfile { default_action, arches, rules, unknown_names: Vec::new() });
     merged.contributors = contributors;
     merged
 }
@@ -118,16 +96,11 @@ mod tests {
     use crate::{model::parse, resolve::ResolveOptions};
 
     fn profile(text: &str) -> ResolvedProfile {
-        parse(text, "t.json")
-            .unwrap()
-            .resolve(&ResolveOptions::docker_default_for_kernel((6, 8)))
+        parse(text, "t.json").unwrap().resolve(&ResolveOptions::docker_default_for_kernel((6, 8)))
     }
 
     fn input(source: &str, text: &str) -> MergeInput {
-        MergeInput {
-            source: source.into(),
-            profile: profile(text),
-        }
+        MergeInput { source: source.into(), profile: profile(text) }
     }
 
     #[test]
@@ -149,41 +122,20 @@ mod tests {
         let p = &merged.profile;
         assert_eq!(p.default_action, Action::KillProcess);
         for name in ["read", "write", "openat"] {
-            assert_eq!(
-                p.action_for(Arch::X86_64, name),
-                ActionOrConditional::Action(Action::Allow),
-                "{name}"
-            );
+            assert_eq!(p.action_for(Arch::X86_64, name), ActionOrConditional::Action(Action::Allow), "{name}");
         }
-        assert_eq!(
-            p.action_for(Arch::X86_64, "mount"),
-            ActionOrConditional::Action(Action::KillProcess)
-        );
-        assert_eq!(
-            p.action_for(Arch::X86_64, "clone3"),
-            ActionOrConditional::Action(Action::Errno(38))
-        );
-        let ActionOrConditional::Conditional(personality) =
-            p.action_for(Arch::X86_64, "personality")
-        else {
+        assert_eq!(p.action_for(Arch::X86_64, "mount"), ActionOrConditional::Action(Action::KillProcess));
+        assert_eq!(p.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Errno(38)));
+        let ActionOrConditional::Conditional(personality) = p.action_for(Arch::X86_64, "personality") else {
             panic!("personality should stay conditional");
         };
         let values: Vec<u64> = personality.iter().map(|r| r.args[0].value).collect();
         assert_eq!(values, [8, 0]);
-        assert_eq!(
-            merged.contributors["read"],
-            BTreeSet::from(["a".to_owned(), "b".to_owned()])
-        );
-        assert_eq!(
-            merged.contributors["write"],
-            BTreeSet::from(["a".to_owned()])
-        );
+        assert_eq!(merged.contributors["read"], BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+        assert_eq!(merged.contributors["write"], BTreeSet::from(["a".to_owned()]));
         assert!(!merged.contributors.contains_key("clone3"));
         let json: serde_json::Value = serde_json::from_str(&merged.to_docker_json()).unwrap();
-        assert_eq!(
-            json["x-observer"]["contributors"]["openat"],
-            serde_json::json!(["b"])
-        );
+        assert_eq!(json["x-observer"]["contributors"]["openat"], serde_json::json!(["b"]));
     }
 
     #[test]
@@ -198,13 +150,7 @@ mod tests {
         );
         let p = merge(&[a, b]).profile;
         assert_eq!(p.default_action, Action::Errno(1));
-        assert_eq!(
-            p.action_for(Arch::X86_64, "reboot"),
-            ActionOrConditional::Action(Action::Allow)
-        );
-        assert_eq!(
-            p.action_for(Arch::X86_64, "mount"),
-            ActionOrConditional::Action(Action::Errno(1))
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "reboot"), ActionOrConditional::Action(Action::Allow));
+        assert_eq!(p.action_for(Arch::X86_64, "mount"), ActionOrConditional::Action(Action::Errno(1)));
     }
 }

@@ -62,14 +62,7 @@ impl ResolveOptions {
 
     /// Docker's default capabilities on x86_64 with a given kernel.
     pub fn docker_default_for_kernel(kernel: (u32, u32)) -> Self {
-        Self {
-            caps: DOCKER_DEFAULT_CAPS
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-            arch: Arch::X86_64,
-            kernel,
-        }
+        Self { caps: DOCKER_DEFAULT_CAPS.iter().map(|c| (*c).to_owned()).collect(), arch: Arch::X86_64, kernel }
     }
 
     /// Adds capabilities (`CAP_*`, or without the prefix, any case).
@@ -82,11 +75,7 @@ impl ResolveOptions {
 /// `sys_admin` → `CAP_SYS_ADMIN`.
 pub fn normalize_cap(cap: &str) -> String {
     let upper = cap.trim().to_ascii_uppercase();
-    if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    }
+    if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") }
 }
 
 /// The running kernel's `(major, minor)`, from /proc/sys/kernel/osrelease.
@@ -105,9 +94,7 @@ pub fn parse_kernel_release(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.trim().splitn(3, '.');
     let major = parts.next()?.parse().ok()?;
     let minor_text = parts.next()?;
-    let digits = minor_text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or(minor_text, |end| &minor_text[..end]);
+    let digits = minor_text.find(|c: char| !c.is_ascii_digit()).map_or(minor_text, |end| &minor_text[..end]);
     Some((major, digits.parse().ok()?))
 }
 
@@ -118,10 +105,7 @@ pub fn abi_names(arch: Arch) -> Vec<&'static str> {
         Arch::X32 => Arch::X86_64,
         other => other,
     };
-    syscall_table::all(table)
-        .into_iter()
-        .map(|(_, name)| name)
-        .collect()
+    syscall_table::all(table).into_iter().map(|(_, name)| name).collect()
 }
 
 /// Whether `name` is a syscall of the ABI (x32 as x86_64, see [`abi_names`]).
@@ -145,11 +129,7 @@ impl Profile {
             }
             for name in &rule.names {
                 if arches.iter().any(|a| abi_knows(*a, name)) {
-                    rules.push(ResolvedRule {
-                        name: name.clone(),
-                        action: rule.action,
-                        args: rule.args.clone(),
-                    });
+                    rules.push(ResolvedRule { name: name.clone(), action: rule.action, args: rule.args.clone() });
                 } else {
                     unknown.insert(name.clone());
                 }
@@ -194,11 +174,7 @@ impl Profile {
 /// included cap is required, as is the arch (when listed) and `minKernel`.
 fn applies(includes: &Conditions, excludes: &Conditions, opts: &ResolveOptions) -> bool {
     let has_cap = |c: &String| opts.caps.contains(&normalize_cap(c));
-    let arch_named = |names: &[String]| {
-        names
-            .iter()
-            .any(|n| arch::docker_arch_matches(n, opts.arch))
-    };
+    let arch_named = |names: &[String]| names.iter().any(|n| arch::docker_arch_matches(n, opts.arch));
     if arch_named(&excludes.arches)
         || excludes.caps.iter().any(has_cap)
         || excludes.min_kernel.is_some_and(|k| opts.kernel >= k)
@@ -267,10 +243,7 @@ impl ResolvedProfile {
             if rule.args.is_empty() {
                 return ActionOrConditional::Action(rule.action);
             }
-            let c = ConditionalRule {
-                action: rule.action,
-                args: rule.args.clone(),
-            };
+            let c = ConditionalRule { action: rule.action, args: rule.args.clone() };
             if rule.action != self.default_action && !conditional.contains(&c) {
                 conditional.push(c);
             }
@@ -284,20 +257,13 @@ impl ResolvedProfile {
 
     /// Every syscall name of `arch` with its action string or `conditional`.
     pub fn table(&self, arch: Arch) -> BTreeMap<String, String> {
-        abi_names(arch)
-            .into_iter()
-            .map(|name| (name.to_owned(), self.action_for(arch, name).to_string()))
-            .collect()
+        abi_names(arch).into_iter().map(|name| (name.to_owned(), self.action_for(arch, name).to_string())).collect()
     }
 
     /// Names of `arch` whose calls can reach the kernel (always or under
     /// argument conditions).
     pub fn runnable_names(&self, arch: Arch) -> BTreeSet<String> {
-        abi_names(arch)
-            .into_iter()
-            .filter(|name| self.action_for(arch, name).may_run())
-            .map(str::to_owned)
-            .collect()
+        abi_names(arch).into_iter().filter(|name| self.action_for(arch, name).may_run()).map(str::to_owned).collect()
     }
 
     /// The default action's errno, or EPERM.
@@ -315,8 +281,7 @@ mod tests {
     use crate::{model::tests::repo_profile, types::CmpOp};
 
     fn moby(kernel: (u32, u32), extra_caps: &[&str]) -> ResolvedProfile {
-        let opts =
-            ResolveOptions::docker_default_for_kernel(kernel).with_caps(extra_caps.iter().copied());
+        let opts = ResolveOptions::docker_default_for_kernel(kernel).with_caps(extra_caps.iter().copied());
         repo_profile("moby/default.json").resolve(&opts)
     }
 
@@ -331,10 +296,7 @@ mod tests {
     #[test]
     fn kernel_release_parsing() {
         assert_eq!(parse_kernel_release("6.8.0-45-generic\n"), Some((6, 8)));
-        assert_eq!(
-            parse_kernel_release("5.15.153.1-microsoft-standard-WSL2"),
-            Some((5, 15))
-        );
+        assert_eq!(parse_kernel_release("5.15.153.1-microsoft-standard-WSL2"), Some((5, 15)));
         assert_eq!(parse_kernel_release("4.19"), Some((4, 19)));
         assert_eq!(parse_kernel_release("6.10-rc1"), Some((6, 10)));
         assert_eq!(parse_kernel_release("garbage"), None);
@@ -350,31 +312,16 @@ mod tests {
 
     #[test]
     fn ptrace_needs_kernel_4_8() {
-        assert_eq!(
-            moby((4, 7), &[]).action_for(Arch::X86_64, "ptrace"),
-            denied()
-        );
-        assert_eq!(
-            moby((4, 8), &[]).action_for(Arch::X86_64, "ptrace"),
-            allow()
-        );
-        assert_eq!(
-            moby((6, 1), &[]).action_for(Arch::X86_64, "ptrace"),
-            allow()
-        );
+        assert_eq!(moby((4, 7), &[]).action_for(Arch::X86_64, "ptrace"), denied());
+        assert_eq!(moby((4, 8), &[]).action_for(Arch::X86_64, "ptrace"), allow());
+        assert_eq!(moby((6, 1), &[]).action_for(Arch::X86_64, "ptrace"), allow());
     }
 
     #[test]
     fn bpf_needs_sys_admin_or_bpf() {
         assert_eq!(moby((6, 8), &[]).action_for(Arch::X86_64, "bpf"), denied());
-        assert_eq!(
-            moby((6, 8), &["CAP_BPF"]).action_for(Arch::X86_64, "bpf"),
-            allow()
-        );
-        assert_eq!(
-            moby((6, 8), &["sys_admin"]).action_for(Arch::X86_64, "bpf"),
-            allow()
-        );
+        assert_eq!(moby((6, 8), &["CAP_BPF"]).action_for(Arch::X86_64, "bpf"), allow());
+        assert_eq!(moby((6, 8), &["sys_admin"]).action_for(Arch::X86_64, "bpf"), allow());
     }
 
     #[test]
@@ -388,18 +335,10 @@ mod tests {
             rules,
             [ConditionalRule {
                 action: Action::Allow,
-                args: vec![ArgCond {
-                    index: 0,
-                    value: 2114060288,
-                    value_two: 0,
-                    op: CmpOp::MaskedEq
-                }]
+                args: vec![ArgCond { index: 0, value: 2114060288, value_two: 0, op: CmpOp::MaskedEq }]
             }]
         );
-        assert_eq!(
-            p.action_for(Arch::X86_64, "clone3"),
-            ActionOrConditional::Action(Action::Errno(38))
-        );
+        assert_eq!(p.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Errno(38)));
         let admin = moby((6, 8), &["CAP_SYS_ADMIN"]);
         assert_eq!(admin.action_for(Arch::X86_64, "clone"), allow());
         assert_eq!(admin.action_for(Arch::X86_64, "clone3"), allow());
@@ -432,15 +371,11 @@ mod tests {
         }
         assert!(!p.unknown_names.contains(&"read".to_owned()));
         let text = r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "no_such_call", "no_such_call"], "action": "SCMP_ACT_ALLOW"}]}"#;
-        let p = crate::model::parse(text, "t.json")
-            .unwrap()
-            .resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
+        let p =
+            crate::model::parse(text, "t.json").unwrap().resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
         assert_eq!(p.unknown_names, ["no_such_call"]);
         assert_eq!(p.arches, [Arch::X86_64]);
-        assert_eq!(
-            p.action_for(Arch::I386, "read"),
-            ActionOrConditional::Action(UNLISTED_ARCH_ACTION)
-        );
+        assert_eq!(p.action_for(Arch::I386, "read"), ActionOrConditional::Action(UNLISTED_ARCH_ACTION));
     }
 
     #[test]
@@ -449,29 +384,19 @@ mod tests {
         let plain = p.resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
         assert_eq!(plain.action_for(Arch::X86_64, "syslog"), denied());
         assert_eq!(plain.action_for(Arch::X86_64, "ptrace"), allow());
-        let admin = p.resolve(
-            &ResolveOptions::docker_default_for_kernel((6, 8))
-                .with_caps(["CAP_SYSLOG", "CAP_SYS_ADMIN"]),
-        );
+        let admin =
+            p.resolve(&ResolveOptions::docker_default_for_kernel((6, 8)).with_caps(["CAP_SYSLOG", "CAP_SYS_ADMIN"]));
         assert_eq!(admin.action_for(Arch::X86_64, "syslog"), allow());
         assert_eq!(admin.action_for(Arch::X86_64, "ptrace"), denied());
-        let two = Conditions {
-            caps: vec!["CAP_A".into(), "CAP_B".into()],
-            ..Conditions::default()
-        };
+        let two = Conditions { caps: vec!["CAP_A".into(), "CAP_B".into()], ..Conditions::default() };
         let opts = ResolveOptions::docker_default_for_kernel((6, 8)).with_caps(["CAP_A"]);
         assert!(!applies(&two, &Conditions::default(), &opts));
-        assert!(applies(
-            &two,
-            &Conditions::default(),
-            &opts.with_caps(["CAP_B"])
-        ));
+        assert!(applies(&two, &Conditions::default(), &opts.with_caps(["CAP_B"])));
     }
 
     #[test]
     fn old_format_lists_architectures() {
-        let p = repo_profile("docker-labs/default.json")
-            .resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
+        let p = repo_profile("docker-labs/default.json").resolve(&ResolveOptions::docker_default_for_kernel((6, 8)));
         assert_eq!(p.arches, [Arch::X86_64, Arch::I386, Arch::X32]);
         assert_eq!(p.action_for(Arch::X86_64, "chmod"), allow());
         assert_eq!(p.action_for(Arch::X86_64, "mount"), denied());

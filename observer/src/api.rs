@@ -55,7 +55,9 @@ impl Target {
         match kind {
             "name" => Ok(Target::Name(value.into())),
             "image" => Ok(Target::Image(value.into())),
-            "pod" if value.split_once('/').is_some_and(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/')) => {
+            "pod"
+                if value.split_once('/').is_some_and(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/')) =>
+            {
                 Ok(Target::Pod(value.into()))
             }
             "pod" => Err(format!("{spec:?}: expected pod:NAMESPACE/NAME")),
@@ -75,7 +77,9 @@ impl Target {
             Target::Name(n) => s.name == n,
             Target::Image(i) => crate::container::identity::image_matches(s.image, s.image_digest, i),
             Target::Container(c) => s.id == c || s.name == c || s.id.starts_with(c.as_str()),
-            Target::Pod(p) => workload_pod.is_some_and(|pod| p.split_once('/') == Some((pod.namespace.as_str(), pod.name.as_str()))),
+            Target::Pod(p) => {
+                workload_pod.is_some_and(|pod| p.split_once('/') == Some((pod.namespace.as_str(), pod.name.as_str())))
+            }
             Target::Namespace(ns) => workload_pod.is_some_and(|pod| &pod.namespace == ns),
             Target::Label(kv) => {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -94,11 +98,22 @@ impl Target {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Ps,
-    Profile { container: String },
+    Profile {
+        container: String,
+    },
     /// Every record of one workload container, `NAMESPACE/WORKLOAD/CONTAINER`.
-    Workload { workload: String },
-    Enforce { target: Target, action: crate::views::EnforceAction, allowed_rows: Vec<u32>, profile: String },
-    EnforceOff { target: Target },
+    Workload {
+        workload: String,
+    },
+    Enforce {
+        target: Target,
+        action: crate::views::EnforceAction,
+        allowed_rows: Vec<u32>,
+        profile: String,
+    },
+    EnforceOff {
+        target: Target,
+    },
     Status,
 }
 
@@ -140,13 +155,17 @@ pub fn socket_path(given: Option<&Path>) -> PathBuf {
 /// Sends one request and reads its answer as the contract's type for it.
 pub fn call_as<T: serde::de::DeserializeOwned>(socket: &Path, request: &Request) -> anyhow::Result<T> {
     let data = call(socket, request)?;
-    serde_json::from_value(data).context("the agent's answer does not match this CLI's contract (an agent of another version?)")
+    serde_json::from_value(data)
+        .context("the agent's answer does not match this CLI's contract (an agent of another version?)")
 }
 
 /// Sends one request to the agent and returns its data, or its error.
 pub fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Value> {
     let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!("cannot reach the observer agent at {} (is `observer agent` running, and are you root?)", socket.display())
+        format!(
+            "cannot reach the observer agent at {} (is `observer agent` running, and are you root?)",
+            socket.display()
+        )
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut line = serde_json::to_string(request)?;

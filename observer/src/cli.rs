@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::{agent::AgentArgs, trace::TraceArgs};
 
 #[derive(Parser, Debug)]
-#[command(name = "observer", version, about = "Watches the syscalls containers make with eBPF and turns them into seccomp security.")]
+#[command(
+    name = "observer",
+    version,
+    about = "Watches the syscalls containers make with eBPF and turns them into seccomp security."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

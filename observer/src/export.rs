@@ -6,7 +6,11 @@ use crate::{
     trace::Report,
 };
 
-pub fn trace_profile(report: &Report, format: crate::views::ExportFormat, command: &[String]) -> anyhow::Result<String> {
+pub fn trace_profile(
+    report: &Report,
+    format: crate::views::ExportFormat,
+    command: &[String],
+) -> anyhow::Result<String> {
     let learned = learned_from_trace(report, command);
     let request = ExportRequest {
         format,

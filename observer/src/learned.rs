@@ -6,6 +6,7 @@ use std::{
     path::Path,
 };
 
+use crate::views::{ExportFormat, Phase, ProfileView};
 use anyhow::Context as _;
 use observer_profile::{
     export::{ExportMeta, ExportOptions, ExportedProfile, Learned, export},
@@ -13,7 +14,6 @@ use observer_profile::{
     resolve::ResolveOptions,
     types::Arch,
 };
-use crate::views::{ExportFormat, Phase, ProfileView};
 
 /// Docker's current default profile (moby/profiles), the reference an exported
 /// profile is never looser than. Attribution: profiles/SOURCE.md.
@@ -23,14 +23,59 @@ pub const MOBY_DEFAULT: &str = include_str!("../../profiles/moby/default.json");
 /// execs the container (seen on this project's machines with runc 1.1 and crun 1.8).
 /// Used when the agent did not watch a container start (it ran before the agent).
 pub const RUNC_AFTER_FILTER: &[&str] = &[
-    "capget", "capset", "chdir", "close", "epoll_ctl", "epoll_pwait", "execve", "exit_group", "faccessat2", "fchdir",
-    "fcntl", "fstat", "fstatfs", "futex", "getcwd", "getdents64", "getpid", "getppid", "gettid", "madvise", "mmap",
-    "mprotect", "munmap", "nanosleep", "newfstatat", "openat", "prctl", "read", "rt_sigaction", "rt_sigprocmask",
-    "rt_sigreturn", "sched_yield", "setgid", "setgroups", "setuid", "sigaltstack", "tgkill", "write",
+    "capget",
+    "capset",
+    "chdir",
+    "close",
+    "epoll_ctl",
+    "epoll_pwait",
+    "execve",
+    "exit_group",
+    "faccessat2",
+    "fchdir",
+    "fcntl",
+    "fstat",
+    "fstatfs",
+    "futex",
+    "getcwd",
+    "getdents64",
+    "getpid",
+    "getppid",
+    "gettid",
+    "madvise",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "openat",
+    "prctl",
+    "read",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sched_yield",
+    "setgid",
+    "setgroups",
+    "setuid",
+    "sigaltstack",
+    "tgkill",
+    "write",
 ];
 pub const CRUN_AFTER_FILTER: &[&str] = &[
-    "capset", "close", "execve", "fstat", "prctl", "pselect6", "read", "rt_sigaction", "rt_sigprocmask", "setgroups",
-    "setresgid", "setresuid", "write",
+    "capset",
+    "close",
+    "execve",
+    "fstat",
+    "prctl",
+    "pselect6",
+    "read",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "write",
 ];
 
 #[derive(Clone, Debug)]
@@ -127,7 +172,8 @@ pub fn resolve_options(caps: Option<&str>) -> ResolveOptions {
 
 pub fn export_learned(learned: &Learned, req: &ExportRequest) -> anyhow::Result<(ExportedProfile, String)> {
     let options = resolve_options(req.caps.as_deref());
-    let reference = model::parse(MOBY_DEFAULT, "moby default.json").map_err(|e| anyhow::anyhow!("{e}"))?.resolve(&options);
+    let reference =
+        model::parse(MOBY_DEFAULT, "moby default.json").map_err(|e| anyhow::anyhow!("{e}"))?.resolve(&options);
     let mut export_options = ExportOptions::new(reference);
     export_options.include_denied = req.include_denied;
     export_options.beyond_default = req.beyond_default;
@@ -143,7 +189,10 @@ pub fn render(exported: &ExportedProfile, req: &ExportRequest) -> anyhow::Result
     Ok(match req.format {
         ExportFormat::Docker => exported.to_docker_json(),
         ExportFormat::Oci => exported.to_oci_json(),
-        ExportFormat::Spo => exported.to_spo_yaml(req.name.as_deref().unwrap_or("observer-profile"), req.namespace.as_deref().unwrap_or("default")),
+        ExportFormat::Spo => exported.to_spo_yaml(
+            req.name.as_deref().unwrap_or("observer-profile"),
+            req.namespace.as_deref().unwrap_or("default"),
+        ),
     })
 }
 
@@ -214,11 +263,14 @@ mod tests {
     /// counted. The export must still answer clone3 with ENOSYS.
     #[test]
     fn clone3_called_by_runc_init_and_denied_in_the_container_gets_enosys() {
-        let profile = view("runc", json!([
-            row("clone3", &["init_before_filter"], &["container"], 12, 3),
-            row("clone", &["container"], &[], 3, 0),
-            row("execve", &["init_after_filter"], &[], 1, 0),
-        ]));
+        let profile = view(
+            "runc",
+            json!([
+                row("clone3", &["init_before_filter"], &["container"], 12, 3),
+                row("clone", &["container"], &[], 3, 0),
+                row("execve", &["init_after_filter"], &[], 1, 0),
+            ]),
+        );
         let learned = learned_from_agent(&profile);
         assert!(!learned.syscalls[&Arch::X86_64].contains("clone3"), "{learned:?}");
         assert!(learned.denied_only.contains(&(Arch::X86_64, "clone3".to_owned())));
@@ -229,7 +281,10 @@ mod tests {
 
     #[test]
     fn clone3_let_through_in_the_container_is_not_answered_enosys() {
-        let profile = view("crun", json!([row("clone3", &["container"], &[], 2, 0), row("execve", &["init_after_filter"], &[], 1, 0)]));
+        let profile = view(
+            "crun",
+            json!([row("clone3", &["container"], &[], 2, 0), row("execve", &["init_after_filter"], &[], 1, 0)]),
+        );
         let learned = learned_from_agent(&profile);
         assert!(learned.syscalls[&Arch::X86_64].contains("clone3"));
     }
@@ -238,7 +293,13 @@ mod tests {
     /// denial in a filtered phase makes it "seen denied", whatever the counts.
     #[test]
     fn init_before_filter_calls_are_not_the_containers_needs() {
-        let profile = view("runc", json!([row("keyctl", &["init_before_filter"], &[], 1, 0), row("execve", &["init_after_filter"], &[], 1, 0)]));
+        let profile = view(
+            "runc",
+            json!([
+                row("keyctl", &["init_before_filter"], &[], 1, 0),
+                row("execve", &["init_after_filter"], &[], 1, 0)
+            ]),
+        );
         let learned = learned_from_agent(&profile);
         assert!(!learned.syscalls[&Arch::X86_64].contains("keyctl"));
         assert!(!learned.denied_only.iter().any(|(_, n)| n == "keyctl"));

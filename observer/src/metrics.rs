@@ -40,31 +40,11 @@ pub fn render(m: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
         ConstGauge::new(m.containers_watched),
     );
     let counters = [
-        (
-            "syscalls_recorded",
-            "Syscalls recorded across all watched containers",
-            m.syscalls_recorded,
-        ),
-        (
-            "events_lost",
-            "Kernel events dropped because the ring buffer was full",
-            m.events_lost,
-        ),
-        (
-            "alerts",
-            "Alerts raised for syscalls outside a container's profile",
-            m.alerts,
-        ),
-        (
-            "cgroups_overflow",
-            "Cgroups the kernel could not record because every slot was taken",
-            m.cgroups_overflow,
-        ),
-        (
-            "calls_unrecorded",
-            "Syscalls of cgroups without a slot: counted, not recorded",
-            m.calls_unrecorded,
-        ),
+        ("syscalls_recorded", "Syscalls recorded across all watched containers", m.syscalls_recorded),
+        ("events_lost", "Kernel events dropped because the ring buffer was full", m.events_lost),
+        ("alerts", "Alerts raised for syscalls outside a container's profile", m.alerts),
+        ("cgroups_overflow", "Cgroups the kernel could not record because every slot was taken", m.cgroups_overflow),
+        ("calls_unrecorded", "Syscalls of cgroups without a slot: counted, not recorded", m.calls_unrecorded),
     ];
     for (name, help, value) in counters {
         registry.register(name, help, ConstCounter::new(value));
@@ -111,10 +91,7 @@ mod tests {
             alerts: 3,
             cgroups_overflow: 4,
             calls_unrecorded: 99,
-            per_container: vec![
-                ("web".into(), "3f4e2c1b9a8d".into(), 57),
-                ("we\"ird\\na\nme".into(), "abc".into(), 1),
-            ],
+            per_container: vec![("web".into(), "3f4e2c1b9a8d".into(), 57), ("we\"ird\\na\nme".into(), "abc".into(), 1)],
         })
         .unwrap();
         let want = "\

@@ -47,26 +47,14 @@ mod tests {
 
     #[test]
     fn normal_names_are_unchanged() {
-        for s in [
-            "read",
-            "rt_sigaction",
-            "syscall_451",
-            "kworker/0:1",
-            "nginx: worker",
-            "café",
-            "进程",
-            "",
-        ] {
+        for s in ["read", "rt_sigaction", "syscall_451", "kworker/0:1", "nginx: worker", "café", "进程", ""] {
             assert!(matches!(printable(s), Cow::Borrowed(b) if b == s), "{s}");
         }
     }
 
     #[test]
     fn control_and_layout_characters_are_escaped() {
-        assert_eq!(
-            printable("evil\x1b[2J\x1b]0;title\x07"),
-            "evil\\u{1b}[2J\\u{1b}]0;title\\u{7}"
-        );
+        assert_eq!(printable("evil\x1b[2J\x1b]0;title\x07"), "evil\\u{1b}[2J\\u{1b}]0;title\\u{7}");
         assert_eq!(printable("a\nb\tc\rd\x7f"), "a\\nb\\tc\\rd\\u{7f}");
         assert_eq!(printable("\u{9b}31m"), "\\u{9b}31m", "C1 CSI");
         assert_eq!(printable("abc\u{202e}txt.exe"), "abc\\u{202e}txt.exe");

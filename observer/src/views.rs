@@ -243,14 +243,17 @@ mod documented {
     /// The examples fenced as ```json NAME.
     fn example(name: &str) -> serde_json::Value {
         let fence = format!("```json {name}\n");
-        let start = CLI_MD.find(&fence).unwrap_or_else(|| panic!("docs/cli.md has no ```json {name} example")) + fence.len();
+        let start =
+            CLI_MD.find(&fence).unwrap_or_else(|| panic!("docs/cli.md has no ```json {name} example")) + fence.len();
         let end = start + CLI_MD[start..].find("```").expect("closing fence");
-        serde_json::from_str(&CLI_MD[start..end]).unwrap_or_else(|e| panic!("docs/cli.md's {name} example is not JSON: {e}"))
+        serde_json::from_str(&CLI_MD[start..end])
+            .unwrap_or_else(|e| panic!("docs/cli.md's {name} example is not JSON: {e}"))
     }
 
     fn round_trips<T: serde::de::DeserializeOwned + Serialize>(name: &str) -> T {
         let doc = example(name);
-        let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("docs/cli.md's {name} example: {e}"));
+        let typed: T =
+            serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("docs/cli.md's {name} example: {e}"));
         assert_eq!(serde_json::to_value(&typed).expect("encode"), doc, "{name}: the documented fields are the fields");
         typed
     }

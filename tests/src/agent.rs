@@ -93,7 +93,12 @@ impl TestAgent {
         let mut all = args.to_vec();
         all.push("--json");
         let o = self.cli(&all);
-        assert!(o.status.success(), "observer {args:?} failed: {}\nagent: {}", String::from_utf8_lossy(&o.stderr), self.stderr());
+        assert!(
+            o.status.success(),
+            "observer {args:?} failed: {}\nagent: {}",
+            String::from_utf8_lossy(&o.stderr),
+            self.stderr()
+        );
         serde_json::from_slice(&o.stdout).expect("JSON")
     }
 
@@ -112,7 +117,11 @@ impl TestAgent {
             if let Some(v) = f() {
                 return v;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}; agent: {}", self.stderr());
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {what}; agent: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -55,12 +55,20 @@ impl Pod {
         labels.insert("io.kubernetes.pod.namespace".into(), self.namespace.clone());
         labels.insert("io.kubernetes.pod.uid".into(), self.uid.clone());
         PodSandboxConfig {
-            metadata: Some(PodSandboxMetadata { name: self.name.clone(), uid: self.uid.clone(), namespace: self.namespace.clone(), attempt: 0 }),
+            metadata: Some(PodSandboxMetadata {
+                name: self.name.clone(),
+                uid: self.uid.clone(),
+                namespace: self.namespace.clone(),
+                attempt: 0,
+            }),
             hostname: String::new(),
             labels,
             linux: Some(LinuxPodSandboxConfig {
                 cgroup_parent: self.cgroup_parent(),
-                security_context: Some(LinuxSandboxSecurityContext { namespace_options: Some(namespaces()), ..Default::default() }),
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(namespaces()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -88,8 +96,20 @@ pub fn new_uid() -> String {
     for (i, x) in b.iter_mut().enumerate() {
         *x = (crate::unique() >> (i % 8 * 8)) as u8;
     }
-    format!("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-4{:x}{:02x}-8{:x}{:02x}-{}", b[0], b[1], b[2], b[3], b[4], b[5], b[6] & 15, b[7], b[8] & 15, b[9],
-        b[10..].iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-4{:x}{:02x}-8{:x}{:02x}-{}",
+        b[0],
+        b[1],
+        b[2],
+        b[3],
+        b[4],
+        b[5],
+        b[6] & 15,
+        b[7],
+        b[8] & 15,
+        b[9],
+        b[10..].iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 fn err(what: &str, s: tonic::Status) -> String {
@@ -100,20 +120,19 @@ impl Cri {
     pub fn connect(socket: &str) -> Result<Cri, String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         let socket = socket.to_owned();
-        let channel = rt
-            .block_on(async {
-                let endpoint = Endpoint::try_from("http://[::1]:1").map_err(|e| e.to_string())?;
-                tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    endpoint.connect_with_connector(tower::service_fn(move |_: Uri| {
-                        let socket = socket.clone();
-                        async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
-                    })),
-                )
-                .await
-                .map_err(|_| "connecting timed out".to_owned())?
-                .map_err(|e| format!("connecting: {e:?}"))
-            })?;
+        let channel = rt.block_on(async {
+            let endpoint = Endpoint::try_from("http://[::1]:1").map_err(|e| e.to_string())?;
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                endpoint.connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+                })),
+            )
+            .await
+            .map_err(|_| "connecting timed out".to_owned())?
+            .map_err(|e| format!("connecting: {e:?}"))
+        })?;
         Ok(Cri { rt, client: RuntimeServiceClient::new(channel) })
     }
 
@@ -125,7 +144,14 @@ impl Cri {
     }
 
     /// CreateContainer + StartContainer in a pod: the container id.
-    pub fn run_container(&mut self, sandbox: &str, pod: &Pod, name: &str, image: &str, cmd: &[&str]) -> Result<String, String> {
+    pub fn run_container(
+        &mut self,
+        sandbox: &str,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        cmd: &[&str],
+    ) -> Result<String, String> {
         let labels: HashMap<String, String> = [
             ("io.kubernetes.container.name", name),
             ("io.kubernetes.pod.name", pod.name.as_str()),
@@ -141,13 +167,25 @@ impl Cri {
             command: cmd.iter().map(|s| (*s).to_owned()).collect(),
             labels,
             linux: Some(LinuxContainerConfig {
-                security_context: Some(LinuxContainerSecurityContext { namespace_options: Some(namespaces()), ..Default::default() }),
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: Some(namespaces()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let req = CreateContainerRequest { pod_sandbox_id: sandbox.into(), config: Some(config), sandbox_config: Some(pod.config()) };
-        let id = self.rt.block_on(self.client.create_container(req)).map_err(|s| err("CreateContainer", s))?.into_inner().container_id;
+        let req = CreateContainerRequest {
+            pod_sandbox_id: sandbox.into(),
+            config: Some(config),
+            sandbox_config: Some(pod.config()),
+        };
+        let id = self
+            .rt
+            .block_on(self.client.create_container(req))
+            .map_err(|s| err("CreateContainer", s))?
+            .into_inner()
+            .container_id;
         self.rt
             .block_on(self.client.start_container(StartContainerRequest { container_id: id.clone() }))
             .map_err(|s| err("StartContainer", s))?;
@@ -155,7 +193,8 @@ impl Cri {
     }
 
     pub fn remove_container(&mut self, id: &str) {
-        let _ = self.rt.block_on(self.client.stop_container(StopContainerRequest { container_id: id.into(), timeout: 0 }));
+        let _ =
+            self.rt.block_on(self.client.stop_container(StopContainerRequest { container_id: id.into(), timeout: 0 }));
         let _ = self.rt.block_on(self.client.remove_container(RemoveContainerRequest { container_id: id.into() }));
     }
 

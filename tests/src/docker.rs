@@ -38,7 +38,10 @@ pub fn require_docker() {
     let o = Command::new("docker").args(["image", "inspect", IMAGE]).output();
     match o {
         Ok(o) if o.status.success() => {}
-        Ok(o) => panic!("Docker or the image {IMAGE} is missing (cargo xtask test sets both up): {}", String::from_utf8_lossy(&o.stderr)),
+        Ok(o) => panic!(
+            "Docker or the image {IMAGE} is missing (cargo xtask test sets both up): {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
         Err(e) => panic!("the docker CLI is missing (cargo xtask test installs it): {e}"),
     }
 }

@@ -71,7 +71,8 @@ pub fn v2_children(prefix: &str) -> Vec<String> {
         .lines()
         .find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
         })
         .expect("a cgroup2 mount");
     std::fs::read_dir(root)

@@ -55,10 +55,8 @@ fn main() {
         "exec" => {
             getppid_n(1);
             let me = std::env::current_exe().expect("current_exe");
-            let status = std::process::Command::new(me)
-                .args(["calls", &arg_n().to_string()])
-                .status()
-                .expect("exec child");
+            let status =
+                std::process::Command::new(me).args(["calls", &arg_n().to_string()]).status().expect("exec child");
             std::process::exit(status.code().unwrap_or(1));
         }
         "int80" => int80_getppid(),
@@ -72,8 +70,10 @@ fn main() {
         },
         "spin" => {
             for _ in 1..arg_n() {
-                std::thread::spawn(|| loop {
-                    getppid_n(1000)
+                std::thread::spawn(|| {
+                    loop {
+                        getppid_n(1000)
+                    }
                 });
             }
             loop {
@@ -204,7 +204,14 @@ fn accept_shutdown() {
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         getppid_n(1000);
     });
-    let r = unsafe { libc::syscall(libc::SYS_accept, fd, std::ptr::null_mut::<libc::sockaddr>(), std::ptr::null_mut::<libc::socklen_t>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_accept,
+            fd,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
     let err = std::io::Error::last_os_error();
     other.join().expect("thread");
     if r != -1 || err.raw_os_error() != Some(libc::EINVAL) {

@@ -10,7 +10,9 @@ use observer_tests::{
 };
 
 fn has(profile: &serde_json::Value, syscall: &str, phase: &str) -> bool {
-    rows(profile).iter().any(|(n, abi, phases, _, _)| n == syscall && abi == "x86_64" && phases.iter().any(|p| p == phase))
+    rows(profile)
+        .iter()
+        .any(|(n, abi, phases, _, _)| n == syscall && abi == "x86_64" && phases.iter().any(|p| p == phase))
 }
 
 fn names_and_profiles(runtime: &str) {
@@ -39,7 +41,10 @@ fn names_and_profiles(runtime: &str) {
     // Three phases apart: the runtime's init before and after its filter, the container's own.
     assert!(has(&p, "execve", "init_after_filter"), "the exec happens under the filter: {p}");
     assert!(rows(&p).iter().any(|r| r.2.iter().any(|ph| ph == "init_before_filter")), "init before the filter: {p}");
-    assert!(has(&p, "nanosleep", "container") || has(&p, "clock_nanosleep", "container"), "sleep is the container's own: {p}");
+    assert!(
+        has(&p, "nanosleep", "container") || has(&p, "clock_nanosleep", "container"),
+        "sleep is the container's own: {p}"
+    );
 
     let q = agent.wait_for("the quiet container", || {
         let p = agent.try_profile(&b)?;
@@ -110,10 +115,8 @@ fn a_syscall_outside_the_baseline_alerts_once() {
     let baseline = format!("{n}={}", file.display());
     let agent = TestAgent::start(&["--baseline", &baseline]);
     // Docker's default lets chmod through; the baseline does not have it.
-    let o = run(
-        &["-d", "--name", &n],
-        &["sh", "-c", "sleep 1; chmod 600 /etc/passwd; chmod 600 /etc/passwd; sleep 30"],
-    );
+    let o =
+        run(&["-d", "--name", &n], &["sh", "-c", "sleep 1; chmod 600 /etc/passwd; chmod 600 /etc/passwd; sleep 30"]);
     assert!(o.status.success());
     agent.wait_for("an alert", || {
         let a: Vec<_> = agent.alerts().into_iter().filter(|a| a["name"] == n.as_str()).collect();
@@ -227,10 +230,18 @@ fn metrics_are_served_only_when_asked() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    for metric in ["observer_containers_watched", "observer_syscalls_recorded_total", "observer_events_lost_total", "observer_alerts_total"] {
+    for metric in [
+        "observer_containers_watched",
+        "observer_syscalls_recorded_total",
+        "observer_events_lost_total",
+        "observer_alerts_total",
+    ] {
         assert!(body.contains(metric), "{metric} missing: {body}");
     }
-    assert!(!listening_tcp_sockets(agent.child.as_ref().expect("agent").id()).is_empty(), "the agent asked for metrics listens");
+    assert!(
+        !listening_tcp_sockets(agent.child.as_ref().expect("agent").id()).is_empty(),
+        "the agent asked for metrics listens"
+    );
     drop(agent);
     // Without --metrics the agent listens on no TCP port at all.
     let quiet = TestAgent::start(&[]);
@@ -266,11 +277,18 @@ fn a_learned_baseline_alerts_on_what_comes_after_the_window() {
     let agent = TestAgent::start(&["--learn-for", "2s"]);
     let n = name("learn");
     let _cleanup = Cleanup(vec![n.clone()]);
-    let o = run(&["-d", "--name", &n], &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"]);
+    let o = run(
+        &["-d", "--name", &n],
+        &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"],
+    );
     assert!(o.status.success());
     agent.wait_for("the container", || agent.container(&n));
     std::thread::sleep(Duration::from_secs(4));
-    assert!(agent.alerts().iter().all(|a| a["name"] != n.as_str()), "nothing new during the window: {:?}", agent.alerts());
+    assert!(
+        agent.alerts().iter().all(|a| a["name"] != n.as_str()),
+        "nothing new during the window: {:?}",
+        agent.alerts()
+    );
     assert!(docker(&["exec", &n, "touch", "/tmp/go"]).status.success());
     let alert = agent.wait_for("an outside_baseline alert", || {
         agent.alerts().into_iter().find(|a| a["name"] == n.as_str() && a["syscall"] == "chmod")
@@ -296,10 +314,13 @@ fn short_lived_containers_show_the_kernels_seccomp_mode(runtime: &str) {
     let o = run(&["--runtime", runtime, "--security-opt", "seccomp=unconfined", "--name", &unconfined], &["true"]);
     assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
     for n in &names {
-        let c = agent.wait_for("the short-lived container, ended", || agent.container(n).filter(|c| c["state"] == "exited"));
+        let c = agent
+            .wait_for("the short-lived container, ended", || agent.container(n).filter(|c| c["state"] == "exited"));
         assert_eq!(c["seccomp_mode"], 2, "Docker's default filter, as the kernel saw it: {c}");
     }
-    let c = agent.wait_for("the unconfined container, ended", || agent.container(&unconfined).filter(|c| c["state"] == "exited"));
+    let c = agent.wait_for("the unconfined container, ended", || {
+        agent.container(&unconfined).filter(|c| c["state"] == "exited")
+    });
     assert_eq!(c["seccomp_mode"], 0, "no filter: {c}");
 }
 
@@ -319,7 +340,8 @@ fn rfc3339(t: &serde_json::Value) -> time::OffsetDateTime {
 }
 
 fn first_seen(profile: &serde_json::Value, syscall: &str) -> time::OffsetDateTime {
-    let row = profile["syscalls"].as_array().into_iter().flatten().find(|r| r["name"] == syscall && r["abi"] == "x86_64");
+    let row =
+        profile["syscalls"].as_array().into_iter().flatten().find(|r| r["name"] == syscall && r["abi"] == "x86_64");
     rfc3339(&row.unwrap_or_else(|| panic!("no {syscall} in {profile}"))["first_seen"])
 }
 
@@ -333,7 +355,14 @@ fn first_use_carries_the_kernels_time() {
     let n = name("ktime");
     let _cleanup = Cleanup(vec![n.clone()]);
     // chmod comes a second after the start-up calls.
-    let o = run(&["-d", "--name", &n], &["sh", "-c", "sleep 1; chmod 600 /etc/passwd; while [ ! -e /tmp/go ]; do sleep 0.2; done; chown 0 /etc/passwd; sleep 30"]);
+    let o = run(
+        &["-d", "--name", &n],
+        &[
+            "sh",
+            "-c",
+            "sleep 1; chmod 600 /etc/passwd; while [ ! -e /tmp/go ]; do sleep 0.2; done; chown 0 /etc/passwd; sleep 30",
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let p = agent.wait_for("chmod", || agent.try_profile(&n).filter(|p| has(p, "chmod", "container")));
     let gap = first_seen(&p, "chmod") - first_seen(&p, "execve");
@@ -346,8 +375,13 @@ fn first_use_carries_the_kernels_time() {
     std::thread::sleep(Duration::from_secs(2));
     let after = time::OffsetDateTime::now_utc();
     agent.spawn();
-    let p = agent.wait_for("chown, made while the agent was down", || agent.try_profile(&n).filter(|p| has(p, "chown", "container") || has(p, "fchownat", "container")));
+    let p = agent.wait_for("chown, made while the agent was down", || {
+        agent.try_profile(&n).filter(|p| has(p, "chown", "container") || has(p, "fchownat", "container"))
+    });
     let syscall = if has(&p, "chown", "container") { "chown" } else { "fchownat" };
     let t = first_seen(&p, syscall);
-    assert!(t >= before - time::Duration::milliseconds(50) && t <= after - time::Duration::seconds(1), "{syscall} at {t}, made between {before} and {after} minus the 2 s wait");
+    assert!(
+        t >= before - time::Duration::milliseconds(50) && t <= after - time::Duration::seconds(1),
+        "{syscall} at {t}, made between {before} and {after} minus the 2 s wait"
+    );
 }

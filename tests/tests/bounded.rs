@@ -43,7 +43,8 @@ fn many_argument_rules(n: usize) -> std::path::PathBuf {
         .map(|i| serde_json::json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]}))
         .collect();
     let file = scratch(&format!("args{n}.json"));
-    std::fs::write(&file, serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}).to_string()).expect("write");
+    std::fs::write(&file, serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}).to_string())
+        .expect("write");
     file
 }
 
@@ -124,7 +125,11 @@ fn a_hostile_filter_on_a_process_is_answered_in_bounded_time() {
         libc::kill(pid, libc::SIGKILL);
         libc::waitpid(pid, std::ptr::null_mut(), 0);
     }
-    assert!(!o.status.success(), "a filter with 2^40 paths cannot be tabulated: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "a filter with 2^40 paths cannot be tabulated: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let err = stderr(&o);
     assert!(err.contains(&format!("process {pid}")) && err.contains("too complex"), "{err}");
 }

@@ -22,7 +22,9 @@ fn require_cri() -> Cri {
         Path::new(SOCKET).exists(),
         "the test containerd's socket {SOCKET} is missing: `cargo xtask setup test` starts it (xtask/scripts/containerd-cri.sh)"
     );
-    Cri::connect(SOCKET).unwrap_or_else(|e| panic!("the test containerd at {SOCKET} does not answer ({e}): run xtask/scripts/containerd-cri.sh"))
+    Cri::connect(SOCKET).unwrap_or_else(|e| {
+        panic!("the test containerd at {SOCKET} does not answer ({e}): run xtask/scripts/containerd-cri.sh")
+    })
 }
 
 /// Characters of Kubernetes' generated name suffixes.
@@ -64,7 +66,14 @@ fn enforce_count(agent: &TestAgent, matcher: &str, ids: &BTreeSet<String>) -> BT
     let answer: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     let off = agent.cli(&["enforce", "--match", matcher, "--off"]);
     assert!(off.status.success(), "enforce --off: {}", String::from_utf8_lossy(&off.stderr));
-    answer["enforced"].as_array().into_iter().flatten().filter_map(Value::as_str).filter(|k| ids.contains(*k)).map(str::to_owned).collect()
+    answer["enforced"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|k| ids.contains(*k))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -72,7 +81,8 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
     require_root();
     let mut cri = require_cri();
     let baseline = profile_path("moby/default.json");
-    let agent = TestAgent::start(&["--cri-socket", SOCKET, "--baseline", &format!("image:observer-busybox={baseline}")]);
+    let agent =
+        TestAgent::start(&["--cri-socket", SOCKET, "--baseline", &format!("image:observer-busybox={baseline}")]);
     let namespace = format!("obs-{}", generated(6, unique()));
     let hash = generated(10, unique() / 3);
     let mut cleanup = PodCleanup(Vec::new());
@@ -103,7 +113,9 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
             assert_eq!(c["labels"]["io.kubernetes.container.name"], container, "{c}");
             assert_eq!(c["state"], "running", "{c}");
         }
-        let s = agent.wait_for(&format!("the sandbox of {}", r.pod.name), || by_id(&agent, &r.sandbox).filter(|c| c["sandbox"] == true));
+        let s = agent.wait_for(&format!("the sandbox of {}", r.pod.name), || {
+            by_id(&agent, &r.sandbox).filter(|c| c["sandbox"] == true)
+        });
         assert_eq!(s["sandbox"], true, "{s}");
         assert_eq!(s["pod"]["sandbox"], true, "{s}");
         assert_eq!(s["name"], format!("{namespace}/{}/POD", r.pod.name).as_str(), "{s}");
@@ -147,13 +159,30 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
     let o = observer_tests::docker::run(&["-d", "--name", &d], &["sleep", "30"]);
     assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
     let o = std::process::Command::new("podman")
-        .args(["run", "-d", "--cgroup-manager", "cgroupfs", "--name", &p, "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", "localhost/observer-busybox:latest", "sleep", "30"])
+        .args([
+            "run",
+            "-d",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--name",
+            &p,
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=4096:4096",
+            "localhost/observer-busybox:latest",
+            "sleep",
+            "30",
+        ])
         .output()
         .expect("podman (xtask/scripts/podman.sh installs it)");
     assert!(o.status.success(), "podman run: {}", String::from_utf8_lossy(&o.stderr));
     let all = agent.wait_for("Docker, podman and CRI containers in one ps", || {
         let ps = agent.ps();
-        let engine = |name: &str| ps.iter().find(|c| c["name"] == name && c["image"] != "").map(|c| c["engine"].clone());
+        let engine =
+            |name: &str| ps.iter().find(|c| c["name"] == name && c["image"] != "").map(|c| c["engine"].clone());
         match (engine(&d), engine(&p), by_id(&agent, &replicas[1].app).map(|c| c["engine"].clone())) {
             (Some(a), Some(b), Some(c)) => Some((a, b, c)),
             _ => None,
@@ -173,8 +202,22 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
 fn workload_export(agent: &TestAgent, namespace: &str, replicas: &[Replica]) {
     let export = |container: &str| -> serde_yaml::Value {
         let file = agent.dir.join(format!("{container}.yaml"));
-        let o = agent.cli(&["profile", "export", "--workload", &format!("{namespace}/web/{container}"), "--format", "spo", "-o", file.to_str().unwrap()]);
-        assert!(o.status.success(), "export --workload: {}\nagent: {}", String::from_utf8_lossy(&o.stderr), agent.stderr());
+        let o = agent.cli(&[
+            "profile",
+            "export",
+            "--workload",
+            &format!("{namespace}/web/{container}"),
+            "--format",
+            "spo",
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "export --workload: {}\nagent: {}",
+            String::from_utf8_lossy(&o.stderr),
+            agent.stderr()
+        );
         serde_yaml::from_str(&std::fs::read_to_string(&file).expect("the exported file")).expect("YAML")
     };
     let allowed = |doc: &serde_yaml::Value| -> BTreeSet<String> {
@@ -191,14 +234,23 @@ fn workload_export(agent: &TestAgent, namespace: &str, replicas: &[Replica]) {
     // Valid against the Security Profiles Operator's CRD (tests/data/spo), labels included.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = Path::new("/var/lib/observer-setup/venv/bin/python");
-    assert!(python.exists(), "{} is missing: `cargo xtask setup test` installs it (xtask/scripts/k8s-validate.sh)", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: `cargo xtask setup test` installs it (xtask/scripts/k8s-validate.sh)",
+        python.display()
+    );
     let o = std::process::Command::new(python)
         .arg(root.join("xtask/scripts/validate-spo.py"))
         .arg(root.join("tests/data/spo/seccompprofile.crd.yaml"))
         .arg(agent.dir.join("app.yaml"))
         .output()
         .expect("validate-spo.py");
-    assert!(o.status.success(), "the workload's SeccompProfile against the SPO CRD: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "the workload's SeccompProfile against the SPO CRD: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(app["apiVersion"], "security-profiles-operator.x-k8s.io/v1beta1", "{app:?}");
     assert_eq!(app["kind"], "SeccompProfile");
     assert_eq!(app["metadata"]["name"], "web-app");
@@ -220,5 +272,9 @@ fn workload_export(agent: &TestAgent, namespace: &str, replicas: &[Replica]) {
     assert!(!allowed(&sidecar).contains("chmod") && allowed(&sidecar).contains("read"), "{sidecar:?}");
     // An unknown workload is an error naming the known ones.
     let o = agent.cli(&["profile", "export", "--workload", &format!("{namespace}/nope/app"), "--format", "spo"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(&format!("{namespace}/web/app")), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains(&format!("{namespace}/web/app")),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -24,7 +24,11 @@ fn repo(rel: &str) -> PathBuf {
 
 fn tool(name: &str) -> PathBuf {
     let p = Path::new(VENV).join("bin").join(name);
-    assert!(p.exists(), "{} is missing: `cargo xtask setup test` installs it (xtask/scripts/k8s-validate.sh)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: `cargo xtask setup test` installs it (xtask/scripts/k8s-validate.sh)",
+        p.display()
+    );
     p
 }
 
@@ -59,7 +63,11 @@ fn strings(v: &Value) -> Vec<String> {
 fn manifests_validate_offline_against_the_kubernetes_schemas() {
     let validate = tool("kubernetes-validate");
     for version in ["1.30.0", "1.37.0"] {
-        let o = Command::new(&validate).args(["--strict", "-k", version]).arg(repo("deploy/observer.yaml")).output().expect("kubernetes-validate");
+        let o = Command::new(&validate)
+            .args(["--strict", "-k", version])
+            .arg(repo("deploy/observer.yaml"))
+            .output()
+            .expect("kubernetes-validate");
         assert!(o.status.success(), "kubernetes-validate {version}: {}", text(&o));
         let out = text(&o);
         for kind in ["namespace/observer-system", "serviceaccount/observer-agent", "daemonset/observer-agent"] {
@@ -68,7 +76,8 @@ fn manifests_validate_offline_against_the_kubernetes_schemas() {
     }
     // The validator does reject what it should: a misspelt field, in strict mode.
     let bad = std::env::temp_dir().join(format!("observer-bad-{}.yaml", unique()));
-    let broken = std::fs::read_to_string(repo("deploy/observer.yaml")).unwrap().replace("hostPID: true", "hostPid: true");
+    let broken =
+        std::fs::read_to_string(repo("deploy/observer.yaml")).unwrap().replace("hostPID: true", "hostPid: true");
     std::fs::write(&bad, broken).unwrap();
     let o = Command::new(&validate).arg("--strict").arg(&bad).output().expect("kubernetes-validate");
     let _ = std::fs::remove_file(&bad);
@@ -106,7 +115,11 @@ fn exported_seccomp_profiles_validate_against_the_spo_crd() {
         std::fs::write(&bad, original.replacen(from, to, 1)).unwrap();
         let o = validate_spo(&[&bad]);
         assert!(!o.status.success(), "{what} must be rejected: {}", text(&o));
-        assert!(text(&o).contains("seccompprofiles.security-profiles-operator.x-k8s.io") || what == "label", "{what}: {}", text(&o));
+        assert!(
+            text(&o).contains("seccompprofiles.security-profiles-operator.x-k8s.io") || what == "label",
+            "{what}: {}",
+            text(&o)
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -195,7 +208,12 @@ fn the_image_runs_with_the_daemonsets_privileges_and_profiles_its_neighbours() {
     require_root();
     require_docker();
     // The image `cargo xtask image` builds, from the binary under test.
-    let o = Command::new("bash").arg(repo("xtask/scripts/image.sh")).arg(observer_bin()).arg("observer:local-test").output().expect("image.sh");
+    let o = Command::new("bash")
+        .arg(repo("xtask/scripts/image.sh"))
+        .arg(observer_bin())
+        .arg("observer:local-test")
+        .output()
+        .expect("image.sh");
     assert!(o.status.success(), "xtask/scripts/image.sh: {}", text(&o));
 
     let ds = daemonset();
@@ -218,42 +236,69 @@ fn the_image_runs_with_the_daemonsets_privileges_and_profiles_its_neighbours() {
         docker(&a)
     };
     // The liveness probe's command answers once the agent runs.
-    let liveness: Vec<String> = strings(&ds["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["exec"]["command"]);
-    wait_for("the liveness command", Duration::from_secs(30), || {
-        let mut a = vec!["exec".to_owned(), agent.clone()];
-        a.extend(liveness.iter().cloned());
-        docker(&a.iter().map(String::as_str).collect::<Vec<_>>()).status.success().then_some(())
-    }, logs);
+    let liveness: Vec<String> =
+        strings(&ds["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["exec"]["command"]);
+    wait_for(
+        "the liveness command",
+        Duration::from_secs(30),
+        || {
+            let mut a = vec!["exec".to_owned(), agent.clone()];
+            a.extend(liveness.iter().cloned());
+            docker(&a.iter().map(String::as_str).collect::<Vec<_>>()).status.success().then_some(())
+        },
+        logs,
+    );
 
     let o = run(&["-d", "--name", &neighbour], &["sh", "-c", "touch /tmp/f; chmod 600 /tmp/f; sleep 60"]);
     assert!(o.status.success(), "docker run: {}", text(&o));
-    let row = wait_for("the neighbour named by the agent in its container", Duration::from_secs(30), || {
-        let o = exec(&["ps", "--json"]);
-        let rows: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-        rows.as_array()?.iter().find(|c| c["name"] == neighbour.as_str() && c["image"] != "").cloned()
-    }, logs);
+    let row = wait_for(
+        "the neighbour named by the agent in its container",
+        Duration::from_secs(30),
+        || {
+            let o = exec(&["ps", "--json"]);
+            let rows: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+            rows.as_array()?.iter().find(|c| c["name"] == neighbour.as_str() && c["image"] != "").cloned()
+        },
+        logs,
+    );
     assert_eq!(row["image"], "observer-busybox:latest", "{row}");
     assert_eq!(row["engine"], "docker", "{row}");
-    wait_for("chmod in the neighbour's profile", Duration::from_secs(30), || {
-        let o = exec(&["profile", "show", &neighbour, "--json"]);
-        let p: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-        p["syscalls"].as_array()?.iter().any(|r| r["name"] == "chmod").then_some(())
-    }, logs);
+    wait_for(
+        "chmod in the neighbour's profile",
+        Duration::from_secs(30),
+        || {
+            let o = exec(&["profile", "show", &neighbour, "--json"]);
+            let p: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+            p["syscalls"].as_array()?.iter().any(|r| r["name"] == "chmod").then_some(())
+        },
+        logs,
+    );
     // The agent sees itself as a container too, under its own seccomp profile.
     let me = exec(&["ps", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&me.stdout).expect("ps JSON");
-    let me = rows.as_array().unwrap().iter().find(|c| c["name"] == agent.as_str()).cloned().expect("the agent's own container");
+    let me = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == agent.as_str())
+        .cloned()
+        .expect("the agent's own container");
     assert_eq!(me["seccomp_mode"], 2, "the agent runs under its seccomp profile: {me}");
     // Metrics are served where asked.
-    let metrics = wait_for("metrics", Duration::from_secs(10), || {
-        use std::io::{Read as _, Write as _};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port as u16)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-        let mut t = String::new();
-        stream.read_to_string(&mut t).ok()?;
-        t.contains("200 OK").then_some(t)
-    }, logs);
+    let metrics = wait_for(
+        "metrics",
+        Duration::from_secs(10),
+        || {
+            use std::io::{Read as _, Write as _};
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port as u16)).ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+            let mut t = String::new();
+            stream.read_to_string(&mut t).ok()?;
+            t.contains("200 OK").then_some(t)
+        },
+        logs,
+    );
     assert!(metrics.contains("observer_"), "{metrics}");
 
     let _ = docker(&["rm", "-f", &agent, &neighbour]);
@@ -268,7 +313,8 @@ fn the_daemonsets_capabilities_are_enough() {
     require_root();
     require_docker();
     let ds = daemonset();
-    let caps: Vec<String> = strings(&ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"]);
+    let caps: Vec<String> =
+        strings(&ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"]);
     let set = format!("-all,{}", caps.iter().map(|c| format!("+{}", c.to_lowercase())).collect::<Vec<_>>().join(","));
     let id = unique() % 1_000_000_000;
     let dir = std::env::temp_dir().join(format!("observer-caps-{id}"));
@@ -294,14 +340,26 @@ fn the_daemonsets_capabilities_are_enough() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim().to_owned();
     // CAP_DAC_OVERRIDE (1), CAP_PERFMON (38), CAP_BPF (39).
-    assert_eq!(u64::from_str_radix(&eff, 16).unwrap(), (1 << 1) | (1 << 38) | (1 << 39), "the agent runs with exactly {caps:?}");
+    assert_eq!(
+        u64::from_str_radix(&eff, 16).unwrap(),
+        (1 << 1) | (1 << 38) | (1 << 39),
+        "the agent runs with exactly {caps:?}"
+    );
     let o = run(&["-d", "--name", &neighbour], &["sh", "-c", "chmod 600 /etc/passwd; sleep 30"]);
     assert!(o.status.success(), "docker run: {}", text(&o));
-    wait_for("the neighbour named", Duration::from_secs(30), || {
-        let o = Command::new(observer_bin()).args(["ps", "--json", "--socket"]).arg(&socket).output().ok()?;
-        let rows: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-        rows.as_array()?.iter().any(|c| c["name"] == neighbour.as_str() && c["syscalls"].as_u64().unwrap_or(0) > 5).then_some(())
-    }, stderr);
+    wait_for(
+        "the neighbour named",
+        Duration::from_secs(30),
+        || {
+            let o = Command::new(observer_bin()).args(["ps", "--json", "--socket"]).arg(&socket).output().ok()?;
+            let rows: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+            rows.as_array()?
+                .iter()
+                .any(|c| c["name"] == neighbour.as_str() && c["syscalls"].as_u64().unwrap_or(0) > 5)
+                .then_some(())
+        },
+        stderr,
+    );
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let _ = child.wait();
     let _ = Command::new(observer_bin()).args(["agent", "--uninstall", "--pin-dir", &pin_dir]).output();

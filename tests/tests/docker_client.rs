@@ -19,10 +19,7 @@ impl TestContainer {
         let mut args = vec!["run", "-d", "--rm", "--network", "none", "--name", name];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["observer-busybox", "sleep", "30"]);
-        let out = Command::new("docker")
-            .args(&args)
-            .output()
-            .expect("running the docker CLI (is docker installed?)");
+        let out = Command::new("docker").args(&args).output().expect("running the docker CLI (is docker installed?)");
         assert!(
             out.status.success(),
             "`docker {}` failed (is dockerd running at /var/run/docker.sock?): {}",
@@ -30,21 +27,15 @@ impl TestContainer {
             String::from_utf8_lossy(&out.stderr)
         );
         let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        TestContainer {
-            name: name.to_owned(),
-            id,
-        }
+        TestContainer { name: name.to_owned(), id }
     }
 }
 
 impl Drop for TestContainer {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .output();
+        let _ = Command::new("docker").args(["rm", "-f", &self.name]).output();
     }
 }
-
 
 #[tokio::test]
 async fn inspect_a_real_container() {
@@ -52,13 +43,10 @@ async fn inspect_a_real_container() {
     require_docker();
     let client = DockerClient::from_env().unwrap();
     let c = TestContainer::start("obs-api-test", &[]);
-    let info = client.inspect(&c.id).await.unwrap_or_else(|e| {
-        panic!(
-            "inspecting {} through {}: {e}",
-            c.id,
-            client.socket().display()
-        )
-    });
+    let info = client
+        .inspect(&c.id)
+        .await
+        .unwrap_or_else(|e| panic!("inspecting {} through {}: {e}", c.id, client.socket().display()));
     assert_eq!(info.id, c.id);
     assert_eq!(info.name, "obs-api-test");
     assert_eq!(info.image, "observer-busybox");
@@ -85,15 +73,9 @@ async fn inspect_a_crun_container_without_seccomp() {
     require_root();
     require_docker();
     let client = DockerClient::from_env().unwrap();
-    let c = TestContainer::start(
-        "obs-api-test-crun",
-        &["--runtime", "crun", "--security-opt", "seccomp=unconfined"],
-    );
+    let c = TestContainer::start("obs-api-test-crun", &["--runtime", "crun", "--security-opt", "seccomp=unconfined"]);
     let info = client.inspect(&c.id).await.unwrap();
-    assert_eq!(
-        (info.runtime.as_str(), &info.seccomp),
-        ("crun", &Seccomp::Unconfined)
-    );
+    assert_eq!((info.runtime.as_str(), &info.seccomp), ("crun", &Seccomp::Unconfined));
 }
 
 /// End to end on this machine: a real container's cgroup id, as the probes
@@ -105,14 +87,10 @@ async fn resolves_a_real_container_by_cgroup_id() {
     let r = Resolver::from_host().expect("v2 mount and DOCKER_HOST");
     let c = TestContainer::start("obs-resolver-test", &[]);
     let rel = format!("/docker/{}", c.id);
-    let cgroup_id = v2_mount::cgroup_id(r.mount(), &rel)
-        .unwrap_or_else(|e| panic!("{rel} in {}: {e}", r.mount().display()));
+    let cgroup_id =
+        v2_mount::cgroup_id(r.mount(), &rel).unwrap_or_else(|e| panic!("{rel} in {}: {e}", r.mount().display()));
 
-    let identity = r
-        .resolve_id(cgroup_id)
-        .await
-        .unwrap()
-        .expect("cgroup found by the walk");
+    let identity = r.resolve_id(cgroup_id).await.unwrap().expect("cgroup found by the walk");
     assert_eq!(identity.container.id, c.id);
     assert_eq!(identity.container.cgroup, rel);
     let docker = identity.docker.expect("dockerd knows the container");
@@ -120,12 +98,7 @@ async fn resolves_a_real_container_by_cgroup_id() {
 
     drop(c);
     // Cached: still answered after removal, until forgotten.
-    assert!(
-        r.docker_info(&identity.container.id)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(r.docker_info(&identity.container.id).await.unwrap().is_some());
     r.forget(&identity.container.id);
     assert_eq!(r.docker_info(&identity.container.id).await.unwrap(), None);
 }

@@ -29,15 +29,28 @@ fn the_seed_lab_without_docker() {
     let file = std::env::temp_dir().join(format!("observer-chmod-{}", observer_tests::unique()));
     std::fs::write(&file, "x").expect("file");
     let f = file.to_str().expect("utf-8");
-    let o = observer(&["run", "--profile", &profile_path("docker-labs/default-no-chmod.json"), "--", "chmod", "777", f]);
+    let o =
+        observer(&["run", "--profile", &profile_path("docker-labs/default-no-chmod.json"), "--", "chmod", "777", f]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"));
     let o = observer(&["run", "--profile", &profile_path("docker-labs/default.json"), "--", "chmod", "777", f]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // --trace lists the denied attempt.
-    let o = observer(&["run", "--trace", "--profile", &profile_path("docker-labs/default-no-chmod.json"), "--", "chmod", "777", f]);
+    let o = observer(&[
+        "run",
+        "--trace",
+        "--profile",
+        &profile_path("docker-labs/default-no-chmod.json"),
+        "--",
+        "chmod",
+        "777",
+        f,
+    ]);
     let report = String::from_utf8_lossy(&o.stderr);
-    let row = report.lines().find(|l| l.starts_with("fchmodat ") || l.starts_with("chmod ")).unwrap_or_else(|| panic!("{report}"));
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("fchmodat ") || l.starts_with("chmod "))
+        .unwrap_or_else(|| panic!("{report}"));
     assert!(row.split_whitespace().last() == Some("1"), "one denied attempt: {row}");
     let _ = std::fs::remove_file(&file);
 }
@@ -112,7 +125,11 @@ fn observer_run_installs_what_docker_installs() {
                 }
             }
         }
-        assert!(differences.is_empty(), "{profile}: observer run's filter differs from Docker's:\n{}", differences.join("\n"));
+        assert!(
+            differences.is_empty(),
+            "{profile}: observer run's filter differs from Docker's:\n{}",
+            differences.join("\n")
+        );
     }
     // deny.json cannot start anything: the model's table and the compiled filter agree.
     let deny = profile_path("docker-labs/deny.json");
@@ -173,8 +190,14 @@ fn enforce_kills_only_the_container_that_leaves_its_profile() {
     let done = docker(&["exec", &watched, "cat", "/tmp/done"]);
     assert_eq!(String::from_utf8_lossy(&done.stdout).trim(), "done");
     let alerts = agent.alerts();
-    assert!(alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == victim.as_str() && a["syscall"] == "chmod"), "{alerts:?}");
-    assert!(alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == watched.as_str() && a["syscall"] == "chmod"), "{alerts:?}");
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == victim.as_str() && a["syscall"] == "chmod"),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == watched.as_str() && a["syscall"] == "chmod"),
+        "{alerts:?}"
+    );
     assert!(!alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == neighbour.as_str()), "{alerts:?}");
     // Off again: a new violation is not acted on.
     let o = agent.cli(&["enforce", &watched, "--off"]);
@@ -192,7 +215,15 @@ fn enforce_by_name_survives_a_restart_of_the_container() {
     let _cleanup = Cleanup(vec![n.clone()]);
     let no_chmod = moby_default_without(&["chmod"]);
     let matcher = format!("name:{n}");
-    let o = agent.cli(&["enforce", "--match", &matcher, "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
+    let o = agent.cli(&[
+        "enforce",
+        "--match",
+        &matcher,
+        "--profile",
+        no_chmod.to_str().expect("utf-8"),
+        "--action",
+        "kill",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let script = "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30";
     let o = run(&["-d", "--name", &n], &["sh", "-c", script]);
@@ -203,9 +234,7 @@ fn enforce_by_name_survives_a_restart_of_the_container() {
     assert!(docker(&["restart", "-t", "0", &n]).status.success());
     std::thread::sleep(Duration::from_secs(1));
     assert!(alive(&n), "restarted");
-    agent.wait_for("the restarted container's new cgroup", || {
-        agent.container(&n).filter(|c| c["state"] == "running")
-    });
+    agent.wait_for("the restarted container's new cgroup", || agent.container(&n).filter(|c| c["state"] == "running"));
     std::thread::sleep(Duration::from_millis(500));
     let o = docker(&["exec", &n, "touch", "/tmp/go"]);
     assert!(

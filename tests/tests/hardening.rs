@@ -30,44 +30,24 @@ fn profile_show_escapes_a_comm_the_container_chose() {
     let n = name("comm");
     let _cleanup = Cleanup(vec![n.clone()]);
     // busybox sh renames itself, then makes `times` (nothing else in the container does).
-    let o = run(
-        &["-d", "--name", &n],
-        &[
-            "sh",
-            "-c",
-            "printf 'x\\033[2Jy' > /proc/self/comm; times; sleep 30",
-        ],
-    );
-    assert!(
-        o.status.success(),
-        "docker run: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = run(&["-d", "--name", &n], &["sh", "-c", "printf 'x\\033[2Jy' > /proc/self/comm; times; sleep 30"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
     agent.wait_for("times in the profile", || {
         let p = agent.try_profile(&n)?;
-        p["syscalls"]
-            .as_array()?
-            .iter()
-            .any(|r| r["name"] == "times" && r["comm"] == "x\u{1b}[2Jy")
-            .then_some(())
+        p["syscalls"].as_array()?.iter().any(|r| r["name"] == "times" && r["comm"] == "x\u{1b}[2Jy").then_some(())
     });
     let o = agent.cli(&["profile", "show", &n]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        !table.contains('\u{1b}'),
-        "an escape sequence reached the terminal: {table:?}"
-    );
-    let times = table
-        .lines()
-        .find(|l| l.starts_with("times "))
-        .expect("a times row");
+    assert!(!table.contains('\u{1b}'), "an escape sequence reached the terminal: {table:?}");
+    let times = table.lines().find(|l| l.starts_with("times ")).expect("a times row");
     assert!(times.ends_with(" x\\u{1b}[2Jy"), "{times:?}");
 }
 
 /// Runs `observer ARGS` with stdout to `stdout`; None when it did not end within 10 s (then it is killed).
 fn observer_within(args: &[&str], stdout: Stdio) -> Option<Output> {
-    let mut child = Command::new(observer_bin()).args(args).stdout(stdout).stderr(Stdio::piped()).spawn().expect("observer");
+    let mut child =
+        Command::new(observer_bin()).args(args).stdout(stdout).stderr(Stdio::piped()).spawn().expect("observer");
     let start = Instant::now();
     while child.try_wait().expect("wait").is_none() {
         if start.elapsed() > Duration::from_secs(10) {
@@ -129,7 +109,8 @@ fn trace_outputs_never_block_and_never_replace_what_they_write_to() {
     // A reader: the whole JSON report arrives.
     let reader_fifo = fifo.clone();
     let reader = std::thread::spawn(move || std::fs::read_to_string(&reader_fifo).expect("read the FIFO"));
-    let o = observer_within(&["trace", "--json", "-o", fifo.to_str().expect("utf-8"), "--", "true"], Stdio::null()).expect("no hang with a reader");
+    let o = observer_within(&["trace", "--json", "-o", fifo.to_str().expect("utf-8"), "--", "true"], Stdio::null())
+        .expect("no hang with a reader");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_str(&reader.join().expect("reader")).expect("the report is JSON");
     assert_eq!(report["exit_code"], 0);
@@ -144,9 +125,13 @@ fn trace_outputs_never_block_and_never_replace_what_they_write_to() {
     let _guard = DevStdoutGuard;
     let out = dir.join("stdout.txt");
     let file = std::fs::File::create(&out).expect("stdout file");
-    let o = observer_within(&["trace", "--json", "-o", "/dev/stdout", "--", "echo", "hello"], Stdio::from(file)).expect("/dev/stdout");
+    let o = observer_within(&["trace", "--json", "-o", "/dev/stdout", "--", "echo", "hello"], Stdio::from(file))
+        .expect("/dev/stdout");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::symlink_metadata("/dev/stdout").expect("/dev/stdout").file_type().is_symlink(), "/dev/stdout was replaced");
+    assert!(
+        std::fs::symlink_metadata("/dev/stdout").expect("/dev/stdout").file_type().is_symlink(),
+        "/dev/stdout was replaced"
+    );
     let text = std::fs::read_to_string(&out).expect("stdout file");
     let (hello, report) = text.split_once('\n').expect("two parts");
     assert_eq!(hello, "hello", "the command's own output comes first: {text}");
@@ -242,7 +227,8 @@ fn v2_root() -> PathBuf {
         .lines()
         .find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
         })
         .expect("a cgroup2 mount")
 }
@@ -334,7 +320,8 @@ fn a_hostile_docker_chunk_size_is_an_error_not_a_dead_agent() {
     assert!(agent.cli(&["status"]).status.success(), "the API still answers: {}", agent.stderr());
     // The chunk claims more than the connection brings before it closes.
     assert!(
-        agent.stderr().contains("bad HTTP exchange with dockerd") && agent.stderr().contains("end of file before message length"),
+        agent.stderr().contains("bad HTTP exchange with dockerd")
+            && agent.stderr().contains("end of file before message length"),
         "the error says what went wrong: {}",
         agent.stderr()
     );
@@ -415,7 +402,12 @@ fn an_agent_in_its_own_pid_namespace_does_not_record_itself() {
     let path = format!("/{name}");
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(500));
-        let calls: u64 = agent.ps().iter().filter(|c| c["cgroup_path"] == path.as_str()).map(|c| c["calls"].as_u64().unwrap_or(0)).sum();
+        let calls: u64 = agent
+            .ps()
+            .iter()
+            .filter(|c| c["cgroup_path"] == path.as_str())
+            .map(|c| c["calls"].as_u64().unwrap_or(0))
+            .sum();
         assert_eq!(calls, 0, "the agent recorded its own syscalls in {path}: {}", agent.stderr());
     }
     assert!(running.unshare.try_wait().expect("wait").is_none(), "the agent stopped: {}", agent.stderr());
@@ -425,7 +417,12 @@ fn an_agent_in_its_own_pid_namespace_does_not_record_itself() {
     let script = format!("echo $$ > {}/cgroup.procs && exec ls /", scratch.0.display());
     assert!(Command::new("sh").args(["-c", &script]).output().expect("sh").status.success());
     agent.wait_for("the other process's calls", || {
-        let calls: u64 = agent.ps().iter().filter(|c| c["cgroup_path"] == path.as_str()).map(|c| c["calls"].as_u64().unwrap_or(0)).sum();
+        let calls: u64 = agent
+            .ps()
+            .iter()
+            .filter(|c| c["cgroup_path"] == path.as_str())
+            .map(|c| c["calls"].as_u64().unwrap_or(0))
+            .sum();
         (calls > 0).then_some(())
     });
 }

@@ -27,7 +27,10 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 fn unprivileged_user() -> (u32, u32) {
     let id = |flag: &str| Command::new("id").args([flag, USER]).output().expect("id");
     if !id("-u").status.success() {
-        let o = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", USER]).output().expect("useradd");
+        let o = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/bin/sh", USER])
+            .output()
+            .expect("useradd");
         assert!(o.status.success(), "useradd {USER}: {}", String::from_utf8_lossy(&o.stderr));
     }
     let num = |flag: &str| String::from_utf8_lossy(&id(flag).stdout).trim().parse::<u32>().expect("numeric id");
@@ -40,7 +43,8 @@ fn v2_mount() -> PathBuf {
         .lines()
         .find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
         })
         .expect("a cgroup2 mount")
 }
@@ -157,7 +161,12 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
     std::fs::write(delegated.dir.join("cgroup.procs"), user_shell.id().to_string()).expect("move the user's shell");
     std::fs::write(&go, "").expect("go");
     let out = user_shell.wait_with_output().expect("user shell");
-    assert!(out.status.success(), "the user's script (mkdir, move, chmod) failed: {} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the user's script (mkdir, move, chmod) failed: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Give a wrong agent time to act on it, then look.
     std::thread::sleep(Duration::from_secs(3));
@@ -167,11 +176,13 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
         !rows(&profile).iter().any(|r| r.0 == "chmod" || r.0 == "fchmodat"),
         "the impostor's chmod must not pollute the container's profile: {profile}"
     );
-    let alert = agent.wait_for("the impostor alert", || agent.alerts().into_iter().find(|a| a["kind"] == "impostor_cgroup"));
+    let alert =
+        agent.wait_for("the impostor alert", || agent.alerts().into_iter().find(|a| a["kind"] == "impostor_cgroup"));
     assert!(alert["id"].as_str().is_some_and(|p| p.contains(&format!("docker-{id}.scope"))), "{alert}");
     assert_ne!(alert["name"], victim.as_str(), "an impostor never takes the container's name: {alert}");
     assert_eq!(profile["id"], id.as_str(), "profile show NAME resolves to the real container");
-    let impostor = agent.ps().into_iter().find(|c| c["id"].as_str().is_some_and(|p| p.ends_with(&format!("docker-{id}.scope"))));
+    let impostor =
+        agent.ps().into_iter().find(|c| c["id"].as_str().is_some_and(|p| p.ends_with(&format!("docker-{id}.scope"))));
     let impostor = impostor.unwrap_or_else(|| panic!("the impostor is a record of its own: {:?}", agent.ps()));
     assert_eq!(impostor["runtime"], "plain", "{impostor}");
     assert!(
@@ -201,23 +212,34 @@ fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     for n in [&gone, &alive] {
-        agent.wait_for("both containers running", || agent.container(n).filter(|c| c["state"] == "running" && c["image"] != ""));
+        agent.wait_for("both containers running", || {
+            agent.container(n).filter(|c| c["state"] == "running" && c["image"] != "")
+        });
     }
     // Records are saved once a second.
     std::thread::sleep(Duration::from_secs(2));
     agent.kill();
-    let o = Command::new(observer_tests::observer_bin()).args(["agent", "--uninstall", "--pin-dir"]).arg(&agent.pin_dir).output().expect("uninstall");
+    let o = Command::new(observer_tests::observer_bin())
+        .args(["agent", "--uninstall", "--pin-dir"])
+        .arg(&agent.pin_dir)
+        .output()
+        .expect("uninstall");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(docker(&["rm", "-f", &gone]).status.success());
     agent.spawn();
-    let c = agent.wait_for("the removed container, ended", || agent.container(&gone).filter(|c| c["state"] != "running"));
+    let c =
+        agent.wait_for("the removed container, ended", || agent.container(&gone).filter(|c| c["state"] != "running"));
     assert_eq!(c["state"], "exited", "{c}");
     agent.wait_for("the live one, running again", || agent.container(&alive).filter(|c| c["state"] == "running"));
 
     let no_chmod = moby_default_without(&["chmod"]);
     let profile = no_chmod.to_str().expect("utf-8");
     let o = agent.cli(&["enforce", &gone, "--profile", profile, "--action", "kill"]);
-    assert!(!o.status.success(), "enforcing a container with no live slot must fail: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "enforcing a container with no live slot must fail: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing armed"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = agent.cli(&["enforce", &alive, "--profile", profile, "--action", "alert"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -257,7 +279,9 @@ fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
         while child.try_wait().expect("wait").is_none() {
             if start.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
-                let _ = Command::new(observer_tests::observer_bin()).args(["agent", "--uninstall", "--pin-dir", &pin_dir]).output();
+                let _ = Command::new(observer_tests::observer_bin())
+                    .args(["agent", "--uninstall", "--pin-dir", &pin_dir])
+                    .output();
                 panic!("the agent started with a corrupt enforce.json");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -268,7 +292,10 @@ fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
         let o = start();
         assert!(!o.status.success(), "the {attempt} start must refuse");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("enforce.json") && err.contains("corrupt") || err.contains("could not be read"), "{attempt}: {err}");
+        assert!(
+            err.contains("enforce.json") && err.contains("corrupt") || err.contains("could not be read"),
+            "{attempt}: {err}"
+        );
         assert!(state.join("enforce.json.corrupt").exists(), "set aside, not overwritten");
         assert!(!state.join("enforce.json").exists(), "{attempt}: no empty rule set written in its place");
         assert!(!std::path::Path::new(&pin_dir).exists(), "{attempt}: a refused agent leaves no programs pinned");
@@ -299,7 +326,15 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
         agent.wait_for("the fillers recorded", || agent.container(n).filter(|c| c["state"] == "running"));
     }
     let no_chmod = moby_default_without(&["chmod"]);
-    let o = agent.cli(&["enforce", "--match", &format!("name:{enforced}"), "--profile", no_chmod.to_str().expect("utf-8"), "--action", "alert"]);
+    let o = agent.cli(&[
+        "enforce",
+        "--match",
+        &format!("name:{enforced}"),
+        "--profile",
+        no_chmod.to_str().expect("utf-8"),
+        "--action",
+        "alert",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for n in [&enforced, &plain] {
         let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
@@ -341,11 +376,24 @@ fn an_overflowed_container_is_enforced_once_a_slot_frees() {
         agent.wait_for("the filler recorded", || agent.container(n).filter(|c| c["state"] == "running"));
     }
     let no_chmod = moby_default_without(&["chmod"]);
-    let o = agent.cli(&["enforce", "--match", &format!("name:{late}"), "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
+    let o = agent.cli(&[
+        "enforce",
+        "--match",
+        &format!("name:{late}"),
+        "--profile",
+        no_chmod.to_str().expect("utf-8"),
+        "--action",
+        "kill",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(&["-d", "--name", &late], &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"]);
+    let o = run(
+        &["-d", "--name", &late],
+        &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    agent.wait_for("the overflow alert", || agent.alerts().into_iter().find(|a| a["kind"] == "overflow" && a["name"] == late.as_str()));
+    agent.wait_for("the overflow alert", || {
+        agent.alerts().into_iter().find(|a| a["kind"] == "overflow" && a["name"] == late.as_str())
+    });
     // A slot frees; the agent's periodic sweep hands it to the waiting container.
     assert!(docker(&["rm", "-f", &fillers[0]]).status.success());
     agent.wait_for("the late container recorded", || agent.container(&late).filter(|c| c["state"] == "running"));

@@ -31,9 +31,24 @@ fn require_podman() {
 /// `podman run -d` with the limits this machine needs; the container's id.
 fn run(name: &str, cmd: &str) -> String {
     let o = podman(&[
-        "run", "-d", "--cgroup-manager", "cgroupfs", "--name", name, "--network", "none",
-        "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", "--label", "tier=podman-test",
-        IMAGE, "sh", "-c", cmd,
+        "run",
+        "-d",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=20000:20000",
+        "--ulimit",
+        "nproc=4096:4096",
+        "--label",
+        "tier=podman-test",
+        IMAGE,
+        "sh",
+        "-c",
+        cmd,
     ]);
     assert!(o.status.success(), "podman run: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
@@ -88,8 +103,12 @@ fn podman_containers_are_named_imaged_and_confirmed() {
     let answer: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     let armed = &answer["armed"];
     let b_id = agent.container(&b).expect("the quiet container")["id"].as_str().unwrap_or_default().to_owned();
-    let enforced: Vec<&str> = answer["enforced"].as_array().into_iter().flatten().filter_map(serde_json::Value::as_str).collect();
-    assert!(enforced.contains(&id.as_str()) && enforced.contains(&b_id.as_str()), "both podman containers match image:{IMAGE}: {answer}");
+    let enforced: Vec<&str> =
+        answer["enforced"].as_array().into_iter().flatten().filter_map(serde_json::Value::as_str).collect();
+    assert!(
+        enforced.contains(&id.as_str()) && enforced.contains(&b_id.as_str()),
+        "both podman containers match image:{IMAGE}: {answer}"
+    );
     assert!(armed["cgroups"].as_array().is_some_and(|c| c.len() >= 2), "{answer}");
     assert_eq!(armed["alert_only_until_confirmed"], serde_json::json!([]), "podman confirmed both: {answer}");
     let o = agent.cli(&["enforce", "--match", &format!("image:{IMAGE}"), "--off"]);

@@ -76,10 +76,7 @@ const NGINX: Workload = Workload {
     command: "workload-nginx",
     key: &["accept4", "accept"],
     remove: &["listen"],
-    fails_with: &[
-        "listen() to 127.0.0.1:8080",
-        "failed (1: Operation not permitted)",
-    ],
+    fails_with: &["listen() to 127.0.0.1:8080", "failed (1: Operation not permitted)"],
     ok: "nginx: OK",
 };
 /// Forking: `socat TCP-LISTEN,fork` (a child per connection, each exec'ing tr); socat clients.
@@ -106,10 +103,7 @@ const PYTHON: Workload = Workload {
     command: "workload-python",
     key: &["accept4", "accept"],
     remove: &["pipe2", "pipe"],
-    fails_with: &[
-        "os.pipe()",
-        "PermissionError: [Errno 1] Operation not permitted",
-    ],
+    fails_with: &["os.pipe()", "PermissionError: [Errno 1] Operation not permitted"],
     ok: "python: OK",
 };
 
@@ -185,30 +179,11 @@ impl Run {
 
 /// `docker run --sig-proxy=false --name NAME --network none --runtime R [extra] IMAGE sh -c CMD`,
 /// `docker kill`ed when it outlives `limit`. Output goes to files (no pipe to fill).
-fn docker_run(
-    dir: &Dir,
-    cleanup: &mut Cleanup,
-    runtime: &str,
-    extra: &[&str],
-    command: &str,
-    limit: Duration,
-) -> Run {
+fn docker_run(dir: &Dir, cleanup: &mut Cleanup, runtime: &str, extra: &[&str], command: &str, limit: Duration) -> Run {
     let n = name("realsoft");
     cleanup.0.push(n.clone());
-    let (out, err) = (
-        dir.file(&format!("{n}.stdout")),
-        dir.file(&format!("{n}.stderr")),
-    );
-    let mut args = vec![
-        "run",
-        "--sig-proxy=false",
-        "--name",
-        &n,
-        "--network",
-        "none",
-        "--runtime",
-        runtime,
-    ];
+    let (out, err) = (dir.file(&format!("{n}.stdout")), dir.file(&format!("{n}.stderr")));
+    let mut args = vec!["run", "--sig-proxy=false", "--name", &n, "--network", "none", "--runtime", runtime];
     args.extend_from_slice(extra);
     args.extend_from_slice(&[IMAGE, "sh", "-c"]);
     let script = wrapped(command);
@@ -260,52 +235,31 @@ fn docker_run(
 
 fn in_container_phase(profile: &Value, names: &[&str]) -> bool {
     rows(profile).iter().any(|(n, abi, phases, calls, _)| {
-        names.contains(&n.as_str())
-            && abi == "x86_64"
-            && *calls > 0
-            && phases.iter().any(|p| p == "container")
+        names.contains(&n.as_str()) && abi == "x86_64" && *calls > 0 && phases.iter().any(|p| p == "container")
     })
 }
 
 /// Waits until the agent has the ended container with the workload's key syscall and
 /// the closing sleep.
 fn learned_profile(agent: &TestAgent, n: &str, key: &[&str]) -> Value {
-    agent.wait_for(
-        &format!("{n}: ended, with {key:?} and the closing sleep"),
-        || {
-            let c = agent.container(n)?;
-            if c["state"] != "exited" {
-                return None;
-            }
-            let p = agent.try_profile(n)?;
-            (in_container_phase(&p, key)
-                && in_container_phase(&p, &["nanosleep", "clock_nanosleep"]))
-            .then_some(p)
-        },
-    )
+    agent.wait_for(&format!("{n}: ended, with {key:?} and the closing sleep"), || {
+        let c = agent.container(n)?;
+        if c["state"] != "exited" {
+            return None;
+        }
+        let p = agent.try_profile(n)?;
+        (in_container_phase(&p, key) && in_container_phase(&p, &["nanosleep", "clock_nanosleep"])).then_some(p)
+    })
 }
 
 /// `observer profile export N --format docker -o FILE`: the profile and what export said.
 fn export(agent: &TestAgent, n: &str, file: &Path) -> (Value, String) {
-    let o = agent.cli(&[
-        "profile",
-        "export",
-        n,
-        "--format",
-        "docker",
-        "-o",
-        text(file),
-    ]);
+    let o = agent.cli(&["profile", "export", n, "--format", "docker", "-o", text(file)]);
     let said = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        o.status.success(),
-        "export of {n} failed ({:?}): {said}\nagent: {}",
-        o.status.code(),
-        agent.stderr()
-    );
+    assert!(o.status.success(), "export of {n} failed ({:?}): {said}\nagent: {}", o.status.code(), agent.stderr());
     let body = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let profile = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {body}", file.display()));
+    let profile =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{} is not JSON ({e}): {body}", file.display()));
     (profile, said)
 }
 
@@ -327,11 +281,7 @@ fn rules_for(profile: &Value, syscall: &str) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|r| {
-            r["names"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|n| n == syscall))
-        })
+        .filter(|r| r["names"].as_array().is_some_and(|l| l.iter().any(|n| n == syscall)))
         .map(|r| {
             let mut r = r.clone();
             if let Some(o) = r.as_object_mut() {
@@ -341,10 +291,7 @@ fn rules_for(profile: &Value, syscall: &str) -> String {
         })
         .collect();
     if lines.is_empty() {
-        format!(
-            "{syscall}: no rule (default action {})",
-            profile["defaultAction"]
-        )
+        format!("{syscall}: no rule (default action {})", profile["defaultAction"])
     } else {
         lines.join("\n")
     }
@@ -373,17 +320,9 @@ fn without(profile: &Value, names: &[&str]) -> (Value, Vec<String>) {
 /// The image is there, with the stamp this test knows, and the runtime is registered.
 fn require_image_and_runtime(runtime: &str) {
     let o = Command::new("docker")
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{ index .Config.Labels \"observer.realsoft\" }}",
-            IMAGE,
-        ])
+        .args(["image", "inspect", "--format", "{{ index .Config.Labels \"observer.realsoft\" }}", IMAGE])
         .output()
-        .unwrap_or_else(|e| {
-            panic!("the docker CLI is missing (cargo xtask setup test installs it): {e}")
-        });
+        .unwrap_or_else(|e| panic!("the docker CLI is missing (cargo xtask setup test installs it): {e}"));
     assert!(
         o.status.success(),
         "the image {IMAGE} is missing: build it with `bash xtask/scripts/realsoft-image.sh` (cargo xtask setup test does): {}",
@@ -395,11 +334,7 @@ fn require_image_and_runtime(runtime: &str) {
         "{IMAGE} has stamp {stamp:?}, this test needs {STAMP:?}: rebuild it with `bash xtask/scripts/realsoft-image.sh`"
     );
     let o = docker(&["info", "--format", "{{json .Runtimes}}"]);
-    assert!(
-        o.status.success(),
-        "docker info failed (is dockerd running?): {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "docker info failed (is dockerd running?): {}", String::from_utf8_lossy(&o.stderr));
     let runtimes = String::from_utf8_lossy(&o.stdout);
     assert!(
         runtimes.contains(&format!("\"{runtime}\"")),
@@ -408,9 +343,7 @@ fn require_image_and_runtime(runtime: &str) {
 }
 
 fn round_trip(runtime: &str, w: &Workload) {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     require_root();
     require_image_and_runtime(runtime);
     let started = Instant::now();
@@ -429,20 +362,13 @@ fn round_trip(runtime: &str, w: &Workload) {
     );
     let n = cleanup.0.last().expect("the learning container").clone();
     let seen = learned_profile(&agent, &n, w.key);
-    let seen_names: BTreeSet<&str> = seen["syscalls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    let seen_names: BTreeSet<&str> =
+        seen["syscalls"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
 
     // 2. Export.
     let file = dir.file(&format!("{}.json", w.label));
     let (profile, said) = export(&agent, &n, &file);
-    assert_eq!(
-        profile["defaultAction"], "SCMP_ACT_ERRNO",
-        "{label}: {profile}"
-    );
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO", "{label}: {profile}");
     let check = observer(&["profile", "check", text(&file), "--json"]);
     let mut failures = Vec::new();
     if check.status.code() != Some(0) {
@@ -455,14 +381,7 @@ fn round_trip(runtime: &str, w: &Workload) {
 
     // 3. Replay under the exported profile, same runtime: exit 0, same output.
     let opt = format!("seccomp={}", text(&file));
-    let replay = docker_run(
-        &dir,
-        &mut cleanup,
-        runtime,
-        &["--rm", "--security-opt", &opt],
-        w.command,
-        RUN_TIMEOUT,
-    );
+    let replay = docker_run(&dir, &mut cleanup, runtime, &["--rm", "--security-opt", &opt], w.command, RUN_TIMEOUT);
     let round_trip_ok = replay.outcome() == learned.outcome();
     if !round_trip_ok {
         failures.push(format!(
@@ -477,32 +396,13 @@ fn round_trip(runtime: &str, w: &Workload) {
 
     // 4. Without one syscall it needs, it must fail: as the program, not at container start.
     let (broken, removed) = without(&profile, w.remove);
-    assert!(
-        !removed.is_empty(),
-        "{label}: none of {:?} is in the exported profile: {profile}",
-        w.remove
-    );
+    assert!(!removed.is_empty(), "{label}: none of {:?} is in the exported profile: {profile}", w.remove);
     let broken_file = dir.file(&format!("{}-without.json", w.label));
-    std::fs::write(
-        &broken_file,
-        serde_json::to_string_pretty(&broken).expect("JSON"),
-    )
-    .expect("write profile");
+    std::fs::write(&broken_file, serde_json::to_string_pretty(&broken).expect("JSON")).expect("write profile");
     let opt = format!("seccomp={}", text(&broken_file));
-    let crippled = docker_run(
-        &dir,
-        &mut cleanup,
-        runtime,
-        &["--rm", "--security-opt", &opt],
-        w.command,
-        RUN_TIMEOUT,
-    );
-    let crippled_failed = crippled.code.is_some_and(|c| c != 0 && c != 125)
-        && crippled.outcome() != learned.outcome();
-    let said_why = w
-        .fails_with
-        .iter()
-        .all(|m| crippled.stdout.contains(m) || crippled.stderr.contains(m));
+    let crippled = docker_run(&dir, &mut cleanup, runtime, &["--rm", "--security-opt", &opt], w.command, RUN_TIMEOUT);
+    let crippled_failed = crippled.code.is_some_and(|c| c != 0 && c != 125) && crippled.outcome() != learned.outcome();
+    let said_why = w.fails_with.iter().all(|m| crippled.stdout.contains(m) || crippled.stderr.contains(m));
     if !crippled_failed || !said_why {
         failures.push(format!(
             "without {removed:?} it should fail as a program (exit neither 0 nor 125, docker's own), saying {:?}: {}",
@@ -514,21 +414,14 @@ fn round_trip(runtime: &str, w: &Workload) {
     // 5. The agent ends uninstalled: nothing stays pinned.
     drop(agent);
     if pin_dir.exists() {
-        failures.push(format!(
-            "{} is still there after the agent's uninstall",
-            pin_dir.display()
-        ));
+        failures.push(format!("{} is still there after the agent's uninstall", pin_dir.display()));
     }
     eprintln!(
         "{label}: learned {} syscalls in {:.1} s; exported profile allows {}; replay: {} ({:.1} s); without {removed:?}: exit {:?} ({}); {:.0} s in all",
         seen_names.len(),
         learned.took.as_secs_f64(),
         allowed(&profile).len(),
-        if round_trip_ok {
-            "same output, exit 0".to_owned()
-        } else {
-            format!("DIFFERENT, {}", replay.reason())
-        },
+        if round_trip_ok { "same output, exit 0".to_owned() } else { format!("DIFFERENT, {}", replay.reason()) },
         replay.took.as_secs_f64(),
         crippled.code,
         crippled.reason(),
@@ -566,9 +459,7 @@ round_trips! {
 /// The bound holds: a run past its time is stopped, its container killed and removed.
 #[test]
 fn a_run_past_its_time_is_killed() {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     require_root();
     require_image_and_runtime("runc");
     let dir = Dir::new("timeout");
@@ -576,20 +467,9 @@ fn a_run_past_its_time_is_killed() {
     let limit = Duration::from_secs(3);
     let run = docker_run(&dir, &mut cleanup, "runc", &["--rm"], "sleep 600", limit);
     let n = cleanup.0.last().expect("the container").clone();
-    assert!(
-        run.timed_out,
-        "sleep 600 ended by itself? {}",
-        run.describe()
-    );
-    assert!(
-        run.took < limit + Duration::from_secs(20),
-        "stopping it took too long: {}",
-        run.describe()
-    );
+    assert!(run.timed_out, "sleep 600 ended by itself? {}", run.describe());
+    assert!(run.took < limit + Duration::from_secs(20), "stopping it took too long: {}", run.describe());
     let o = docker(&["inspect", "--format", "{{.State.Running}}", &n]);
     let running = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        !o.status.success() || running.trim() == "false",
-        "{n} still runs after the timeout: {running}"
-    );
+    assert!(!o.status.success() || running.trim() == "false", "{n} still runs after the timeout: {running}");
 }

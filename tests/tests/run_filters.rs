@@ -17,9 +17,7 @@ use observer::run::*;
 use observer::seccomp::dump_filters;
 
 fn labs(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../profiles/docker-labs")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/docker-labs").join(name)
 }
 
 fn args(profile: &str, caps: Option<&str>, command: &[&str]) -> RunArgs {
@@ -54,22 +52,13 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn no_chmod_profile_denies_chmod() {
     let file = scratch_file("nochmod");
-    let out = output(
-        "default-no-chmod.json",
-        None,
-        &["chmod", "777", file.to_str().unwrap()],
-    );
+    let out = output("default-no-chmod.json", None, &["chmod", "777", file.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("Operation not permitted"), "{stderr}");
     assert_eq!(mode(&file), 0o600);
     // The same through `run`, which returns the command's status.
-    let code = run(&args(
-        "default-no-chmod.json",
-        None,
-        &["chmod", "777", file.to_str().unwrap()],
-    ))
-    .unwrap();
+    let code = run(&args("default-no-chmod.json", None, &["chmod", "777", file.to_str().unwrap()])).unwrap();
     assert_eq!(code, 1);
     std::fs::remove_file(file).unwrap();
 }
@@ -77,16 +66,8 @@ fn no_chmod_profile_denies_chmod() {
 #[test]
 fn default_profile_allows_chmod() {
     let file = scratch_file("default");
-    let out = output(
-        "default.json",
-        None,
-        &["chmod", "777", file.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output("default.json", None, &["chmod", "777", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(mode(&file), 0o777);
     std::fs::remove_file(file).unwrap();
 }
@@ -95,29 +76,14 @@ fn default_profile_allows_chmod() {
 fn deny_profile_cannot_start() {
     let err = run(&args("deny.json", None, &["true"])).unwrap_err();
     let text = err.to_string();
-    assert!(
-        matches!(
-            err.downcast_ref::<RunError>(),
-            Some(RunError::ExecDenied { .. })
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("denies execve") && text.contains("cannot start"),
-        "{text}"
-    );
+    assert!(matches!(err.downcast_ref::<RunError>(), Some(RunError::ExecDenied { .. })), "{text}");
+    assert!(text.contains("denies execve") && text.contains("cannot start"), "{text}");
 }
 
 #[test]
 fn exit_codes_follow_the_command() {
-    assert_eq!(
-        run(&args("default.json", None, &["sh", "-c", "exit 3"])).unwrap(),
-        3
-    );
-    assert_eq!(
-        run(&args("default.json", None, &["sh", "-c", "kill -TERM $$"])).unwrap(),
-        128 + 15
-    );
+    assert_eq!(run(&args("default.json", None, &["sh", "-c", "exit 3"])).unwrap(), 3);
+    assert_eq!(run(&args("default.json", None, &["sh", "-c", "kill -TERM $$"])).unwrap(), 128 + 15);
     let err = run(&args("default.json", None, &["/nonexistent/observer-test"])).unwrap_err();
     assert!(err.to_string().contains("No such file"), "{err}");
 }
@@ -125,16 +91,8 @@ fn exit_codes_follow_the_command() {
 #[test]
 fn caps_are_dropped_to_the_list() {
     let eff = |caps: Option<&str>| {
-        let out = output(
-            "default.json",
-            caps,
-            &["grep", "-E", "^Cap(Eff|Bnd|Inh|Prm):", "/proc/self/status"],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = output("default.json", caps, &["grep", "-E", "^Cap(Eff|Bnd|Inh|Prm):", "/proc/self/status"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
     let none = eff(Some(""));
@@ -178,11 +136,7 @@ fn int80_chmod_elf(path: &Path) -> Vec<u8> {
     elf.extend(64u64.to_le_bytes()); // program headers
     elf.extend(0u64.to_le_bytes()); // no section headers
     elf.extend(0u32.to_le_bytes());
-    elf.extend(
-        [64u16, 56, 1, 64, 0, 0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes()),
-    );
+    elf.extend([64u16, 56, 1, 64, 0, 0].iter().flat_map(|v| v.to_le_bytes()));
     elf.extend(1u32.to_le_bytes()); // PT_LOAD
     elf.extend(5u32.to_le_bytes()); // R + X
     elf.extend(0u64.to_le_bytes());
@@ -218,20 +172,14 @@ fn int80_call_of_a_denied_syscall_fails() {
             };
             match child {
                 Ok(mut c) => return exit_code(c.wait().unwrap()),
-                Err(e) if e.contains("Text file busy") => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
+                Err(e) if e.contains("Text file busy") => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) => panic!("{e}"),
             }
         }
         panic!("helper stayed busy");
     };
     let prepared = prepare(&args("default-no-chmod.json", None, &[])).unwrap();
-    assert_eq!(
-        spawn(Some(&prepared)),
-        libc::EPERM,
-        "i386 chmod under default-no-chmod.json"
-    );
+    assert_eq!(spawn(Some(&prepared)), libc::EPERM, "i386 chmod under default-no-chmod.json");
     assert_eq!(mode(&file), 0o600);
     let prepared = prepare(&args("default.json", None, &[])).unwrap();
     assert_eq!(spawn(Some(&prepared)), 0, "i386 chmod under default.json");
@@ -248,9 +196,7 @@ fn installed_filter_matches_the_resolved_profile() {
         let mut child = prepared.spawn(Prepared::command(&a.command)).unwrap();
         let pid = child.id() as i32;
         for _ in 0..500 {
-            if std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "sleep")
-            {
+            if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep") {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -260,10 +206,7 @@ fn installed_filter_matches_the_resolved_profile() {
         let _ = child.wait();
         let applied = applied.unwrap();
         assert_eq!(applied.filters.len(), 1);
-        assert_eq!(
-            applied.filters[0], prepared.filter.insns,
-            "the kernel holds what was compiled"
-        );
+        assert_eq!(applied.filters[0], prepared.filter.insns, "the kernel holds what was compiled");
         let table = Table::build(&applied.filters).unwrap();
         let mut mismatches = Vec::new();
         for arch in [Arch::X86_64, Arch::I386] {
@@ -281,10 +224,7 @@ fn installed_filter_matches_the_resolved_profile() {
                 .max()
                 .unwrap_or(0);
             for (name, expected) in prepared.profile.table(arch) {
-                let got = dumped
-                    .get(&name)
-                    .cloned()
-                    .unwrap_or_else(|| "missing".into());
+                let got = dumped.get(&name).cloned().unwrap_or_else(|| "missing".into());
                 let nr = observer_profile::syscall_table::number(arch, &name).map_or(0, |n| n as i32);
                 if got == "errno(38)" && nr > last {
                     continue;
@@ -297,21 +237,11 @@ fn installed_filter_matches_the_resolved_profile() {
         assert!(mismatches.is_empty(), "{profile}: {mismatches:#?}");
         let chmod = table.get(Arch::X86_64, "chmod").unwrap();
         if profile == "default.json" {
-            assert_eq!(
-                chmod,
-                &Verdict::Fixed(observer_profile::types::Action::Allow)
-            );
+            assert_eq!(chmod, &Verdict::Fixed(observer_profile::types::Action::Allow));
         } else {
-            assert_eq!(
-                chmod,
-                &Verdict::Fixed(observer_profile::types::Action::Errno(1))
-            );
+            assert_eq!(chmod, &Verdict::Fixed(observer_profile::types::Action::Errno(1)));
         }
-        eprintln!(
-            "{profile}: {} instructions, target stopped {:?}",
-            applied.instruction_count(),
-            applied.stopped_for
-        );
+        eprintln!("{profile}: {} instructions, target stopped {:?}", applied.instruction_count(), applied.stopped_for);
     }
 }
 
@@ -321,17 +251,8 @@ fn compiles_with_runc_semantics() {
         bpf::{SeccompData, evaluate_call},
         types::{Action, ArgCond, CmpOp, ResolvedProfile, ResolvedRule},
     };
-    let eq = |index: u32, value: u64| ArgCond {
-        index,
-        value,
-        value_two: 0,
-        op: CmpOp::Eq,
-    };
-    let rule = |name: &str, action: Action, args: Vec<ArgCond>| ResolvedRule {
-        name: name.into(),
-        action,
-        args,
-    };
+    let eq = |index: u32, value: u64| ArgCond { index, value, value_two: 0, op: CmpOp::Eq };
+    let rule = |name: &str, action: Action, args: Vec<ArgCond>| ResolvedRule { name: name.into(), action, args };
     let profile = ResolvedProfile {
         default_action: Action::Allow,
         arches: vec![Arch::X86_64],
@@ -344,12 +265,7 @@ fn compiles_with_runc_semantics() {
             rule(
                 "umask",
                 Action::Trap,
-                vec![ArgCond {
-                    index: 0,
-                    value: 0o700,
-                    value_two: 0o700,
-                    op: CmpOp::MaskedEq,
-                }],
+                vec![ArgCond { index: 0, value: 0o700, value_two: 0o700, op: CmpOp::MaskedEq }],
             ),
             // The default action: dropped, as runc does.
             rule("getpid", Action::Allow, vec![]),

@@ -38,16 +38,7 @@ fn deny_one(nr: u32, ret: u32) -> Vec<Insn> {
 pub(crate) fn spawn_filtered(filters: &[Vec<Insn>]) -> Child {
     let progs: Vec<Vec<libc::sock_filter>> = filters
         .iter()
-        .map(|f| {
-            f.iter()
-                .map(|i| libc::sock_filter {
-                    code: i.code,
-                    jt: i.jt,
-                    jf: i.jf,
-                    k: i.k,
-                })
-                .collect()
-        })
+        .map(|f| f.iter().map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect())
         .collect();
     let mut cmd = Command::new("sleep");
     cmd.arg("30");
@@ -58,15 +49,8 @@ pub(crate) fn spawn_filtered(filters: &[Vec<Insn>]) -> Child {
                 return Err(std::io::Error::last_os_error());
             }
             for p in &progs {
-                let fprog = libc::sock_fprog {
-                    len: p.len() as u16,
-                    filter: p.as_ptr().cast_mut(),
-                };
-                if libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &fprog as *const libc::sock_fprog,
-                ) != 0
+                let fprog = libc::sock_fprog { len: p.len() as u16, filter: p.as_ptr().cast_mut() };
+                if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) != 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -93,22 +77,9 @@ fn wait_for_exec(pid: i32) {
 /// Process state letter from `/proc/PID/stat` and the `TracerPid:`.
 fn state_and_tracer(pid: i32) -> (char, i32) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let state = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .trim_start()
-        .chars()
-        .next()
-        .unwrap();
+    let state = stat.rsplit_once(')').unwrap().1.trim_start().chars().next().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let tracer = status
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let tracer = status.lines().find_map(|l| l.strip_prefix("TracerPid:")).unwrap().trim().parse().unwrap();
     (state, tracer)
 }
 
@@ -138,10 +109,7 @@ impl Drop for Reaped {
 
 #[test]
 fn dumps_stacked_filters_and_evaluates_them() {
-    let installed = vec![
-        deny_one(CHMOD, SECCOMP_RET_ERRNO | 1),
-        deny_one(MKDIR, SECCOMP_RET_ERRNO | 2),
-    ];
+    let installed = vec![deny_one(CHMOD, SECCOMP_RET_ERRNO | 1), deny_one(MKDIR, SECCOMP_RET_ERRNO | 2)];
     let child = Reaped(spawn_filtered(&installed));
     let pid = child.0.id() as i32;
     let status = read_status(pid).unwrap();
@@ -149,33 +117,15 @@ fn dumps_stacked_filters_and_evaluates_them() {
     assert_eq!(status.filters, Some(2));
 
     let applied = dump_filters(pid).unwrap();
-    assert_eq!(
-        applied.filters, installed,
-        "the kernel hands back each program as installed, oldest first"
-    );
+    assert_eq!(applied.filters, installed, "the kernel hands back each program as installed, oldest first");
     assert_eq!(applied.instruction_count(), 14);
     let table = applied.table().unwrap();
-    assert_eq!(
-        table.get(Arch::X86_64, "chmod"),
-        Some(&Verdict::Fixed(Action::Errno(1)))
-    );
-    assert_eq!(
-        table.get(Arch::X86_64, "mkdir"),
-        Some(&Verdict::Fixed(Action::Errno(2)))
-    );
-    assert_eq!(
-        table.get(Arch::X86_64, "getpid"),
-        Some(&Verdict::Fixed(Action::Allow))
-    );
-    assert_eq!(
-        table.get(Arch::I386, "getpid"),
-        Some(&Verdict::Fixed(Action::KillProcess))
-    );
+    assert_eq!(table.get(Arch::X86_64, "chmod"), Some(&Verdict::Fixed(Action::Errno(1))));
+    assert_eq!(table.get(Arch::X86_64, "mkdir"), Some(&Verdict::Fixed(Action::Errno(2))));
+    assert_eq!(table.get(Arch::X86_64, "getpid"), Some(&Verdict::Fixed(Action::Allow)));
+    assert_eq!(table.get(Arch::I386, "getpid"), Some(&Verdict::Fixed(Action::KillProcess)));
     let (state, tracer) = settled_state_and_tracer(pid);
-    assert!(
-        matches!(state, 'S' | 'R'),
-        "the target runs again, state {state}"
-    );
+    assert!(matches!(state, 'S' | 'R'), "the target runs again, state {state}");
     assert_eq!(tracer, 0, "the target is untraced");
     drop(child);
 }
@@ -194,15 +144,8 @@ fn repeated_dumps_never_leave_the_target_stopped() {
         })
         .collect();
     stops.sort();
-    eprintln!(
-        "target stopped for: median {:?}, max {:?} over 200 dumps",
-        stops[100], stops[199]
-    );
-    assert!(
-        stops[100] < Duration::from_millis(5),
-        "median stop {:?}",
-        stops[100]
-    );
+    eprintln!("target stopped for: median {:?}, max {:?} over 200 dumps", stops[100], stops[199]);
+    assert!(stops[100] < Duration::from_millis(5), "median stop {:?}", stops[100]);
     drop(child);
 }
 
@@ -240,10 +183,7 @@ fn a_process_without_a_filter_is_reported() {
     wait_for_exec(pid);
     let err = dump_filters(pid).unwrap_err();
     assert!(matches!(err, DumpError::NoFilter(p) if p == pid), "{err}");
-    assert!(
-        err.to_string().contains("without a seccomp filter"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("without a seccomp filter"), "{err}");
     drop(child);
 }
 
@@ -251,9 +191,5 @@ fn a_process_without_a_filter_is_reported() {
 fn a_missing_process_is_reported() {
     let err = dump_filters(i32::MAX).unwrap_err();
     assert!(matches!(err, DumpError::NoProcess(_)), "{err}");
-    assert_eq!(
-        err.to_string(),
-        format!("process {} does not exist", i32::MAX)
-    );
+    assert_eq!(err.to_string(), format!("process {} does not exist", i32::MAX));
 }
-

@@ -82,7 +82,8 @@ fn a_blocking_call_failing_after_other_calls_on_its_cpu_is_no_denial() {
         let (code, r) = trace_json(&[&tp(), "accept-shutdown"]);
         assert_eq!(code, 0, "accept must fail with EINVAL: {r}");
         assert_eq!(row(&r, "accept", "x86_64"), Some((1, 1, 0)), "one call, one error, no denial: {r}");
-        let denied: u64 = r["syscalls"].as_array().expect("rows").iter().map(|s| s["denied"].as_u64().unwrap_or(0)).sum();
+        let denied: u64 =
+            r["syscalls"].as_array().expect("rows").iter().map(|s| s["denied"].as_u64().unwrap_or(0)).sum();
         assert_eq!(denied, 0, "{r}");
     }
 }
@@ -165,12 +166,20 @@ fn agrees_with_strace() {
     ];
     for cmd in commands {
         let (_, r) = trace_json(&cmd);
-        let ours: BTreeSet<String> = r["syscalls"].as_array().expect("rows").iter().map(|s| s["name"].as_str().expect("name").to_owned()).collect();
+        let ours: BTreeSet<String> = r["syscalls"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|s| s["name"].as_str().expect("name").to_owned())
+            .collect();
         let theirs = strace_names(&cmd);
         // strace -c leaves out calls that never return (exit, exit_group).
         let never_return: BTreeSet<String> = ["exit", "exit_group"].iter().map(|s| s.to_string()).collect();
         let only_ours: BTreeSet<_> = ours.difference(&theirs).filter(|n| !never_return.contains(*n)).collect();
         let only_theirs: BTreeSet<_> = theirs.difference(&ours).collect();
-        assert!(only_ours.is_empty() && only_theirs.is_empty(), "{cmd:?}: only observer: {only_ours:?}, only strace: {only_theirs:?}");
+        assert!(
+            only_ours.is_empty() && only_theirs.is_empty(),
+            "{cmd:?}: only observer: {only_ours:?}, only strace: {only_theirs:?}"
+        );
     }
 }

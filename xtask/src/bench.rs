@@ -118,7 +118,9 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
     ensure_tracefs()?;
     let others_attached = if args.allow_attached { attached_count()? } else { check_nothing_attached().map(|()| 0)? };
     if others_attached > 0 {
-        eprintln!("[bench] {others_attached} other links are attached to the raw syscall tracepoints: absolute numbers include them");
+        eprintln!(
+            "[bench] {others_attached} other links are attached to the raw syscall tracepoints: absolute numbers include them"
+        );
     }
     let workload_cg = env.v2.join("observer-bench-workload");
     let _ = std::fs::create_dir(&workload_cg);
@@ -187,9 +189,21 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
     let floor_both = added(Config::FloorBoth);
     let mut targets = Vec::new();
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
-    targets.push(target("watched container, default mode: added cost <= 1.5x the floor's (both programs)", ratio(added(Config::AgentWatched), floor_both), 1.5));
-    targets.push(target("unwatched cgroup: added cost <= 1.15x the floor's", ratio(added(Config::AgentUnwatched), floor_both), 1.15));
-    targets.push(target("at most a third of bpftrace's added cost", ratio(added(Config::AgentWatched), added(Config::Bpftrace)), 1.0 / 3.0));
+    targets.push(target(
+        "watched container, default mode: added cost <= 1.5x the floor's (both programs)",
+        ratio(added(Config::AgentWatched), floor_both),
+        1.5,
+    ));
+    targets.push(target(
+        "unwatched cgroup: added cost <= 1.15x the floor's",
+        ratio(added(Config::AgentUnwatched), floor_both),
+        1.15,
+    ));
+    targets.push(target(
+        "at most a third of bpftrace's added cost",
+        ratio(added(Config::AgentWatched), added(Config::Bpftrace)),
+        1.0 / 3.0,
+    ));
 
     let mut extra = json!({});
     if !args.quick {
@@ -200,8 +214,16 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
             1.0,
         ));
         let cpu = cpu_target(&env)?;
-        targets.push(target("agent CPU <= 2% of one core, 100 cgroups making 1M syscalls/s", cpu["agent_cpu_percent"].as_f64().unwrap_or(f64::INFINITY) / 2.0, 1.0));
-        targets.push(target("no first-seen event lost under that load", cpu["events_lost"].as_f64().unwrap_or(1.0) + 1.0, 1.0));
+        targets.push(target(
+            "agent CPU <= 2% of one core, 100 cgroups making 1M syscalls/s",
+            cpu["agent_cpu_percent"].as_f64().unwrap_or(f64::INFINITY) / 2.0,
+            1.0,
+        ));
+        targets.push(target(
+            "no first-seen event lost under that load",
+            cpu["events_lost"].as_f64().unwrap_or(1.0) + 1.0,
+            1.0,
+        ));
         targets.push(target(
             "first use of a syscall to the agent knowing it: median <= 100 ms",
             cpu["first_seen_latency_median_ms"].as_f64().unwrap_or(f64::INFINITY) / 100.0,
@@ -254,7 +276,8 @@ fn set_bpf_stats(on: bool) -> anyhow::Result<()> {
 fn program_times(config: Config, env: &Env) -> anyhow::Result<BTreeMap<String, f64>> {
     let mut ids = Vec::new();
     for link in ["link_sys_enter", "link_sys_exit"] {
-        let out = Command::new("bpftool").args(["link", "show", "pinned"]).arg(env.pin_dir.join(link)).arg("--json").output();
+        let out =
+            Command::new("bpftool").args(["link", "show", "pinned"]).arg(env.pin_dir.join(link)).arg("--json").output();
         if let Ok(out) = out
             && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
             && let Some(id) = v["prog_id"].as_u64()
@@ -322,7 +345,8 @@ fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
         wait_for(|| socket.exists(), "the agent's socket")?;
         Ok(child)
     };
-    let uninstall = format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display());
+    let uninstall =
+        format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display());
     match config {
         Config::Bare | Config::Trace => {}
         Config::FloorEnter | Config::FloorBoth => {
@@ -376,15 +400,23 @@ const WORKLOAD_CPU: &str = "1";
 fn workload(env: &Env, config: Config, cgroup: &Path, mode: &str, n: u64) -> anyhow::Result<f64> {
     let tp = env.testprog.display().to_string();
     let out = if config == Config::Trace {
-        Command::new("taskset").args(["-c", WORKLOAD_CPU]).arg(&env.observer).args(["trace", "-o", "/dev/null", "--", &tp, mode, &n.to_string()]).output()?
+        Command::new("taskset")
+            .args(["-c", WORKLOAD_CPU])
+            .arg(&env.observer)
+            .args(["trace", "-o", "/dev/null", "--", &tp, mode, &n.to_string()])
+            .output()?
     } else {
-        let script = format!("echo $$ > {}/cgroup.procs && exec taskset -c {WORKLOAD_CPU} {tp} {mode} {n}", cgroup.display());
+        let script =
+            format!("echo $$ > {}/cgroup.procs && exec taskset -c {WORKLOAD_CPU} {tp} {mode} {n}", cgroup.display());
         Command::new("sh").args(["-c", &script]).output()?
     };
     if !out.status.success() {
         bail!("workload {mode} under {} failed: {}", config.name(), String::from_utf8_lossy(&out.stderr));
     }
-    String::from_utf8_lossy(&out.stdout).trim().parse().with_context(|| format!("workload output {:?}", String::from_utf8_lossy(&out.stdout)))
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .with_context(|| format!("workload output {:?}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn wait_for(mut f: impl FnMut() -> bool, what: &str) -> anyhow::Result<()> {
@@ -403,7 +435,8 @@ fn v2_mount() -> anyhow::Result<PathBuf> {
     mi.lines()
         .find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
         })
         .context("no cgroup2 mount")
 }
@@ -423,15 +456,22 @@ fn ensure_tracefs() -> anyhow::Result<()> {
 /// No program of observer's (or anyone's) may sit on the raw syscall tracepoints:
 /// the bare numbers would not be bare.
 fn attached_count() -> anyhow::Result<usize> {
-    let out = Command::new("bpftool").args(["link", "show"]).output().context("bpftool is needed (cargo xtask setup test installs it)")?;
+    let out = Command::new("bpftool")
+        .args(["link", "show"])
+        .output()
+        .context("bpftool is needed (cargo xtask setup test installs it)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.lines().filter(|l| l.contains("tp 'sys_enter'") || l.contains("tp 'sys_exit'")).count())
 }
 
 fn check_nothing_attached() -> anyhow::Result<()> {
-    let out = Command::new("bpftool").args(["link", "show"]).output().context("bpftool is needed (cargo xtask setup test installs it)")?;
+    let out = Command::new("bpftool")
+        .args(["link", "show"])
+        .output()
+        .context("bpftool is needed (cargo xtask setup test installs it)")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let attached: Vec<&str> = text.lines().filter(|l| l.contains("tp 'sys_enter'") || l.contains("tp 'sys_exit'")).collect();
+    let attached: Vec<&str> =
+        text.lines().filter(|l| l.contains("tp 'sys_enter'") || l.contains("tp 'sys_exit'")).collect();
     if !attached.is_empty() {
         bail!(
             "programs are still attached to the raw syscall tracepoints ({}): the bare numbers would be wrong. \
@@ -444,9 +484,20 @@ fn check_nothing_attached() -> anyhow::Result<()> {
 
 fn machine() -> serde_json::Value {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpu = read("/proc/cpuinfo").lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim().to_owned();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
     let cores = read("/proc/cpuinfo").lines().filter(|l| l.starts_with("processor")).count();
-    let mem_kb: u64 = read("/proc/meminfo").lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mem_kb: u64 = read("/proc/meminfo")
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     json!({
         "kernel": read("/proc/sys/kernel/osrelease").trim(),
         "cpu": cpu,
@@ -486,7 +537,9 @@ fn memory_target(env: &Env, cgroups: u32) -> anyhow::Result<serde_json::Value> {
     let memlock = pinned_memlock(&env.pin_dir)?;
     let _ = pid;
     let used = s["slots_used"].as_u64().unwrap_or(0);
-    let _ = Command::new("sh").args(["-c", &format!("for d in {}/c*; do rmdir $d; done; rmdir {}", parent.display(), parent.display())]).status();
+    let _ = Command::new("sh")
+        .args(["-c", &format!("for d in {}/c*; do rmdir $d; done; rmdir {}", parent.display(), parent.display())])
+        .status();
     let per = memlock as f64 / f64::from(cgroups);
     Ok(json!({
         "cgroups_created": total,
@@ -521,7 +574,11 @@ fn watching_agent(env: &Env, extra: &[&str]) -> anyhow::Result<(Running, u32)> {
     let pid = child.id();
     let running = Running {
         child: Some(child),
-        cleanup: vec![format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display())],
+        cleanup: vec![format!(
+            "{} agent --uninstall --pin-dir {} >/dev/null 2>&1",
+            env.observer.display(),
+            env.pin_dir.display()
+        )],
     };
     wait_for(|| socket.exists(), "the agent's socket")?;
     Ok((running, pid))
@@ -537,7 +594,8 @@ fn pinned_memlock(pin_dir: &Path) -> anyhow::Result<u64> {
             continue;
         }
         let out = Command::new("bpftool").args(["map", "show", "pinned"]).arg(&path).arg("--json").output()?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| format!("bpftool map show pinned {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("bpftool map show pinned {}", path.display()))?;
         total += v["bytes_memlock"].as_u64().unwrap_or(0);
     }
     Ok(total)
@@ -559,7 +617,8 @@ fn cpu_target(env: &Env) -> anyhow::Result<serde_json::Value> {
     for i in 0..100 {
         let dir = parent.join(format!("c{i}"));
         let _ = std::fs::create_dir(&dir);
-        let script = format!("echo $$ > {}/cgroup.procs && exec {} rate 10000 {seconds}", dir.display(), env.testprog.display());
+        let script =
+            format!("echo $$ > {}/cgroup.procs && exec {} rate 10000 {seconds}", dir.display(), env.testprog.display());
         workers.push(Command::new("sh").args(["-c", &script]).spawn()?);
     }
     std::thread::sleep(Duration::from_secs(4));
@@ -578,9 +637,16 @@ fn cpu_target(env: &Env) -> anyhow::Result<serde_json::Value> {
     let calls: u64 = {
         let out = Command::new(&env.observer).args(["ps", "--json", "--socket"]).arg(&socket).output()?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        v.as_array().into_iter().flatten().filter(|c| c["cgroup_path"].as_str().is_some_and(|p| p.contains("observer-bench-cpu"))).map(|c| c["calls"].as_u64().unwrap_or(0)).sum()
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["cgroup_path"].as_str().is_some_and(|p| p.contains("observer-bench-cpu")))
+            .map(|c| c["calls"].as_u64().unwrap_or(0))
+            .sum()
     };
-    let _ = Command::new("sh").args(["-c", &format!("for d in {}/c*; do rmdir $d; done; rmdir {}", parent.display(), parent.display())]).status();
+    let _ = Command::new("sh")
+        .args(["-c", &format!("for d in {}/c*; do rmdir $d; done; rmdir {}", parent.display(), parent.display())])
+        .status();
     let median_ms = s["first_seen_latency_median_ns"].as_f64().map(|n| n / 1e6);
     Ok(json!({
         "seconds": elapsed,
@@ -600,7 +666,8 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 (utime, stime) are at 11 and 12 after the comm.
-    Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+    Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
 }
 
 fn markdown(r: &serde_json::Value) -> String {
@@ -662,7 +729,11 @@ fn markdown(r: &serde_json::Value) -> String {
         serde_json::to_string_pretty(&r["program_ns_per_run_with_bpf_stats"]).unwrap_or_default()
     );
     if r["extra"].as_object().is_some_and(|o| !o.is_empty()) {
-        let _ = writeln!(s, "\n## Details\n\n```json\n{}\n```", serde_json::to_string_pretty(&r["extra"]).unwrap_or_default());
+        let _ = writeln!(
+            s,
+            "\n## Details\n\n```json\n{}\n```",
+            serde_json::to_string_pretty(&r["extra"]).unwrap_or_default()
+        );
     }
     s
 }

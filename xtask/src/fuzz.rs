@@ -18,9 +18,18 @@ use clap::Args;
 
 /// Every target in fuzz/Cargo.toml, with what it reads.
 pub const TARGETS: [(&str, &str); 6] = [
-    ("profile", "profiles: Docker old/new, OCI, OCI config.json, SPO; JSON and YAML; resolve, check, diff, merge, export round trip"),
-    ("bpf", "classic-BPF filters as dumped from a process: decode, disassemble, Table::build, evaluate_call (symbolic and concrete must agree)"),
-    ("docker_api", "dockerd's HTTP answer through the agent's own client (stand-in dockerd), inspect JSON, podman inspect JSON"),
+    (
+        "profile",
+        "profiles: Docker old/new, OCI, OCI config.json, SPO; JSON and YAML; resolve, check, diff, merge, export round trip",
+    ),
+    (
+        "bpf",
+        "classic-BPF filters as dumped from a process: decode, disassemble, Table::build, evaluate_call (symbolic and concrete must agree)",
+    ),
+    (
+        "docker_api",
+        "dockerd's HTTP answer through the agent's own client (stand-in dockerd), inspect JSON, podman inspect JSON",
+    ),
     ("cgroup_path", "cgroup v2 paths (owner naming, idempotent), mountinfo"),
     ("api_request", "API socket request lines: Request, match rules"),
     ("state_files", "state directory: containers/<id>.json records, enforce.json rules"),
@@ -265,13 +274,14 @@ fn parse_size(text: &str) -> u64 {
 }
 
 fn list(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
+    std::fs::read_dir(dir).map(|entries| entries.flatten().map(|e| e.path()).collect()).unwrap_or_default()
 }
 
 fn print_summary(outcomes: &[Outcome]) {
-    eprintln!("[xtask fuzz] {:<12} {:>10} {:>8} {:>9} {:>8} {:>6} {:>8}  findings", "target", "execs", "seconds", "execs/s", "corpus", "cov", "rss MB");
+    eprintln!(
+        "[xtask fuzz] {:<12} {:>10} {:>8} {:>9} {:>8} {:>6} {:>8}  findings",
+        "target", "execs", "seconds", "execs/s", "corpus", "cov", "rss MB"
+    );
     for o in outcomes {
         eprintln!(
             "[xtask fuzz] {:<12} {:>10} {:>8.0} {:>9.0} {:>8} {:>6} {:>8}  {}",
@@ -325,7 +335,10 @@ fn write_report(root: &Path, outcomes: &[Outcome], seconds: u64, build_seconds: 
         "Last run: `cargo xtask fuzz --seconds {seconds}`, {} target(s), release build with AddressSanitizer and debug assertions ({build_seconds:.0} s to build), one libFuzzer process per target on this project's 2-core machine. Each target starts from its working corpus (`fuzz/corpus/<target>`, kept between runs, not committed) and its seeds (`fuzz/seeds/<target>`, committed). A unit that takes over 10 s, a panic, an overflow, a sanitizer report or more than 2 GiB of memory is a finding.\n",
         outcomes.len()
     );
-    let _ = writeln!(s, "| target | what it reads | executions | time (s) | execs/s | corpus (units, size) | coverage | peak RSS (MB) | slowest unit (s) | found in this run |");
+    let _ = writeln!(
+        s,
+        "| target | what it reads | executions | time (s) | execs/s | corpus (units, size) | coverage | peak RSS (MB) | slowest unit (s) | found in this run |"
+    );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---|---:|---:|---:|---:|");
     for o in outcomes {
         let what = TARGETS.iter().find(|(t, _)| *t == o.target).map_or("", |(_, w)| w);

@@ -59,11 +59,19 @@ fn main() -> anyhow::Result<()> {
             setup("build")?;
             cargo(&["build", "--release", "-p", "observer"])?;
             let bin = workspace_root().join("target/release/observer");
-            let status = Command::new(&bin).arg("agent").args(&args).status().with_context(|| format!("running {}", bin.display()))?;
+            let status = Command::new(&bin)
+                .arg("agent")
+                .args(&args)
+                .status()
+                .with_context(|| format!("running {}", bin.display()))?;
             std::process::exit(status.code().unwrap_or(1));
         }
         Task::Test { args } => {
             require_root("the tests load eBPF programs and start containers")?;
+            // Formatting first: it needs nothing installed and fails fastest.
+            if args.is_empty() {
+                cargo(&["fmt", "--all", "--check"])?;
+            }
             setup("test")?;
             cargo(&["build", "--all-targets"])?;
             let mut test = vec!["test", "--no-fail-fast"];
@@ -85,7 +93,12 @@ fn main() -> anyhow::Result<()> {
             cargo(&["build", "--release", "-p", "observer"])?;
             let script = workspace_root().join("xtask/scripts/image.sh");
             let bin = workspace_root().join("target/release/observer");
-            let status = Command::new("bash").arg(&script).arg(&bin).arg(&name).status().context("running xtask/scripts/image.sh")?;
+            let status = Command::new("bash")
+                .arg(&script)
+                .arg(&bin)
+                .arg(&name)
+                .status()
+                .context("running xtask/scripts/image.sh")?;
             if !status.success() {
                 bail!("building the image failed ({status}); see the messages above");
             }
@@ -133,8 +146,19 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
 fn clippy_ebpf() -> anyhow::Result<()> {
     let root = workspace_root();
     let args = [
-        "run", "nightly", "cargo", "clippy", "--package", "observer-ebpf", "--bins", "--release",
-        "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--target-dir",
+        "run",
+        "nightly",
+        "cargo",
+        "clippy",
+        "--package",
+        "observer-ebpf",
+        "--bins",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--target-dir",
     ];
     let status = Command::new("rustup")
         .args(args)

@@ -71,11 +71,7 @@ fn insn_text(pc: usize, i: Insn, a_is_arch: bool) -> String {
         BPF_ALU => match (i.op(), alu_sym(i.op())) {
             (BPF_NEG, _) => "A = -A".into(),
             (_, Some(sym)) => {
-                let v = if i.src() == BPF_X {
-                    "X".into()
-                } else {
-                    format!("{:#x}", i.k)
-                };
+                let v = if i.src() == BPF_X { "X".into() } else { format!("{:#x}", i.k) };
                 format!("A {sym}= {v}")
             }
             _ => format!("invalid alu {:#06x}", i.code),
@@ -96,11 +92,7 @@ fn insn_text(pc: usize, i: Insn, a_is_arch: bool) -> String {
             match (i.jt, i.jf) {
                 (0, jf) => format!("if ({neg}) goto {:04}", target(jf)),
                 (jt, 0) => format!("if ({pos}) goto {:04}", target(jt)),
-                (jt, jf) => format!(
-                    "if ({pos}) goto {:04} else goto {:04}",
-                    target(jt),
-                    target(jf)
-                ),
+                (jt, jf) => format!("if ({pos}) goto {:04} else goto {:04}", target(jt), target(jf)),
             }
         }
         BPF_RET => match i.rval() {
@@ -140,11 +132,7 @@ pub fn disassemble_raw(insns: &[Insn]) -> String {
     let mut out = String::from(" line  CODE  JT   JF      K\n=================================\n");
     for (line, i) in text.lines().zip(insns) {
         let (pc, rest) = line.split_once(": ").unwrap_or((line, ""));
-        let _ = writeln!(
-            out,
-            " {pc}: {:#04x} {:#04x} {:#04x} {:#010x}  {rest}",
-            i.code, i.jt, i.jf, i.k
-        );
+        let _ = writeln!(out, " {pc}: {:#04x} {:#04x} {:#04x} {:#010x}  {rest}", i.code, i.jt, i.jf, i.k);
     }
     out
 }

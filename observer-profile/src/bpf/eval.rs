@@ -10,9 +10,7 @@ use thiserror::Error;
 
 use super::{
     insn::*,
-    ret::{
-        AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, action_of, action_text, precedence,
-    },
+    ret::{AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, action_of, action_text, precedence},
 };
 use crate::types::{Action, Arch};
 
@@ -91,16 +89,14 @@ pub enum Verdict {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum EvalError {
     #[error("filter {filter}, instruction {pc:04}: {what}")]
-    Invalid {
-        filter: usize,
-        pc: usize,
-        what: String,
-    },
+    Invalid { filter: usize, pc: usize, what: String },
     #[error("the filters fork into more than {0} paths for one syscall; giving up")]
     TooManyPaths(usize),
     /// A filter a process installed is outside input: one built to fork on
     /// every argument would take the evaluation minutes and gigabytes.
-    #[error("the filters are too complex to evaluate: they took more than {0} steps (instructions run plus conditions copied at each fork); giving up")]
+    #[error(
+        "the filters are too complex to evaluate: they took more than {0} steps (instructions run plus conditions copied at each fork); giving up"
+    )]
     TooComplex(usize),
 }
 
@@ -267,10 +263,7 @@ impl Expr {
             (Expr::Const(a), Expr::Const(b)) => Expr::Const(op.apply(*a, *b)),
             (_, Expr::Const(0xffff_ffff)) if op == AluOp::And => lhs,
             (_, Expr::Const(0))
-                if matches!(
-                    op,
-                    AluOp::Or | AluOp::Add | AluOp::Sub | AluOp::Xor | AluOp::Lsh | AluOp::Rsh
-                ) =>
+                if matches!(op, AluOp::Or | AluOp::Add | AluOp::Sub | AluOp::Xor | AluOp::Lsh | AluOp::Rsh) =>
             {
                 lhs
             }
@@ -379,11 +372,7 @@ struct Known {
 
 impl Default for Known {
     fn default() -> Self {
-        Self {
-            min: 0,
-            max: u32::MAX,
-            not: Vec::new(),
-        }
+        Self { min: 0, max: u32::MAX, not: Vec::new() }
     }
 }
 
@@ -393,11 +382,7 @@ impl Known {
         if self.min == self.max {
             return Some(cmp.holds(self.min, c));
         }
-        let eq = if c < self.min || c > self.max || self.not.contains(&c) {
-            Some(false)
-        } else {
-            None
-        };
+        let eq = if c < self.min || c > self.max || self.not.contains(&c) { Some(false) } else { None };
         match cmp {
             Cmp::Eq => eq,
             Cmp::Ne => eq.map(|_| true),
@@ -466,11 +451,7 @@ impl Path {
     /// Adds `lhs cmp rhs` to the path (unknown side on the left); false when
     /// it contradicts what the path already assumed.
     fn assume(&mut self, lhs: Expr, cmp: Cmp, rhs: Expr) -> bool {
-        let (lhs, cmp, rhs) = if lhs.as_const().is_some() {
-            (rhs, cmp.swapped(), lhs)
-        } else {
-            (lhs, cmp, rhs)
-        };
+        let (lhs, cmp, rhs) = if lhs.as_const().is_some() { (rhs, cmp.swapped(), lhs) } else { (lhs, cmp, rhs) };
         let ok = match rhs.as_const() {
             Some(c) => self.known.entry(lhs.clone()).or_default().narrow(cmp, c),
             None => true,
@@ -523,27 +504,16 @@ pub fn evaluate_within<P: AsRef<[Insn]>>(
 }
 
 /// Like [`evaluate`] with the raw `seccomp_data.arch` and `nr` values.
-pub fn evaluate_raw<P: AsRef<[Insn]>>(
-    stack: &[P],
-    audit_arch: u32,
-    nr: u32,
-) -> Result<Verdict, EvalError> {
+pub fn evaluate_raw<P: AsRef<[Insn]>>(stack: &[P], audit_arch: u32, nr: u32) -> Result<Verdict, EvalError> {
     Ok(verdict_of(explore(stack, audit_arch, nr, None, &mut Budget::default())?))
 }
 
 fn verdict_of(outcomes: Vec<(Vec<Condition>, u32)>) -> Verdict {
-    let first = outcomes
-        .first()
-        .map_or(Action::Allow, |(_, ret)| action_of(*ret));
+    let first = outcomes.first().map_or(Action::Allow, |(_, ret)| action_of(*ret));
     if outcomes.iter().all(|(_, ret)| action_of(*ret) == first) {
         return Verdict::Fixed(first);
     }
-    Verdict::Conditional {
-        outcomes: outcomes
-            .into_iter()
-            .map(|(c, ret)| (c, action_of(ret)))
-            .collect(),
-    }
+    Verdict::Conditional { outcomes: outcomes.into_iter().map(|(c, ret)| (c, action_of(ret))).collect() }
 }
 
 fn explore<P: AsRef<[Insn]>>(
@@ -571,11 +541,7 @@ fn explore<P: AsRef<[Insn]>>(
     'paths: while let Some(mut p) = work.pop() {
         let insns = stack[p.filter].as_ref();
         let filter = p.filter;
-        let invalid = |pc: usize, what: &str| EvalError::Invalid {
-            filter,
-            pc,
-            what: what.into(),
-        };
+        let invalid = |pc: usize, what: &str| EvalError::Invalid { filter, pc, what: what.into() };
         // Classic BPF only jumps forward, so every step raises pc and a path
         // ends within `insns.len()` steps; the bound guards that anyway.
         let ret = 'run: {
@@ -589,10 +555,8 @@ fn explore<P: AsRef<[Insn]>>(
                 match i.class() {
                     BPF_LD | BPF_LDX => {
                         let v = match (i.mode(), i.size()) {
-                            (BPF_ABS, BPF_W) if i.class() == BPF_LD => {
-                                load(i.k, audit_arch, nr, known)
-                                    .ok_or_else(|| invalid(pc, "load outside seccomp_data"))?
-                            }
+                            (BPF_ABS, BPF_W) if i.class() == BPF_LD => load(i.k, audit_arch, nr, known)
+                                .ok_or_else(|| invalid(pc, "load outside seccomp_data"))?,
                             (BPF_IMM, _) => Expr::Const(i.k),
                             (BPF_LEN, BPF_W) => Expr::Const(SECCOMP_DATA_LEN),
                             (BPF_MEM, _) => p
@@ -609,14 +573,8 @@ fn explore<P: AsRef<[Insn]>>(
                         }
                     }
                     BPF_ST | BPF_STX => {
-                        let v = if i.class() == BPF_ST {
-                            p.a.clone()
-                        } else {
-                            p.x.clone()
-                        };
-                        *p.mem
-                            .get_mut(i.k as usize)
-                            .ok_or_else(|| invalid(pc, "scratch word out of range"))? = v;
+                        let v = if i.class() == BPF_ST { p.a.clone() } else { p.x.clone() };
+                        *p.mem.get_mut(i.k as usize).ok_or_else(|| invalid(pc, "scratch word out of range"))? = v;
                     }
                     BPF_ALU if i.op() == BPF_NEG => {
                         p.a = match &p.a {
@@ -625,13 +583,8 @@ fn explore<P: AsRef<[Insn]>>(
                         };
                     }
                     BPF_ALU => {
-                        let op = AluOp::from_code(i.op())
-                            .ok_or_else(|| invalid(pc, "unknown ALU operation"))?;
-                        let rhs = if i.src() == BPF_X {
-                            p.x.clone()
-                        } else {
-                            Expr::Const(i.k)
-                        };
+                        let op = AluOp::from_code(i.op()).ok_or_else(|| invalid(pc, "unknown ALU operation"))?;
+                        let rhs = if i.src() == BPF_X { p.x.clone() } else { Expr::Const(i.k) };
                         // Dividing by a zero X ends the program with 0 (the
                         // check bpf_convert_filter inserts); a zero K is
                         // refused at load time.
@@ -652,11 +605,7 @@ fn explore<P: AsRef<[Insn]>>(
                             BPF_JSET => Cmp::Set,
                             _ => return Err(invalid(pc, "unknown jump")),
                         };
-                        let rhs = if i.src() == BPF_X {
-                            p.x.clone()
-                        } else {
-                            Expr::Const(i.k)
-                        };
+                        let rhs = if i.src() == BPF_X { p.x.clone() } else { Expr::Const(i.k) };
                         let (taken, not_taken) = (pc + 1 + i.jt as usize, pc + 1 + i.jf as usize);
                         // Deciding scans the values the path already ruled out.
                         budget.spend(p.known.get(&p.a).map_or(0, |k| k.not.len()))?;
@@ -664,7 +613,9 @@ fn explore<P: AsRef<[Insn]>>(
                             Some(true) => p.pc = taken,
                             Some(false) => p.pc = not_taken,
                             None => {
-                                budget.spend(1 + p.conds.len() + p.known.values().map(|k| 1 + k.not.len()).sum::<usize>())?;
+                                budget.spend(
+                                    1 + p.conds.len() + p.known.values().map(|k| 1 + k.not.len()).sum::<usize>(),
+                                )?;
                                 let mut other = p.clone();
                                 if other.assume(other.a.clone(), negate(cmp), rhs.clone()) {
                                     other.pc = not_taken;
@@ -730,12 +681,7 @@ impl SeccompData {
     /// A call of `arch` numbered `nr` with `args` (instruction pointer 0).
     pub fn call(arch: Arch, nr: u32, args: [u64; 6]) -> Self {
         let (arch, nr) = seccomp_data_for(arch, nr);
-        Self {
-            nr,
-            arch,
-            instruction_pointer: 0,
-            args,
-        }
+        Self { nr, arch, instruction_pointer: 0, args }
     }
 
     fn word(&self, k: u32) -> u32 {
@@ -744,23 +690,14 @@ impl SeccompData {
         } else {
             (self.args[((k - OFF_ARGS) / 8) as usize], (k - OFF_ARGS) % 8)
         };
-        if off == 0 {
-            value as u32
-        } else {
-            (value >> 32) as u32
-        }
+        if off == 0 { value as u32 } else { (value >> 32) as u32 }
     }
 }
 
 /// What `stack` does with one concrete call: no unknowns, so one action.
-pub fn evaluate_call<P: AsRef<[Insn]>>(
-    stack: &[P],
-    data: &SeccompData,
-) -> Result<Action, EvalError> {
+pub fn evaluate_call<P: AsRef<[Insn]>>(stack: &[P], data: &SeccompData) -> Result<Action, EvalError> {
     let outcomes = explore(stack, data.arch, data.nr, Some(data), &mut Budget::default())?;
-    Ok(outcomes
-        .first()
-        .map_or(Action::Allow, |(_, ret)| action_of(*ret)))
+    Ok(outcomes.first().map_or(Action::Allow, |(_, ret)| action_of(*ret)))
 }
 
 /// The value a `ld [k]` reads from `seccomp_data`.
@@ -772,19 +709,12 @@ fn load(k: u32, audit_arch: u32, nr: u32, known: Option<&SeccompData>) -> Option
         return Some(Expr::Const(data.word(k)));
     }
     let half = |off: u32| {
-        if off.is_multiple_of(8) {
-            Half::Lo
-        } else {
-            Half::Hi
-        }
+        if off.is_multiple_of(8) { Half::Lo } else { Half::Hi }
     };
     Some(match k {
         OFF_NR => Expr::Const(nr),
         OFF_ARCH => Expr::Const(audit_arch),
         8 | 12 => Expr::Field(Field::InstructionPointer(half(k - OFF_IP))),
-        _ => Expr::Field(Field::Arg {
-            index: ((k - OFF_ARGS) / 8) as u8,
-            half: half(k - OFF_ARGS),
-        }),
+        _ => Expr::Field(Field::Arg { index: ((k - OFF_ARGS) / 8) as u8, half: half(k - OFF_ARGS) }),
     })
 }

@@ -79,12 +79,7 @@ pub const OFF_ARGS: u32 = 16;
 impl Insn {
     /// A non-jump instruction (`BPF_STMT`).
     pub const fn stmt(code: u16, k: u32) -> Self {
-        Self {
-            code,
-            jt: 0,
-            jf: 0,
-            k,
-        }
+        Self { code, jt: 0, jf: 0, k }
     }
 
     /// A jump (`BPF_JUMP`); offsets are relative to the next instruction.

@@ -38,10 +38,7 @@ impl Table {
     /// dumped filter is outside input).
     pub fn build<P: AsRef<[Insn]>>(stack: &[P]) -> Result<Self, EvalError> {
         let mut budget = Budget::default();
-        Ok(Self {
-            x86_64: entries(stack, Arch::X86_64, &mut budget)?,
-            i386: entries(stack, Arch::I386, &mut budget)?,
-        })
+        Ok(Self { x86_64: entries(stack, Arch::X86_64, &mut budget)?, i386: entries(stack, Arch::I386, &mut budget)? })
     }
 
     pub fn entries(&self, arch: Arch) -> &[Entry] {
@@ -53,25 +50,16 @@ impl Table {
     }
 
     pub fn get(&self, arch: Arch, name: &str) -> Option<&Verdict> {
-        self.entries(arch)
-            .iter()
-            .find(|e| e.name == name)
-            .map(|e| &e.verdict)
+        self.entries(arch).iter().find(|e| e.name == name).map(|e| &e.verdict)
     }
 
     pub fn get_nr(&self, arch: Arch, nr: u32) -> Option<&Verdict> {
-        self.entries(arch)
-            .iter()
-            .find(|e| e.nr == nr)
-            .map(|e| &e.verdict)
+        self.entries(arch).iter().find(|e| e.nr == nr).map(|e| &e.verdict)
     }
 
     /// `{"<name>": "<action>"}` for one ABI; conditional ones say `conditional`.
     pub fn actions(&self, arch: Arch) -> BTreeMap<String, String> {
-        self.entries(arch)
-            .iter()
-            .map(|e| (e.name.clone(), e.verdict.text()))
-            .collect()
+        self.entries(arch).iter().map(|e| (e.name.clone(), e.verdict.text())).collect()
     }
 
     /// The outcomes of the conditional syscalls of one ABI.
@@ -81,13 +69,7 @@ impl Table {
             .filter_map(|e| match &e.verdict {
                 Verdict::Conditional { outcomes } => Some((
                     e.name.clone(),
-                    outcomes
-                        .iter()
-                        .map(|(when, action)| Outcome {
-                            when,
-                            action: action_text(*action),
-                        })
-                        .collect(),
+                    outcomes.iter().map(|(when, action)| Outcome { when, action: action_text(*action) }).collect(),
                 )),
                 Verdict::Fixed(_) => None,
             })
@@ -110,21 +92,15 @@ impl Serialize for Table {
         let mut m = s.serialize_map(Some(3))?;
         m.serialize_entry("x86_64", &self.actions(Arch::X86_64))?;
         m.serialize_entry("i386", &self.actions(Arch::I386))?;
-        let conditions: BTreeMap<&str, _> = [
-            ("x86_64", self.conditions(Arch::X86_64)),
-            ("i386", self.conditions(Arch::I386)),
-        ]
-        .into();
+        let conditions: BTreeMap<&str, _> =
+            [("x86_64", self.conditions(Arch::X86_64)), ("i386", self.conditions(Arch::I386))].into();
         m.serialize_entry("conditions", &conditions)?;
         m.end()
     }
 }
 
 fn entries<P: AsRef<[Insn]>>(stack: &[P], arch: Arch, budget: &mut Budget) -> Result<Vec<Entry>, EvalError> {
-    let highest = syscall_table::all(arch)
-        .last()
-        .map_or(0, |(nr, _)| *nr)
-        .max(MIN_HIGHEST_NR);
+    let highest = syscall_table::all(arch).last().map_or(0, |(nr, _)| *nr).max(MIN_HIGHEST_NR);
     (0..=highest)
         .map(|nr| {
             Ok(Entry {

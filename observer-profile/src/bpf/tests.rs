@@ -62,8 +62,8 @@ fn no_filter_allows() {
 fn jumps_with_k_and_x() {
     let p = vec![
         ld(OFF_NR),
-        Insn::jump(BPF_JMP | BPF_JGT | BPF_K, 100, 5, 0), // > 100 → 7
-        Insn::jump(BPF_JMP | BPF_JGE | BPF_K, 50, 5, 0),  // >= 50 → 8
+        Insn::jump(BPF_JMP | BPF_JGT | BPF_K, 100, 5, 0),  // > 100 → 7
+        Insn::jump(BPF_JMP | BPF_JGE | BPF_K, 50, 5, 0),   // >= 50 → 8
         Insn::jump(BPF_JMP | BPF_JSET | BPF_K, 0x8, 5, 0), // bit 3 → 9
         Insn::stmt(BPF_LDX | BPF_IMM, 3),
         Insn::jump(BPF_JMP | BPF_JEQ | BPF_X, 0, 4, 0), // == X (3) → 10
@@ -126,11 +126,7 @@ fn alu_ops() {
     let expect = |nr: u32| ((((((((nr + 5) * 3 - 1) / 2) % 7) | 0x100) & 0x1ff) ^ 0x3) << 2) >> 1;
     let stack = vec![p];
     for nr in [0, 1, 2, 39, 90, 300] {
-        assert_eq!(
-            fixed(&stack, Arch::X86_64, nr),
-            Action::Errno(expect(nr)),
-            "nr {nr}"
-        );
+        assert_eq!(fixed(&stack, Arch::X86_64, nr), Action::Errno(expect(nr)), "nr {nr}");
     }
 
     // Negation, TAX/TXA, and a division by a zero X, which ends the program
@@ -178,17 +174,11 @@ fn argument_condition() {
     };
     assert_eq!(outcomes.len(), 2);
     let allow = outcomes.iter().find(|(_, a)| *a == Action::Allow).unwrap();
-    let deny = outcomes
-        .iter()
-        .find(|(_, a)| *a == Action::Errno(1))
-        .unwrap();
+    let deny = outcomes.iter().find(|(_, a)| *a == Action::Errno(1)).unwrap();
     assert_eq!(
         allow.0,
         vec![Condition {
-            lhs: Expr::Field(Field::Arg {
-                index: 1,
-                half: Half::Lo
-            }),
+            lhs: Expr::Field(Field::Arg { index: 1, half: Half::Lo }),
             cmp: Cmp::Eq,
             rhs: Expr::Const(0o644)
         }]
@@ -218,14 +208,9 @@ fn sixty_four_bit_compare_drops_impossible_paths() {
         ret(SECCOMP_RET_ERRNO | 1),
         ret(SECCOMP_RET_ALLOW),
     ];
-    let Verdict::Conditional { outcomes } = evaluate(&[p], Arch::X86_64, 1).unwrap() else {
-        panic!()
-    };
+    let Verdict::Conditional { outcomes } = evaluate(&[p], Arch::X86_64, 1).unwrap() else { panic!() };
     assert_eq!(outcomes.len(), 3, "{outcomes:#?}");
-    assert_eq!(
-        outcomes.iter().filter(|(_, a)| *a == Action::Allow).count(),
-        1
-    );
+    assert_eq!(outcomes.iter().filter(|(_, a)| *a == Action::Allow).count(), 1);
 
     // A range: args[2] > 10 then args[2] <= 5 can never both hold.
     let p = vec![
@@ -235,9 +220,7 @@ fn sixty_four_bit_compare_drops_impossible_paths() {
         ret(SECCOMP_RET_ALLOW),
         ret(SECCOMP_RET_TRAP),
     ];
-    let Verdict::Conditional { outcomes } = evaluate(&[p], Arch::X86_64, 1).unwrap() else {
-        panic!()
-    };
+    let Verdict::Conditional { outcomes } = evaluate(&[p], Arch::X86_64, 1).unwrap() else { panic!() };
     assert_eq!(outcomes.len(), 2, "{outcomes:#?}");
 }
 
@@ -253,63 +236,31 @@ fn masked_argument_and_instruction_pointer() {
         ret(SECCOMP_RET_TRAP),
         ret(SECCOMP_RET_ALLOW),
     ];
-    let Verdict::Conditional { outcomes } = evaluate(&[p], Arch::X86_64, 1).unwrap() else {
-        panic!()
-    };
+    let Verdict::Conditional { outcomes } = evaluate(&[p], Arch::X86_64, 1).unwrap() else { panic!() };
     let texts: Vec<String> = outcomes
         .iter()
         .map(|(c, a)| {
-            format!(
-                "{} => {}",
-                c.iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" && "),
-                action_text(*a)
-            )
+            format!("{} => {}", c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" && "), action_text(*a))
         })
         .collect();
+    assert!(texts.contains(&"args[2].lo & 0xff == 0x3 => log".to_string()), "{texts:?}");
     assert!(
-        texts.contains(&"args[2].lo & 0xff == 0x3 => log".to_string()),
+        texts.contains(&"args[2].lo & 0xff != 0x3 && instruction_pointer.hi & 0x80000000 != 0 => trap".to_string()),
         "{texts:?}"
     );
     assert!(
-        texts.contains(
-            &"args[2].lo & 0xff != 0x3 && instruction_pointer.hi & 0x80000000 != 0 => trap"
-                .to_string()
-        ),
-        "{texts:?}"
-    );
-    assert!(
-        texts.contains(
-            &"args[2].lo & 0xff != 0x3 && instruction_pointer.hi & 0x80000000 == 0 => allow"
-                .to_string()
-        ),
+        texts.contains(&"args[2].lo & 0xff != 0x3 && instruction_pointer.hi & 0x80000000 == 0 => allow".to_string()),
         "{texts:?}"
     );
     let c = &outcomes[0].0[0];
-    assert_eq!(
-        c.lhs.field(),
-        Some(Field::Arg {
-            index: 2,
-            half: Half::Lo
-        })
-    );
+    assert_eq!(c.lhs.field(), Some(Field::Arg { index: 2, half: Half::Lo }));
     assert!(matches!(c.lhs, Expr::Alu(AluOp::And, _, _)));
 }
 
 #[test]
 fn same_action_on_every_path_is_fixed() {
-    let p = vec![
-        ld(arg_lo(0)),
-        jeq(1, 0, 1),
-        ret(SECCOMP_RET_ALLOW),
-        ret(SECCOMP_RET_ALLOW),
-    ];
-    assert_eq!(
-        evaluate(&[p], Arch::X86_64, 1).unwrap(),
-        Verdict::Fixed(Action::Allow)
-    );
+    let p = vec![ld(arg_lo(0)), jeq(1, 0, 1), ret(SECCOMP_RET_ALLOW), ret(SECCOMP_RET_ALLOW)];
+    assert_eq!(evaluate(&[p], Arch::X86_64, 1).unwrap(), Verdict::Fixed(Action::Allow));
 }
 
 #[test]
@@ -326,21 +277,14 @@ fn return_values() {
     assert_eq!(one(SECCOMP_RET_ALLOW), Action::Allow);
     assert_eq!(one(0x0001_0000), Action::KillProcess, "unknown action");
     assert_eq!(one(0x7fff_1234), Action::Allow, "ALLOW ignores its data");
-    for a in [
-        Action::Errno(1),
-        Action::Trace(3),
-        Action::Log,
-        Action::KillThread,
-        Action::UserNotif,
-    ] {
+    for a in [Action::Errno(1), Action::Trace(3), Action::Log, Action::KillThread, Action::UserNotif] {
         assert_eq!(action_of(ret_of(a)), a);
     }
 }
 
 #[test]
 fn stacked_filters_most_restrictive_wins() {
-    let only =
-        |nr: u32, hit: u32| vec![ld(OFF_NR), jeq(nr, 0, 1), ret(hit), ret(SECCOMP_RET_ALLOW)];
+    let only = |nr: u32, hit: u32| vec![ld(OFF_NR), jeq(nr, 0, 1), ret(hit), ret(SECCOMP_RET_ALLOW)];
     // Installed oldest first: errno(1) for chmod, then errno(2) for chmod and
     // log for getpid, then trap for getpid and kill_process for 1.
     let stack = vec![
@@ -382,15 +326,8 @@ fn stacked_filters_most_restrictive_wins() {
     ];
     for (i, &hi) in order.iter().enumerate() {
         for &lo in &order[i..] {
-            for stack in [
-                vec![vec![ret(hi)], vec![ret(lo)]],
-                vec![vec![ret(lo)], vec![ret(hi)]],
-            ] {
-                assert_eq!(
-                    fixed(&stack, Arch::X86_64, 0),
-                    action_of(hi),
-                    "{hi:#x} vs {lo:#x}"
-                );
+            for stack in [vec![vec![ret(hi)], vec![ret(lo)]], vec![vec![ret(lo)], vec![ret(hi)]]] {
+                assert_eq!(fixed(&stack, Arch::X86_64, 0), action_of(hi), "{hi:#x} vs {lo:#x}");
             }
         }
     }
@@ -404,16 +341,9 @@ fn stacked_filters_most_restrictive_wins() {
 
 #[test]
 fn stacked_conditions_combine() {
-    let by_arg = vec![
-        ld(arg_lo(0)),
-        jeq(7, 0, 1),
-        ret(SECCOMP_RET_ERRNO | 7),
-        ret(SECCOMP_RET_ALLOW),
-    ];
+    let by_arg = vec![ld(arg_lo(0)), jeq(7, 0, 1), ret(SECCOMP_RET_ERRNO | 7), ret(SECCOMP_RET_ALLOW)];
     let stack = vec![by_arg.clone(), by_arg];
-    let Verdict::Conditional { outcomes } = evaluate(&stack, Arch::X86_64, 1).unwrap() else {
-        panic!()
-    };
+    let Verdict::Conditional { outcomes } = evaluate(&stack, Arch::X86_64, 1).unwrap() else { panic!() };
     // The second filter's identical test is decided by the first's: 2 paths.
     assert_eq!(outcomes.len(), 2, "{outcomes:#?}");
 }
@@ -435,33 +365,18 @@ fn out_of_range_numbers() {
     assert_eq!(fixed(&stack, Arch::X86_64, u32::MAX), Action::Errno(38));
     assert_eq!(fixed(&stack, Arch::X32, 0), Action::Errno(38));
     assert_eq!(fixed(&stack, Arch::I386, 0), Action::KillThread);
-    assert_eq!(
-        evaluate_raw(&stack, 0xdead, 0).unwrap(),
-        Verdict::Fixed(Action::KillThread)
-    );
+    assert_eq!(evaluate_raw(&stack, 0xdead, 0).unwrap(), Verdict::Fixed(Action::KillThread));
 }
 
 #[test]
 fn invalid_programs_are_errors() {
     let off_end = vec![ld(OFF_NR)];
-    assert!(matches!(
-        evaluate(&[off_end], Arch::X86_64, 0),
-        Err(EvalError::Invalid { .. })
-    ));
+    assert!(matches!(evaluate(&[off_end], Arch::X86_64, 0), Err(EvalError::Invalid { .. })));
     let bad_load = vec![ld(64), ret(SECCOMP_RET_ALLOW)];
-    assert!(matches!(
-        evaluate(&[bad_load], Arch::X86_64, 0),
-        Err(EvalError::Invalid { .. })
-    ));
+    assert!(matches!(evaluate(&[bad_load], Arch::X86_64, 0), Err(EvalError::Invalid { .. })));
     let bad_jump = vec![jeq(0, 200, 200), ret(SECCOMP_RET_ALLOW)];
-    assert!(matches!(
-        evaluate(&[bad_jump], Arch::X86_64, 0),
-        Err(EvalError::Invalid { .. })
-    ));
-    let div0 = vec![
-        Insn::stmt(BPF_ALU | BPF_DIV | BPF_K, 0),
-        ret(SECCOMP_RET_ALLOW),
-    ];
+    assert!(matches!(evaluate(&[bad_jump], Arch::X86_64, 0), Err(EvalError::Invalid { .. })));
+    let div0 = vec![Insn::stmt(BPF_ALU | BPF_DIV | BPF_K, 0), ret(SECCOMP_RET_ALLOW)];
     assert!(evaluate(&[div0], Arch::X86_64, 0).is_err());
 }
 
@@ -501,31 +416,16 @@ fn disassembly_reads_like_seccomp_tools() {
     assert_eq!(lines[10], "0010: A &= 0xff");
     assert_eq!(lines[11], "0011: return TRACE(2)");
     let raw = disassemble_raw(&p);
-    assert!(
-        raw.contains(" 0000: 0x20 0x00 0x00 0x00000004  A = arch"),
-        "{raw}"
-    );
+    assert!(raw.contains(" 0000: 0x20 0x00 0x00 0x00000004  A = arch"), "{raw}");
 }
 
 #[test]
 fn table_names_every_number() {
     let t = Table::build(&[no_chmod()]).unwrap();
-    assert_eq!(
-        t.get(Arch::X86_64, "chmod"),
-        Some(&Verdict::Fixed(Action::Errno(1)))
-    );
-    assert_eq!(
-        t.get(Arch::X86_64, "getpid"),
-        Some(&Verdict::Fixed(Action::Allow))
-    );
-    assert_eq!(
-        t.get(Arch::I386, "chmod"),
-        Some(&Verdict::Fixed(Action::KillProcess))
-    );
-    assert_eq!(
-        t.get_nr(Arch::X86_64, 511).map(Verdict::text).as_deref(),
-        Some("allow")
-    );
+    assert_eq!(t.get(Arch::X86_64, "chmod"), Some(&Verdict::Fixed(Action::Errno(1))));
+    assert_eq!(t.get(Arch::X86_64, "getpid"), Some(&Verdict::Fixed(Action::Allow)));
+    assert_eq!(t.get(Arch::I386, "chmod"), Some(&Verdict::Fixed(Action::KillProcess)));
+    assert_eq!(t.get_nr(Arch::X86_64, 511).map(Verdict::text).as_deref(), Some("allow"));
     assert!(t.x86_64.len() >= 512 && t.i386.len() >= 512);
     let json = serde_json::to_value(&t).unwrap();
     assert_eq!(json["x86_64"]["chmod"], "errno(1)");
@@ -561,23 +461,11 @@ fn concrete_calls() {
         ret(SECCOMP_RET_ALLOW),
     ];
     let stack = vec![p];
-    let call = |a1: u64| {
-        evaluate_call(
-            &stack,
-            &SeccompData::call(Arch::X86_64, CHMOD, [0, a1, 0, 0, 0, 0]),
-        )
-        .unwrap()
-    };
+    let call = |a1: u64| evaluate_call(&stack, &SeccompData::call(Arch::X86_64, CHMOD, [0, a1, 0, 0, 0, 0])).unwrap();
     assert_eq!(call(0x1_0000_0005), Action::Errno(1));
     assert_eq!(call(5), Action::Allow);
     assert_eq!(call(0x2_0000_0005), Action::Allow);
-    let ip = SeccompData {
-        instruction_pointer: 0x1234_5678_9abc_def0,
-        ..SeccompData::call(Arch::X86_64, 1, [0; 6])
-    };
+    let ip = SeccompData { instruction_pointer: 0x1234_5678_9abc_def0, ..SeccompData::call(Arch::X86_64, 1, [0; 6]) };
     let read_ip_hi = vec![ld(OFF_IP + 4), Insn::stmt(BPF_RET | BPF_A, 0)];
-    assert_eq!(
-        evaluate_call(&[read_ip_hi], &ip).unwrap(),
-        action_of(0x1234_5678)
-    );
+    assert_eq!(evaluate_call(&[read_ip_hi], &ip).unwrap(), action_of(0x1234_5678));
 }

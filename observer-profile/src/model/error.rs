@@ -38,11 +38,7 @@ pub enum ProfileError {
     },
     /// The text is not well-formed JSON or YAML.
     #[error("{at}: malformed {syntax}: {message}")]
-    Syntax {
-        at: Position,
-        syntax: &'static str,
-        message: String,
-    },
+    Syntax { at: Position, syntax: &'static str, message: String },
     /// Well-formed, but a field has a wrong type or value.
     #[error("{at}: {message}")]
     Invalid { at: Position, message: String },
@@ -72,18 +68,12 @@ pub(crate) fn bare_message(full: &str, field: &str) -> String {
     let mut message = full;
     if let Some(cut) = message.rfind(" at line ") {
         let tail = &message[cut + " at line ".len()..];
-        let looks_like_position = tail
-            .split_once(" column ")
-            .is_some_and(|(l, c)| is_number(l) && is_number(c));
+        let looks_like_position = tail.split_once(" column ").is_some_and(|(l, c)| is_number(l) && is_number(c));
         if looks_like_position {
             message = &message[..cut];
         }
     }
-    if let Some(rest) = message
-        .strip_prefix(field)
-        .and_then(|m| m.strip_prefix(": "))
-        .filter(|_| !field.is_empty())
-    {
+    if let Some(rest) = message.strip_prefix(field).and_then(|m| m.strip_prefix(": ")).filter(|_| !field.is_empty()) {
         message = rest;
     }
     message.to_owned()
@@ -99,31 +89,14 @@ mod tests {
 
     #[test]
     fn positions_read_like_compiler_errors() {
-        let at = Position {
-            origin: "profiles/x.json".into(),
-            line: 12,
-            column: 5,
-            field: "syscalls[3].action".into(),
-        };
-        let err = ProfileError::Invalid {
-            at,
-            message: "unknown action \"SCMP_ACT_FOO\"".into(),
-        };
-        assert_eq!(
-            err.to_string(),
-            "profiles/x.json:12:5: syscalls[3].action: unknown action \"SCMP_ACT_FOO\""
-        );
+        let at = Position { origin: "profiles/x.json".into(), line: 12, column: 5, field: "syscalls[3].action".into() };
+        let err = ProfileError::Invalid { at, message: "unknown action \"SCMP_ACT_FOO\"".into() };
+        assert_eq!(err.to_string(), "profiles/x.json:12:5: syscalls[3].action: unknown action \"SCMP_ACT_FOO\"");
     }
 
     #[test]
     fn parser_decorations_are_removed() {
-        assert_eq!(
-            bare_message("spec.x: invalid type: string at line 3 column 7", "spec.x"),
-            "invalid type: string"
-        );
-        assert_eq!(
-            bare_message("the line is 3 at line two", ""),
-            "the line is 3 at line two"
-        );
+        assert_eq!(bare_message("spec.x: invalid type: string at line 3 column 7", "spec.x"), "invalid type: string");
+        assert_eq!(bare_message("the line is 3 at line two", ""), "the line is 3 at line two");
     }
 }

@@ -117,31 +117,17 @@ pub fn cmp_op_from_name(name: &str) -> Option<CmpOp> {
 /// `/dev/zero` or a huge file is refused, not read until memory runs out.
 pub fn load(path: &Path) -> Result<Profile, ProfileError> {
     use std::io::Read as _;
-    let io = |source| ProfileError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| ProfileError::Io { path: path.to_owned(), source };
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(budget::MAX_PROFILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    std::fs::File::open(path).map_err(io)?.take(budget::MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > budget::MAX_PROFILE_BYTES {
         return Err(ProfileError::TooBig {
             origin: path.display().to_string(),
-            message: format!(
-                "larger than {} MiB: not a seccomp profile",
-                budget::MAX_PROFILE_BYTES >> 20
-            ),
+            message: format!("larger than {} MiB: not a seccomp profile", budget::MAX_PROFILE_BYTES >> 20),
         });
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not UTF-8 text ({e})"),
-        ))
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})"))))?;
     parse(&text, &path.display().to_string())
 }
 
@@ -149,8 +135,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
 pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (syntax, shape) = if text.trim_start().starts_with('{') {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| json_syntax_error(&e, origin))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| json_syntax_error(&e, origin))?;
         (Syntax::Json, value)
     } else {
         if let Some(line) = budget::yaml_too_deep(text, budget::MAX_DEPTH) {
@@ -162,8 +147,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
                 ),
             });
         }
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| yaml_syntax_error(&e, origin))?;
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_syntax_error(&e, origin))?;
         // Only used to tell the format apart; a mapping with odd keys simply
         // matches none.
         let shape = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
@@ -176,19 +160,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
         }
         Some(Format::OciConfig) => {
             let config: RawOciConfig = typed(syntax, text, origin)?;
-            let seccomp =
-                config
-                    .linux
-                    .and_then(|l| l.seccomp)
-                    .ok_or_else(|| ProfileError::Invalid {
-                        at: Position {
-                            origin: origin.to_owned(),
-                            line: 0,
-                            column: 0,
-                            field: "linux.seccomp".into(),
-                        },
-                        message: "the runtime config has no seccomp profile".into(),
-                    })?;
+            let seccomp = config.linux.and_then(|l| l.seccomp).ok_or_else(|| ProfileError::Invalid {
+                at: Position { origin: origin.to_owned(), line: 0, column: 0, field: "linux.seccomp".into() },
+                message: "the runtime config has no seccomp profile".into(),
+            })?;
             Ok(from_seccomp(seccomp, origin, Format::OciConfig))
         }
         Some(Format::Spo) => {
@@ -199,9 +174,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
                 profile.namespace = meta.namespace;
             }
             if let Some(version) = spo.api_version.filter(|v| v != SPO_API_VERSION) {
-                profile
-                    .notes
-                    .push(format!("apiVersion {version:?} read as {SPO_API_VERSION}"));
+                profile.notes.push(format!("apiVersion {version:?} read as {SPO_API_VERSION}"));
             }
             Ok(profile)
         }
@@ -227,9 +200,7 @@ fn detect(shape: &serde_json::Value) -> Option<Format> {
     let object = shape.as_object()?;
     let kind = object.get("kind").and_then(|k| k.as_str());
     let api = object.get("apiVersion").and_then(|k| k.as_str());
-    if kind == Some("SeccompProfile")
-        || api.is_some_and(|a| a.starts_with("security-profiles-operator"))
-    {
+    if kind == Some("SeccompProfile") || api.is_some_and(|a| a.starts_with("security-profiles-operator")) {
         Some(Format::Spo)
     } else if object.contains_key("defaultAction") {
         Some(Format::Docker)
@@ -243,9 +214,7 @@ fn detect(shape: &serde_json::Value) -> Option<Format> {
 fn from_seccomp(raw: RawSeccomp, origin: &str, format: Format) -> Profile {
     let mut notes = Vec::new();
     if let Some(base) = raw.base_profile_name {
-        notes.push(format!(
-            "spec.baseProfileName {base:?} is ignored: the base profile's rules are not included"
-        ));
+        notes.push(format!("spec.baseProfileName {base:?} is ignored: the base profile's rules are not included"));
     }
     Profile {
         origin: origin.to_owned(),
@@ -270,12 +239,7 @@ fn typed<T: DeserializeOwned>(syntax: Syntax, text: &str, origin: &str) -> Resul
                 let inner = e.into_inner();
                 ProfileError::Invalid {
                     message: bare_message(&inner.to_string(), &field),
-                    at: Position {
-                        origin: origin.to_owned(),
-                        line: inner.line(),
-                        column: inner.column(),
-                        field,
-                    },
+                    at: Position { origin: origin.to_owned(), line: inner.line(), column: inner.column(), field },
                 }
             })
         }
@@ -287,12 +251,7 @@ fn typed<T: DeserializeOwned>(syntax: Syntax, text: &str, origin: &str) -> Resul
                 let (line, column) = inner.location().map_or((0, 0), |l| (l.line(), l.column()));
                 ProfileError::Invalid {
                     message: bare_message(&inner.to_string(), &field),
-                    at: Position {
-                        origin: origin.to_owned(),
-                        line,
-                        column,
-                        field,
-                    },
+                    at: Position { origin: origin.to_owned(), line, column, field },
                 }
             })
         }
@@ -306,12 +265,7 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
 
 fn json_syntax_error(e: &serde_json::Error, origin: &str) -> ProfileError {
     ProfileError::Syntax {
-        at: Position {
-            origin: origin.to_owned(),
-            line: e.line(),
-            column: e.column(),
-            field: String::new(),
-        },
+        at: Position { origin: origin.to_owned(), line: e.line(), column: e.column(), field: String::new() },
         syntax: "JSON",
         message: bare_message(&e.to_string(), ""),
     }
@@ -320,12 +274,7 @@ fn json_syntax_error(e: &serde_json::Error, origin: &str) -> ProfileError {
 fn yaml_syntax_error(e: &serde_yaml::Error, origin: &str) -> ProfileError {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     ProfileError::Syntax {
-        at: Position {
-            origin: origin.to_owned(),
-            line,
-            column,
-            field: String::new(),
-        },
+        at: Position { origin: origin.to_owned(), line, column, field: String::new() },
         syntax: "YAML",
         message: bare_message(&e.to_string(), ""),
     }
@@ -337,9 +286,7 @@ pub(crate) mod tests {
 
     /// A profile from the repository's `profiles/` folder.
     pub(crate) fn repo_profile(rel: &str) -> Profile {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../profiles")
-            .join(rel);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles").join(rel);
         load(&path).unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -348,10 +295,7 @@ pub(crate) mod tests {
         let p = repo_profile("docker-labs/default.json");
         assert_eq!(p.format, Format::Docker);
         assert_eq!(p.default_action, Action::Errno(1));
-        assert_eq!(
-            p.architectures,
-            ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
-        );
+        assert_eq!(p.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
         assert!(p.arch_map.is_empty());
         assert!(p.rules.iter().all(|r| r.names.len() == 1));
         assert!(p.rules.iter().any(|r| r.names == ["chmod"]));
@@ -365,11 +309,7 @@ pub(crate) mod tests {
         let x86 = &p.arch_map[0];
         assert_eq!(x86.architecture, "SCMP_ARCH_X86_64");
         assert_eq!(x86.sub_architectures, ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
-        let ptrace = p
-            .rules
-            .iter()
-            .find(|r| r.names.contains(&"ptrace".to_owned()))
-            .unwrap();
+        let ptrace = p.rules.iter().find(|r| r.names.contains(&"ptrace".to_owned())).unwrap();
         assert_eq!(ptrace.includes.min_kernel, Some((4, 8)));
         let clone3 = p.rules.iter().find(|r| r.names == ["clone3"]).unwrap();
         assert_eq!(clone3.action, Action::Errno(38));
@@ -377,33 +317,18 @@ pub(crate) mod tests {
         let s390_clone = p
             .rules
             .iter()
-            .find(|r| {
-                r.comment.as_deref() == Some("s390 parameter ordering for clone is different")
-            })
+            .find(|r| r.comment.as_deref() == Some("s390 parameter ordering for clone is different"))
             .unwrap();
-        assert_eq!(
-            s390_clone.args,
-            [ArgCond {
-                index: 1,
-                value: 2114060288,
-                value_two: 0,
-                op: CmpOp::MaskedEq
-            }]
-        );
+        assert_eq!(s390_clone.args, [ArgCond { index: 1, value: 2114060288, value_two: 0, op: CmpOp::MaskedEq }]);
     }
 
     #[test]
     fn fixture_errno_ret_above_max_errno_is_refused_where_it_is() {
         // moby's fixture asks for errno 12345: the kernel would return 4095.
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/moby/fixtures/example.json");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/moby/fixtures/example.json");
         let err = load(&path).unwrap_err();
         let at = err.position().unwrap();
-        assert_eq!(
-            (at.line, at.field.as_str()),
-            (30, "syscalls[3].errnoRet"),
-            "{err}"
-        );
+        assert_eq!((at.line, at.field.as_str()), (30, "syscalls[3].errnoRet"), "{err}");
         assert!(err.to_string().contains("12345"), "{err}");
     }
 
@@ -414,60 +339,34 @@ pub(crate) mod tests {
                 "{{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [\n  {{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\"}},\n  {{\"names\": [\"chmod\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": {ret}}}]}}"
             )
         };
-        assert_eq!(
-            parse(&rule(4095), "r.json").unwrap().rules[1].action,
-            Action::Errno(4095)
-        );
+        assert_eq!(parse(&rule(4095), "r.json").unwrap().rules[1].action, Action::Errno(4095));
         for bad in [4096, 65536, 1 << 32] {
             let err = parse(&rule(bad), "r.json").unwrap_err();
             let at = err.position().unwrap();
-            assert_eq!(
-                (at.line, at.field.as_str()),
-                (4, "syscalls[1].errnoRet"),
-                "{err}"
-            );
+            assert_eq!((at.line, at.field.as_str()), (4, "syscalls[1].errnoRet"), "{err}");
             let shown = err.to_string();
             assert!(
-                shown.starts_with("r.json:4:")
-                    && shown.contains(&bad.to_string())
-                    && shown.contains("4095"),
+                shown.starts_with("r.json:4:") && shown.contains(&bad.to_string()) && shown.contains("4095"),
                 "{shown}"
             );
         }
 
-        let default = |ret: u64| {
-            format!("{{\n\"defaultAction\": \"SCMP_ACT_ERRNO\",\n\"defaultErrnoRet\": {ret}\n}}")
-        };
-        assert_eq!(
-            parse(&default(38), "d.json").unwrap().default_action,
-            Action::Errno(38)
-        );
+        let default = |ret: u64| format!("{{\n\"defaultAction\": \"SCMP_ACT_ERRNO\",\n\"defaultErrnoRet\": {ret}\n}}");
+        assert_eq!(parse(&default(38), "d.json").unwrap().default_action, Action::Errno(38));
         let err = parse(&default(70000), "d.json").unwrap_err();
         let at = err.position().unwrap();
-        assert_eq!(
-            (at.line, at.field.as_str()),
-            (3, "defaultErrnoRet"),
-            "{err}"
-        );
+        assert_eq!((at.line, at.field.as_str()), (3, "defaultErrnoRet"), "{err}");
         assert!(err.to_string().contains("70000"), "{err}");
 
         // YAML (SeccompProfile) and OCI config.json say where too.
         let yaml = "kind: SeccompProfile\nspec:\n  defaultAction: SCMP_ACT_ERRNO\n  defaultErrnoRet: 5000\n";
         let err = parse(yaml, "s.yaml").unwrap_err();
         let at = err.position().unwrap();
-        assert_eq!(
-            (at.line, at.field.as_str()),
-            (4, "spec.defaultErrnoRet"),
-            "{err}"
-        );
+        assert_eq!((at.line, at.field.as_str()), (4, "spec.defaultErrnoRet"), "{err}");
         let oci = r#"{"ociVersion": "1.0.2", "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_TRACE", "errnoRet": 9999}]}}}"#;
         let err = parse(oci, "config.json").unwrap_err();
-        assert_eq!(
-            err.position().unwrap().field,
-            "linux.seccomp.syscalls[0].errnoRet",
-            "{err}"
-        );
+        assert_eq!(err.position().unwrap().field, "linux.seccomp.syscalls[0].errnoRet", "{err}");
     }
 
     #[test]
@@ -476,12 +375,7 @@ pub(crate) mod tests {
         let args: Vec<String> = ops
             .iter()
             .enumerate()
-            .map(|(i, op)| {
-                format!(
-                    r#"{{"index": {}, "value": 7, "valueTwo": 3, "op": "SCMP_CMP_{op}"}}"#,
-                    i % 6
-                )
-            })
+            .map(|(i, op)| format!(r#"{{"index": {}, "value": 7, "valueTwo": 3, "op": "SCMP_CMP_{op}"}}"#, i % 6))
             .collect();
         let text = format!(
             r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{}]}}]}}"#,
@@ -524,18 +418,13 @@ pub(crate) mod tests {
         let text = "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [\n {\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 9, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}";
         let err = parse(text, "a.json").unwrap_err().to_string();
         assert!(
-            err.contains("a.json:2:")
-                && err.contains("syscalls[0].args[0]")
-                && err.contains("out of range"),
+            err.contains("a.json:2:") && err.contains("syscalls[0].args[0]") && err.contains("out of range"),
             "{err}"
         );
 
         let text = "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"name\": \"read\", \"names\": [\"write\"], \"action\": \"SCMP_ACT_ALLOW\"}]}";
         let err = parse(text, "b.json").unwrap_err().to_string();
-        assert!(
-            err.contains("syscalls[0]") && err.contains("'name' and 'names'"),
-            "{err}"
-        );
+        assert!(err.contains("syscalls[0]") && err.contains("'name' and 'names'"), "{err}");
 
         let text = "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\", \"includes\": {\"minKernel\": \"four\"}}]}";
         let err = parse(text, "c.json").unwrap_err().to_string();
@@ -568,10 +457,7 @@ pub(crate) mod tests {
 
         let bad = text.replace("SCMP_ACT_KILL\"", "SCMP_ACT_BOOM\"");
         let err = parse(&bad, "config.json").unwrap_err().to_string();
-        assert!(
-            err.contains("config.json:11:") && err.contains("linux.seccomp.syscalls[1].action"),
-            "{err}"
-        );
+        assert!(err.contains("config.json:11:") && err.contains("linux.seccomp.syscalls[1].action"), "{err}");
 
         let err = parse(r#"{"ociVersion": "1.0.2", "linux": {}}"#, "c.json").unwrap_err();
         assert!(err.to_string().contains("linux.seccomp"), "{err}");
@@ -601,24 +487,14 @@ spec:
 ";
         let p = parse(text, "web.yaml").unwrap();
         assert_eq!(p.format, Format::Spo);
-        assert_eq!(
-            (p.name.as_deref(), p.namespace.as_deref()),
-            (Some("web"), Some("prod"))
-        );
+        assert_eq!((p.name.as_deref(), p.namespace.as_deref()), (Some("web"), Some("prod")));
         assert_eq!(p.rules[1].args[0].value, 8);
         assert!(p.notes[0].contains("baseProfileName"));
 
         let bad = text.replace("op: SCMP_CMP_EQ", "op: SCMP_CMP_ABOUT");
         let err = parse(&bad, "web.yaml").unwrap_err();
         let at = err.position().unwrap();
-        assert_eq!(
-            (at.line, at.field.as_str()),
-            (19, "spec.syscalls[1].args[0].op")
-        );
-        assert!(
-            err.to_string()
-                .ends_with("unknown comparison \"SCMP_CMP_ABOUT\""),
-            "{err}"
-        );
+        assert_eq!((at.line, at.field.as_str()), (19, "spec.syscalls[1].args[0].op"));
+        assert!(err.to_string().ends_with("unknown comparison \"SCMP_CMP_ABOUT\""), "{err}");
     }
 }

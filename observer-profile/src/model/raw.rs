@@ -50,24 +50,14 @@ impl TryFrom<RawSeccompFields> for RawSeccomp {
     type Error = String;
 
     fn try_from(raw: RawSeccompFields) -> Result<Self, String> {
-        let architectures: Vec<String> = raw
-            .architectures
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| a.0)
-            .collect();
+        let architectures: Vec<String> = raw.architectures.unwrap_or_default().into_iter().map(|a| a.0).collect();
         let arch_map: Vec<ArchMapEntry> = raw
             .arch_map
             .unwrap_or_default()
             .into_iter()
             .map(|m| ArchMapEntry {
                 architecture: m.architecture.0,
-                sub_architectures: m
-                    .sub_architectures
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|a| a.0)
-                    .collect(),
+                sub_architectures: m.sub_architectures.unwrap_or_default().into_iter().map(|a| a.0).collect(),
             })
             .collect();
         // moby's setupSeccomp refuses a profile that has both.
@@ -81,10 +71,7 @@ impl TryFrom<RawSeccompFields> for RawSeccomp {
             ));
         }
         Ok(Self {
-            default_action: raw
-                .default_action
-                .0
-                .with_ret(raw.default_errno_ret.map(|r| r.0)),
+            default_action: raw.default_action.0.with_ret(raw.default_errno_ret.map(|r| r.0)),
             architectures,
             arch_map,
             flags: raw.flags.unwrap_or_default(),
@@ -147,12 +134,7 @@ impl TryFrom<RawRule> for Rule {
         Ok(Rule {
             names,
             action: raw.action.0.with_ret(raw.errno_ret.map(|r| r.0)),
-            args: raw
-                .args
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| a.0)
-                .collect(),
+            args: raw.args.unwrap_or_default().into_iter().map(|a| a.0).collect(),
             comment: raw.comment.filter(|c| !c.is_empty()),
             includes: raw.includes.map(Conditions::from).unwrap_or_default(),
             excludes: raw.excludes.map(Conditions::from).unwrap_or_default(),
@@ -206,17 +188,9 @@ impl<'de> Deserialize<'de> for RawArg {
         let f = Fields::deserialize(d)?;
         // seccomp_data has six arguments.
         if f.index > 5 {
-            return Err(D::Error::custom(format!(
-                "argument index {} is out of range 0..=5",
-                f.index
-            )));
+            return Err(D::Error::custom(format!("argument index {} is out of range 0..=5", f.index)));
         }
-        Ok(Self(ArgCond {
-            index: f.index,
-            value: f.value,
-            value_two: f.value_two,
-            op: f.op.0,
-        }))
+        Ok(Self(ArgCond { index: f.index, value: f.value, value_two: f.value_two, op: f.op.0 }))
     }
 }
 
@@ -296,9 +270,7 @@ struct ActName(ScmpAct);
 
 impl<'de> Deserialize<'de> for ActName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parsed_str(d, "an SCMP_ACT_* action", |text| {
-            text.parse().map(Self).map_err(|e| e.to_string())
-        })
+        parsed_str(d, "an SCMP_ACT_* action", |text| text.parse().map(Self).map_err(|e| e.to_string()))
     }
 }
 
@@ -308,9 +280,7 @@ struct OpName(CmpOp);
 impl<'de> Deserialize<'de> for OpName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parsed_str(d, "an SCMP_CMP_* comparison", |text| {
-            super::cmp_op_from_name(text)
-                .map(Self)
-                .ok_or_else(|| format!("unknown comparison \"{text}\""))
+            super::cmp_op_from_name(text).map(Self).ok_or_else(|| format!("unknown comparison \"{text}\""))
         })
     }
 }
@@ -336,9 +306,9 @@ struct KernelVersion((u32, u32));
 impl<'de> Deserialize<'de> for KernelVersion {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parsed_str(d, "a \"major.minor\" kernel version", |text| {
-            parse_min_kernel(text).map(Self).ok_or_else(|| {
-                format!("invalid kernel version \"{text}\", expected \"major.minor\"")
-            })
+            parse_min_kernel(text)
+                .map(Self)
+                .ok_or_else(|| format!("invalid kernel version \"{text}\", expected \"major.minor\""))
         })
     }
 }

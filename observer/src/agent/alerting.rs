@@ -6,10 +6,7 @@ use super::{
     alerts::Alert,
     core::{Agent, comm_of},
 };
-use crate::{
-    clock::now,
-    views::AlertKind,
-};
+use crate::{clock::now, views::AlertKind};
 
 impl Agent {
     /// Writes one alert line (stdout and alerts.jsonl), once per container, kind and syscall.

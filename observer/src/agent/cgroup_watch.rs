@@ -61,7 +61,12 @@ impl Watches {
             if depth + 1 < MAX_DEPTH
                 && let Ok(entries) = std::fs::read_dir(&dir)
             {
-                stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| (e.path(), depth + 1)));
+                stack.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| (e.path(), depth + 1)),
+                );
             }
             self.add(dir, depth);
         }

@@ -101,10 +101,6 @@ pub struct Agent {
 /// How often records whose counts alone changed are saved.
 pub const COUNTS_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
-
-
-
-
 pub(super) fn comm_of(raw: &[u8; 16]) -> String {
     let end = raw.iter().position(|b| *b == 0).unwrap_or(16);
     String::from_utf8_lossy(&raw[..end]).into_owned()
@@ -148,12 +144,26 @@ impl Agent {
     }
 
     /// Attaches a slot to a container record (creating the record if needed).
-    pub(super) fn adopt(&mut self, key: &str, cgroup_id: u64, slot: u32, path: String, cref: Option<&ContainerRef>, confirmation: Confirmation) {
+    pub(super) fn adopt(
+        &mut self,
+        key: &str,
+        cgroup_id: u64,
+        slot: u32,
+        path: String,
+        cref: Option<&ContainerRef>,
+        confirmation: Confirmation,
+    ) {
         let now = now();
         let started_at = self.started_at.clone();
         let record = self.containers.entry(key.to_owned()).or_insert_with(|| {
             let runtime = cref.map(|c| format!("{:?}", c.runtime).to_lowercase()).unwrap_or_else(|| "plain".into());
-            ContainerRecord::new(key, runtime, cref.map_or_else(|| path.clone(), |c| c.cgroup.clone()), cgroup_id, now.clone())
+            ContainerRecord::new(
+                key,
+                runtime,
+                cref.map_or_else(|| path.clone(), |c| c.cgroup.clone()),
+                cgroup_id,
+                now.clone(),
+            )
         });
         if record.state != State::Running {
             // A restarted container (same id, new cgroup) runs again.
@@ -251,7 +261,8 @@ impl Agent {
         {
             let mount = self.mount();
             // Only cgroups the runtime confirmed: never one a user made to look like it.
-            for cg in record.cgroups.values().filter(|c| c.slot.is_some() && c.confirmation == Confirmation::Confirmed) {
+            for cg in record.cgroups.values().filter(|c| c.slot.is_some() && c.confirmation == Confirmation::Confirmed)
+            {
                 let kill = mount.join(cg.path.trim_start_matches('/')).join("cgroup.kill");
                 if let Err(err) = std::fs::write(&kill, "1") {
                     tracing::warn!("killing {}: {err}", kill.display());
@@ -260,9 +271,7 @@ impl Agent {
             tracing::warn!(container = %record.name, syscall = e.nr, "killed: a syscall outside its enforced profile");
         }
     }
-
 }
-
 
 /// Whether the cgroup has processes and every one is under a seccomp filter.
 pub(super) fn all_under_seccomp_filter(dir: &std::path::Path) -> bool {
@@ -284,4 +293,3 @@ fn push_bounded(d: &mut std::collections::VecDeque<u64>, v: u64) {
     }
     d.push_back(v);
 }
-

@@ -19,13 +19,12 @@ use super::{
 use crate::{
     api::Target,
     clock::{now, parse_time},
-    printable::short,
-    views::AlertKind,
     container::{
-        ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity,
-        cgroup_path,
+        ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity, cgroup_path,
         confirm::{self, Confirmation, RuntimeAnswer, Verdict},
     },
+    printable::short,
+    views::AlertKind,
 };
 
 /// A container cgroup whose runtime must be asked.
@@ -142,7 +141,8 @@ impl Agent {
             return;
         }
         let IdentityJob { key, cgroup_id, path, cref, tgid, comm, .. } = job;
-        let Some(current) = self.containers.get(&key).and_then(|r| r.cgroups.get(&cgroup_id)).map(|c| c.confirmation) else {
+        let Some(current) = self.containers.get(&key).and_then(|r| r.cgroups.get(&cgroup_id)).map(|c| c.confirmation)
+        else {
             return;
         };
         match verdict.confirmation {
@@ -171,13 +171,24 @@ impl Agent {
 
     /// Moves a cgroup the runtime disowned out of the container's record.
     #[allow(clippy::too_many_arguments)]
-    fn split_impostor(&mut self, key: &str, cgroup_id: u64, path: String, cref: &ContainerRef, reason: &str, tgid: u32, comm: &str) {
+    fn split_impostor(
+        &mut self,
+        key: &str,
+        cgroup_id: u64,
+        path: String,
+        cref: &ContainerRef,
+        reason: &str,
+        tgid: u32,
+        comm: &str,
+    ) {
         let Some(mut cg) = self.containers.get_mut(key).and_then(|r| r.cgroups.remove(&cgroup_id)) else { return };
         self.dirty.insert(key.to_owned());
         if let Some(slot) = cg.slot {
             self.slot_owner.remove(&slot);
             self.adopt_impostor(cgroup_id, slot, path, cref, reason, tgid, comm);
-            if let Some(moved) = self.containers.get_mut(&self_key(&cg.path)).and_then(|r| r.cgroups.get_mut(&cgroup_id)) {
+            if let Some(moved) =
+                self.containers.get_mut(&self_key(&cg.path)).and_then(|r| r.cgroups.get_mut(&cgroup_id))
+            {
                 moved.rows = std::mem::take(&mut cg.rows);
             }
             return;
@@ -192,14 +203,29 @@ impl Agent {
         record.cgroups.insert(cgroup_id, cg);
         self.containers.insert(path.clone(), record);
         let runtime = format!("{:?}", cref.runtime).to_lowercase();
-        self.alert_cgroup(&path, AlertKind::ImpostorCgroup, tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
+        self.alert_cgroup(
+            &path,
+            AlertKind::ImpostorCgroup,
+            tgid,
+            comm,
+            format!("claims to be {runtime} container {}: {reason}", cref.id),
+        );
     }
 
     /// A container-shaped cgroup the runtime does not vouch for: a record of its
     /// own, keyed and named by its path, so it never takes the container's name,
     /// profile or rules. One `impostor_cgroup` alert.
     #[allow(clippy::too_many_arguments)]
-    fn adopt_impostor(&mut self, cgroup_id: u64, slot: u32, path: String, cref: &ContainerRef, reason: &str, tgid: u32, comm: &str) {
+    fn adopt_impostor(
+        &mut self,
+        cgroup_id: u64,
+        slot: u32,
+        path: String,
+        cref: &ContainerRef,
+        reason: &str,
+        tgid: u32,
+        comm: &str,
+    ) {
         tracing::warn!(cgroup = %path, container = %short(&cref.id), "impostor cgroup: {reason}");
         let key = self_key(&path);
         self.adopt(&key, cgroup_id, slot, path.clone(), None, Confirmation::Impostor);
@@ -209,7 +235,13 @@ impl Agent {
         // Whatever an earlier rule left on this slot does not apply to it.
         self.probe.counters().with_info(slot, |info| info.enforce = enforce::OFF);
         let runtime = format!("{:?}", cref.runtime).to_lowercase();
-        self.alert_cgroup(&key, AlertKind::ImpostorCgroup, tgid, comm, format!("claims to be {runtime} container {}: {reason}", cref.id));
+        self.alert_cgroup(
+            &key,
+            AlertKind::ImpostorCgroup,
+            tgid,
+            comm,
+            format!("claims to be {runtime} container {}: {reason}", cref.id),
+        );
     }
 
     fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<RuntimeIdentity>) {
@@ -227,7 +259,11 @@ impl Agent {
                 r.pod = info.pod.clone();
                 r.labels = info.labels.clone();
                 // Started before the agent: only what happened since is known.
-                if info.state == "running" && !info.started_at.is_empty() && parse_time(&info.started_at) < parse_time(&started_at) && r.first_use.is_empty() {
+                if info.state == "running"
+                    && !info.started_at.is_empty()
+                    && parse_time(&info.started_at) < parse_time(&started_at)
+                    && r.first_use.is_empty()
+                {
                     r.observed_since = Some(started_at);
                 }
             }
@@ -306,7 +342,8 @@ impl Agent {
             return None;
         }
         tracing::warn!(cgroup = %path, "every slot is taken (raise --slots): its syscalls are counted, not recorded");
-        let job = IdentityJob { key: String::new(), cgroup_id, path, cref, tgid, comm: comm.to_owned(), overflow: true };
+        let job =
+            IdentityJob { key: String::new(), cgroup_id, path, cref, tgid, comm: comm.to_owned(), overflow: true };
         if job.cref.is_container() {
             return Some(job);
         }
@@ -336,7 +373,8 @@ impl Agent {
             labels: identity.as_ref().map_or(&no_labels, |d| &d.labels),
         };
         let matches = |t: &Target| t.matches(&subject);
-        let enforced = verdict.confirmation == Confirmation::Confirmed && self.enforcements.iter().any(|r| matches(&r.target));
+        let enforced =
+            verdict.confirmation == Confirmation::Confirmed && self.enforcements.iter().any(|r| matches(&r.target));
         let kill = enforced && self.on_overflow == OverflowAction::Kill;
         let what = if kill {
             "killed (--on-overflow kill): an enforced container the kernel cannot record"
@@ -350,7 +388,11 @@ impl Agent {
         let alert = Alert {
             time: now(),
             kind: AlertKind::Overflow,
-            id: if cref.is_container() && verdict.confirmation == Confirmation::Confirmed { cref.id.clone() } else { path.clone() },
+            id: if cref.is_container() && verdict.confirmation == Confirmation::Confirmed {
+                cref.id.clone()
+            } else {
+                path.clone()
+            },
             name,
             image,
             pid: tgid,
@@ -364,7 +406,9 @@ impl Agent {
         if kill {
             let file = self.resolver.mount().join(path.trim_start_matches('/')).join("cgroup.kill");
             match std::fs::write(&file, "1") {
-                Ok(()) => tracing::warn!(cgroup = %path, "killed: enforced, but every slot is taken (--on-overflow kill)"),
+                Ok(()) => {
+                    tracing::warn!(cgroup = %path, "killed: enforced, but every slot is taken (--on-overflow kill)")
+                }
                 Err(e) => tracing::warn!("killing {}: {e}", file.display()),
             }
         }

@@ -30,12 +30,17 @@ pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
     let [namespace, name, container] = parts.as_slice() else {
         return Err(format!("--workload {spec:?}: expected NAMESPACE/WORKLOAD/CONTAINER"));
     };
-    let records: Vec<&ContainerRecord> = a.containers.values().filter(|r| workload_key(r).as_deref() == Some(spec)).collect();
+    let records: Vec<&ContainerRecord> =
+        a.containers.values().filter(|r| workload_key(r).as_deref() == Some(spec)).collect();
     if records.is_empty() {
         let known: std::collections::BTreeSet<String> = a.containers.values().filter_map(workload_key).collect();
         return Err(format!(
             "no container of workload {spec:?}{}",
-            if known.is_empty() { " (no workload container is known)".to_owned() } else { format!("; known: {}", known.into_iter().collect::<Vec<_>>().join(", ")) }
+            if known.is_empty() {
+                " (no workload container is known)".to_owned()
+            } else {
+                format!("; known: {}", known.into_iter().collect::<Vec<_>>().join(", "))
+            }
         ));
     }
     let mut pods = std::collections::BTreeSet::new();
@@ -52,7 +57,11 @@ pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
         images.insert(r.image.clone());
         profiles.push(a.profile(&r.id)?);
     }
-    let since = records.iter().map(|r| r.observed_since.clone().unwrap_or_else(|| r.first_seen.clone())).min().unwrap_or_default();
+    let since = records
+        .iter()
+        .map(|r| r.observed_since.clone().unwrap_or_else(|| r.first_seen.clone()))
+        .min()
+        .unwrap_or_default();
     let until = records.iter().map(|r| r.last_seen.clone()).max().unwrap_or_default();
     Ok(json!({
         "workload": spec,

@@ -28,7 +28,8 @@ impl AgentLock {
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         // Also when an older agent created it world-readable.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600)).with_context(|| format!("making {} root-only", path.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} root-only", path.display()))?;
         // SAFETY: the fd is open and owned by `file` for the whole call.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();

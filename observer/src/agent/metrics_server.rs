@@ -24,9 +24,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Listens on `addr` and answers each connection in a task of its own.
 pub async fn serve_metrics(agent: Arc<Mutex<Agent>>, addr: &str) -> anyhow::Result<JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening for metrics on {addr}"))?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("listening for metrics on {addr}"))?;
     tracing::info!("metrics on http://{addr}/metrics");
     Ok(tokio::spawn(async move {
         loop {
@@ -37,11 +35,7 @@ pub async fn serve_metrics(agent: Arc<Mutex<Agent>>, addr: &str) -> anyhow::Resu
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     let agent = agent.clone();
-                    async move {
-                        Ok::<_, Infallible>(
-                            answer(request, async { snapshot(&*agent.lock().await) }).await,
-                        )
-                    }
+                    async move { Ok::<_, Infallible>(answer(request, async { snapshot(&*agent.lock().await) }).await) }
                 });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -57,46 +51,29 @@ pub async fn serve_metrics(agent: Arc<Mutex<Agent>>, addr: &str) -> anyhow::Resu
 
 /// `GET /metrics`: the text; another path: 404; another method: 405. The
 /// snapshot (which takes the agent's lock) is awaited only for the text.
-async fn answer<B>(
-    request: Request<B>,
-    snapshot: impl Future<Output = MetricsSnapshot>,
-) -> Response<Full<Bytes>> {
+async fn answer<B>(request: Request<B>, snapshot: impl Future<Output = MetricsSnapshot>) -> Response<Full<Bytes>> {
     if request.uri().path() != "/metrics" {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "only /metrics is served here\n".into(),
-        );
+        return plain(StatusCode::NOT_FOUND, "only /metrics is served here\n".into());
     }
     if request.method() != Method::GET {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
         return response;
     }
     match metrics::render(&snapshot.await) {
         Ok(text) => {
             let mut response = Response::new(Full::new(Bytes::from(text)));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(metrics::CONTENT_TYPE),
-            );
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
             response
         }
-        Err(e) => plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("rendering the metrics: {e}\n"),
-        ),
+        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("rendering the metrics: {e}\n")),
     }
 }
 
 fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -104,11 +81,7 @@ fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
 fn snapshot(a: &Agent) -> MetricsSnapshot {
     let counts = a.probe.stats().unwrap_or_default();
     MetricsSnapshot {
-        containers_watched: a
-            .containers
-            .values()
-            .filter(|r| r.state == State::Running)
-            .count() as u64,
+        containers_watched: a.containers.values().filter(|r| r.state == State::Running).count() as u64,
         syscalls_recorded: a.containers.values().map(|r| r.calls()).sum(),
         events_lost: counts[stats::EVENTS_LOST as usize],
         alerts: a.alerts_total,
@@ -129,45 +102,24 @@ mod tests {
     use super::*;
 
     async fn ask(method: Method, path: &str) -> (StatusCode, Option<String>, String) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(())
-            .unwrap();
-        let snapshot = MetricsSnapshot {
-            alerts: 3,
-            ..Default::default()
-        };
+        let request = Request::builder().method(method).uri(path).body(()).unwrap();
+        let snapshot = MetricsSnapshot { alerts: 3, ..Default::default() };
         let response = answer(request, async { snapshot }).await;
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned());
+        let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            content_type,
-            String::from_utf8(body.to_vec()).unwrap(),
-        )
+        (status, content_type, String::from_utf8(body.to_vec()).unwrap())
     }
 
     #[tokio::test]
     async fn get_metrics_only() {
         let (status, content_type, body) = ask(Method::GET, "/metrics").await;
-        assert_eq!(
-            (status, content_type.as_deref()),
-            (StatusCode::OK, Some(metrics::CONTENT_TYPE))
-        );
+        assert_eq!((status, content_type.as_deref()), (StatusCode::OK, Some(metrics::CONTENT_TYPE)));
         assert!(body.contains("\nobserver_alerts_total 3\n"), "{body}");
         // A query string is not part of the path.
         assert_eq!(ask(Method::GET, "/metrics?x=1").await.0, StatusCode::OK);
         for path in ["/", "/metrics/", "/favicon.ico"] {
-            assert_eq!(
-                ask(Method::GET, path).await.0,
-                StatusCode::NOT_FOUND,
-                "{path}"
-            );
+            assert_eq!(ask(Method::GET, path).await.0, StatusCode::NOT_FOUND, "{path}");
         }
         for method in [Method::POST, Method::PUT, Method::DELETE, Method::HEAD] {
             let (status, _, body) = ask(method.clone(), "/metrics").await;

@@ -10,10 +10,10 @@ mod core;
 mod identity;
 pub mod identity_view;
 mod lock;
-mod rules;
-mod saving;
 mod metrics_server;
 pub mod model;
+mod rules;
+mod saving;
 mod server;
 mod store;
 mod tasks;
@@ -36,8 +36,8 @@ pub use self::{
     core::{Agent, BaselineRule, EnforceRule, Watch},
 };
 use crate::{
-    clock::now,
     api::Target,
+    clock::now,
     container::Resolver,
     probe::{LoadOptions, Probe},
 };
@@ -98,7 +98,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         let found = Probe::uninstall(&args.pin_dir)?;
         eprintln!(
             "observer: {}",
-            if found { format!("detached and unpinned everything under {}", args.pin_dir.display()) } else { "nothing was installed".into() }
+            if found {
+                format!("detached and unpinned everything under {}", args.pin_dir.display())
+            } else {
+                "nothing was installed".into()
+            }
         );
         return Ok(0);
     }
@@ -114,16 +118,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     )?;
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
     let kernel_log = probe.take_logger();
-    let resolver = Arc::new(Resolver::new(
-        crate::container::v2_mount::find_v2_mount()?,
-        crate::container::DockerClient::from_env().ok(),
-    )
-    .with_podman(crate::container::podman::PodmanClient::from_host())
-    .with_cri(crate::container::cri::CriClients::new(&if args.cri_socket.is_empty() {
-        crate::container::cri::DEFAULT_SOCKETS.iter().map(PathBuf::from).collect()
-    } else {
-        args.cri_socket.clone()
-    })));
+    let resolver = Arc::new(
+        Resolver::new(crate::container::v2_mount::find_v2_mount()?, crate::container::DockerClient::from_env().ok())
+            .with_podman(crate::container::podman::PodmanClient::from_host())
+            .with_cri(crate::container::cri::CriClients::new(&if args.cri_socket.is_empty() {
+                crate::container::cri::DEFAULT_SOCKETS.iter().map(PathBuf::from).collect()
+            } else {
+                args.cri_socket.clone()
+            })),
+    );
     let mut agent = Agent {
         probe,
         resolver,
@@ -196,7 +199,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 };
                 // fsync'd writes, without the lock.
                 if !writes.is_empty() {
-                    let failed = tokio::task::spawn_blocking(move || saving::write_all(&writes)).await.unwrap_or_default();
+                    let failed =
+                        tokio::task::spawn_blocking(move || saving::write_all(&writes)).await.unwrap_or_default();
                     if !failed.is_empty() {
                         agent.lock().await.writes_failed(failed);
                     }
@@ -204,7 +208,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 n += 1;
                 if n.is_multiple_of(10) {
                     let mount = resolver.mount().to_path_buf();
-                    let Ok(Ok(alive)) = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await else {
+                    let Ok(Ok(alive)) =
+                        tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await
+                    else {
                         continue;
                     };
                     let jobs = agent.lock().await.sweep(alive);
@@ -229,7 +235,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     a.tick();
     a.flush(true);
     let _ = std::fs::remove_file(&args.socket);
-    tracing::info!("observer agent stopped; the kernel programs stay attached (observer agent --uninstall detaches them)");
+    tracing::info!(
+        "observer agent stopped; the kernel programs stay attached (observer agent --uninstall detaches them)"
+    );
     match death {
         None => Ok(0),
         Some(e) => Err(e.context("an agent task died")),
@@ -344,15 +352,21 @@ async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::map
             continue;
         }
         // New cgroups inotify did not catch: one walk of the tree, without the lock.
-        let new_ids: Vec<u64> =
-            batch.iter().filter(|e| e.kind == observer_common::event::EventKind::NewCgroup as u32).map(|e| e.cgroup_id).collect();
+        let new_ids: Vec<u64> = batch
+            .iter()
+            .filter(|e| e.kind == observer_common::event::EventKind::NewCgroup as u32)
+            .map(|e| e.cgroup_id)
+            .collect();
         let (resolver, unknown) = {
             let a = agent.lock().await;
             (a.resolver.clone(), a.unknown_paths(new_ids.iter().copied()))
         };
         let walked = if unknown {
             let mount = resolver.mount().to_path_buf();
-            tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await.ok().and_then(Result::ok)
+            tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount))
+                .await
+                .ok()
+                .and_then(Result::ok)
         } else {
             None
         };

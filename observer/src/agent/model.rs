@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     container::confirm::Confirmation,
-    views::{Phase, ProfileRow},
     probe::RowCounts,
+    views::{Phase, ProfileRow},
 };
 
 /// Counts of one row accumulated across reads; `last` is the kernel's u32
@@ -119,7 +119,6 @@ pub struct ContainerRecord {
     pub labels: BTreeMap<String, String>,
 }
 
-
 impl ContainerRecord {
     /// A record seen for the first time now, running, with nothing recorded yet.
     pub fn new(id: &str, runtime: String, cgroup_path: String, cgroup_id: u64, now: String) -> Self {
@@ -223,11 +222,7 @@ impl ContainerRecord {
 
     /// Rows made by the container's own processes (not only the runtime's init).
     pub fn own_rows(&self) -> BTreeSet<u32> {
-        self.first_use
-            .iter()
-            .filter(|(_, f)| f.phases.contains(&phase::CONTAINER))
-            .map(|(r, _)| *r)
-            .collect()
+        self.first_use.iter().filter(|(_, f)| f.phases.contains(&phase::CONTAINER)).map(|(r, _)| *r).collect()
     }
 }
 

@@ -15,8 +15,8 @@ use super::{
 use crate::{
     api::Target,
     clock::parse_time,
-    printable::short,
     container::confirm::Confirmation,
+    printable::short,
     views::{Armed, EnforceAction},
 };
 
@@ -174,13 +174,19 @@ mod tests {
     #[test]
     fn the_latest_rule_that_names_a_record_applies() {
         let r = record(&"a".repeat(64), "web", "nginx:1.25", State::Running, "2026-12-01T00:00:00Z");
-        let rule = |target: Target, action: EnforceAction| EnforceRule { target, action, allowed_rows: vec![0], profile: "p.json".into() };
+        let rule = |target: Target, action: EnforceAction| EnforceRule {
+            target,
+            action,
+            allowed_rows: vec![0],
+            profile: "p.json".into(),
+        };
         let rules = [
             rule(Target::Image("nginx".into()), EnforceAction::Alert),
             rule(Target::Name("web".into()), EnforceAction::Kill),
             rule(Target::Name("other".into()), EnforceAction::Kill),
         ];
-        let baselines = [BaselineRule { target: Target::Image("nginx:1.25".into()), rows: [1u32].into(), source: "b.json".into() }];
+        let baselines =
+            [BaselineRule { target: Target::Image("nginx:1.25".into()), rows: [1u32].into(), source: "b.json".into() }];
         let (b, e) = rules_for(&r, &baselines, &rules);
         assert_eq!(b.map(|b| b.source.as_str()), Some("b.json"));
         assert_eq!(e.map(|e| e.action), Some(EnforceAction::Kill));

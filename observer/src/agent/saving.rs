@@ -36,7 +36,8 @@ impl Agent {
         }
         let rules = serde_json::to_string(&self.enforcements).unwrap_or_default();
         if rules != self.enforcements_saved {
-            match self.store.encode_json("enforce.json", &serde_json::to_value(&self.enforcements).unwrap_or_default()) {
+            match self.store.encode_json("enforce.json", &serde_json::to_value(&self.enforcements).unwrap_or_default())
+            {
                 Ok(w) => {
                     writes.push(w);
                     // Optimistic: a failed write clears it again (`writes_failed`).

@@ -47,7 +47,11 @@ fn restrict_own_directory(dir: &Path) -> anyhow::Result<()> {
     let own = match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Every directory created here (the missing ancestors too) is the agent's.
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
             true
         }
         Err(e) => return Err(e).with_context(|| format!("looking at {}", dir.display())),
@@ -55,7 +59,8 @@ fn restrict_own_directory(dir: &Path) -> anyhow::Result<()> {
         Ok(meta) => meta.is_dir() && Path::new(crate::api::DEFAULT_SOCKET).parent() == Some(dir),
     };
     if own {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("making {} root-only", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} root-only", dir.display()))?;
     }
     Ok(())
 }

@@ -34,17 +34,22 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        fs::create_dir_all(dir.join("containers")).with_context(|| format!("creating the state directory {}", dir.display()))?;
+        fs::create_dir_all(dir.join("containers"))
+            .with_context(|| format!("creating the state directory {}", dir.display()))?;
         // An older agent left the alert log world-readable; alerts say what containers do.
         let alerts = dir.join("alerts.jsonl");
         if fs::symlink_metadata(&alerts).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 != 0) {
-            fs::set_permissions(&alerts, fs::Permissions::from_mode(0o600)).with_context(|| format!("making {} root-only", alerts.display()))?;
+            fs::set_permissions(&alerts, fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} root-only", alerts.display()))?;
         }
         Ok(Self { dir: dir.to_path_buf() })
     }
 
     fn file_of(&self, key: &str) -> PathBuf {
-        let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect();
+        let safe: String = key
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+            .collect();
         self.dir.join("containers").join(format!("{safe}.json"))
     }
 
@@ -55,7 +60,11 @@ impl Store {
     /// A record's file and bytes, ready to be written later (without the
     /// agent's lock: writes fsync).
     pub fn encode(&self, record: &ContainerRecord) -> anyhow::Result<PendingWrite> {
-        Ok(PendingWrite { key: Some(record.id.clone()), path: self.file_of(&record.id), bytes: serde_json::to_vec_pretty(record)? })
+        Ok(PendingWrite {
+            key: Some(record.id.clone()),
+            path: self.file_of(&record.id),
+            bytes: serde_json::to_vec_pretty(record)?,
+        })
     }
 
     /// A JSON state file's write, for later.
@@ -87,7 +96,11 @@ impl Store {
                 }
                 Err(e) => {
                     let aside = path.with_extension("json.corrupt");
-                    tracing::warn!("state file {} is corrupt ({e}); moved to {} and skipped", path.display(), aside.display());
+                    tracing::warn!(
+                        "state file {} is corrupt ({e}); moved to {} and skipped",
+                        path.display(),
+                        aside.display()
+                    );
                     let _ = fs::rename(&path, &aside);
                 }
             }

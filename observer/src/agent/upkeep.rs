@@ -120,7 +120,8 @@ impl Agent {
                     .first_use
                     .values()
                     .any(|f| f.phases.contains(&phase::CONTAINER) || f.denied_phases.contains(&phase::CONTAINER));
-                record.state = if own || record.observed_since.is_some() { State::Exited } else { State::FailedToStart };
+                record.state =
+                    if own || record.observed_since.is_some() { State::Exited } else { State::FailedToStart };
                 record.ended_at = Some(now());
                 record.pids.clear();
                 tracing::info!(container = %record.name, state = ?record.state, "container ended");
@@ -139,14 +140,17 @@ impl Agent {
         for record in self.containers.values_mut().filter(|r| r.state == State::Running) {
             let mut pids = Vec::new();
             for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
-                if let Ok(text) = std::fs::read_to_string(mount.join(cg.path.trim_start_matches('/')).join("cgroup.procs")) {
+                if let Ok(text) =
+                    std::fs::read_to_string(mount.join(cg.path.trim_start_matches('/')).join("cgroup.procs"))
+                {
                     pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
                 }
             }
             pids.sort_unstable();
             if let Some(pid) = pids.last()
                 && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                && let Some(mode) = status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
+                && let Some(mode) =
+                    status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
             {
                 record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
             }
@@ -161,7 +165,9 @@ impl Agent {
             if record.baseline.is_some() || record.state != State::Running {
                 continue;
             }
-            let Ok(first) = time::OffsetDateTime::parse(&record.first_seen, &time::format_description::well_known::Rfc3339) else {
+            let Ok(first) =
+                time::OffsetDateTime::parse(&record.first_seen, &time::format_description::well_known::Rfc3339)
+            else {
                 continue;
             };
             if now_t - first >= window {

@@ -2,11 +2,7 @@
 //! agent) against the seccomp filter the kernel really applies to it (dumped
 //! from each of its processes) or against a profile file.
 
-use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
-    path::PathBuf,
-};
+use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -62,21 +58,30 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     };
     let profile: ProfileView = call_as(&socket, &Request::Profile { container: target })?;
     let id = profile.id.clone();
-    let container_pids: Vec<i64> = ps.iter().find(|c| c.id == id).map(|c| c.pids.iter().map(|p| i64::from(*p)).collect()).unwrap_or_default();
+    let container_pids: Vec<i64> =
+        ps.iter().find(|c| c.id == id).map(|c| c.pids.iter().map(|p| i64::from(*p)).collect()).unwrap_or_default();
     let used = used_syscalls(&profile);
 
     // The policies to compare with: one file, or one per distinct applied filter.
     let mut groups: Vec<Group> = Vec::new();
     if let Some(file) = &args.against {
         let resolved = crate::profile_rows::resolve_file(file, args.caps.as_deref())?;
-        groups.push((Vec::new(), format!("profile {}", file.display()), Some(PolicyTable::from_profile(&resolved)), Vec::new()));
+        groups.push((
+            Vec::new(),
+            format!("profile {}", file.display()),
+            Some(PolicyTable::from_profile(&resolved)),
+            Vec::new(),
+        ));
     } else {
         let pids: Vec<i64> = match args.pid {
             Some(p) => vec![i64::from(p)],
             None => container_pids,
         };
         if pids.is_empty() {
-            bail!("{} has no running process to read a filter from; use --against FILE", crate::printable::printable(&profile.name));
+            bail!(
+                "{} has no running process to read a filter from; use --against FILE",
+                crate::printable::printable(&profile.name)
+            );
         }
         let mut by_filter: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         for pid in pids {
@@ -96,7 +101,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
                         }
                     };
                     let key: Vec<u8> = applied.filters.iter().flat_map(|f| observer_profile::bpf::encode(f)).collect();
-                    let table = applied.table().with_context(|| format!("evaluating the filter dumped from process {pid}"))?;
+                    let table =
+                        applied.table().with_context(|| format!("evaluating the filter dumped from process {pid}"))?;
                     let counts = applied.filters.iter().map(Vec::len).collect();
                     (key, "applied filter".to_owned(), Some(PolicyTable::from_filter(&table)), counts)
                 }
@@ -114,7 +120,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let reports: Vec<Value> = groups.iter().map(|(pids, label, table, counts)| compare(&used, pids, label, table.as_ref(), counts)).collect();
+    let reports: Vec<Value> =
+        groups.iter().map(|(pids, label, table, counts)| compare(&used, pids, label, table.as_ref(), counts)).collect();
     let mut out = reports[0].clone();
     out["container"] = json!({"id": id, "name": profile.name, "image": profile.image});
     out["groups"] = json!(reports);
@@ -142,7 +149,13 @@ fn label(abi: &str, name: &str) -> String {
     if abi == "x86_64" { name.to_owned() } else { format!("{abi}:{name}") }
 }
 
-fn compare(used: &BTreeMap<(String, String), Use>, pids: &[i64], source: &str, table: Option<&PolicyTable>, counts: &[usize]) -> Value {
+fn compare(
+    used: &BTreeMap<(String, String), Use>,
+    pids: &[i64],
+    source: &str,
+    table: Option<&PolicyTable>,
+    counts: &[usize],
+) -> Value {
     let mut used_but_denied = Vec::new();
     let mut conditional = Vec::new();
     let mut denied_attempts = serde_json::Map::new();
@@ -162,13 +175,27 @@ fn compare(used: &BTreeMap<(String, String), Use>, pids: &[i64], source: &str, t
     let mut top_unused = Vec::new();
     for (abi, _) in super::policy::ABIS {
         let names: Vec<String> = match table {
-            Some(t) => t.abis.get(abi).map(|m| m.iter().filter(|(n, d)| d.outcome != Outcome::Denied && !n.starts_with("syscall_")).map(|(n, _)| n.clone()).collect()).unwrap_or_default(),
-            None => observer_profile::syscall_table::all(if abi == "i386" { observer_profile::types::Arch::I386 } else { observer_profile::types::Arch::X86_64 })
-                .into_iter()
-                .map(|(_, n)| n.to_owned())
-                .collect(),
+            Some(t) => t
+                .abis
+                .get(abi)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(n, d)| d.outcome != Outcome::Denied && !n.starts_with("syscall_"))
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => observer_profile::syscall_table::all(if abi == "i386" {
+                observer_profile::types::Arch::I386
+            } else {
+                observer_profile::types::Arch::X86_64
+            })
+            .into_iter()
+            .map(|(_, n)| n.to_owned())
+            .collect(),
         };
-        let unused: Vec<String> = names.iter().filter(|n| !used.contains_key(&(abi.to_owned(), (*n).clone()))).cloned().collect();
+        let unused: Vec<String> =
+            names.iter().filter(|n| !used.contains_key(&(abi.to_owned(), (*n).clone()))).cloned().collect();
         let used_here = used.keys().filter(|(a, _)| a == abi).count();
         let share = if names.is_empty() { 0.0 } else { unused.len() as f64 / names.len() as f64 };
         abis.insert(
@@ -183,7 +210,9 @@ fn compare(used: &BTreeMap<(String, String), Use>, pids: &[i64], source: &str, t
     let verdict = if used_but_denied.is_empty() {
         format!(
             "everything used is allowed; {} of {} allowed x86_64 syscalls ({:.0}%) were never used: a profile learned from this container would remove them",
-            x["allowed_but_unused"], x["allowed"], x["unused_share"].as_f64().unwrap_or(0.0) * 100.0
+            x["allowed_but_unused"],
+            x["allowed"],
+            x["unused_share"].as_f64().unwrap_or(0.0) * 100.0
         )
     } else {
         format!(
@@ -210,16 +239,32 @@ fn compare(used: &BTreeMap<(String, String), Use>, pids: &[i64], source: &str, t
 
 fn text(out: &Value) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "container {} ({})", out["container"]["name"].as_str().unwrap_or(""), out["container"]["image"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        s,
+        "container {} ({})",
+        out["container"]["name"].as_str().unwrap_or(""),
+        out["container"]["image"].as_str().unwrap_or("")
+    );
     for g in out["groups"].as_array().into_iter().flatten() {
         let _ = writeln!(s, "\n{} — pids {}", g["source"].as_str().unwrap_or(""), g["pids"]);
-        let list = |k: &str| g[k].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let list = |k: &str| {
+            g[k].as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
         let _ = writeln!(s, "  used but denied:  {}", list("used_but_denied"));
         let _ = writeln!(s, "  conditional:      {}", list("conditional"));
         let _ = writeln!(s, "  denied attempts:  {}", g["denied_attempts"]);
         for abi in ["x86_64", "i386"] {
             let a = &g["abis"][abi];
-            let _ = writeln!(s, "  {abi}: {} allowed, {} used, {} allowed but unused ({:.0}%)", a["allowed"], a["used"], a["allowed_but_unused"], a["unused_share"].as_f64().unwrap_or(0.0) * 100.0);
+            let _ = writeln!(
+                s,
+                "  {abi}: {} allowed, {} used, {} allowed but unused ({:.0}%)",
+                a["allowed"],
+                a["used"],
+                a["allowed_but_unused"],
+                a["unused_share"].as_f64().unwrap_or(0.0) * 100.0
+            );
         }
         let _ = writeln!(s, "  verdict: {}", g["verdict"].as_str().unwrap_or(""));
     }

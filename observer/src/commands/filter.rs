@@ -51,7 +51,9 @@ pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         if status.mode == SeccompMode::Strict {
-            bail!("process {pid} runs in seccomp strict mode (only read, write, exit and sigreturn): there is no filter to dump");
+            bail!(
+                "process {pid} runs in seccomp strict mode (only read, write, exit and sigreturn): there is no filter to dump"
+            );
         }
         let applied = dump_filters(pid)?;
         let table = applied.table().with_context(|| format!("evaluating the filters dumped from process {pid}"))?;
@@ -107,7 +109,8 @@ fn options(args: &FilterArgs) -> anyhow::Result<ResolveOptions> {
         other => bail!("unknown --arch {other:?} (x86_64 or i386)"),
     };
     if let Some(k) = &args.kernel {
-        o.kernel = observer_profile::resolve::parse_kernel_release(k).with_context(|| format!("--kernel {k:?}: expected a version like 6.1"))?;
+        o.kernel = observer_profile::resolve::parse_kernel_release(k)
+            .with_context(|| format!("--kernel {k:?}: expected a version like 6.1"))?;
     }
     Ok(o)
 }

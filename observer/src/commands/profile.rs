@@ -5,13 +5,17 @@ use std::{fmt::Write as _, path::PathBuf};
 
 use clap::Subcommand;
 
-use observer_profile::{check::check, diff::diff, merge::{MergeInput, merge}};
+use observer_profile::{
+    check::check,
+    diff::diff,
+    merge::{MergeInput, merge},
+};
 
 use crate::{
     api::{Request, call_as, socket_path},
-    views::{ExportFormat, ProfileView},
     learned,
     printable::printable,
+    views::{ExportFormat, ProfileView},
 };
 
 #[derive(Subcommand, Debug)]
@@ -94,9 +98,22 @@ pub enum ProfileCommand {
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
     match cmd {
-        ProfileCommand::Export { container, workload, format, output, include_denied, beyond_default, base, caps, name, namespace, socket } => {
+        ProfileCommand::Export {
+            container,
+            workload,
+            format,
+            output,
+            include_denied,
+            beyond_default,
+            base,
+            caps,
+            name,
+            namespace,
+            socket,
+        } => {
             if let Some(workload) = workload {
-                let request = learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
+                let request =
+                    learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
                 let text = crate::commands::workload::export(&socket_path(socket.as_deref()), &workload, &request)?;
                 learned::write_out(output.as_deref(), &text)?;
                 return Ok(0);
@@ -104,7 +121,8 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             let container = container.unwrap_or_default();
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             let learned = learned::learned_from_agent(&view);
-            let request = learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
+            let request =
+                learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
             let (exported, text) = learned::export_learned(&learned, &request)?;
             learned::report_left_out(&exported);
             learned::write_out(output.as_deref(), &text)?;
@@ -118,7 +136,15 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                 inputs.push(MergeInput { source: f.display().to_string(), profile });
             }
             let merged = merge(&inputs);
-            let request = learned::ExportRequest { format, include_denied: false, beyond_default: false, base: None, caps: None, name, namespace };
+            let request = learned::ExportRequest {
+                format,
+                include_denied: false,
+                beyond_default: false,
+                base: None,
+                caps: None,
+                name,
+                namespace,
+            };
             learned::write_out(output.as_deref(), &learned::render(&merged, &request)?)?;
             Ok(0)
         }
@@ -177,11 +203,21 @@ fn table(view: &ProfileView) -> String {
     // Names and comm come from the kernel, the container and profile files: escaped.
     let s = |v: &str| printable(v).into_owned();
     let state = serde_json::to_value(view.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let _ = writeln!(out, "container {} ({}), image {}, state {state}", s(&view.name), crate::printable::short(&s(&view.id)), s(&view.image));
+    let _ = writeln!(
+        out,
+        "container {} ({}), image {}, state {state}",
+        s(&view.name),
+        crate::printable::short(&s(&view.id)),
+        s(&view.image)
+    );
     if let Some(since) = &view.observed_since {
         let _ = writeln!(out, "observed since {since} (it was running before the agent saw it)");
     }
-    let _ = writeln!(out, "{:<22} {:<7} {:<19} {:>10} {:>8} {:>7} {:<21} {:>7} COMM", "SYSCALL", "ABI", "PHASE", "CALLS", "ERRORS", "DENIED", "FIRST SEEN", "PID");
+    let _ = writeln!(
+        out,
+        "{:<22} {:<7} {:<19} {:>10} {:>8} {:>7} {:<21} {:>7} COMM",
+        "SYSCALL", "ABI", "PHASE", "CALLS", "ERRORS", "DENIED", "FIRST SEEN", "PID"
+    );
     for r in &view.syscalls {
         let phase = serde_json::to_value(r.phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = writeln!(
@@ -218,7 +254,12 @@ fn diff_text(d: &serde_json::Value) -> String {
         let _ = writeln!(out, "default action: {} -> {}", c["old"], c["new"]);
     }
     for abi in d["abis"].as_array().into_iter().flatten() {
-        let list = |k: &str| abi[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).map(printable).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let list = |k: &str| {
+            abi[k]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).map(printable).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
         let _ = writeln!(out, "{}:", abi["arch"].as_str().unwrap_or(""));
         let _ = writeln!(out, "  added:   {}", list("added"));
         let _ = writeln!(out, "  removed: {}", list("removed"));

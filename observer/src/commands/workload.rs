@@ -20,14 +20,19 @@ use crate::{
 /// A Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
 /// starting and ending with an alphanumeric one.
 pub fn label_value(s: &str) -> String {
-    let cleaned: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
+    let cleaned: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
     let cut: String = cleaned.chars().take(63).collect();
     cut.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
 }
 
 /// A DNS-1123 subdomain name for the SeccompProfile: lower case, `[a-z0-9.-]`, at most 253.
 pub fn object_name(s: &str) -> String {
-    let cleaned: String = s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '-' }).collect();
+    let cleaned: String = s
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '-' })
+        .collect();
     let cut: String = cleaned.chars().take(253).collect();
     cut.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
 }
@@ -54,14 +59,15 @@ pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
     let mut inputs = Vec::new();
     let mut calls = 0;
     for p in data["profiles"].as_array().into_iter().flatten() {
-        let view: crate::views::ProfileView =
-            serde_json::from_value(p.clone()).context("the agent's workload answer does not match this CLI's contract")?;
+        let view: crate::views::ProfileView = serde_json::from_value(p.clone())
+            .context("the agent's workload answer does not match this CLI's contract")?;
         let learned = learned::learned_from_agent(&view);
         calls += learned.metadata.calls;
         let (exported, _) = learned::export_learned(&learned, &per_replica)
             .with_context(|| format!("exporting {}", p["name"].as_str().unwrap_or_default()))?;
         learned::report_left_out(&exported);
-        inputs.push(MergeInput { source: p["name"].as_str().unwrap_or_default().to_owned(), profile: exported.profile });
+        inputs
+            .push(MergeInput { source: p["name"].as_str().unwrap_or_default().to_owned(), profile: exported.profile });
     }
     anyhow::ensure!(!inputs.is_empty(), "the agent gave no profile for {}", data["workload"]);
     let mut merged = merge(&inputs);
@@ -142,7 +148,15 @@ mod tests {
                 profile("shop/web-2/app", 7, serde_json::json!([row("read"), row("mkdir"), init])),
             ],
         });
-        let req = ExportRequest { format: crate::views::ExportFormat::Spo, include_denied: false, beyond_default: false, base: None, caps: None, name: None, namespace: None };
+        let req = ExportRequest {
+            format: crate::views::ExportFormat::Spo,
+            include_denied: false,
+            beyond_default: false,
+            base: None,
+            caps: None,
+            name: None,
+            namespace: None,
+        };
         let yaml = render(&data, &req).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(doc["kind"], "SeccompProfile");

@@ -109,11 +109,7 @@ pub fn parse(path: &str) -> ContainerRef {
 
     if let Some(i) = parts.iter().rposition(|p| is_unit(p)) {
         let unit = parts[i];
-        let kind = if unit.ends_with(".service") {
-            Kind::Service
-        } else {
-            Kind::Scope
-        };
+        let kind = if unit.ends_with(".service") { Kind::Service } else { Kind::Scope };
         return ContainerRef {
             runtime: Runtime::Systemd,
             id: unit.to_owned(),
@@ -173,10 +169,7 @@ fn container_component<'a>(
                 return Some((runtime, kind, id, true));
             }
         }
-        if let Some(id) = stem
-            .strip_prefix("libpod-")
-            .filter(|id| is_container_id(id))
-        {
+        if let Some(id) = stem.strip_prefix("libpod-").filter(|id| is_container_id(id)) {
             return Some((Runtime::Podman, Kind::Container, id, true));
         }
         return None;
@@ -186,34 +179,22 @@ fn container_component<'a>(
     let in_pod = parent.is_some_and(|p| p.starts_with("pod") && pod_uid_of(p).is_some())
         && ancestors.iter().any(|a| is_kubepods(a));
     match parent {
-        Some("docker") if is_container_id(part) => {
-            Some((Runtime::Docker, Kind::Container, part, false))
-        }
+        Some("docker") if is_container_id(part) => Some((Runtime::Docker, Kind::Container, part, false)),
         Some("libpod_parent") => {
-            if let Some(id) = part
-                .strip_prefix("libpod-conmon-")
-                .filter(|id| is_container_id(id))
-            {
+            if let Some(id) = part.strip_prefix("libpod-conmon-").filter(|id| is_container_id(id)) {
                 Some((Runtime::Podman, Kind::Monitor, id, false))
             } else {
-                let id = part
-                    .strip_prefix("libpod-")
-                    .filter(|id| is_container_id(id))?;
+                let id = part.strip_prefix("libpod-").filter(|id| is_container_id(id))?;
                 Some((Runtime::Podman, Kind::Container, id, false))
             }
         }
         _ if in_pod => {
             if is_container_id(part) {
                 Some((Runtime::Containerd, Kind::Container, part, false))
-            } else if let Some(id) = part
-                .strip_prefix("crio-conmon-")
-                .filter(|id| is_container_id(id))
-            {
+            } else if let Some(id) = part.strip_prefix("crio-conmon-").filter(|id| is_container_id(id)) {
                 Some((Runtime::CriO, Kind::Monitor, id, false))
             } else {
-                let id = part
-                    .strip_prefix("crio-")
-                    .filter(|id| is_container_id(id))?;
+                let id = part.strip_prefix("crio-").filter(|id| is_container_id(id))?;
                 Some((Runtime::CriO, Kind::Container, id, false))
             }
         }
@@ -227,9 +208,7 @@ fn is_container_id(s: &str) -> bool {
 }
 
 fn is_unit(part: &str) -> bool {
-    let stem = part
-        .strip_suffix(".service")
-        .or_else(|| part.strip_suffix(".scope"));
+    let stem = part.strip_suffix(".service").or_else(|| part.strip_suffix(".scope"));
     stem.is_some_and(|s| !s.is_empty())
 }
 
@@ -271,13 +250,7 @@ mod tests {
     const UID: &str = "8f6d4b2a-1c3e-4a5b-9d7f-0e2c4a6b8d1f";
     const UID_US: &str = "8f6d4b2a_1c3e_4a5b_9d7f_0e2c4a6b8d1f";
 
-    fn check(
-        path: &str,
-        runtime: Runtime,
-        kind: Kind,
-        pod: Option<&str>,
-        unit: Option<&str>,
-    ) -> ContainerRef {
+    fn check(path: &str, runtime: Runtime, kind: Kind, pod: Option<&str>, unit: Option<&str>) -> ContainerRef {
         let r = parse(path);
         assert_eq!(r.runtime, runtime, "{path}: {r:?}");
         assert_eq!(r.kind, kind, "{path}: {r:?}");
@@ -315,10 +288,7 @@ mod tests {
         assert_eq!(parse(&format!("{own}/init.scope")).runtime, Runtime::Docker);
 
         let r = parse("/system.slice/nginx.service/worker");
-        assert_eq!(
-            (r.id.as_str(), r.cgroup.as_str()),
-            ("nginx.service", "/system.slice/nginx.service")
-        );
+        assert_eq!((r.id.as_str(), r.cgroup.as_str()), ("nginx.service", "/system.slice/nginx.service"));
     }
 
     #[test]
@@ -339,54 +309,25 @@ mod tests {
 
     #[test]
     fn kubernetes_systemd() {
-        let pod = format!(
-            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_US}.slice"
-        );
+        let pod = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_US}.slice");
         let unit = format!("cri-containerd-{ID}.scope");
-        let r = check(
-            &format!("{pod}/{unit}"),
-            Runtime::Containerd,
-            Kind::Container,
-            Some(UID),
-            Some(&unit),
-        );
+        let r = check(&format!("{pod}/{unit}"), Runtime::Containerd, Kind::Container, Some(UID), Some(&unit));
         assert_eq!(r.id, ID);
 
         let unit = format!("crio-{ID}.scope");
-        let r = check(
-            &format!("{pod}/{unit}"),
-            Runtime::CriO,
-            Kind::Container,
-            Some(UID),
-            Some(&unit),
-        );
+        let r = check(&format!("{pod}/{unit}"), Runtime::CriO, Kind::Container, Some(UID), Some(&unit));
         assert_eq!(r.id, ID);
         // Newer CRI-O puts the payload in a `container` child of the scope.
-        assert_eq!(
-            parse(&format!("{pod}/{unit}/container")).cgroup,
-            format!("{pod}/{unit}")
-        );
+        assert_eq!(parse(&format!("{pod}/{unit}/container")).cgroup, format!("{pod}/{unit}"));
 
         let unit = format!("crio-conmon-{ID}.scope");
-        let r = check(
-            &format!("{pod}/{unit}"),
-            Runtime::CriO,
-            Kind::Monitor,
-            Some(UID),
-            Some(&unit),
-        );
+        let r = check(&format!("{pod}/{unit}"), Runtime::CriO, Kind::Monitor, Some(UID), Some(&unit));
         assert_eq!(r.id, ID);
 
         // Guaranteed QoS pods sit directly under kubepods.slice.
         let unit = format!("cri-containerd-{ID}.scope");
         let p = format!("/kubepods.slice/kubepods-pod{UID_US}.slice/{unit}");
-        check(
-            &p,
-            Runtime::Containerd,
-            Kind::Container,
-            Some(UID),
-            Some(&unit),
-        );
+        check(&p, Runtime::Containerd, Kind::Container, Some(UID), Some(&unit));
     }
 
     #[test]
@@ -397,41 +338,17 @@ mod tests {
         assert_eq!(r.id, UID);
         assert!(!r.is_container());
 
-        let r = check(
-            &format!("/kubepods/besteffort/pod{UID}"),
-            Runtime::Plain,
-            Kind::Pod,
-            Some(UID),
-            None,
-        );
+        let r = check(&format!("/kubepods/besteffort/pod{UID}"), Runtime::Plain, Kind::Pod, Some(UID), None);
         assert!(!r.is_container());
 
-        check(
-            "/kubepods.slice/kubepods-burstable.slice",
-            Runtime::Plain,
-            Kind::Other,
-            None,
-            None,
-        );
-        check(
-            "/kubepods/burstable",
-            Runtime::Plain,
-            Kind::Other,
-            None,
-            None,
-        );
+        check("/kubepods.slice/kubepods-burstable.slice", Runtime::Plain, Kind::Other, None, None);
+        check("/kubepods/burstable", Runtime::Plain, Kind::Other, None, None);
     }
 
     #[test]
     fn podman() {
         let unit = format!("libpod-{ID}.scope");
-        let r = check(
-            &format!("/machine.slice/{unit}"),
-            Runtime::Podman,
-            Kind::Container,
-            None,
-            Some(&unit),
-        );
+        let r = check(&format!("/machine.slice/{unit}"), Runtime::Podman, Kind::Container, None, Some(&unit));
         assert_eq!(r.id, ID);
 
         let p = format!("/user.slice/user-1000.slice/user@1000.service/user.slice/{unit}");
@@ -443,24 +360,12 @@ mod tests {
         assert_eq!(r.id, ID);
 
         let unit = format!("libpod-conmon-{ID}.scope");
-        check(
-            &format!("/machine.slice/{unit}"),
-            Runtime::Podman,
-            Kind::Monitor,
-            None,
-            Some(&unit),
-        );
+        check(&format!("/machine.slice/{unit}"), Runtime::Podman, Kind::Monitor, None, Some(&unit));
     }
 
     #[test]
     fn systemd_units() {
-        let r = check(
-            "/system.slice/nginx.service",
-            Runtime::Systemd,
-            Kind::Service,
-            None,
-            Some("nginx.service"),
-        );
+        let r = check("/system.slice/nginx.service", Runtime::Systemd, Kind::Service, None, Some("nginx.service"));
         assert_eq!(r.id, "nginx.service");
         let r = check(
             "/user.slice/user-1000.slice/session-3.scope",
@@ -472,13 +377,7 @@ mod tests {
         assert_eq!(r.id, "session-3.scope");
         // The innermost unit names the cgroup.
         let p = "/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service";
-        check(
-            p,
-            Runtime::Systemd,
-            Kind::Service,
-            None,
-            Some("foo.service"),
-        );
+        check(p, Runtime::Systemd, Kind::Service, None, Some("foo.service"));
         check(
             "/user.slice/user-1000.slice/user@1000.service",
             Runtime::Systemd,
@@ -508,37 +407,13 @@ mod tests {
             assert_eq!((r.id.as_str(), r.cgroup.as_str()), (norm, norm), "{p}");
         }
         // A hex id outside a known parent is not a container.
-        check(
-            &format!("/mygroup/{ID}"),
-            Runtime::Plain,
-            Kind::Other,
-            None,
-            None,
-        );
+        check(&format!("/mygroup/{ID}"), Runtime::Plain, Kind::Other, None, None);
         // A `docker-<non-hex>.scope` is a unit, not a container.
-        check(
-            "/system.slice/docker-foo.scope",
-            Runtime::Systemd,
-            Kind::Scope,
-            None,
-            Some("docker-foo.scope"),
-        );
+        check("/system.slice/docker-foo.scope", Runtime::Systemd, Kind::Scope, None, Some("docker-foo.scope"));
         // `docker.service` is dockerd itself.
-        check(
-            "/system.slice/docker.service",
-            Runtime::Systemd,
-            Kind::Service,
-            None,
-            Some("docker.service"),
-        );
+        check("/system.slice/docker.service", Runtime::Systemd, Kind::Service, None, Some("docker.service"));
         // A hex dir under a `pod…` that is not under kubepods is not a container.
-        check(
-            &format!("/pod{UID}/{ID}"),
-            Runtime::Plain,
-            Kind::Other,
-            None,
-            None,
-        );
+        check(&format!("/pod{UID}/{ID}"), Runtime::Plain, Kind::Other, None, None);
     }
 
     #[test]

@@ -102,7 +102,9 @@ pub fn confirm(mount: &Path, cgroup: &str, container_cgroup: &str, answer: &Runt
             Verdict::new(Confirmation::Pending, format!("the container is {state}"))
         }
         // Ended: no process to check, and the path is root's alone.
-        RuntimeAnswer::Known { pid: 0, state } => Verdict::new(Confirmation::Confirmed, format!("root-owned path, container {state}")),
+        RuntimeAnswer::Known { pid: 0, state } => {
+            Verdict::new(Confirmation::Confirmed, format!("root-owned path, container {state}"))
+        }
         RuntimeAnswer::Known { pid, .. } => match cgroup_of_pid(*pid) {
             Some(init_cgroup) if is_at_or_below(&init_cgroup, container_cgroup) => {
                 Verdict::new(Confirmation::Confirmed, format!("its init (pid {pid}) is in {init_cgroup}"))
@@ -158,7 +160,8 @@ mod tests {
         std::fs::set_permissions(dir.join("docker/abc"), std::fs::Permissions::from_mode(0o777)).unwrap();
         assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/sub"), Some(dir.join("docker/abc")));
         assert_eq!(unprivileged_ancestor(&dir, "/docker/abc/gone"), Some(dir.join("docker/abc")));
-        let v = confirm(&dir, "/docker/abc/sub", "/docker/abc", &RuntimeAnswer::Known { pid: 0, state: "exited".into() });
+        let v =
+            confirm(&dir, "/docker/abc/sub", "/docker/abc", &RuntimeAnswer::Known { pid: 0, state: "exited".into() });
         assert_eq!(v.confirmation, Confirmation::Impostor, "{v:?}");
         std::os::unix::fs::chown(dir.join("docker/abc"), Some(1000), None).unwrap();
         std::fs::set_permissions(dir.join("docker/abc"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -180,7 +183,12 @@ mod tests {
         assert_eq!(c(RuntimeAnswer::Known { pid: 0, state: "exited".into() }), Confirmation::Confirmed);
         // Our own pid lives in some other cgroup: not this container's init.
         let ours = cgroup_of_pid(std::process::id()).unwrap();
-        let v = confirm(&dir, "/docker/abc", "/docker/abc", &RuntimeAnswer::Known { pid: std::process::id(), state: "running".into() });
+        let v = confirm(
+            &dir,
+            "/docker/abc",
+            "/docker/abc",
+            &RuntimeAnswer::Known { pid: std::process::id(), state: "running".into() },
+        );
         if is_at_or_below(&ours, "/docker/abc") {
             assert_eq!(v.confirmation, Confirmation::Confirmed);
         } else {

@@ -84,7 +84,11 @@ impl CriClient {
         self.socket.display().to_string()
     }
 
-    async fn call<T>(&self, what: &str, f: impl std::future::Future<Output = Result<T, tonic::Status>>) -> Result<T, CriError> {
+    async fn call<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, CriError> {
         match tokio::time::timeout(self.timeout, f).await {
             Err(_) => {
                 self.drop_channel();
@@ -94,7 +98,11 @@ impl CriClient {
                 if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown {
                     self.drop_channel();
                 }
-                Err(CriError::Call { socket: self.name(), what: what.into(), status: format!("{:?}: {}", status.code(), status.message()) })
+                Err(CriError::Call {
+                    socket: self.name(),
+                    what: what.into(),
+                    status: format!("{:?}: {}", status.code(), status.message()),
+                })
             }
             Ok(Ok(v)) => Ok(v),
         }
@@ -119,7 +127,9 @@ impl CriClient {
             async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
         }));
         let channel = match tokio::time::timeout(self.timeout, connecting).await {
-            Err(_) => return Err(CriError::Timeout { socket: self.name(), what: "connect".into(), timeout: self.timeout }),
+            Err(_) => {
+                return Err(CriError::Timeout { socket: self.name(), what: "connect".into(), timeout: self.timeout });
+            }
             Ok(Err(e)) => return Err(CriError::Connect { socket: self.name(), error: format!("{e:?}") }),
             Ok(Ok(c)) => c,
         };
@@ -145,20 +155,29 @@ impl CriClient {
             .into_inner();
         if let Some(c) = listed.containers.into_iter().find(|c| c.id == id) {
             let status = self
-                .call("ContainerStatus", client.container_status(ContainerStatusRequest { container_id: id.to_owned(), verbose: true }))
+                .call(
+                    "ContainerStatus",
+                    client.container_status(ContainerStatusRequest { container_id: id.to_owned(), verbose: true }),
+                )
                 .await?
                 .into_inner();
             let pid = pid_from_info(&status.info);
             let s = status.status.unwrap_or_default();
             let pod = self.pod(&mut client, &c.pod_sandbox_id).await?.map(|(pod, _, _)| pod);
-            let container_name = s.metadata.as_ref().or(c.metadata.as_ref()).map(|m| m.name.clone()).unwrap_or_default();
+            let container_name =
+                s.metadata.as_ref().or(c.metadata.as_ref()).map(|m| m.name.clone()).unwrap_or_default();
             let state = match k8s_cri::v1::ContainerState::try_from(s.state) {
                 Ok(k8s_cri::v1::ContainerState::ContainerCreated) => "created",
                 Ok(k8s_cri::v1::ContainerState::ContainerRunning) => "running",
                 Ok(k8s_cri::v1::ContainerState::ContainerExited) => "exited",
                 _ => "unknown",
             };
-            let image = s.image.as_ref().map(|i| i.image.clone()).filter(|i| !i.is_empty()).unwrap_or_else(|| c.image.map(|i| i.image).unwrap_or_default());
+            let image = s
+                .image
+                .as_ref()
+                .map(|i| i.image.clone())
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| c.image.map(|i| i.image).unwrap_or_default());
             let name = match &pod {
                 Some(p) => format!("{}/{}/{}", p.namespace, p.name, container_name),
                 None => container_name.clone(),
@@ -197,11 +216,16 @@ impl CriClient {
     }
 
     /// A pod sandbox's pod, init pid, state and creation time; None when unknown.
-    async fn pod(&self, client: &mut RuntimeServiceClient<Channel>, sandbox_id: &str) -> Result<Option<(PodInfo, u32, (String, String))>, CriError> {
+    async fn pod(
+        &self,
+        client: &mut RuntimeServiceClient<Channel>,
+        sandbox_id: &str,
+    ) -> Result<Option<(PodInfo, u32, (String, String))>, CriError> {
         if sandbox_id.is_empty() {
             return Ok(None);
         }
-        let answer = client.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: sandbox_id.to_owned(), verbose: true });
+        let answer =
+            client.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: sandbox_id.to_owned(), verbose: true });
         let status = match self.call("PodSandboxStatus", answer).await {
             Ok(s) => s.into_inner(),
             Err(CriError::Call { status, .. }) if status.starts_with("NotFound") => return Ok(None),

@@ -52,11 +52,7 @@ pub enum DockerError {
     #[error("no such container: {0}")]
     NotFound(String),
     #[error("dockerd answered {status} to {request}: {message}")]
-    Status {
-        status: u16,
-        request: String,
-        message: String,
-    },
+    Status { status: u16, request: String, message: String },
     #[error("unexpected JSON from dockerd for {request}: {source}")]
     Json {
         request: String,
@@ -115,10 +111,7 @@ pub enum Seccomp {
 impl Seccomp {
     /// From `HostConfig.SecurityOpt`. Old clients wrote `seccomp:<value>`.
     pub fn from_security_opts(opts: &[String]) -> Self {
-        let value = opts.iter().find_map(|o| {
-            o.strip_prefix("seccomp=")
-                .or_else(|| o.strip_prefix("seccomp:"))
-        });
+        let value = opts.iter().find_map(|o| o.strip_prefix("seccomp=").or_else(|| o.strip_prefix("seccomp:")));
         match value {
             None => Seccomp::Default,
             Some("unconfined") => Seccomp::Unconfined,
@@ -204,10 +197,7 @@ impl From<Inspect> for DockerInfo {
 pub fn parse_inspect(body: &[u8], request: &str) -> Result<DockerInfo, DockerError> {
     serde_json::from_slice::<Inspect>(body)
         .map(DockerInfo::from)
-        .map_err(|source| DockerError::Json {
-            request: request.to_owned(),
-            source,
-        })
+        .map_err(|source| DockerError::Json { request: request.to_owned(), source })
 }
 
 /// A client for one dockerd socket.
@@ -219,10 +209,7 @@ pub struct DockerClient {
 
 impl DockerClient {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        DockerClient {
-            socket: socket.into(),
-            timeout: DEFAULT_TIMEOUT,
-        }
+        DockerClient { socket: socket.into(), timeout: DEFAULT_TIMEOUT }
     }
 
     /// `DOCKER_HOST=unix://<path>` if set, else [`DEFAULT_SOCKET`].
@@ -248,10 +235,7 @@ impl DockerClient {
     /// `docker inspect <id>`: `id` is a full or short id, or a name.
     pub async fn inspect(&self, id: &str) -> Result<DockerInfo, DockerError> {
         // The id goes into a request path: allow only what Docker ids and names use.
-        let valid = !id.is_empty()
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        let valid = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !valid {
             return Err(DockerError::InvalidId(id.to_owned()));
         }
@@ -260,11 +244,7 @@ impl DockerClient {
         match status {
             StatusCode::OK => parse_inspect(&body, &request),
             StatusCode::NOT_FOUND => Err(DockerError::NotFound(id.to_owned())),
-            status => Err(DockerError::Status {
-                status: status.as_u16(),
-                request,
-                message: error_message(&body),
-            }),
+            status => Err(DockerError::Status { status: status.as_u16(), request, message: error_message(&body) }),
         }
     }
 
@@ -272,10 +252,7 @@ impl DockerClient {
     async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), DockerError> {
         match tokio::time::timeout(self.timeout, self.get_inner(path)).await {
             Ok(result) => result,
-            Err(_) => Err(DockerError::Timeout {
-                path: self.socket.clone(),
-                timeout: self.timeout,
-            }),
+            Err(_) => Err(DockerError::Timeout { path: self.socket.clone(), timeout: self.timeout }),
         }
     }
 
@@ -284,23 +261,13 @@ impl DockerClient {
             if source.kind() == io::ErrorKind::NotFound {
                 DockerError::SocketMissing(self.socket.clone())
             } else {
-                DockerError::Connect {
-                    path: self.socket.clone(),
-                    source,
-                }
+                DockerError::Connect { path: self.socket.clone(), source }
             }
         })?;
-        let http = |error| DockerError::Http {
-            path: self.socket.clone(),
-            error,
-        };
-        let too_large = || DockerError::TooLarge {
-            path: self.socket.clone(),
-            max: MAX_RESPONSE,
-        };
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http)?;
+        let http = |error| DockerError::Http { path: self.socket.clone(), error };
+        let too_large = || DockerError::TooLarge { path: self.socket.clone(), max: MAX_RESPONSE };
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
         // hyper's client adds no Host header, and dockerd (Go's net/http)
         // refuses an HTTP/1.1 request without one.
         let request = Request::get(path)
@@ -362,8 +329,7 @@ pub(crate) mod tests {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("observer-fake-dockerd-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("observer-fake-dockerd-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("docker.sock");
@@ -398,24 +364,18 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn content_length_and_chunked_answers() {
         let (socket, server) = fake_dockerd(
-            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{INSPECT}", INSPECT.len())
-                .into_bytes(),
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{INSPECT}",
+                INSPECT.len()
+            )
+            .into_bytes(),
         )
         .await;
         let info = DockerClient::new(&socket).inspect("abc").await.unwrap();
-        assert_eq!(
-            (info.id.as_str(), info.name.as_str(), info.pid),
-            ("abc", "web", 7)
-        );
+        assert_eq!((info.id.as_str(), info.name.as_str(), info.pid), ("abc", "web", 7));
         let request = server.await.unwrap();
-        assert!(
-            request.starts_with("GET /containers/abc/json HTTP/1.1\r\n"),
-            "{request}"
-        );
-        assert!(
-            request.to_ascii_lowercase().contains("host: docker\r\n"),
-            "dockerd needs a Host header: {request}"
-        );
+        assert!(request.starts_with("GET /containers/abc/json HTTP/1.1\r\n"), "{request}");
+        assert!(request.to_ascii_lowercase().contains("host: docker\r\n"), "dockerd needs a Host header: {request}");
 
         // Chunks with an extension, and a trailer.
         let (first, rest) = INSPECT.split_at(10);
@@ -424,43 +384,23 @@ pub(crate) mod tests {
             first.len(),
             rest.len()
         );
-        assert_eq!(
-            inspect_answer(chunked.as_bytes()).await.unwrap().name,
-            "web"
-        );
+        assert_eq!(inspect_answer(chunked.as_bytes()).await.unwrap().name, "web");
     }
 
     #[tokio::test]
     async fn not_found_and_other_statuses() {
         let body = r#"{"message":"No such container: abc"}"#;
-        let answer = |status: &str| {
-            format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-        };
-        let err = inspect_answer(answer("404 Not Found").as_bytes())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, DockerError::NotFound(id) if id == "abc"),
-            "{err}"
-        );
-        let err = inspect_answer(answer("500 Internal Server Error").as_bytes())
-            .await
-            .unwrap_err();
+        let answer = |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let err = inspect_answer(answer("404 Not Found").as_bytes()).await.unwrap_err();
+        assert!(matches!(&err, DockerError::NotFound(id) if id == "abc"), "{err}");
+        let err = inspect_answer(answer("500 Internal Server Error").as_bytes()).await.unwrap_err();
         assert!(
             matches!(&err, DockerError::Status { status: 500, message, .. } if message == "No such container: abc"),
             "{err}"
         );
         // A body that is not JSON is quoted, cut short.
-        let err = inspect_answer(b"HTTP/1.1 502 Bad Gateway\r\n\r\n<html>")
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, DockerError::Status { status: 502, message, .. } if message == "<html>"),
-            "{err}"
-        );
+        let err = inspect_answer(b"HTTP/1.1 502 Bad Gateway\r\n\r\n<html>").await.unwrap_err();
+        assert!(matches!(&err, DockerError::Status { status: 502, message, .. } if message == "<html>"), "{err}");
     }
 
     #[tokio::test]
@@ -479,15 +419,8 @@ pub(crate) mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n",
         ] {
             let err = inspect_answer(answer).await.unwrap_err();
-            assert!(
-                matches!(err, DockerError::Http { .. }),
-                "{:?}: {err}",
-                String::from_utf8_lossy(answer)
-            );
-            assert!(
-                err.to_string().contains("docker.sock"),
-                "the error names the socket: {err}"
-            );
+            assert!(matches!(err, DockerError::Http { .. }), "{:?}: {err}", String::from_utf8_lossy(answer));
+            assert!(err.to_string().contains("docker.sock"), "the error names the socket: {err}");
         }
     }
 
@@ -501,16 +434,12 @@ pub(crate) mod tests {
         // Sizes that overflowed the hand-written parser's arithmetic (once a
         // panic in the agent's reader task), then the connection ends.
         for size in ["ffffffffffffffff", "fffffffffffffffe", "8000000000000000"] {
-            let err = inspect_answer(&chunked(format!("{size}\r\n{{}}\r\n0\r\n\r\n").as_bytes()))
-                .await
-                .unwrap_err();
+            let err = inspect_answer(&chunked(format!("{size}\r\n{{}}\r\n0\r\n\r\n").as_bytes())).await.unwrap_err();
             assert!(matches!(err, DockerError::Http { .. }), "{size}: {err}");
         }
         // More digits than a u64 holds, and signs from_str_radix would take.
         for line in ["10000000000000000", "+5", "-1", ""] {
-            let err = inspect_answer(&chunked(format!("{line}\r\nabcde\r\n0\r\n\r\n").as_bytes()))
-                .await
-                .unwrap_err();
+            let err = inspect_answer(&chunked(format!("{line}\r\nabcde\r\n0\r\n\r\n").as_bytes())).await.unwrap_err();
             assert!(err.to_string().contains("chunk size"), "{line:?}: {err}");
         }
         // A huge chunk that keeps coming, and chunks that each fit but add up
@@ -525,20 +454,10 @@ pub(crate) mod tests {
         }
         many.extend_from_slice(b"0\r\n\r\n");
         // A Content-Length over the bound: refused before any of it is read.
-        let declared =
-            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1u64 << 40).into_bytes();
+        let declared = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1u64 << 40).into_bytes();
         for answer in [huge, chunked(&many), declared] {
             let err = inspect_answer(&answer).await.unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    DockerError::TooLarge {
-                        max: MAX_RESPONSE,
-                        ..
-                    }
-                ),
-                "{err}"
-            );
+            assert!(matches!(err, DockerError::TooLarge { max: MAX_RESPONSE, .. }), "{err}");
         }
     }
 
@@ -561,33 +480,19 @@ pub(crate) mod tests {
                 state: "running".into(),
             }
         );
-        let minimal =
-            parse_inspect(br#"{"Id":"x","HostConfig":{"SecurityOpt":null}}"#, "r").unwrap();
+        let minimal = parse_inspect(br#"{"Id":"x","HostConfig":{"SecurityOpt":null}}"#, "r").unwrap();
         assert_eq!(minimal.seccomp, Seccomp::Default);
-        assert!(matches!(
-            parse_inspect(b"[1,2]", "r"),
-            Err(DockerError::Json { .. })
-        ));
+        assert!(matches!(parse_inspect(b"[1,2]", "r"), Err(DockerError::Json { .. })));
     }
 
     #[test]
     fn seccomp_option_values() {
         let opts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(Seccomp::from_security_opts(&[]), Seccomp::Default);
-        assert_eq!(
-            Seccomp::from_security_opts(&opts(&["no-new-privileges"])),
-            Seccomp::Default
-        );
-        assert_eq!(
-            Seccomp::from_security_opts(&opts(&["seccomp:unconfined"])),
-            Seccomp::Unconfined
-        );
-        let custom =
-            Seccomp::from_security_opts(&opts(&["seccomp={\"defaultAction\":\"SCMP_ACT_ERRNO\"}"]));
-        assert_eq!(
-            custom,
-            Seccomp::Custom("{\"defaultAction\":\"SCMP_ACT_ERRNO\"}".into())
-        );
+        assert_eq!(Seccomp::from_security_opts(&opts(&["no-new-privileges"])), Seccomp::Default);
+        assert_eq!(Seccomp::from_security_opts(&opts(&["seccomp:unconfined"])), Seccomp::Unconfined);
+        let custom = Seccomp::from_security_opts(&opts(&["seccomp={\"defaultAction\":\"SCMP_ACT_ERRNO\"}"]));
+        assert_eq!(custom, Seccomp::Custom("{\"defaultAction\":\"SCMP_ACT_ERRNO\"}".into()));
         assert_eq!(Seccomp::Default.to_string(), "default");
     }
 
@@ -596,15 +501,9 @@ pub(crate) mod tests {
         let client = DockerClient::new("/nonexistent/docker.sock");
         let err = client.inspect("abc").await.unwrap_err();
         assert!(matches!(err, DockerError::SocketMissing(_)), "{err}");
-        assert!(
-            err.to_string().contains("/nonexistent/docker.sock"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/nonexistent/docker.sock"), "{err}");
         for bad in ["", "../../info", "a b", "x?y"] {
-            assert!(
-                matches!(client.inspect(bad).await, Err(DockerError::InvalidId(_))),
-                "{bad}"
-            );
+            assert!(matches!(client.inspect(bad).await, Err(DockerError::InvalidId(_))), "{bad}");
         }
     }
 
@@ -639,9 +538,7 @@ pub(crate) mod tests {
             use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
             let (mut conn, _) = listener.accept().await.unwrap();
             let _ = conn.read(&mut [0u8; 1024]).await;
-            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\"")
-                .await
-                .unwrap();
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\"").await.unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
         let client = DockerClient::new(&stalled).with_timeout(Duration::from_millis(200));
@@ -653,20 +550,8 @@ pub(crate) mod tests {
         // answer is taken at once, and one declaring too large a body is refused
         // at once, neither waiting for the timeout.
         for (answer, want_ok) in [
-            (
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{INSPECT}",
-                    INSPECT.len()
-                ),
-                true,
-            ),
-            (
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{{",
-                    1u64 << 40
-                ),
-                false,
-            ),
+            (format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{INSPECT}", INSPECT.len()), true),
+            (format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{{", 1u64 << 40), false),
         ] {
             let open = dir.join("open.sock");
             let _ = std::fs::remove_file(&open);
@@ -680,23 +565,14 @@ pub(crate) mod tests {
             });
             let started = std::time::Instant::now();
             let result = DockerClient::new(&open).inspect("abc").await;
-            assert!(
-                started.elapsed() < Duration::from_secs(1),
-                "{:?} for {result:?}",
-                started.elapsed()
-            );
+            assert!(started.elapsed() < Duration::from_secs(1), "{:?} for {result:?}", started.elapsed());
             match result {
                 Ok(info) => assert!(want_ok, "{info:?}"),
-                Err(err) => assert!(
-                    !want_ok && matches!(err, DockerError::TooLarge { .. }),
-                    "{err}"
-                ),
+                Err(err) => assert!(!want_ok && matches!(err, DockerError::TooLarge { .. }), "{err}"),
             }
             server.abort();
         }
 
         std::fs::remove_dir_all(&dir).unwrap();
     }
-
-
 }

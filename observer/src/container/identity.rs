@@ -69,7 +69,11 @@ impl Workload {
     /// 5. anything else: the pod itself.
     pub fn of_pod(name: &str, labels: &BTreeMap<String, String>) -> Workload {
         let label = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
-        let w = |kind: &str, name: &str, template: Option<String>| Workload { kind: kind.into(), name: name.into(), template };
+        let w = |kind: &str, name: &str, template: Option<String>| Workload {
+            kind: kind.into(),
+            name: name.into(),
+            template,
+        };
         if let Some(job) = label("batch.kubernetes.io/job-name").or_else(|| label("job-name")) {
             if let Some((cron, minute)) = job.rsplit_once('-')
                 && minute.len() >= 8
@@ -203,17 +207,28 @@ mod tests {
 
     #[test]
     fn owners_from_names_and_labels() {
-        let w = Workload::of_pod("web-7d4b9c8f6d-x2x9k", &labels(&[("pod-template-hash", "7d4b9c8f6d"), ("app", "web")]));
-        assert_eq!((w.kind.as_str(), w.name.as_str(), w.template.as_deref()), ("Deployment", "web", Some("7d4b9c8f6d")));
+        let w =
+            Workload::of_pod("web-7d4b9c8f6d-x2x9k", &labels(&[("pod-template-hash", "7d4b9c8f6d"), ("app", "web")]));
+        assert_eq!(
+            (w.kind.as_str(), w.name.as_str(), w.template.as_deref()),
+            ("Deployment", "web", Some("7d4b9c8f6d"))
+        );
         let w = Workload::of_pod("frontend-b2z4q", &labels(&[("pod-template-hash", "5c7d8")]));
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("ReplicaSet", "frontend"));
-        let w = Workload::of_pod("db-2", &labels(&[("controller-revision-hash", "db-6d5f7c"), ("statefulset.kubernetes.io/pod-name", "db-2")]));
+        let w = Workload::of_pod(
+            "db-2",
+            &labels(&[("controller-revision-hash", "db-6d5f7c"), ("statefulset.kubernetes.io/pod-name", "db-2")]),
+        );
         assert_eq!((w.kind.as_str(), w.name.as_str(), w.template.as_deref()), ("StatefulSet", "db", Some("db-6d5f7c")));
-        let w = Workload::of_pod("fluentd-7xk2p", &labels(&[("controller-revision-hash", "6b9c"), ("pod-template-generation", "3")]));
+        let w = Workload::of_pod(
+            "fluentd-7xk2p",
+            &labels(&[("controller-revision-hash", "6b9c"), ("pod-template-generation", "3")]),
+        );
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("DaemonSet", "fluentd"));
         let w = Workload::of_pod("migrate-x8s2z", &labels(&[("job-name", "migrate"), ("controller-uid", "u")]));
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("Job", "migrate"));
-        let w = Workload::of_pod("backup-29123456-q5z8d", &labels(&[("batch.kubernetes.io/job-name", "backup-29123456")]));
+        let w =
+            Workload::of_pod("backup-29123456-q5z8d", &labels(&[("batch.kubernetes.io/job-name", "backup-29123456")]));
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("CronJob", "backup"));
         let w = Workload::of_pod("debug", &labels(&[]));
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("Pod", "debug"));

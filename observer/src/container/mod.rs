@@ -104,10 +104,7 @@ impl Resolver {
     /// The v2 mount from `/proc/self/mountinfo` and dockerd from `DOCKER_HOST`
     /// or its default socket.
     pub fn from_host() -> anyhow::Result<Self> {
-        Ok(Self::new(
-            v2_mount::find_v2_mount()?,
-            Some(DockerClient::from_env()?),
-        ))
+        Ok(Self::new(v2_mount::find_v2_mount()?, Some(DockerClient::from_env()?)))
     }
 
     pub fn mount(&self) -> &std::path::Path {
@@ -130,9 +127,8 @@ impl Resolver {
             return Ok(Some(path.clone()));
         }
         let mount = self.mount.clone();
-        let walked = tokio::task::spawn_blocking(move || v2_mount::walk_ids(&mount))
-            .await
-            .map_err(io::Error::other)??;
+        let walked =
+            tokio::task::spawn_blocking(move || v2_mount::walk_ids(&mount)).await.map_err(io::Error::other)??;
         let mut paths = lock(&self.paths);
         *paths = walked;
         Ok(paths.get(&cgroup_id).cloned())
@@ -202,25 +198,15 @@ mod tests {
         assert_eq!(identity.container.runtime, Runtime::Docker);
         assert_eq!(identity.container.cgroup, format!("/docker/{id}"));
         assert_eq!(identity.docker, None);
-        assert!(
-            r.resolve_id(1).await.is_err(),
-            "a missing mount is an error"
-        );
+        assert!(r.resolve_id(1).await.is_err(), "a missing mount is an error");
     }
 
     #[tokio::test]
     async fn dockerd_down_is_an_error_not_a_cached_answer() {
-        let r = Resolver::new(
-            PathBuf::from("/"),
-            Some(DockerClient::new("/nonexistent/docker.sock")),
-        );
+        let r = Resolver::new(PathBuf::from("/"), Some(DockerClient::new("/nonexistent/docker.sock")));
         let id = "3f4e2c1b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
-        assert!(matches!(
-            r.docker_info(id).await,
-            Err(DockerError::SocketMissing(_))
-        ));
+        assert!(matches!(r.docker_info(id).await, Err(DockerError::SocketMissing(_))));
         assert!(lock(&r.docker_cache).is_empty());
         assert_eq!(r.resolve(&format!("/docker/{id}")).await.docker, None);
     }
-
 }

@@ -148,7 +148,9 @@ impl PodmanClient {
             .kill_on_drop(true);
         let out = match tokio::time::timeout(self.timeout, cmd.output()).await {
             Err(_) => return Err(PodmanError::Timeout(id.to_owned(), self.timeout)),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(PodmanError::Missing(self.bin.clone())),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PodmanError::Missing(self.bin.clone()));
+            }
             Ok(Err(e)) => return Err(PodmanError::Failed(id.to_owned(), e.to_string())),
             Ok(Ok(out)) => out,
         };
@@ -176,7 +178,10 @@ mod tests {
             "Config":{{"Labels":{{"tier":"front"}}}},"HostConfig":{{"SecurityOpt":[]}}}}]"#
         );
         let i = parse_inspect(body.as_bytes(), id).unwrap().unwrap();
-        assert_eq!((i.name.as_str(), i.image.as_str(), i.pid, i.state.as_str()), ("web", "localhost/observer-busybox:latest", 4522, "running"));
+        assert_eq!(
+            (i.name.as_str(), i.image.as_str(), i.pid, i.state.as_str()),
+            ("web", "localhost/observer-busybox:latest", 4522, "running")
+        );
         assert_eq!(i.runtime, "podman");
         assert_eq!(i.labels["tier"], "front");
         assert_eq!(i.seccomp.as_deref(), Some("default"));

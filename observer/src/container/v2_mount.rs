@@ -47,13 +47,8 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
             if let Ok(byte) = u8::try_from(v) {
                 out.push(byte);
                 i += 4;
@@ -73,13 +68,8 @@ pub fn find_v2_mount() -> Result<PathBuf, MountError> {
 
 /// As [`find_v2_mount`], from another mountinfo file (`/proc/PID/mountinfo`).
 pub fn find_v2_mount_in(file: &Path) -> Result<PathBuf, MountError> {
-    let text = fs::read_to_string(file).map_err(|source| MountError::Read {
-        file: file.to_owned(),
-        source,
-    })?;
-    parse_mountinfo(&text).ok_or_else(|| MountError::NoV2Mount {
-        file: file.to_owned(),
-    })
+    let text = fs::read_to_string(file).map_err(|source| MountError::Read { file: file.to_owned(), source })?;
+    parse_mountinfo(&text).ok_or_else(|| MountError::NoV2Mount { file: file.to_owned() })
 }
 
 /// The cgroup id of the cgroup directory at `path` (an absolute filesystem path).
@@ -165,10 +155,7 @@ mod tests {
 
     #[test]
     fn finds_v2_on_a_hybrid_host() {
-        assert_eq!(
-            parse_mountinfo(HYBRID),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
+        assert_eq!(parse_mountinfo(HYBRID), Some(PathBuf::from("/sys/fs/cgroup/unified")));
     }
 
     #[test]
@@ -180,19 +167,12 @@ mod tests {
     #[test]
     fn unescapes_mount_points() {
         let text = "50 22 0:40 / /mnt/my\\040cgroup\\134v2 rw - cgroup2 none rw\n";
-        assert_eq!(
-            parse_mountinfo(text),
-            Some(PathBuf::from("/mnt/my cgroup\\v2"))
-        );
+        assert_eq!(parse_mountinfo(text), Some(PathBuf::from("/mnt/my cgroup\\v2")));
     }
 
     #[test]
     fn no_v2_is_none_and_an_error_naming_the_file() {
-        let v1_only: String = HYBRID
-            .lines()
-            .filter(|l| !l.contains("cgroup2"))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let v1_only: String = HYBRID.lines().filter(|l| !l.contains("cgroup2")).map(|l| format!("{l}\n")).collect();
         assert_eq!(parse_mountinfo(&v1_only), None);
         assert_eq!(parse_mountinfo("garbage\n\n - \n"), None);
 
@@ -235,10 +215,7 @@ mod tests {
     fn walk_finds_own_cgroup_in_the_real_v2_mount() {
         let mount = find_v2_mount().expect("this machine has a cgroup v2 mount");
         let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let rel = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .expect("a 0:: line in /proc/self/cgroup");
+        let rel = own.lines().find_map(|l| l.strip_prefix("0::")).expect("a 0:: line in /proc/self/cgroup");
         let id = cgroup_id(&mount, rel).unwrap();
         let ids = walk_ids(&mount).unwrap();
         assert_eq!(ids.get(&id).map(String::as_str), Some(rel));

@@ -9,10 +9,7 @@ const CAP_BPF: u32 = 39;
 
 /// Effective capability mask from a `/proc/PID/status` text.
 pub fn effective_caps(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
 }
 
 /// Loading tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN).
@@ -30,10 +27,7 @@ pub fn require_bpf_privileges() -> anyhow::Result<()> {
     if !has(CAP_PERFMON) {
         missing.push("CAP_PERFMON");
     }
-    bail!(
-        "observer needs {} (or CAP_SYS_ADMIN) to load its eBPF programs; run it as root",
-        missing.join(" and ")
-    )
+    bail!("observer needs {} (or CAP_SYS_ADMIN) to load its eBPF programs; run it as root", missing.join(" and "))
 }
 
 #[cfg(test)]

@@ -235,10 +235,13 @@ mod tests {
         });
         v.u32_at(1, offset_of!(Slot, calls), 90).store(5, Ordering::Relaxed);
         v.u32_at(1, offset_of!(Slot, denied), ROW_INVALID as usize).store(2, Ordering::Relaxed);
-        assert_eq!(v.rows(1), vec![
-            RowCounts { row: 90, calls: 5, errors: 0, denied: 0 },
-            RowCounts { row: ROW_INVALID, calls: 0, errors: 0, denied: 2 },
-        ]);
+        assert_eq!(
+            v.rows(1),
+            vec![
+                RowCounts { row: 90, calls: 5, errors: 0, denied: 0 },
+                RowCounts { row: ROW_INVALID, calls: 0, errors: 0, denied: 2 },
+            ]
+        );
         v.reset(1, 4242, 9);
         let info = v.info(1);
         assert_eq!((info.cgroup_id, info.init_exe, info.enforce, info.flags), (4242, 9, 0, 0));

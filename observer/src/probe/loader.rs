@@ -10,7 +10,10 @@ use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, Map, MapData, PerCpuArray, Queue, RingBuf},
-    programs::{RawTracePoint, links::{FdLink, PinnedLink}},
+    programs::{
+        RawTracePoint,
+        links::{FdLink, PinnedLink},
+    },
 };
 use observer_common::{config, layout::LAYOUT, stats};
 
@@ -23,7 +26,9 @@ static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/o
 /// the agent, trace, or reopen pinned programs.
 fn require_programs() -> anyhow::Result<()> {
     if PROGRAM.is_empty() {
-        bail!("this observer was built without its kernel programs (OBSERVER_SKIP_EBPF_BUILD=fuzz, for fuzzing only): rebuild it without that variable");
+        bail!(
+            "this observer was built without its kernel programs (OBSERVER_SKIP_EBPF_BUILD=fuzz, for fuzzing only): rebuild it without that variable"
+        );
     }
     Ok(())
 }
@@ -160,7 +165,8 @@ impl Probe {
         // Programs are loaded before the maps are taken out: loading needs their fds.
         let mut links = Vec::new();
         for name in PROGRAMS {
-            let program: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+            let program: &mut RawTracePoint =
+                ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
             program.load().with_context(|| format!("verifying {name}"))?;
             let id = program.attach(name).with_context(|| format!("attaching {name}"))?;
             links.push((name, FdLink::from(program.take_link(id)?)));
@@ -412,7 +418,8 @@ pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
         &[("floor_enter", "sys_enter")]
     };
     for (name, tracepoint) in programs {
-        let program: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+        let program: &mut RawTracePoint =
+            ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
         program.load().with_context(|| format!("verifying {name}"))?;
         program.attach(tracepoint).with_context(|| format!("attaching {name}"))?;
     }
@@ -442,7 +449,8 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
 }
 
 fn attach(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
-    let program: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+    let program: &mut RawTracePoint =
+        ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
     program.load().with_context(|| format!("verifying {name}"))?;
     program
         .attach(name)
@@ -523,7 +531,9 @@ fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
         }
         let mut id = f.get(5)?.split(':');
         let (ma, mi, i) = (id.next()?, id.next()?, id.next()?);
-        (u32::from_str_radix(ma, 16).ok()? == major && u32::from_str_radix(mi, 16).ok()? == minor && i.parse::<u64>().ok()? == ino)
+        (u32::from_str_radix(ma, 16).ok()? == major
+            && u32::from_str_radix(mi, 16).ok()? == minor
+            && i.parse::<u64>().ok()? == ino)
             .then(|| f.get(4)?.parse().ok())?
     })
 }
@@ -542,4 +552,3 @@ fn scratch_cgroup_id() -> anyhow::Result<u64> {
     removed.with_context(|| format!("removing the scratch cgroup {}", dir.display()))?;
     Ok(id)
 }
-

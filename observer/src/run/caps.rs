@@ -62,16 +62,10 @@ impl CapSet {
     /// case; empty means none.
     pub fn parse(list: &str) -> Result<Self> {
         let mut mask = 0u64;
-        for name in list
-            .split([',', ' '])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        for name in list.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
             let full = normalize_cap(name);
             let Some(nr) = CAP_NAMES.iter().position(|c| *c == full) else {
-                bail!(
-                    "unknown capability {name:?} in --caps (expected names like CAP_CHOWN or chown)"
-                );
+                bail!("unknown capability {name:?} in --caps (expected names like CAP_CHOWN or chown)");
             };
             mask |= 1 << nr;
         }
@@ -85,9 +79,7 @@ impl CapSet {
             .lines()
             .find_map(|l| l.strip_prefix("CapEff:"))
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no CapEff: line"))?;
-        u64::from_str_radix(hex.trim(), 16)
-            .map(Self)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        u64::from_str_radix(hex.trim(), 16).map(Self).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     pub fn has(self, cap: u32) -> bool {
@@ -96,12 +88,7 @@ impl CapSet {
 
     /// Names as the profile resolver wants them.
     pub fn names(self) -> BTreeSet<String> {
-        CAP_NAMES
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.has(*i as u32))
-            .map(|(_, n)| (*n).to_owned())
-            .collect()
+        CAP_NAMES.iter().enumerate().filter(|(i, _)| self.has(*i as u32)).map(|(_, n)| (*n).to_owned()).collect()
     }
 }
 
@@ -141,15 +128,7 @@ pub fn drop_bounding(keep: CapSet, last_cap: u32) -> io::Result<()> {
         }
     }
     // SAFETY: as above. EINVAL means a kernel without ambient capabilities.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    let r = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) };
     if r != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
         return Err(io::Error::last_os_error());
     }
@@ -159,24 +138,10 @@ pub fn drop_bounding(keep: CapSet, last_cap: u32) -> io::Result<()> {
 /// In the child: effective, permitted and inheritable become `caps`
 /// (intersected with what the process holds, as capset requires).
 pub fn set_caps(caps: CapSet) -> io::Result<()> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
+    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
     // SAFETY: header and a two-element data array, as capget(2) wants for v3.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    } != 0
-    {
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     for (i, d) in data.iter_mut().enumerate() {
@@ -186,14 +151,7 @@ pub fn set_caps(caps: CapSet) -> io::Result<()> {
         d.inheritable = d.permitted;
     }
     // SAFETY: as above.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        )
-    } != 0
-    {
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -10,9 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use observer_profile::{
     bpf::{self, Insn},
     types::{Action, Arch, ArgCond, CmpOp, ResolvedProfile},
@@ -89,20 +87,16 @@ pub fn compile(profile: &ResolvedProfile) -> Result<CompiledFilter> {
         );
     }
     let default = scmp_action(profile.default_action)?;
-    let mut ctx =
-        ScmpFilterContext::new_filter(default).context("libseccomp: creating the filter")?;
+    let mut ctx = ScmpFilterContext::new_filter(default).context("libseccomp: creating the filter")?;
     for arch in &profile.arches {
-        ctx.add_arch(scmp_arch(*arch))
-            .with_context(|| format!("libseccomp: adding architecture {arch:?}"))?;
+        ctx.add_arch(scmp_arch(*arch)).with_context(|| format!("libseccomp: adding architecture {arch:?}"))?;
     }
     // runc leaves libseccomp's bad-arch action (SCMP_ACT_KILL_THREAD) for
     // ABIs the profile does not name; say so explicitly.
-    ctx.set_act_badarch(ScmpAction::KillThread)
-        .context("libseccomp: bad-arch action")?;
+    ctx.set_act_badarch(ScmpAction::KillThread).context("libseccomp: bad-arch action")?;
     // no_new_privs is decided by `run` (only without CAP_SYS_ADMIN), not by
     // libseccomp; and the program is loaded by hand, so this only documents.
-    ctx.set_ctl_nnp(false)
-        .context("libseccomp: SCMP_FLTATR_CTL_NNP")?;
+    ctx.set_ctl_nnp(false).context("libseccomp: SCMP_FLTATR_CTL_NNP")?;
     if profile.rules.len() > 32 {
         // runc turns on libseccomp's binary tree above 32 rules.
         let _ = ctx.set_ctl_optimize(2);
@@ -167,8 +161,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<Insn>> {
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
     let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    ctx.export_bpf(&mut file)
-        .context("libseccomp: exporting the BPF program")?;
+    ctx.export_bpf(&mut file).context("libseccomp: exporting the BPF program")?;
     file.seek(SeekFrom::Start(0))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;

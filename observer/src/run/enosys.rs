@@ -137,7 +137,7 @@ pub fn stub(profile: &ResolvedProfile) -> Vec<Insn> {
 mod tests {
     use observer_profile::{
         bpf::{Verdict, evaluate},
-        types::{ResolvedRule, Arch},
+        types::{Arch, ResolvedRule},
     };
 
     use super::*;

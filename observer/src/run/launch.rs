@@ -38,9 +38,7 @@ pub enum Step {
 
 impl Step {
     fn from_byte(b: u8) -> Option<Self> {
-        [Self::Bounding, Self::NoNewPrivs, Self::Filter, Self::Caps]
-            .into_iter()
-            .find(|s| *s as u8 == b)
+        [Self::Bounding, Self::NoNewPrivs, Self::Filter, Self::Caps].into_iter().find(|s| *s as u8 == b)
     }
 
     pub fn describe(self) -> &'static str {
@@ -68,16 +66,8 @@ impl ChildSetup {
     /// no_new_privs loading needs CAP_SYS_ADMIN, so when `--caps` drops it
     /// the filter comes first and capset after (runc's order).
     fn install(&self, command: &mut Command, report: i32) {
-        let prog: Vec<libc::sock_filter> = self
-            .filter
-            .iter()
-            .map(|i| libc::sock_filter {
-                code: i.code,
-                jt: i.jt,
-                jf: i.jf,
-                k: i.k,
-            })
-            .collect();
+        let prog: Vec<libc::sock_filter> =
+            self.filter.iter().map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
         let caps = self.caps;
         let nnp = self.no_new_privs;
         let filter_first = !nnp && caps.is_some_and(|c| !c.has(caps::CAP_SYS_ADMIN));
@@ -93,23 +83,12 @@ impl ChildSetup {
                 e
             };
             let load = || -> io::Result<()> {
-                let fprog = libc::sock_fprog {
-                    len: prog.len() as u16,
-                    filter: prog.as_ptr().cast_mut(),
-                };
+                let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr().cast_mut() };
                 // SAFETY: `fprog` points at `prog`, alive for the call.
                 let r = unsafe {
-                    libc::prctl(
-                        libc::PR_SET_SECCOMP,
-                        libc::SECCOMP_MODE_FILTER,
-                        &fprog as *const libc::sock_fprog,
-                    )
+                    libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog)
                 };
-                if r != 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
+                if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
             };
             if let Some(c) = caps {
                 caps::drop_bounding(c, last_cap).map_err(|e| fail(Step::Bounding, e))?;
@@ -143,10 +122,7 @@ impl ChildSetup {
         let mut fds = [0; 2];
         // SAFETY: pipe2 fills two descriptors, owned right after.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(SpawnFailure::Setup(
-                Step::Bounding,
-                io::Error::last_os_error(),
-            ));
+            return Err(SpawnFailure::Setup(Step::Bounding, io::Error::last_os_error()));
         }
         // SAFETY: fresh descriptors from pipe2.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -164,10 +140,7 @@ impl ChildSetup {
                     [step, a, b, c, d, ..] => {
                         let errno = i32::from_ne_bytes([*a, *b, *c, *d]);
                         let step = Step::from_byte(*step).unwrap_or(Step::Filter);
-                        Err(SpawnFailure::Setup(
-                            step,
-                            io::Error::from_raw_os_error(errno),
-                        ))
+                        Err(SpawnFailure::Setup(step, io::Error::from_raw_os_error(errno)))
                     }
                     _ => Err(SpawnFailure::Exec(e)),
                 }
@@ -178,8 +151,5 @@ impl ChildSetup {
 
 /// The exit code a shell would give: the status, or 128 + the signal.
 pub fn exit_code(status: ExitStatus) -> i32 {
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
 }

@@ -7,7 +7,6 @@ pub mod compile;
 mod enosys;
 pub mod launch;
 
-
 use std::{
     path::PathBuf,
     process::{Child, Command},
@@ -52,18 +51,9 @@ pub enum RunError {
         "the profile {profile} denies execve ({action}), which starting {command:?} needs: the \
          command cannot start"
     )]
-    ExecDenied {
-        profile: String,
-        action: String,
-        command: String,
-    },
+    ExecDenied { profile: String, action: String, command: String },
     #[error("{command:?} could not be executed under the profile {profile}: {source}{hint}")]
-    ExecFailed {
-        profile: String,
-        command: String,
-        source: std::io::Error,
-        hint: &'static str,
-    },
+    ExecFailed { profile: String, command: String, source: std::io::Error, hint: &'static str },
     #[error("setting up the command failed while {}: {source}", step.describe())]
     Setup { step: Step, source: std::io::Error },
 }
@@ -93,9 +83,7 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared> {
         .resolve(&opts);
     let filter = compile(&profile)?;
     for name in &filter.skipped {
-        tracing::warn!(
-            "syscall {name:?} is unknown to libseccomp on these architectures; its rule is skipped"
-        );
+        tracing::warn!("syscall {name:?} is unknown to libseccomp on these architectures; its rule is skipped");
     }
     let profile_path = args.profile.display().to_string();
     let command = args.command.first().cloned().unwrap_or_default();
@@ -106,24 +94,10 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared> {
     if let Verdict::Fixed(action) = bpf::evaluate(&[&filter.insns], Arch::X86_64, execve)?
         && !matches!(action, Action::Allow | Action::Log)
     {
-        return Err(RunError::ExecDenied {
-            profile: profile_path,
-            action: bpf::action_text(action),
-            command,
-        }
-        .into());
+        return Err(RunError::ExecDenied { profile: profile_path, action: bpf::action_text(action), command }.into());
     }
-    let setup = ChildSetup {
-        filter: filter.insns.clone(),
-        caps,
-        no_new_privs: !caller.has(caps::CAP_SYS_ADMIN),
-    };
-    Ok(Prepared {
-        profile,
-        filter,
-        setup,
-        profile_path,
-    })
+    let setup = ChildSetup { filter: filter.insns.clone(), caps, no_new_privs: !caller.has(caps::CAP_SYS_ADMIN) };
+    Ok(Prepared { profile, filter, setup, profile_path })
 }
 
 impl Prepared {
@@ -144,12 +118,7 @@ impl Prepared {
                     Some(libc::ENOENT) => "",
                     _ => " (the filter was in place: the profile may deny a syscall exec needs)",
                 };
-                RunError::ExecFailed {
-                    profile: self.profile_path.clone(),
-                    command: program,
-                    source,
-                    hint,
-                }
+                RunError::ExecFailed { profile: self.profile_path.clone(), command: program, source, hint }
             }
         })
     }
@@ -159,9 +128,7 @@ impl Prepared {
 /// signal that killed it).
 pub fn run(args: &RunArgs) -> Result<i32> {
     if args.trace {
-        bail!(
-            "`observer run --trace` is not wired to the recorder yet; run `observer trace` alongside"
-        );
+        bail!("`observer run --trace` is not wired to the recorder yet; run `observer trace` alongside");
     }
     let prepared = prepare(args)?;
     let mut child = prepared.spawn(Prepared::command(&args.command))?;

@@ -63,28 +63,16 @@ pub enum DumpError {
         "cannot attach to process {pid} with ptrace ({source}): it is already traced by another \
          process (TracerPid {tracer}), or a security module forbids it"
     )]
-    Attach {
-        pid: i32,
-        tracer: i32,
-        source: io::Error,
-    },
+    Attach { pid: i32, tracer: i32, source: io::Error },
     #[error(
         "filter {index} of process {pid} has no classic-BPF copy (EMEDIUMTYPE): the kernel keeps \
          one only with CONFIG_CHECKPOINT_RESTORE"
     )]
     NoClassicCopy { pid: i32, index: u32 },
     #[error("ptrace {op} on process {pid}: {source}")]
-    Ptrace {
-        pid: i32,
-        op: &'static str,
-        source: io::Error,
-    },
+    Ptrace { pid: i32, op: &'static str, source: io::Error },
     #[error("filter {index} of process {pid}: {source}")]
-    Decode {
-        pid: i32,
-        index: u32,
-        source: DecodeError,
-    },
+    Decode { pid: i32, index: u32, source: DecodeError },
 }
 
 /// Dumps every filter stacked on `pid`. The process is stopped from
@@ -92,11 +80,7 @@ pub enum DumpError {
 pub fn dump_filters(pid: i32) -> Result<AppliedFilter, DumpError> {
     let status = read_status(pid).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => DumpError::NoProcess(pid),
-        _ => DumpError::Ptrace {
-            pid,
-            op: "reading /proc/PID/status",
-            source: e,
-        },
+        _ => DumpError::Ptrace { pid, op: "reading /proc/PID/status", source: e },
     })?;
     match status.mode {
         SeccompMode::Disabled => return Err(DumpError::NoFilter(pid)),
@@ -120,11 +104,7 @@ pub fn dump_filters(pid: i32) -> Result<AppliedFilter, DumpError> {
         // thread we stopped is not the one /proc showed, or it exited.
         return Err(DumpError::NoFilter(pid));
     }
-    Ok(AppliedFilter {
-        pid,
-        filters,
-        stopped_for,
-    })
+    Ok(AppliedFilter { pid, filters, stopped_for })
 }
 
 /// One filter (`None` once `index` passes the last one).
@@ -134,26 +114,16 @@ fn read_filter(pid: i32, index: u32) -> Result<Option<Vec<Insn>>, DumpError> {
         // a buffer it writes exactly that many `sock_filter`s, and callers
         // pass one of that size.
         let r = unsafe { libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index as libc::c_long, buf) };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
     };
     let fail = |e: io::Error| -> DumpError {
         match e.raw_os_error() {
-            Some(libc::EACCES) | Some(libc::EPERM) => {
-                permission(pid, "PTRACE_SECCOMP_GET_FILTER", e)
-            }
+            Some(libc::EACCES) | Some(libc::EPERM) => permission(pid, "PTRACE_SECCOMP_GET_FILTER", e),
             Some(libc::EMEDIUMTYPE) => DumpError::NoClassicCopy { pid, index },
             Some(libc::ESRCH) => DumpError::Exited(pid),
             // EINVAL: the stopped thread is not in filter mode.
             Some(libc::EINVAL) => DumpError::NoFilter(pid),
-            _ => DumpError::Ptrace {
-                pid,
-                op: "PTRACE_SECCOMP_GET_FILTER",
-                source: e,
-            },
+            _ => DumpError::Ptrace { pid, op: "PTRACE_SECCOMP_GET_FILTER", source: e },
         }
     };
     let len = match get(std::ptr::null_mut()) {
@@ -164,41 +134,23 @@ fn read_filter(pid: i32, index: u32) -> Result<Option<Vec<Insn>>, DumpError> {
     let mut buf = vec![0u8; len * bpf::insn::INSN_SIZE];
     let got = get(buf.as_mut_ptr().cast()).map_err(fail)?;
     buf.truncate(got.min(len) * bpf::insn::INSN_SIZE);
-    bpf::decode(&buf)
-        .map(Some)
-        .map_err(|source| DumpError::Decode { pid, index, source })
+    bpf::decode(&buf).map(Some).map_err(|source| DumpError::Decode { pid, index, source })
 }
 
 fn permission(pid: i32, op: &'static str, source: io::Error) -> DumpError {
-    let caps = if self_has_cap_sys_admin() {
-        "observer has it"
-    } else {
-        "observer lacks CAP_SYS_ADMIN"
-    };
+    let caps = if self_has_cap_sys_admin() { "observer has it" } else { "observer lacks CAP_SYS_ADMIN" };
     let own = match read_status(0).map(|s| s.mode) {
         Ok(SeccompMode::Disabled) => "observer has none",
         Ok(_) => "observer itself runs under a seccomp filter",
         Err(_) => "observer's own seccomp mode is unknown",
     };
-    DumpError::Permission {
-        pid,
-        op,
-        source,
-        caps,
-        own,
-    }
+    DumpError::Permission { pid, op, source, caps, own }
 }
 
 fn tracer_of(pid: i32) -> i32 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("TracerPid:"))?
-                .trim()
-                .parse()
-                .ok()
-        })
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("TracerPid:"))?.trim().parse().ok())
         .unwrap_or(0)
 }
 
@@ -216,44 +168,23 @@ struct Stopped {
 impl Stopped {
     fn new(pid: i32) -> Result<Self, DumpError> {
         // SAFETY: SEIZE takes no pointers.
-        let r = unsafe {
-            libc::ptrace(
-                libc::PTRACE_SEIZE,
-                pid,
-                0 as libc::c_long,
-                0 as libc::c_long,
-            )
-        };
+        let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0 as libc::c_long, 0 as libc::c_long) };
         if r < 0 {
             let e = io::Error::last_os_error();
             return Err(match e.raw_os_error() {
                 Some(libc::ESRCH) => DumpError::NoProcess(pid),
                 Some(libc::EPERM) => match tracer_of(pid) {
                     0 if !self_has_cap_sys_admin() => permission(pid, "PTRACE_SEIZE", e),
-                    tracer => DumpError::Attach {
-                        pid,
-                        tracer,
-                        source: e,
-                    },
+                    tracer => DumpError::Attach { pid, tracer, source: e },
                 },
-                _ => DumpError::Ptrace {
-                    pid,
-                    op: "PTRACE_SEIZE",
-                    source: e,
-                },
+                _ => DumpError::Ptrace { pid, op: "PTRACE_SEIZE", source: e },
             });
         }
         // From here on, the guard detaches whatever happens.
-        let mut stopped = Self {
-            pid,
-            pending_signal: 0,
-            interrupted: false,
-            reported: false,
-        };
+        let mut stopped = Self { pid, pending_signal: 0, interrupted: false, reported: false };
         stopped.interrupt()?;
         let status = stopped.wait()?;
-        if libc::WIFSTOPPED(status) && status >> 16 == 0 && libc::WSTOPSIG(status) != libc::SIGTRAP
-        {
+        if libc::WIFSTOPPED(status) && status >> 16 == 0 && libc::WSTOPSIG(status) != libc::SIGTRAP {
             // A signal-delivery stop came first: the tracee is stopped all the
             // same; give the signal back when detaching.
             stopped.pending_signal = libc::WSTOPSIG(status);
@@ -263,23 +194,12 @@ impl Stopped {
 
     fn interrupt(&mut self) -> Result<(), DumpError> {
         // SAFETY: INTERRUPT takes no pointers.
-        let r = unsafe {
-            libc::ptrace(
-                libc::PTRACE_INTERRUPT,
-                self.pid,
-                0 as libc::c_long,
-                0 as libc::c_long,
-            )
-        };
+        let r = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, self.pid, 0 as libc::c_long, 0 as libc::c_long) };
         if r < 0 {
             let e = io::Error::last_os_error();
             return Err(match e.raw_os_error() {
                 Some(libc::ESRCH) => DumpError::Exited(self.pid),
-                _ => DumpError::Ptrace {
-                    pid: self.pid,
-                    op: "PTRACE_INTERRUPT",
-                    source: e,
-                },
+                _ => DumpError::Ptrace { pid: self.pid, op: "PTRACE_INTERRUPT", source: e },
             });
         }
         self.interrupted = true;
@@ -299,11 +219,7 @@ impl Stopped {
             if r < 0 && e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(DumpError::Ptrace {
-                pid: self.pid,
-                op: "waitpid",
-                source: e,
-            });
+            return Err(DumpError::Ptrace { pid: self.pid, op: "waitpid", source: e });
         }
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             return Err(DumpError::Exited(self.pid));
@@ -318,14 +234,7 @@ impl Drop for Stopped {
         let pid = self.pid;
         let detach = move |sig: libc::c_int| {
             // SAFETY: DETACH takes a signal number as data, no pointer.
-            unsafe {
-                libc::ptrace(
-                    libc::PTRACE_DETACH,
-                    pid,
-                    0 as libc::c_long,
-                    sig as libc::c_long,
-                )
-            }
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0 as libc::c_long, sig as libc::c_long) }
         };
         if detach(self.pending_signal) == 0 {
             return;
@@ -333,8 +242,7 @@ impl Drop for Stopped {
         // DETACH needs a stopped tracee: an error came before the stop was
         // requested or collected. Get the stop, then detach; if the process
         // is gone there is nothing left to release.
-        if (self.interrupted || self.interrupt().is_ok()) && (self.reported || self.wait().is_ok())
-        {
+        if (self.interrupted || self.interrupt().is_ok()) && (self.reported || self.wait().is_ok()) {
             detach(self.pending_signal);
         }
     }

@@ -34,12 +34,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} names no file", path.display()),
-        )
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", path.display())))?;
     let tmp = temp_path(dir, &name.to_string_lossy());
     let result = write_then_rename(&tmp, path, dir, bytes);
     if result.is_err() {
@@ -107,17 +104,18 @@ fn is_procfs(dir: &Path) -> bool {
 /// blocking in open), then writes blocking: a slow reader must not get EAGAIN.
 /// Appends, so that `-o /dev/stdout` into a file follows what the command wrote.
 fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
+    let mut file = OpenOptions::new().append(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path).map_err(
+        |e| match e.raw_os_error() {
             Some(libc::ENXIO) => io::Error::new(
                 e.kind(),
-                format!("nobody is reading the FIFO {}; start its reader first (observer does not wait)", path.display()),
+                format!(
+                    "nobody is reading the FIFO {}; start its reader first (observer does not wait)",
+                    path.display()
+                ),
             ),
             _ => e,
-        })?;
+        },
+    )?;
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on an fd this function owns.
     let cleared = unsafe {
@@ -131,11 +129,7 @@ fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)?;
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
     // The umask can only clear bits, but be explicit about the final mode.
     file.set_permissions(fs::Permissions::from_mode(0o600))?;
     file.write_all(bytes)?;
@@ -166,24 +160,15 @@ mod tests {
 
         write_atomic(&path, b"first").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"first");
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
         // An existing file with wider permissions is replaced by a 0600 one.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         write_atomic(&path, b"second, longer").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second, longer");
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("profile.json")]);
 
         // A missing directory is an error and leaves nothing behind.
@@ -294,7 +279,12 @@ mod device_tests {
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let err = write_atomic(&sock, b"x").expect_err("a socket");
         assert!(err.to_string().contains("socket"), "{err}");
-        if let Some(disk) = fs::read_dir("/dev").unwrap().flatten().map(|e| e.path()).find(|p| fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device())) {
+        if let Some(disk) = fs::read_dir("/dev")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device()))
+        {
             let link = dir.join("report.json");
             std::os::unix::fs::symlink(&disk, &link).unwrap();
             let err = write_atomic(&link, b"x").expect_err("a block device");

@@ -11,7 +11,10 @@ use std::{
     ffi::OsStr,
     fs::OpenOptions,
     io::Write as _,
-    os::unix::{fs::PermissionsExt as _, process::{CommandExt as _, ExitStatusExt as _}},
+    os::unix::{
+        fs::PermissionsExt as _,
+        process::{CommandExt as _, ExitStatusExt as _},
+    },
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus},
 };

@@ -51,11 +51,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
     let outcome = trace_command(&args.command)?;
     let report = &outcome.report;
-    let text = if args.json {
-        serde_json::to_string_pretty(report)? + "\n"
-    } else {
-        report.table()
-    };
+    let text = if args.json { serde_json::to_string_pretty(report)? + "\n" } else { report.table() };
     match &args.output {
         Some(path) => crate::state::write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing the report to {}", path.display()))?,
