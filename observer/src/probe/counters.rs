@@ -10,7 +10,7 @@ use std::{
 };
 
 use observer_common::{
-    counters::{ABI_COUNT, BITMAP_WORDS, ROW_INVALID, ROWS_PER_SLOT, SYSCALLS_PER_ABI},
+    counters::{BITMAP_WORDS, ROW_INVALID, ROWS_PER_SLOT},
     slot::{Slot, SlotInfo, enforce, phase},
 };
 
@@ -199,11 +199,6 @@ impl Drop for CounterView {
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
-}
-
-/// ABI index and number of a row, or None for the invalid row.
-pub fn split_row(row: u32) -> Option<(u32, u32)> {
-    (row < ROW_INVALID).then_some((row / SYSCALLS_PER_ABI, row % SYSCALLS_PER_ABI)).filter(|(abi, _)| *abi < ABI_COUNT)
 }
 
 #[cfg(test)]

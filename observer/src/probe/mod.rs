@@ -7,7 +7,6 @@ mod loader;
 mod offsets;
 
 pub use capabilities::require_bpf_privileges;
-pub use counters::{CounterView, RowCounts, split_row};
+pub use counters::{CounterView, RowCounts};
 pub use host_tgid::host_tgid;
-pub use loader::{KernelLog, LoadOptions, Probe, ProbeMaps, load_floor};
-pub use offsets::TaskOffsets;
+pub use loader::{KernelLog, LoadOptions, Probe, load_floor};

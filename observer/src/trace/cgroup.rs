@@ -1,12 +1,7 @@
 //! The cgroup a traced command runs in: created under the cgroup v2 mount,
 //! removed in every case (Drop), also after SIGINT or an error.
 
-use std::{
-    fs,
-    os::unix::fs::MetadataExt as _,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{fs, os::unix::fs::MetadataExt as _, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 
@@ -49,10 +44,6 @@ impl TraceCgroup {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

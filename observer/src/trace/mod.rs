@@ -16,10 +16,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use observer_common::config;
 
-pub use self::{
-    cgroup::TraceCgroup,
-    report::{Report, ReportRow},
-};
+pub use self::{cgroup::TraceCgroup, report::Report};
 use crate::probe::{LoadOptions, Probe};
 
 #[derive(Args, Debug, Clone)]

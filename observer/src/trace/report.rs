@@ -61,6 +61,7 @@ impl Report {
         out
     }
 
+    #[cfg(test)]
     pub fn row(&self, name: &str, abi: &str) -> Option<&ReportRow> {
         self.syscalls.iter().find(|r| r.name == name && r.abi == abi)
     }
