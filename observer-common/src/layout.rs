@@ -7,7 +7,7 @@ use crate::{config, counters, event::Event, marker::EnterMarker, slot, stats};
 
 /// Bump on any change of meaning the sizes below do not show: a new map, a
 /// new CONFIG index, a marker value, a flag.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 
 const PARTS: [u64; 11] = [
     VERSION,

@@ -19,9 +19,12 @@ pub struct EnterMarker {
     /// The cgroup `slot` belonged to at the enter: an exit counts nothing in a
     /// slot that changed owner meanwhile.
     pub cgroup_id: u64,
+    /// `bpf_ktime_get_ns` at the enter, for the timed programs only
+    /// (`observer trace --time`); 0 from the agent's programs.
+    pub start_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<EnterMarker>() == 24);
+const _: () = assert!(core::mem::size_of::<EnterMarker>() == 32);
 
 // SAFETY: `#[repr(C)]` integers and arrays of integers, no implicit padding
 // (size checked above), and every bit pattern is a valid value.

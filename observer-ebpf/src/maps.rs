@@ -11,7 +11,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
 use observer_common::{
-    config,
+    config, counters,
     marker::EnterMarker,
     slot::{CGROUP_CACHE_ENTRIES, SLOT_FIRST_MARKER, SLOT_IGNORED, Slot, cache_entry, cache_index},
     stats,
@@ -52,6 +52,12 @@ pub static LAYOUT: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
+
+/// Time spent in the calls of each row, in nanoseconds from enter to exit
+/// (strace's `-c -w` columns). Only the timed programs write it, which only
+/// `observer trace --time` attaches, for the one cgroup it records (slot 0).
+#[map]
+pub static TIMES: Array<u64> = Array::with_max_entries(counters::ROWS_PER_SLOT, 0);
 
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::LEN, 0);
@@ -146,6 +152,22 @@ pub fn bump(cells: &mut [u32], row: u32) {
             )
         };
     }
+}
+
+/// Adds `value` to a u64 cell atomically (BPF_ATOMIC | BPF_ADD).
+#[inline(always)]
+pub fn add_u64(cell: &mut u64, value: u64) {
+    let cell: *mut u64 = cell;
+    // SAFETY: `cell` comes from a `&mut u64`, valid and aligned; the
+    // instruction touches only those 8 bytes.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({cell} + 0) += {value}",
+            cell = in(reg) cell,
+            value = in(reg) value,
+            options(nostack),
+        )
+    };
 }
 
 /// Sets a bit in a bitmap word; returns true when this call set it.

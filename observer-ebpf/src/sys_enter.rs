@@ -5,7 +5,10 @@
 //! `TP_PROTO(struct pt_regs *regs, long id)`.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST, helpers::bpf_send_signal, macros::raw_tracepoint, programs::RawTracePointContext,
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_ktime_get_ns, bpf_send_signal},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use aya_log_ebpf::warn;
 use observer_common::{
@@ -30,12 +33,21 @@ const SIGKILL: u32 = 9;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    let _ = record_enter(&ctx);
+    let _ = record_enter::<false>(&ctx);
+    0
+}
+
+/// The same, also stamping the thread's note with the time of the enter
+/// (`observer trace --time`). A program of its own, so that the agent's
+/// programs never pay for the clock.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter_timed(ctx: RawTracePointContext) -> i32 {
+    let _ = record_enter::<true>(&ctx);
     0
 }
 
 #[inline(always)]
-fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
+fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
     let task = task::current();
     let cgroup_id = task.cgroup_id();
     let mut slot = match lookup_cached(cgroup_id) {
@@ -83,7 +95,13 @@ fn record_enter(ctx: &RawTracePointContext) -> Option<()> {
     let row = row_of(task.abi(), nr);
     bump(&mut record.calls, row);
     if let Some(note) = NOTES.get(task.ptr(), true) {
-        *note = EnterMarker { nr: nr as u32, live: 1, slot, row, cgroup_id };
+        let start_ns = if TIMED {
+            // SAFETY: a BPF helper without preconditions.
+            unsafe { bpf_ktime_get_ns() }
+        } else {
+            0
+        };
+        *note = EnterMarker { nr: nr as u32, live: 1, slot, row, cgroup_id, start_ns };
     }
     let info = &mut record.info;
     if row == ROW_INVALID {

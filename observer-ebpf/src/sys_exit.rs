@@ -7,7 +7,10 @@
 //! `trace_sys_enter`, and the exit work runs regardless).
 
 use aya_ebpf::{
-    bindings::pt_regs, helpers::bpf_probe_read_kernel, macros::raw_tracepoint, programs::RawTracePointContext,
+    bindings::pt_regs,
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use observer_common::{
     config,
@@ -19,7 +22,7 @@ use observer_common::{
 
 use crate::{
     events::emit,
-    maps::{NOTES, SLOTS, bump, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
+    maps::{NOTES, SLOTS, TIMES, add_u64, bump, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
     task,
 };
 
@@ -27,6 +30,42 @@ use crate::{
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let _ = record_exit(&ctx);
     0
+}
+
+/// `observer trace --time`: every exit with a live note of its own thread adds
+/// the time since its enter to the row, the way `strace -c -w` measures (from
+/// the call's entry to its return, sleeping included), then does what
+/// `sys_exit` does.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_timed(ctx: RawTracePointContext) -> i32 {
+    // SAFETY: a BPF helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let _ = time_exit(&ctx, now);
+    let _ = record_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn time_exit(ctx: &RawTracePointContext, now: u64) -> Option<()> {
+    let regs: *const pt_regs = ctx.arg(0);
+    // SAFETY: as in `record_exit`.
+    let nr = unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax).ok()? } as u32;
+    let note = NOTES.get(task::current().ptr(), false)?;
+    if note.live == 0 || note.nr != nr || note.start_ns == 0 {
+        return None;
+    }
+    let ret: i64 = ctx.arg(1);
+    if ret >= 0 {
+        // An error exit consumes the note in `record_exit`; a successful one here.
+        note.live = 0;
+    }
+    let (row, start) = (note.row, note.start_ns);
+    // Counted once: a later exit of this thread without an enter adds nothing.
+    note.start_ns = 0;
+    let cell = TIMES.get_ptr_mut(opaque(row))?;
+    // SAFETY: a valid, aligned array map element; changed only atomically.
+    add_u64(unsafe { &mut *cell }, now.saturating_sub(start));
+    Some(())
 }
 
 #[inline(always)]

@@ -38,10 +38,16 @@ pub fn observer(args: &[&str]) -> Output {
 
 /// `observer trace --json -o FILE -- CMD`, returning (exit code, report JSON).
 pub fn trace_json(cmd: &[&str]) -> (i32, serde_json::Value) {
+    trace_json_with(&[], cmd)
+}
+
+/// [`trace_json`] with more options for `observer trace` (e.g. `--time`).
+pub fn trace_json_with(options: &[&str], cmd: &[&str]) -> (i32, serde_json::Value) {
     let dir = std::env::temp_dir().join(format!("observer-test-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = dir.join("report.json");
     let mut args = vec!["trace", "--json", "-o", out.to_str().expect("utf-8")];
+    args.extend_from_slice(options);
     args.push("--");
     args.extend_from_slice(cmd);
     let o = observer(&args);
@@ -83,6 +89,7 @@ pub fn v2_children(prefix: &str) -> Vec<String> {
 }
 
 pub mod agent;
+pub mod churn;
 pub mod cri;
 pub mod docker;
 pub mod filters;

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeSet, process::Command, time::Duration};
 
-use observer_tests::{observer_bin, require_root, row, testprog, trace_json, v2_children};
+use observer_tests::{observer_bin, require_root, row, testprog, trace_json, trace_json_with, v2_children};
 
 fn tp() -> String {
     testprog().to_str().expect("utf-8").to_owned()
@@ -182,4 +182,57 @@ fn agrees_with_strace() {
             "{cmd:?}: only observer: {only_ours:?}, only strace: {only_theirs:?}"
         );
     }
+}
+
+/// `--time`: strace -c -w's columns, from the kernel. Two sleeps of 0.2 s take
+/// 0.4 s in clock_nanosleep and about 200,000 usecs per call; the counts stay exact.
+#[test]
+fn time_columns_measure_time_in_calls() {
+    require_root();
+    let (code, r) = trace_json_with(&["--time"], &["/bin/sh", "-c", "sleep 0.2; sleep 0.2"]);
+    assert_eq!(code, 0, "{r}");
+    let rows = r["syscalls"].as_array().expect("rows");
+    let sleep = rows
+        .iter()
+        .find(|r| r["name"] == "clock_nanosleep" && r["abi"] == "x86_64")
+        .unwrap_or_else(|| panic!("no clock_nanosleep row: {r}"));
+    assert_eq!(sleep["calls"], 2, "{sleep}");
+    let ns = sleep["time_ns"].as_u64().expect("time_ns");
+    assert!((400_000_000..800_000_000).contains(&ns), "two 0.2 s sleeps took {ns} ns in the kernel: {sleep}");
+    let per_call = sleep["usecs_per_call"].as_u64().expect("usecs_per_call");
+    assert!((200_000..400_000).contains(&per_call), "{sleep}");
+    // Like strace -c -w, the shell's wait4 for each sleep takes as long again.
+    let pct = |name: &str| {
+        rows.iter().filter(|r| r["name"] == name).map(|r| r["percent_time"].as_f64().unwrap_or(0.0)).sum::<f64>()
+    };
+    assert!(pct("clock_nanosleep") + pct("wait4") > 95.0, "sleeping and waiting dominate: {r}");
+    let total: f64 = rows.iter().map(|r| r["percent_time"].as_f64().unwrap_or(0.0)).sum();
+    assert!((99.0..101.0).contains(&total), "percentages add up to {total}");
+    // Every row has a time, and fast calls take far less than the sleeps.
+    for row in rows {
+        assert!(row["time_ns"].as_u64().is_some(), "{row}");
+    }
+    let (_, r) = trace_json_with(&["--time"], &[&tp(), "calls", "12345"]);
+    assert_eq!(row(&r, "getppid", "x86_64"), Some((12345, 0, 0)), "timing keeps counts exact: {r}");
+    let getppid = r["syscalls"].as_array().unwrap().iter().find(|r| r["name"] == "getppid").unwrap().clone();
+    let per_call_ns = getppid["time_ns"].as_u64().unwrap() / 12345;
+    assert!(per_call_ns > 0 && per_call_ns < 100_000, "getppid took {per_call_ns} ns a call");
+    // Without --time, no time fields.
+    let (_, r) = trace_json(&[&tp(), "calls", "10"]);
+    assert!(r["syscalls"][0].get("time_ns").is_none(), "{r}");
+}
+
+/// The table has strace's header when timed.
+#[test]
+fn time_table_has_straces_columns() {
+    require_root();
+    let o = Command::new(observer_bin()).args(["trace", "-w", "--", "/bin/sleep", "0.1"]).output().expect("run");
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8_lossy(&o.stderr);
+    let header = text.lines().next().unwrap_or_default();
+    let cells: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(cells, ["%", "time", "seconds", "usecs/call", "calls", "errors", "denied", "syscall", "abi"], "{text}");
+    let line = text.lines().find(|l| l.contains("clock_nanosleep")).unwrap_or_else(|| panic!("{text}"));
+    let secs: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((0.1..0.5).contains(&secs), "{line}");
 }

@@ -88,6 +88,7 @@ enum Config {
     AgentUnwatched,
     AgentWatchedCountErrors,
     Trace,
+    TraceTime,
     Bpftrace,
 }
 
@@ -101,6 +102,7 @@ impl Config {
             Config::AgentUnwatched => "observer agent, unwatched cgroup",
             Config::AgentWatchedCountErrors => "observer agent --count-errors, watched",
             Config::Trace => "observer trace",
+            Config::TraceTime => "observer trace --time",
             Config::Bpftrace => "bpftrace count map",
         }
     }
@@ -133,6 +135,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
         Config::AgentUnwatched,
         Config::AgentWatchedCountErrors,
         Config::Trace,
+        Config::TraceTime,
         Config::Bpftrace,
     ];
     let mut getppid: BTreeMap<Config, Vec<f64>> = BTreeMap::new();
@@ -348,7 +351,7 @@ fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
     let uninstall =
         format!("{} agent --uninstall --pin-dir {} >/dev/null 2>&1", env.observer.display(), env.pin_dir.display());
     match config {
-        Config::Bare | Config::Trace => {}
+        Config::Bare | Config::Trace | Config::TraceTime => {}
         Config::FloorEnter | Config::FloorBoth => {
             let mut cmd = Command::new(&env.observer);
             cmd.arg("floor").stderr(Stdio::piped());
@@ -399,11 +402,14 @@ const WORKLOAD_CPU: &str = "1";
 /// Runs one workload in the workload cgroup (under `observer trace` for Trace) and returns ns per syscall.
 fn workload(env: &Env, config: Config, cgroup: &Path, mode: &str, n: u64) -> anyhow::Result<f64> {
     let tp = env.testprog.display().to_string();
-    let out = if config == Config::Trace {
+    let out = if matches!(config, Config::Trace | Config::TraceTime) {
+        let time: &[&str] = if config == Config::TraceTime { &["--time"] } else { &[] };
         Command::new("taskset")
             .args(["-c", WORKLOAD_CPU])
             .arg(&env.observer)
-            .args(["trace", "-o", "/dev/null", "--", &tp, mode, &n.to_string()])
+            .args(["trace", "-o", "/dev/null"])
+            .args(time)
+            .args(["--", &tp, mode, &n.to_string()])
             .output()?
     } else {
         let script =

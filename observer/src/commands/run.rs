@@ -11,7 +11,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         return crate::run::run(args);
     }
     let prepared: Prepared = prepare(args)?;
-    let outcome = crate::trace::trace_command_with(&args.command, &mut |cmd| {
+    let outcome = crate::trace::trace_command_with(&args.command, false, &mut |cmd| {
         prepared.spawn(cmd).context("starting the command under the filter")
     })?;
     eprint!("{}", outcome.report.table());

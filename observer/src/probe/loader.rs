@@ -37,6 +37,8 @@ fn require_programs() -> anyhow::Result<()> {
 /// (The per-thread `NOTES` task storage is the programs' own: nothing in user space reads it.)
 const MAP_NAMES: [&str; 8] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE", "IGNORED"];
 const PROGRAMS: [&str; 2] = ["sys_enter", "sys_exit"];
+/// The same programs, also timing each call (attached to the same tracepoints).
+const TIMED_PROGRAMS: [&str; 2] = ["sys_enter_timed", "sys_exit_timed"];
 /// Maps earlier layouts pinned that this one does not: removed when replaced.
 const OLD_MAP_NAMES: [&str; 1] = ["MARKERS"];
 
@@ -47,6 +49,9 @@ pub struct LoadOptions {
     /// `config::mode::*`.
     pub mode: u64,
     pub count_errors: bool,
+    /// Attach the timed programs (`observer trace --time`): each call's time
+    /// from enter to exit, per row, in `TIMES`. Private copies only.
+    pub timed: bool,
 }
 
 /// The maps user space works with.
@@ -79,21 +84,37 @@ pub struct Probe {
     pub reused: bool,
     /// The flock on the pin directory (pinned copies only): one agent per pin dir.
     _pin_lock: Option<std::fs::File>,
+    /// Per-row time in calls (`TIMES`), when the timed programs are attached.
+    times: Option<Array<MapData, u64>>,
 }
 
 impl Probe {
     /// Loads and attaches a private copy (detached when dropped).
     pub fn load(options: LoadOptions) -> anyhow::Result<Self> {
         let (mut ebpf, slots, logger) = load_object(options)?;
-        for name in PROGRAMS {
-            attach(&mut ebpf, name)?;
+        let programs = if options.timed { TIMED_PROGRAMS } else { PROGRAMS };
+        for (name, tracepoint) in programs.into_iter().zip(PROGRAMS) {
+            attach(&mut ebpf, name, tracepoint)?;
         }
+        let times = if options.timed {
+            let map = ebpf.take_map("TIMES").context("no map TIMES")?;
+            Some(Array::try_from(map).context("the TIMES map is not an array")?)
+        } else {
+            None
+        };
         let mut maps = take_maps(&mut ebpf)?;
         let slots_map = maps.remove(2);
         let mut probe = Self::from_maps(maps, slots_map, slots, false, Some(ebpf))?;
         probe.logger = logger;
+        probe.times = times;
         probe.configure(options)?;
         Ok(probe)
+    }
+
+    /// Nanoseconds spent in the calls of `row`, from enter to exit, when the
+    /// timed programs are attached; `None` otherwise.
+    pub fn time_ns(&self, row: u32) -> Option<u64> {
+        self.times.as_ref().map(|t| t.get(&row, 0).unwrap_or(0))
     }
 
     /// Reopens the copy pinned under `dir`, or loads, attaches and pins a new
@@ -235,7 +256,7 @@ impl Probe {
             .context("mmap of the SLOTS map (needs BPF_F_MMAPABLE)")?;
         // The mapping stays valid after the map's fd closes: it holds its own reference.
         drop(slots_map);
-        Ok(Self { logger: None, _ebpf: ebpf, maps, counters, slots, reused, _pin_lock: None })
+        Ok(Self { logger: None, _ebpf: ebpf, maps, counters, slots, reused, _pin_lock: None, times: None })
     }
 
     /// Settings of a fresh probe. In AUTO mode the free slots go in before the
@@ -411,7 +432,8 @@ impl Probe {
 /// Empty programs on `sys_enter` (and `sys_exit` when `both`): the cost floor,
 /// for benchmarks. They stay attached while the returned object lives.
 pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
-    let (mut ebpf, _, _) = load_object(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: false })?;
+    let (mut ebpf, _, _) =
+        load_object(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: false, timed: false })?;
     let programs: &[(&str, &str)] = if both {
         &[("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")]
     } else {
@@ -448,12 +470,12 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
     Ok((ebpf, slots, logger))
 }
 
-fn attach(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
+fn attach(ebpf: &mut Ebpf, name: &str, tracepoint: &str) -> anyhow::Result<()> {
     let program: &mut RawTracePoint =
         ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
     program.load().with_context(|| format!("verifying {name}"))?;
     program
-        .attach(name)
+        .attach(tracepoint)
         .with_context(|| format!("attaching to the raw tracepoint {name} (does this kernel have raw tracepoints?)"))?;
     Ok(())
 }

@@ -30,6 +30,11 @@ pub struct TraceArgs {
     /// Also write a seccomp profile allowing exactly the syscalls made (and not denied).
     #[arg(long, value_name = "FILE")]
     pub profile_out: Option<PathBuf>,
+    /// Add strace -c's time columns (% time, seconds, usecs/call): each call's
+    /// time from its entry to its return, measured in the kernel (like
+    /// `strace -c -w`, which includes time spent sleeping in the call).
+    #[arg(long, short = 'w')]
+    pub time: bool,
     /// Format of --profile-out: docker, oci or spo.
     #[arg(long, value_enum, default_value = "docker")]
     pub format: crate::views::ExportFormat,
@@ -46,7 +51,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 /// Runs `observer trace`; returns the exit code to exit with.
 pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
-    let outcome = trace_command(&args.command)?;
+    let outcome = trace_command_with(&args.command, args.time, &mut |mut cmd| Ok(cmd.spawn()?))?;
     let report = &outcome.report;
     let text = if args.json { serde_json::to_string_pretty(report)? + "\n" } else { report.table() };
     match &args.output {
@@ -66,16 +71,13 @@ pub struct TraceOutcome {
     pub report: Report,
 }
 
-/// Traces a command to completion (the command and every descendant).
-pub fn trace_command(command: &[String]) -> anyhow::Result<TraceOutcome> {
-    trace_command_with(command, &mut |mut cmd| Ok(cmd.spawn()?))
-}
-
-/// Like [`trace_command`], with the caller starting the prepared `Command`
-/// (which already moves the child into the cgroup): `observer run --trace`
-/// adds its filter that way.
+/// Traces a command to completion (the command and every descendant), with
+/// the caller starting the prepared `Command` (which already moves the child
+/// into the cgroup): `observer run --trace` adds its filter that way. `timed`:
+/// also measure each call's time (`--time`).
 pub fn trace_command_with(
     command: &[String],
+    timed: bool,
     spawn: &mut dyn FnMut(std::process::Command) -> anyhow::Result<std::process::Child>,
 ) -> anyhow::Result<TraceOutcome> {
     if command.is_empty() || command[0].is_empty() {
@@ -88,7 +90,7 @@ pub fn trace_command_with(
             return Ok(TraceOutcome { report: Report::empty(127) });
         }
     };
-    let mut probe = Probe::load(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: true })?;
+    let mut probe = Probe::load(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: true, timed })?;
     let cgroup = TraceCgroup::create()?;
     // u64::MAX: no task counts as a runtime's init; everything is the command's own.
     probe.watch(cgroup.id(), 0, u64::MAX)?;
@@ -133,7 +135,10 @@ pub fn trace_command_with(
             return Err(e);
         }
     };
-    let report = Report::from_rows(exit_code, &probe.counters().rows(0));
+    let mut report = Report::from_rows(exit_code, &probe.counters().rows(0));
+    if timed {
+        report.add_times(|row| probe.time_ns(row).unwrap_or(0));
+    }
     drop(probe);
     drop(cgroup);
     Ok(TraceOutcome { report })
