@@ -19,18 +19,41 @@ pub struct TestAgent {
 
 impl TestAgent {
     pub fn start(args: &[&str]) -> Self {
+        let mut agent = Self::prepare(args);
+        agent.spawn();
+        agent
+    }
+
+    /// Its directories, not started yet (`spawn` starts it): for a test that
+    /// prepares the state directory first (a small tmpfs, a stale file).
+    pub fn prepare(args: &[&str]) -> Self {
         let id = unique();
         let dir = std::env::temp_dir().join(format!("observer-agent-{id}"));
         std::fs::create_dir_all(&dir).expect("state dir");
-        let mut agent = TestAgent {
+        TestAgent {
             child: None,
             socket: dir.join("api.sock"),
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{id}")),
             dir,
             args: args.iter().map(|s| s.to_string()).collect(),
-        };
-        agent.spawn();
-        agent
+        }
+    }
+
+    /// The running agent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the agent runs").id()
+    }
+
+    /// `observer status` (always JSON).
+    pub fn status(&self) -> serde_json::Value {
+        let o = self.cli(&["status"]);
+        assert!(
+            o.status.success(),
+            "observer status failed: {}\nagent: {}",
+            String::from_utf8_lossy(&o.stderr),
+            self.stderr()
+        );
+        serde_json::from_slice(&o.stdout).expect("status is JSON")
     }
 
     pub fn state_dir(&self) -> PathBuf {
