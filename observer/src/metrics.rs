@@ -23,6 +23,8 @@ pub struct MetricsSnapshot {
     pub calls_unrecorded: u64,
     /// (container name, container id, distinct syscalls seen).
     pub per_container: Vec<(String, String, u64)>,
+    /// (output, its counts) for each alert output asked for (`syslog`, `webhook`).
+    pub alert_outputs: Vec<(&'static str, crate::views::OutputCounts)>,
 }
 
 /// The content type to serve [`render`]'s output with.
@@ -50,6 +52,7 @@ pub fn render(m: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
         registry.register(name, help, ConstCounter::new(value));
     }
     registry.register_collector(Box::new(DistinctSyscalls(m.per_container.clone())));
+    registry.register_collector(Box::new(AlertOutputs(m.alert_outputs.clone())));
     let mut out = String::new();
     prometheus_text::encode(&mut out, &registry)?;
     Ok(out)
@@ -78,6 +81,41 @@ impl Collector for DistinctSyscalls {
     }
 }
 
+/// `observer_alerts_{delivered,retried,failed,dropped}_total{output}` and
+/// `observer_alerts_queued{output}`: what became of alerts sent to syslog and
+/// the webhook. No series when neither was asked for.
+#[derive(Debug)]
+struct AlertOutputs(Vec<(&'static str, crate::views::OutputCounts)>);
+
+impl Collector for AlertOutputs {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        type Pick = fn(&crate::views::OutputCounts) -> u64;
+        let counters: [(&str, &str, Pick); 4] = [
+            ("alerts_delivered", "Alerts an output delivered.", |c| c.delivered),
+            ("alerts_retried", "Delivery attempts that failed and were tried again.", |c| c.retries),
+            ("alerts_failed", "Alerts an output gave up on after every retry failed.", |c| c.failed),
+            ("alerts_dropped", "Alerts dropped because an output's queue was full.", |c| c.dropped),
+        ];
+        for (name, help, pick) in counters {
+            let mut family =
+                encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+            for (output, counts) in &self.0 {
+                ConstCounter::new(pick(counts)).encode(family.encode_family(&[("output", *output)])?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "alerts_queued",
+            "Alerts waiting for an output now.",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (output, counts) in &self.0 {
+            ConstGauge::new(counts.queued).encode(family.encode_family(&[("output", *output)])?)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +130,17 @@ mod tests {
             cgroups_overflow: 4,
             calls_unrecorded: 99,
             per_container: vec![("web".into(), "3f4e2c1b9a8d".into(), 57), ("we\"ird\\na\nme".into(), "abc".into(), 1)],
+            alert_outputs: vec![(
+                "webhook",
+                crate::views::OutputCounts {
+                    target: "http://127.0.0.1:9000/".into(),
+                    delivered: 5,
+                    retries: 2,
+                    failed: 1,
+                    dropped: 7,
+                    queued: 3,
+                },
+            )],
         })
         .unwrap();
         let want = "\
@@ -117,6 +166,21 @@ observer_calls_unrecorded_total 99
 # TYPE observer_container_distinct_syscalls gauge
 observer_container_distinct_syscalls{name=\"web\",id=\"3f4e2c1b9a8d\"} 57
 observer_container_distinct_syscalls{name=\"we\\\"ird\\\\na\\nme\",id=\"abc\"} 1
+# HELP observer_alerts_delivered_total Alerts an output delivered.
+# TYPE observer_alerts_delivered_total counter
+observer_alerts_delivered_total{output=\"webhook\"} 5
+# HELP observer_alerts_retried_total Delivery attempts that failed and were tried again.
+# TYPE observer_alerts_retried_total counter
+observer_alerts_retried_total{output=\"webhook\"} 2
+# HELP observer_alerts_failed_total Alerts an output gave up on after every retry failed.
+# TYPE observer_alerts_failed_total counter
+observer_alerts_failed_total{output=\"webhook\"} 1
+# HELP observer_alerts_dropped_total Alerts dropped because an output's queue was full.
+# TYPE observer_alerts_dropped_total counter
+observer_alerts_dropped_total{output=\"webhook\"} 7
+# HELP observer_alerts_queued Alerts waiting for an output now.
+# TYPE observer_alerts_queued gauge
+observer_alerts_queued{output=\"webhook\"} 3
 ";
         assert_eq!(text, want);
     }
@@ -125,6 +189,7 @@ observer_container_distinct_syscalls{name=\"we\\\"ird\\\\na\\nme\",id=\"abc\"} 1
     fn no_containers_still_declares_the_family() {
         let text = render(&MetricsSnapshot::default()).unwrap();
         assert!(text.contains("# TYPE observer_container_distinct_syscalls gauge\n"));
+        assert!(text.contains("# TYPE observer_alerts_dropped_total counter\n"), "declared without outputs too");
         assert!(text.ends_with("gauge\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);
     }

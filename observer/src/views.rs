@@ -184,6 +184,9 @@ pub struct StatusView {
     pub first_seen_at_start_latency_median_ns: Option<u64>,
     pub first_seen_at_start_latency_p99_ns: Option<u64>,
     pub pid: u32,
+    /// Alerts sent to syslog and the webhook.
+    #[serde(default)]
+    pub alert_delivery: AlertDelivery,
 }
 
 /// What one enforcement request armed in the kernel.
@@ -217,6 +220,84 @@ pub struct EnforceAnswer {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReleaseAnswer {
     pub released: Vec<String>,
+}
+
+/// One alert: a line on the agent's stdout and in alerts.jsonl, the text of a
+/// syslog message, the body of a webhook POST. Fields are only ever added
+/// (with defaults), so older lines still read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// When the agent raised it.
+    pub time: String,
+    pub kind: AlertKind,
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub pid: u32,
+    pub comm: String,
+    /// Empty for alerts about a cgroup rather than a call.
+    pub syscall: String,
+    pub abi: String,
+    /// Why, for alerts that are not about one syscall (an impostor cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// As `observer ps` shows it: Docker's OCI runtime, else the engine.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    /// `docker`, `podman`, `containerd`, `cri-o`; absent for plain cgroups.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
+    /// The Kubernetes pod's namespace and name, for CRI containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The raw syscall number in `abi`'s table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nr: Option<i64>,
+    /// The kernel's time of the call (its timestamp, as wall-clock time); may be
+    /// well before `time` when the agent read it late (it was down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_time: Option<String>,
+    /// The rule, baseline or filter that fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<AlertRule>,
+}
+
+/// What made an alert fire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum AlertRule {
+    /// An enforcement rule (`observer enforce`); `profile` is its file.
+    Enforce { target: crate::api::Target, action: EnforceAction, profile: String },
+    /// The container's baseline: a `--baseline` file, or `learned over ...`.
+    Baseline { profile: String },
+    /// The container's own seccomp filter (Docker's `--security-opt seccomp=`, when known).
+    Seccomp { profile: Option<String> },
+}
+
+/// `observer status`'s `alert_delivery`: what became of alerts sent to syslog
+/// and the webhook (absent when not asked for).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertDelivery {
+    pub syslog: Option<OutputCounts>,
+    pub webhook: Option<OutputCounts>,
+}
+
+/// One alert output's counts since the agent started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputCounts {
+    /// The socket path or URL.
+    pub target: String,
+    pub delivered: u64,
+    /// Attempts that failed and were tried again.
+    pub retries: u64,
+    /// Alerts given up after every retry failed.
+    pub failed: u64,
+    /// Alerts dropped because the queue was full.
+    pub dropped: u64,
+    /// Alerts waiting now.
+    pub queued: u64,
 }
 
 #[cfg(test)]
@@ -266,5 +347,7 @@ mod documented {
         assert_eq!(profile.syscalls[0].denied_phases, [Phase::Container]);
         let status: StatusView = round_trips("status");
         assert_eq!(status.enforcements[0].action, EnforceAction::Kill);
+        let alert: Alert = round_trips("alert");
+        assert!(matches!(alert.rule, Some(AlertRule::Enforce { action: EnforceAction::Alert, .. })));
     }
 }

@@ -1,19 +1,4 @@
-//! The alert line: one JSON object per line, on stdout and in alerts.jsonl.
+//! The alert line's type is part of the agent/CLI contract (views.rs); the
+//! agent's modules name it from here.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Alert {
-    pub time: String,
-    pub kind: crate::views::AlertKind,
-    pub id: String,
-    pub name: String,
-    pub image: String,
-    pub pid: u32,
-    pub comm: String,
-    pub syscall: String,
-    pub abi: String,
-    /// Why, for alerts that are not about one syscall (an impostor cgroup).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
+pub use crate::views::Alert;

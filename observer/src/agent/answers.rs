@@ -91,6 +91,7 @@ impl Agent {
             first_seen_at_start_latency_median_ns: quantile(&at_start, 0.5),
             first_seen_at_start_latency_p99_ns: quantile(&at_start, 0.99),
             pid: std::process::id(),
+            alert_delivery: self.alert_outputs.view(),
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct Agent {
     /// Overflowed container cgroups waiting for the runtime to confirm them.
     pub overflow_pending: HashMap<u64, String>,
     pub alerts_total: u64,
+    /// Syslog and the webhook, when asked for: queued, never waited for.
+    pub alert_outputs: super::delivery::AlertOutputs,
     pub dirty: BTreeSet<String>,
     /// cgroup id -> path, filled as cgroups appear (they may vanish before we look).
     pub known_paths: HashMap<u64, String>,

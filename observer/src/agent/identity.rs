@@ -397,9 +397,12 @@ impl Agent {
             image,
             pid: tgid,
             comm,
-            syscall: String::new(),
-            abi: String::new(),
+            runtime: identity.as_ref().map(|d| d.runtime.clone()).unwrap_or_default(),
+            engine: identity.as_ref().map(|d| d.engine.clone()).unwrap_or_default(),
+            namespace: identity.as_ref().and_then(|d| Some(d.pod.as_ref()?.namespace.clone())),
+            pod: identity.as_ref().and_then(|d| Some(d.pod.as_ref()?.name.clone())),
             detail: Some(format!("{path}: every slot is taken; {what}")),
+            ..super::alerting::blank(AlertKind::Overflow)
         };
         self.alerts_total += 1;
         self.write_alert(&alert);

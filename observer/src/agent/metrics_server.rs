@@ -92,6 +92,7 @@ fn snapshot(a: &Agent) -> MetricsSnapshot {
             .values()
             .map(|r| (r.name.clone(), r.id.clone(), r.first_use.len() as u64))
             .collect(),
+        alert_outputs: a.alert_outputs.counts(),
     }
 }
 

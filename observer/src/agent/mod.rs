@@ -7,6 +7,7 @@ mod alerts;
 mod answers;
 mod cgroup_watch;
 mod core;
+mod delivery;
 mod identity;
 pub mod identity_view;
 mod lock;
@@ -88,6 +89,9 @@ pub struct AgentArgs {
     /// /var/run/crio/crio.sock (a missing socket is skipped, and looked for again later).
     #[arg(long = "cri-socket", value_name = "PATH")]
     pub cri_socket: Vec<PathBuf>,
+    /// Where alerts go besides stdout and alerts.jsonl.
+    #[command(flatten)]
+    pub alert_outputs: delivery::OutputArgs,
     /// Detach and unpin everything an agent left behind, then exit.
     #[arg(long)]
     pub uninstall: bool,
@@ -112,6 +116,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let baselines = parse_baselines(&args.baseline)?;
     // Before the programs load: a refusal leaves nothing attached behind.
     let enforcements = load_enforcements(&args.state_dir)?;
+    let (alert_outputs, alert_workers) = delivery::AlertOutputs::open(&args.alert_outputs)?;
     let mut probe = Probe::load_pinned(
         LoadOptions { slots: args.slots, mode: config::mode::AUTO, count_errors: args.count_errors },
         &args.pin_dir,
@@ -144,6 +149,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         overflow_pending: Default::default(),
         enforcements,
         alerts_total: 0,
+        alert_outputs,
         dirty: BTreeSet::new(),
         known_paths: HashMap::new(),
         first_seen_latency_ns: std::collections::VecDeque::new(),
@@ -173,6 +179,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         tasks.watch("the metrics endpoint", metrics_server::serve_metrics(agent.clone(), addr).await?);
     }
     tasks.spawn("the event reader", read_events(agent.clone(), events));
+    alert_workers.spawn_into(&mut tasks);
     if let Some(log) = kernel_log {
         tasks.spawn("the kernel log reader", read_kernel_log(log));
     }
