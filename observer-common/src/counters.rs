@@ -3,8 +3,9 @@
 //! Each watched cgroup owns a slot (`slot::Slot`), which holds one u32 cell per
 //! row for calls, errors and denials. A row is an (ABI, syscall number) pair,
 //! plus one `invalid` row for numbers out of range.
-//! Counters are u32 to keep a slot small (the memory target is 16 KiB per
-//! cgroup); the agent reads them often enough to unwrap them (see `wrapping_delta`).
+//! Counters are u32 to keep a slot small; a cell that passes 2^32 adds one to
+//! its entry in the `WRAPS` hash (`wrap_key`), so a total is always exact:
+//! `wraps << 32 | cell`, also after calls made while no agent ran.
 
 /// Syscall numbers per ABI that get their own row. x86_64 and i386 both stay
 /// below 512 on Linux 6.x (the highest is in the 460s).
@@ -106,5 +107,42 @@ mod tests {
     fn wrapping_delta_unwraps_once() {
         assert_eq!(wrapping_delta(10, 15), 5);
         assert_eq!(wrapping_delta(u32::MAX - 1, 3), 5);
+    }
+}
+
+/// Which counter of a row a `WRAPS` entry is for.
+pub mod counter {
+    pub const CALLS: u32 = 0;
+    pub const ERRORS: u32 = 1;
+    pub const DENIED: u32 = 2;
+}
+
+/// Entries of the `WRAPS` hash. A wrap takes 2^32 calls of one row (about 18
+/// minutes of one core doing nothing else), so this many last a long time; a
+/// full map is counted (`stats::WRAPS_UNRECORDED`).
+pub const WRAPS_ENTRIES: u32 = 4096;
+
+/// The `WRAPS` key of one counter cell: slot, counter (`counter::*`), row.
+#[inline(always)]
+pub const fn wrap_key(slot: u32, counter: u32, row: u32) -> u64 {
+    ((slot as u64) << 32) | ((counter as u64) << 16) | row as u64
+}
+
+/// The parts of a `WRAPS` key: (slot, counter, row).
+pub const fn split_wrap_key(key: u64) -> (u32, u32, u32) {
+    ((key >> 32) as u32, ((key >> 16) & 0xffff) as u32, (key & 0xffff) as u32)
+}
+
+#[cfg(test)]
+mod wrap_key_tests {
+    use super::*;
+
+    #[test]
+    fn wrap_keys_round_trip_and_sort_by_slot() {
+        for (slot, c, row) in [(0, counter::CALLS, 0), (65535, counter::DENIED, ROW_INVALID), (7, counter::ERRORS, 110)]
+        {
+            assert_eq!(split_wrap_key(wrap_key(slot, c, row)), (slot, c, row));
+        }
+        assert!(wrap_key(1, 0, 0) > wrap_key(0, counter::DENIED, ROWS_PER_SLOT), "a slot's keys sort together");
     }
 }

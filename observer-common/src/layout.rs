@@ -7,9 +7,9 @@ use crate::{config, counters, event::Event, marker::EnterMarker, slot, stats};
 
 /// Bump on any change of meaning the sizes below do not show: a new map, a
 /// new CONFIG index, a marker value, a flag.
-pub const VERSION: u64 = 3;
+pub const VERSION: u64 = 4;
 
-const PARTS: [u64; 11] = [
+const PARTS: [u64; 12] = [
     VERSION,
     core::mem::size_of::<slot::Slot>() as u64,
     core::mem::size_of::<slot::SlotInfo>() as u64,
@@ -21,6 +21,7 @@ const PARTS: [u64; 11] = [
     stats::LEN as u64,
     slot::CGROUP_CACHE_ENTRIES as u64,
     slot::SLOT_OVERFLOW as u64,
+    counters::WRAPS_ENTRIES as u64,
 ];
 
 /// FNV-1a over the little-endian bytes of `parts`.

@@ -9,4 +9,7 @@ pub const CGROUPS_OVERFLOW: u32 = 1;
 pub const CALLS_UNRECORDED: u32 = 2;
 /// Exits with no enter that looked like denials but came from a cgroup without a slot.
 pub const DENIALS_UNATTRIBUTED: u32 = 3;
-pub const LEN: u32 = 4;
+/// Counter wraps (a u32 cell passing 2^32) that found the `WRAPS` map full:
+/// that row's total is 2^32 short for each.
+pub const WRAPS_UNRECORDED: u32 = 4;
+pub const LEN: u32 = 5;

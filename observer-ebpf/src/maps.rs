@@ -4,7 +4,8 @@
 
 use aya_ebpf::{
     bindings::{
-        BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE,
+        BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, BPF_NOEXIST,
+        bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE,
     },
     helpers::generated::bpf_task_storage_get,
     macros::{btf_map, map},
@@ -12,6 +13,7 @@ use aya_ebpf::{
 };
 use observer_common::{
     config, counters,
+    counters::wrap_key,
     marker::EnterMarker,
     slot::{CGROUP_CACHE_ENTRIES, SLOT_FIRST_MARKER, SLOT_IGNORED, Slot, cache_entry, cache_index},
     stats,
@@ -52,6 +54,12 @@ pub static LAYOUT: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
+
+/// How many times each counter cell wrapped past 2^32 (`counters::wrap_key`).
+/// Written only at a wrap; the agent adds `wraps << 32` to the cell and deletes
+/// a slot's entries before the slot is reused.
+#[map]
+pub static WRAPS: HashMap<u64, u64> = HashMap::with_max_entries(counters::WRAPS_ENTRIES, 0);
 
 /// Time spent in the calls of each row, in nanoseconds from enter to exit
 /// (strace's `-c -w` columns). Only the timed programs write it, which only
@@ -134,24 +142,50 @@ pub fn count_stat(index: u32) {
     }
 }
 
-/// Adds one to a u32 counter cell atomically (cells are shared between CPUs).
+/// Adds one to a u32 counter cell atomically (cells are shared between CPUs);
+/// a cell that wraps adds one to its `WRAPS` entry, so totals stay exact.
 #[inline(always)]
-pub fn bump(cells: &mut [u32], row: u32) {
+pub fn bump(cells: &mut [u32], slot: u32, counter: u32, row: u32) {
     if let Some(cell) = cells.get_mut(opaque(row) as usize) {
         let cell: *mut u32 = cell;
+        let mut old: u64 = 1;
         // The BPF target has no compare-and-swap, so core's atomics stop at load and
-        // store; the instruction itself (BPF_ATOMIC | BPF_ADD) is what we need.
+        // store; the instruction itself (BPF_ATOMIC | BPF_ADD | BPF_FETCH, 32 bits,
+        // kernel 5.12+) is what we need. The old value comes back zero-extended.
+        // Fixed registers: a 32-bit operand is named `w2`, which no operand class
+        // of this target spells without the alu32 feature.
         // SAFETY: `cell` comes from a `&mut u32`, valid and aligned; the
         // instruction touches only those 4 bytes.
         unsafe {
             core::arch::asm!(
-                "lock *(u32 *)({cell} + 0) += {one}",
-                cell = in(reg) cell,
-                one = in(reg) 1u64,
+                "w2 = atomic_fetch_add((u32 *)(r1 + 0), w2)",
+                in("r1") cell,
+                inout("r2") old,
                 options(nostack),
             )
         };
+        if old as u32 == u32::MAX {
+            record_wrap(wrap_key(slot, counter, row));
+        }
     }
+}
+
+/// One more 2^32 for a counter cell (rare: once per 2^32 calls of a row).
+#[inline(never)]
+fn record_wrap(key: u64) {
+    for _ in 0..2 {
+        if let Some(wraps) = WRAPS.get_ptr_mut(key) {
+            // SAFETY: a valid, aligned hash map value while the program runs;
+            // changed only atomically.
+            add_u64(unsafe { &mut *wraps }, 1);
+            return;
+        }
+        // Another CPU may insert the same key meanwhile: then the loop adds to it.
+        if WRAPS.insert(key, 1u64, u64::from(BPF_NOEXIST)).is_ok() {
+            return;
+        }
+    }
+    count_stat(stats::WRAPS_UNRECORDED);
 }
 
 /// Adds `value` to a u64 cell atomically (BPF_ATOMIC | BPF_ADD).

@@ -13,7 +13,7 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use observer_common::{
     config,
-    counters::{ROW_INVALID, row_of},
+    counters::{ROW_INVALID, counter, row_of},
     event::EventKind,
     marker::EnterMarker,
     slot::{NO_INIT, SLOT_OVERFLOW, SlotInfo, enforce, flags, init_exe_for, phase},
@@ -93,7 +93,7 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
     // `TP_PROTO(struct pt_regs *regs, long id)`: the syscall number is argument 1.
     let nr: i64 = ctx.arg(1);
     let row = row_of(task.abi(), nr);
-    bump(&mut record.calls, row);
+    bump(&mut record.calls, slot, counter::CALLS, row);
     if let Some(note) = NOTES.get(task.ptr(), true) {
         let start_ns = if TIMED {
             // SAFETY: a BPF helper without preconditions.

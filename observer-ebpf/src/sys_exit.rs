@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use observer_common::{
     config,
-    counters::{ROW_INVALID, row_of},
+    counters::{ROW_INVALID, counter, row_of},
     event::EventKind,
     slot::phase,
     stats,
@@ -94,7 +94,7 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
             let record = unsafe { &mut *SLOTS.get_ptr_mut(note.slot)? };
             // The slot may have changed owner while the thread slept in the call.
             if record.info.cgroup_id == note.cgroup_id {
-                bump(&mut record.errors, note.row);
+                bump(&mut record.errors, note.slot, counter::ERRORS, note.row);
             }
         }
         return None;
@@ -133,7 +133,7 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
         count_stat(stats::DENIALS_UNATTRIBUTED);
         return None;
     }
-    bump(&mut record.denied, row);
+    bump(&mut record.denied, slot, counter::DENIED, row);
     if row == ROW_INVALID {
         return None;
     }

@@ -174,6 +174,10 @@ pub struct StatusView {
     pub cgroups_overflow: u64,
     pub calls_unrecorded: u64,
     pub denials_unattributed: u64,
+    /// Counter wraps past 2^32 that found the kernel's `WRAPS` map full: each
+    /// leaves one row 2^32 short (0 unless a row made billions of calls).
+    #[serde(default)]
+    pub counter_wraps_unrecorded: u64,
     pub alerts: u64,
     pub containers: usize,
     pub enforcements: Vec<EnforceRule>,

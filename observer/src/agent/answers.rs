@@ -81,6 +81,7 @@ impl Agent {
             cgroups_overflow: stat(observer_common::stats::CGROUPS_OVERFLOW),
             calls_unrecorded: stat(observer_common::stats::CALLS_UNRECORDED),
             denials_unattributed: stat(observer_common::stats::DENIALS_UNATTRIBUTED),
+            counter_wraps_unrecorded: stat(observer_common::stats::WRAPS_UNRECORDED),
             alerts: self.alerts_total,
             containers: self.containers.len(),
             enforcements: self.enforcements.clone(),

@@ -192,6 +192,12 @@ impl Agent {
             rows: BTreeMap::new(),
             confirmation,
         });
+        if cg.slot != Some(slot) {
+            // Another slot counts from zero: readings of the one before mean nothing here.
+            for row in cg.rows.values_mut() {
+                row.last = (0, 0, 0);
+            }
+        }
         cg.slot = Some(slot);
         cg.confirmation = confirmation;
         self.slot_owner.insert(slot, (key.to_owned(), cgroup_id));

@@ -13,24 +13,34 @@ use crate::{
     views::{Phase, ProfileRow},
 };
 
-/// Counts of one row accumulated across reads; `last` is the kernel's u32
-/// reading, so a wrapped counter still adds up.
+/// Counts of one row accumulated across reads; `last` is the kernel's reading
+/// (exact u64 totals: the cell plus its wraps), so a restarted agent adds up
+/// what happened while it was down.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RowTotals {
     pub calls: u64,
     pub errors: u64,
     pub denied: u64,
-    pub last: (u32, u32, u32),
+    pub last: (u64, u64, u64),
 }
 
 impl RowTotals {
     /// Totals saturate: a record read back from the state directory may hold
-    /// any count (found by fuzz/fuzz_targets/state_files.rs).
+    /// any count (found by fuzz/fuzz_targets/state_files.rs). The kernel's
+    /// totals only grow; a reading below the last one was taken in the
+    /// nanoseconds between a cell's wrap and its `WRAPS` entry's increment,
+    /// and is skipped (the next reading has it whole). A new slot resets
+    /// `last` (agent/core.rs).
     pub fn update(&mut self, now: &RowCounts) {
-        self.calls = self.calls.saturating_add(u64::from(now.calls.wrapping_sub(self.last.0)));
-        self.errors = self.errors.saturating_add(u64::from(now.errors.wrapping_sub(self.last.1)));
-        self.denied = self.denied.saturating_add(u64::from(now.denied.wrapping_sub(self.last.2)));
-        self.last = (now.calls, now.errors, now.denied);
+        let step = |total: &mut u64, last: &mut u64, now: u64| {
+            if now >= *last {
+                *total = total.saturating_add(now - *last);
+                *last = now;
+            }
+        };
+        step(&mut self.calls, &mut self.last.0, now.calls);
+        step(&mut self.errors, &mut self.last.1, now.errors);
+        step(&mut self.denied, &mut self.last.2, now.denied);
     }
 }
 
@@ -253,11 +263,17 @@ mod tests {
     }
 
     #[test]
-    fn totals_survive_a_wrapped_counter() {
+    fn totals_follow_exact_kernel_readings() {
         let mut t = RowTotals::default();
-        t.update(&RowCounts { row: 1, calls: u32::MAX - 1, errors: 0, denied: 0 });
-        t.update(&RowCounts { row: 1, calls: 3, errors: 0, denied: 1 });
-        assert_eq!(t.calls, u64::from(u32::MAX - 1) + 5);
+        t.update(&RowCounts { row: 1, calls: u64::from(u32::MAX) - 1, errors: 0, denied: 0 });
+        // Past 2^32: the kernel's reading includes the wrap.
+        t.update(&RowCounts { row: 1, calls: (1 << 32) + 3, errors: 0, denied: 1 });
+        assert_eq!(t.calls, (1 << 32) + 3);
         assert_eq!(t.denied, 1);
+        // A torn reading (a wrap not yet in WRAPS) is skipped, not added.
+        t.update(&RowCounts { row: 1, calls: 5, errors: 0, denied: 1 });
+        assert_eq!(t.calls, (1 << 32) + 3);
+        t.update(&RowCounts { row: 1, calls: (1 << 32) + 10, errors: 0, denied: 1 });
+        assert_eq!(t.calls, (1 << 32) + 10);
     }
 }

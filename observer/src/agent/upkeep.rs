@@ -30,8 +30,9 @@ impl Agent {
         self.next_slot_to_read = chosen.last().map_or(0, |s| s + 1);
         let owners: Vec<(u32, (String, u64))> =
             chosen.iter().filter_map(|s| self.slot_owner.get(s).map(|o| (*s, o.clone()))).collect();
+        let wraps = self.probe.wraps();
         for (slot, (key, cgroup_id)) in owners {
-            let rows = self.probe.counters().rows(slot);
+            let rows = self.probe.rows(slot, &wraps);
             let Some(record) = self.containers.get_mut(&key) else { continue };
             let Some(cg) = record.cgroups.get_mut(&cgroup_id) else { continue };
             let changed = fold_rows(cg, &rows);
@@ -103,11 +104,12 @@ impl Agent {
         self.refresh_runtime_facts();
         self.apply_learning();
         self.apply_retention();
+        self.cap_records();
     }
 
     /// The final read of an ended cgroup, then its slot goes back to the kernel.
     pub(super) fn end_cgroup(&mut self, key: &str, cgroup_id: u64, slot: u32) {
-        let rows = self.probe.counters().rows(slot);
+        let rows = self.probe.rows(slot, &self.probe.wraps());
         if let Some(record) = self.containers.get_mut(key) {
             if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {
                 for r in &rows {
@@ -238,12 +240,13 @@ mod tests {
     }
 
     #[test]
-    fn readings_add_up_across_a_wrap_and_report_change() {
+    fn readings_add_up_past_2_pow_32_and_report_change() {
         let mut cg = CgroupRecord::default();
-        let reading = |calls: u32| [RowCounts { row: 90, calls, errors: 0, denied: 0 }];
-        assert!(fold_rows(&mut cg, &reading(u32::MAX - 1)));
-        assert!(!fold_rows(&mut cg, &reading(u32::MAX - 1)), "the same reading changes nothing");
-        assert!(fold_rows(&mut cg, &reading(3)));
-        assert_eq!(cg.rows[&90].calls, u64::from(u32::MAX - 1) + 5);
+        let reading = |calls: u64| [RowCounts { row: 90, calls, errors: 0, denied: 0 }];
+        assert!(fold_rows(&mut cg, &reading(u64::from(u32::MAX) - 1)));
+        assert!(!fold_rows(&mut cg, &reading(u64::from(u32::MAX) - 1)), "the same reading changes nothing");
+        // Exact readings (cell plus wraps): three wraps since the last one.
+        assert!(fold_rows(&mut cg, &reading((3 << 32) + 3)));
+        assert_eq!(cg.rows[&90].calls, (3 << 32) + 3);
     }
 }

@@ -14,13 +14,14 @@ use observer_common::{
     slot::{Slot, SlotInfo, enforce, phase},
 };
 
-/// Counts of one row of a slot.
+/// Counts of one row of a slot: exact totals, once `Probe::rows` has added
+/// each cell's wraps (`WRAPS`); the mmap alone gives the low 32 bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RowCounts {
     pub row: u32,
-    pub calls: u32,
-    pub errors: u32,
-    pub denied: u32,
+    pub calls: u64,
+    pub errors: u64,
+    pub denied: u64,
 }
 
 pub struct CounterView {
@@ -79,11 +80,11 @@ impl CounterView {
         self.base.as_ptr().wrapping_add(slot as usize).cast::<u8>().wrapping_add(at).cast()
     }
 
-    /// Rows of a slot with any count, in row order (the invalid row last).
-    /// Counters are read `Relaxed`: each is a number on its own, and nothing
-    /// else is read through it.
-    pub fn rows(&self, slot: u32) -> Vec<RowCounts> {
-        let cell = |offset: usize, row: u32| self.u32_at(slot, offset, row as usize).load(Ordering::Relaxed);
+    /// Rows of a slot with any count, in row order (the invalid row last): the
+    /// cells' 32 bits only (`Probe::rows` adds the wraps). Counters are read
+    /// `Relaxed`: each is a number on its own, and nothing else is read through it.
+    pub(super) fn cells(&self, slot: u32) -> Vec<RowCounts> {
+        let cell = |offset: usize, row: u32| u64::from(self.u32_at(slot, offset, row as usize).load(Ordering::Relaxed));
         let mut out = Vec::new();
         for row in 0..=ROW_INVALID {
             let calls = cell(offset_of!(Slot, calls), row);
@@ -231,7 +232,7 @@ mod tests {
         v.u32_at(1, offset_of!(Slot, calls), 90).store(5, Ordering::Relaxed);
         v.u32_at(1, offset_of!(Slot, denied), ROW_INVALID as usize).store(2, Ordering::Relaxed);
         assert_eq!(
-            v.rows(1),
+            v.cells(1),
             vec![
                 RowCounts { row: 90, calls: 5, errors: 0, denied: 0 },
                 RowCounts { row: ROW_INVALID, calls: 0, errors: 0, denied: 2 },
@@ -241,7 +242,7 @@ mod tests {
         let info = v.info(1);
         assert_eq!((info.cgroup_id, info.init_exe, info.enforce, info.flags), (4242, 9, 0, 0));
         assert_eq!(info.allowed, [0; BITMAP_WORDS]);
-        assert!(v.rows(1).is_empty());
+        assert!(v.cells(1).is_empty());
         assert_eq!(v.info(0).cgroup_id, 0, "the other slot is untouched");
     }
 

@@ -15,9 +15,14 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use observer_common::{config, layout::LAYOUT, stats};
+use observer_common::{
+    config,
+    counters::{counter, split_wrap_key, wrap_key},
+    layout::LAYOUT,
+    stats,
+};
 
-use super::{CounterView, offsets::task_offsets, require_bpf_privileges};
+use super::{CounterView, RowCounts, offsets::task_offsets, require_bpf_privileges};
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
@@ -35,7 +40,8 @@ fn require_programs() -> anyhow::Result<()> {
 
 /// Order matters: `from_maps` takes them positionally (SLOTS is taken out first).
 /// (The per-thread `NOTES` task storage is the programs' own: nothing in user space reads it.)
-const MAP_NAMES: [&str; 8] = ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE", "IGNORED"];
+const MAP_NAMES: [&str; 9] =
+    ["CGROUPS", "FREE_SLOTS", "SLOTS", "CONFIG", "STATS", "EVENTS", "CGROUP_CACHE", "IGNORED", "WRAPS"];
 const PROGRAMS: [&str; 2] = ["sys_enter", "sys_exit"];
 /// The same programs, also timing each call (attached to the same tracepoints).
 const TIMED_PROGRAMS: [&str; 2] = ["sys_enter_timed", "sys_exit_timed"];
@@ -54,6 +60,10 @@ pub struct LoadOptions {
     pub timed: bool,
 }
 
+/// `WRAPS` as read at one moment: wrap key -> wraps (see `Probe::wraps`).
+#[derive(Clone, Debug, Default)]
+pub struct Wraps(pub std::collections::BTreeMap<u64, u64>);
+
 /// The maps user space works with.
 pub struct ProbeMaps {
     /// cgroup id -> slot, or `SLOT_OVERFLOW`; never `SLOT_IGNORED` (see `ignored`).
@@ -67,6 +77,8 @@ pub struct ProbeMaps {
     /// Taken by whoever drains the events (`Probe::take_events`).
     pub events: Option<RingBuf<MapData>>,
     pub cgroup_cache: Array<MapData, u64>,
+    /// How often each counter cell passed 2^32 (`counters::wrap_key`).
+    pub wraps: HashMap<MapData, u64, u64>,
 }
 
 /// Reads what the kernel programs log (aya-log: rare diagnostics only).
@@ -248,6 +260,7 @@ impl Probe {
             events: Some(RingBuf::try_from(next("EVENTS")?)?),
             cgroup_cache: Array::try_from(next("CGROUP_CACHE")?)?,
             ignored: HashMap::try_from(next("IGNORED")?)?,
+            wraps: HashMap::try_from(next("WRAPS")?)?,
         };
         let Map::Array(data) = &slots_map else {
             bail!("SLOTS is not an array map");
@@ -317,6 +330,7 @@ impl Probe {
         };
         let Ok(slot) = self.maps.free_slots.pop(0) else { return Ok(None) };
         // Written before the slot is published: the kernel checks the owner.
+        self.forget_wraps(slot);
         self.counters.reset(slot, cgroup_id, NO_INIT);
         if all_filtered {
             self.counters.with_info(slot, |i| i.flags = observer_common::slot::flags::LEARN_INIT);
@@ -357,6 +371,7 @@ impl Probe {
         let _ = self.maps.cgroups.remove(&cgroup_id);
         self.forget_cached(cgroup_id);
         self.counters.reset(slot, 0, 0);
+        self.forget_wraps(slot);
         self.maps.free_slots.push(slot, 0).context("returning a slot to FREE_SLOTS")?;
         Ok(())
     }
@@ -374,6 +389,7 @@ impl Probe {
             && self.counters.info(slot).cgroup_id == cgroup_id
         {
             self.counters.reset(slot, 0, 0);
+            self.forget_wraps(slot);
             self.maps.free_slots.push(slot, 0)?;
         }
         Ok(())
@@ -414,9 +430,60 @@ impl Probe {
     /// Records `cgroup_id` in `slot` (explicit mode). `init_exe` is the
     /// exec id that marks the runtime's init (u64::MAX: nothing is init).
     pub fn watch(&mut self, cgroup_id: u64, slot: u32, init_exe: u64) -> anyhow::Result<()> {
+        self.forget_wraps(slot);
         self.counters.reset(slot, cgroup_id, init_exe);
         self.maps.cgroups.insert(cgroup_id, slot, 0)?;
         Ok(())
+    }
+
+    /// Every counter cell's wraps past 2^32 (`WRAPS`), read once for a round
+    /// of slot reads. Almost always empty: one syscall.
+    pub fn wraps(&self) -> Wraps {
+        let mut out = Wraps::default();
+        for entry in self.maps.wraps.iter().filter_map(Result::ok) {
+            let (key, wraps) = entry;
+            out.0.insert(key, wraps);
+        }
+        out
+    }
+
+    /// A slot's rows with exact totals: each cell plus its wraps times 2^32.
+    /// `wraps` must have been read before the cells (a wrap in between then
+    /// reads low, never high; `RowTotals::update` skips such a reading).
+    pub fn rows(&self, slot: u32, wraps: &Wraps) -> Vec<RowCounts> {
+        let mut rows = self.counters.cells(slot);
+        if wraps.0.is_empty() {
+            return rows;
+        }
+        for (&key, &n) in wraps.0.range(wrap_key(slot, 0, 0)..wrap_key(slot + 1, 0, 0)) {
+            let (_, counter, row) = split_wrap_key(key);
+            let i = match rows.binary_search_by_key(&row, |r| r.row) {
+                Ok(i) => i,
+                Err(i) => {
+                    // A cell that wrapped to exactly 0 is not among the cells read.
+                    rows.insert(i, RowCounts { row, ..RowCounts::default() });
+                    i
+                }
+            };
+            let r = &mut rows[i];
+            let cell = match counter {
+                counter::CALLS => &mut r.calls,
+                counter::ERRORS => &mut r.errors,
+                counter::DENIED => &mut r.denied,
+                _ => continue,
+            };
+            *cell = cell.saturating_add(n << 32);
+        }
+        rows
+    }
+
+    /// Deletes a slot's `WRAPS` entries: before it records another cgroup.
+    fn forget_wraps(&mut self, slot: u32) {
+        let keys: Vec<u64> =
+            self.maps.wraps.keys().filter_map(Result::ok).filter(|k| split_wrap_key(*k).0 == slot).collect();
+        for key in keys {
+            let _ = self.maps.wraps.remove(&key);
+        }
     }
 
     /// Totals of the per-CPU loss counters (`stats::*`).

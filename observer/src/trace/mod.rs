@@ -135,7 +135,7 @@ pub fn trace_command_with(
             return Err(e);
         }
     };
-    let mut report = Report::from_rows(exit_code, &probe.counters().rows(0));
+    let mut report = Report::from_rows(exit_code, &probe.rows(0, &probe.wraps()));
     if timed {
         report.add_times(|row| probe.time_ns(row).unwrap_or(0));
     }

@@ -48,9 +48,9 @@ impl Report {
                 ReportRow {
                     name,
                     abi: abi.to_owned(),
-                    calls: u64::from(r.calls),
-                    errors: u64::from(r.errors),
-                    denied: u64::from(r.denied),
+                    calls: r.calls,
+                    errors: r.errors,
+                    denied: r.denied,
                     time_ns: None,
                     usecs_per_call: None,
                     percent_time: None,
