@@ -280,11 +280,13 @@ pub enum AlertRule {
     Seccomp { profile: Option<String> },
 }
 
-/// `observer status`'s `alert_delivery`: what became of alerts sent to syslog
-/// and the webhook (absent when not asked for).
+/// `observer status`'s `alert_delivery`: what became of alerts sent to syslog,
+/// journald and the webhook (null when not asked for).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertDelivery {
     pub syslog: Option<OutputCounts>,
+    #[serde(default)]
+    pub journald: Option<OutputCounts>,
     pub webhook: Option<OutputCounts>,
 }
 

@@ -18,7 +18,7 @@ use observer_tests::{
 };
 use serde_json::Value;
 
-/// A unix datagram socket where a syslog daemon's would be.
+/// A unix datagram socket where a syslog daemon's (or journald's) would be.
 struct SyslogReceiver {
     path: PathBuf,
     socket: UnixDatagram,
@@ -168,13 +168,23 @@ fn free_addr() -> String {
 }
 
 #[test]
-fn an_enforce_alert_reaches_syslog_and_the_webhook_with_its_context() {
+fn an_enforce_alert_reaches_syslog_journald_and_the_webhook_with_its_context() {
     require_root();
     require_docker();
     let syslog = SyslogReceiver::bind();
+    let journal = SyslogReceiver::bind();
     let webhook = WebhookReceiver::start(|_| 204);
     let metrics_addr = free_addr();
-    let agent = TestAgent::start(&["--syslog", syslog.path(), "--webhook", &webhook.url, "--metrics", &metrics_addr]);
+    let agent = TestAgent::start(&[
+        "--syslog",
+        syslog.path(),
+        "--journald",
+        journal.path(),
+        "--webhook",
+        &webhook.url,
+        "--metrics",
+        &metrics_addr,
+    ]);
     let n = chmod_container("delivered");
     let _cleanup = Cleanup(vec![n.clone()]);
     let row = agent.wait_for("the container", || agent.container(&n).filter(|c| c["state"] == "running"));
@@ -225,6 +235,29 @@ fn an_enforce_alert_reaches_syslog_and_the_webhook_with_its_context() {
     let slack = Duration::from_millis(20);
     assert!(before - slack <= call && call <= raised + slack && raised <= after + slack, "{before} {alert} {after}");
 
+    // journald: native fields, every field of the alert one of them.
+    let native = std::iter::from_fn(|| journal.next(Duration::from_secs(20)))
+        .find(|d| d.contains(&needle))
+        .unwrap_or_else(|| panic!("no journald datagram within 20 s; agent: {}", agent.stderr()));
+    let fields: Vec<(&str, &str)> = native.lines().filter_map(|l| l.split_once('=')).collect();
+    let field = |k: &str| fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+    assert_eq!(field("MESSAGE"), Some(json), "{native}");
+    assert_eq!(field("SYSLOG_IDENTIFIER"), Some("observer"), "{native}");
+    assert_eq!(field("PRIORITY"), Some("4"), "{native}");
+    for (key, want) in [
+        ("OBSERVER_KIND", "enforce"),
+        ("OBSERVER_NAME", n.as_str()),
+        ("OBSERVER_SYSCALL", "chmod"),
+        ("OBSERVER_ABI", "x86_64"),
+        ("OBSERVER_NR", "90"),
+        ("OBSERVER_ENGINE", "docker"),
+        ("OBSERVER_RULE_SOURCE", "enforce"),
+    ] {
+        assert_eq!(field(key), Some(want), "{key}: {native}");
+    }
+    assert_eq!(field("OBSERVER_CALL_TIME"), alert["call_time"].as_str(), "{native}");
+    assert_eq!(field("OBSERVER_ID"), alert["id"].as_str(), "{native}");
+
     // The webhook: the same JSON, POSTed alone.
     let posted = agent.wait_for("the webhook POST", || webhook.posted().into_iter().find(|p| p.body.contains(&needle)));
     assert!(posted.head.starts_with("POST /observer/alerts HTTP/1.1\r\n"), "{}", posted.head);
@@ -240,7 +273,7 @@ fn an_enforce_alert_reaches_syslog_and_the_webhook_with_its_context() {
         let d = status(&agent)["alert_delivery"].clone();
         (d["webhook"]["delivered"].as_u64() >= Some(1)).then_some(d)
     });
-    for output in ["syslog", "webhook"] {
+    for output in ["syslog", "journald", "webhook"] {
         let c = &delivery[output];
         assert!(c["delivered"].as_u64() >= Some(1), "{delivery}");
         assert_eq!((c["failed"].as_u64(), c["dropped"].as_u64(), c["retries"].as_u64()), (Some(0), Some(0), Some(0)));
@@ -251,7 +284,7 @@ fn an_enforce_alert_reaches_syslog_and_the_webhook_with_its_context() {
     let sample = |name: &str| -> Option<u64> {
         text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     };
-    for output in ["syslog", "webhook"] {
+    for output in ["syslog", "journald", "webhook"] {
         let delivered = sample(&format!("observer_alerts_delivered_total{{output=\"{output}\"}}"));
         assert!(delivered >= Some(1), "{output}:\n{text}");
         for counter in ["dropped", "failed", "retried"] {
@@ -315,19 +348,22 @@ fn a_hung_webhook_drops_alerts_once_its_queue_is_full_and_the_agent_carries_on()
         (c["dropped"].as_u64() > Some(0)).then_some((s["alerts"].as_u64().unwrap_or(0), c))
     });
     let (alerts, webhook) = counts;
-    assert_eq!(webhook["queued"], 2, "the queue is full: {webhook}");
+    // Full when the alerts came, less the one the worker took since (a burst
+    // may come before the worker first wakes).
+    let queued = webhook["queued"].as_u64().expect("queued");
+    assert!((1..=2).contains(&queued), "{webhook}");
     assert_eq!(webhook["delivered"], 0, "{webhook}");
-    // The alert being tried, the two queued, and the dropped ones: every alert
+    // The alert being tried, those queued, and the dropped ones: every alert
     // is accounted for (more may have come since the status was read).
     let dropped = webhook["dropped"].as_u64().expect("dropped");
-    assert!(alerts >= 3 + dropped, "alerts {alerts}, {webhook}");
+    assert!(alerts >= 1 + queued + dropped, "alerts {alerts}, {webhook}");
     // The agent answers at once and keeps writing alerts meanwhile.
     let start = Instant::now();
     let ps = agent.ps();
     assert!(start.elapsed() < Duration::from_secs(1), "ps took {:?}", start.elapsed());
     assert!(ps.iter().any(|c| c["name"] == n.as_str()));
     let lines = agent.alerts().len() as u64;
-    assert!(lines >= 3 + dropped, "{lines} alert lines on stdout, {dropped} dropped");
+    assert!(lines >= 1 + queued + dropped, "{lines} alert lines on stdout, {dropped} dropped");
     drop(hung);
 }
 

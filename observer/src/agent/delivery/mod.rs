@@ -1,10 +1,12 @@
 //! Alerts where people collect them: besides the agent's stdout and
-//! alerts.jsonl, syslog (`--syslog`) and a webhook (`--webhook`). The agent
+//! alerts.jsonl, syslog (`--syslog`), journald (`--journald`) and a webhook
+//! (`--webhook`). The agent
 //! hands each alert line to a bounded queue per output and goes on; a task per
 //! output delivers it, with retries, so a slow or dead receiver never delays
 //! the event loop nor holds the agent's lock. What is dropped (queue full) or
 //! given up (every retry failed) is counted in `observer status` and the metrics.
 
+mod journald;
 mod queue;
 mod syslog;
 mod webhook;
@@ -33,6 +35,11 @@ pub struct OutputArgs {
     /// datagram socket. Without PATH: /dev/log (syslog daemons and journald).
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = syslog::DEFAULT_SOCKET)]
     pub syslog: Option<PathBuf>,
+    /// Also send each alert to journald, in its native protocol: every field of
+    /// the alert a journal field (`OBSERVER_KIND`, `OBSERVER_NAME`, ...). Without
+    /// PATH: /run/systemd/journal/socket.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = journald::DEFAULT_SOCKET)]
+    pub journald: Option<PathBuf>,
     /// Also POST each alert, as JSON, to this http:// URL, with retries.
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
@@ -45,6 +52,7 @@ pub struct OutputArgs {
 #[derive(Debug, Default)]
 pub struct AlertOutputs {
     syslog: Option<Outbox>,
+    journald: Option<Outbox>,
     webhook: Option<Outbox>,
 }
 
@@ -66,6 +74,12 @@ impl AlertOutputs {
             outputs.syslog = Some(outbox);
             workers.push(("the syslog output", Box::pin(queue::run(inbox, sink, SYSLOG_BACKOFF, "syslog"))));
         }
+        if let Some(path) = &args.journald {
+            let sink = journald::Journald::open(path)?;
+            let (outbox, inbox) = queue::queue(SYSLOG_QUEUE, path.display().to_string());
+            outputs.journald = Some(outbox);
+            workers.push(("the journald output", Box::pin(queue::run(inbox, sink, SYSLOG_BACKOFF, "journald"))));
+        }
         if let Some(url) = &args.webhook {
             let sink = webhook::Webhook::parse(url)?;
             if args.webhook_queue == 0 {
@@ -80,11 +94,12 @@ impl AlertOutputs {
 
     /// Queues one alert line for every output; never waits.
     pub fn send(&self, line: &str) {
-        if self.syslog.is_none() && self.webhook.is_none() {
+        let outboxes = [&self.syslog, &self.journald, &self.webhook];
+        if outboxes.iter().all(|o| o.is_none()) {
             return;
         }
         let line: Arc<str> = line.into();
-        for outbox in [&self.syslog, &self.webhook].into_iter().flatten() {
+        for outbox in outboxes.into_iter().flatten() {
             outbox.push(line.clone());
         }
     }
@@ -92,6 +107,7 @@ impl AlertOutputs {
     pub fn view(&self) -> AlertDelivery {
         AlertDelivery {
             syslog: self.syslog.as_ref().map(Outbox::view),
+            journald: self.journald.as_ref().map(Outbox::view),
             webhook: self.webhook.as_ref().map(Outbox::view),
         }
     }
@@ -99,7 +115,7 @@ impl AlertOutputs {
     /// (output name, counts) of the outputs asked for, for the metrics.
     pub fn counts(&self) -> Vec<(&'static str, OutputCounts)> {
         let view = self.view();
-        [("syslog", view.syslog), ("webhook", view.webhook)]
+        [("syslog", view.syslog), ("journald", view.journald), ("webhook", view.webhook)]
             .into_iter()
             .filter_map(|(name, counts)| Some((name, counts?)))
             .collect()
