@@ -115,6 +115,26 @@ pub enum Request {
         target: Target,
     },
     Status,
+    /// A live feed (`observer top`): one `TopFrame` answer line every
+    /// `every_ms`, pushed until the client closes the connection. A later
+    /// `subscribe` line on the same connection replaces it (another
+    /// container's profile, another period) and is answered at once.
+    Subscribe {
+        #[serde(default = "default_every_ms")]
+        every_ms: u64,
+        /// Also send this container's profile (id, unique id prefix or name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
+}
+
+/// The feed's period when the request names none.
+pub const DEFAULT_EVERY_MS: u64 = 1000;
+/// Bounds of a feed's period: faster would keep the agent's lock busy, slower is no longer live.
+pub const EVERY_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=60_000;
+
+fn default_every_ms() -> u64 {
+    DEFAULT_EVERY_MS
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -159,14 +179,19 @@ pub fn call_as<T: serde::de::DeserializeOwned>(socket: &Path, request: &Request)
         .context("the agent's answer does not match this CLI's contract (an agent of another version?)")
 }
 
-/// Sends one request to the agent and returns its data, or its error.
-pub fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Value> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
+/// A connection to the agent, or an error saying what to check.
+pub fn connect(socket: &Path) -> anyhow::Result<UnixStream> {
+    UnixStream::connect(socket).with_context(|| {
         format!(
             "cannot reach the observer agent at {} (is `observer agent` running, and are you root?)",
             socket.display()
         )
-    })?;
+    })
+}
+
+/// Sends one request to the agent and returns its data, or its error.
+pub fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Value> {
+    let mut stream = connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');

@@ -29,6 +29,8 @@ pub enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// A live terminal view of every container, its profile and the latest alerts.
+    Top(crate::top::TopArgs),
     /// List the containers the agent knows.
     Ps {
         #[arg(long)]
@@ -72,6 +74,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Ps { json, socket } => crate::commands::ps::run(json, socket.as_deref()),
+        Command::Top(args) => crate::top::run(&args),
         Command::Profile(cmd) => crate::commands::profile::run(cmd),
         Command::Filter(args) => crate::commands::filter::run(&args),
         Command::Compare(args) => crate::commands::compare::run(&args),

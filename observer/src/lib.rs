@@ -17,5 +17,6 @@ pub(crate) mod rows;
 pub mod run;
 pub mod seccomp;
 pub(crate) mod state;
+pub(crate) mod top;
 pub(crate) mod trace;
 pub mod views;

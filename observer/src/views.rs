@@ -193,6 +193,49 @@ pub struct StatusView {
     pub alert_delivery: AlertDelivery,
 }
 
+/// One container in the live feed (`observer top`): who it is and its totals
+/// now. Rates are the client's, from the totals of consecutive frames.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopRow {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub runtime: String,
+    /// `docker`, `podman`, `containerd`, `cri-o`; empty for plain cgroups.
+    pub engine: String,
+    /// `NAMESPACE/POD` for a Kubernetes container.
+    pub pod: Option<String>,
+    pub state: State,
+    pub calls: u64,
+    /// Distinct rows seen.
+    pub syscalls: usize,
+    /// Rows first used in the last minute (by the kernel's time of the call).
+    pub new_syscalls: usize,
+    pub denied: u64,
+    pub alerts: u64,
+    /// The enforcement rule that names it, if any.
+    pub enforce: Option<EnforceAction>,
+    /// Where its baseline came from, if it has one.
+    pub baseline: Option<String>,
+}
+
+/// One frame of `{"cmd": "subscribe"}`, pushed every period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopFrame {
+    /// When the counts were read, CLOCK_BOOTTIME in ns: rates divide by the
+    /// difference of two frames' `at_ns`, never by when the client got them.
+    pub at_ns: u64,
+    /// The same moment, RFC 3339.
+    pub time: String,
+    pub containers: Vec<TopRow>,
+    /// The latest alert lines, oldest first (the tail of alerts.jsonl).
+    pub alerts: Vec<Alert>,
+    /// The subscribed container's profile, when the request named one.
+    pub profile: Option<ProfileView>,
+    /// Why there is no profile although the request named a container.
+    pub profile_error: Option<String>,
+}
+
 /// What one enforcement request armed in the kernel.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Armed {
@@ -353,6 +396,12 @@ mod documented {
         assert_eq!(profile.syscalls[0].denied_phases, [Phase::Container]);
         let status: StatusView = round_trips("status");
         assert_eq!(status.enforcements[0].action, EnforceAction::Kill);
+        let subscribe: crate::api::Request = round_trips("subscribe");
+        assert!(matches!(subscribe, crate::api::Request::Subscribe { every_ms: 1000, container: Some(_) }));
+        let top: TopFrame = round_trips("top");
+        assert_eq!(top.containers[0].enforce, Some(EnforceAction::Alert));
+        assert_eq!(top.alerts[0].kind, AlertKind::OutsideBaseline);
+        assert_eq!(top.profile.as_ref().map(|p| p.syscalls.len()), Some(1));
         let alert: Alert = round_trips("alert");
         assert!(matches!(alert.rule, Some(AlertRule::Enforce { action: EnforceAction::Alert, .. })));
     }

@@ -66,7 +66,24 @@ fi
 bash "$(dirname "$0")/fuzz-setup.sh"
 
 # --- what the tests and benchmarks use --------------------------------------
-apt_install strace bpftrace bpftool docker.io crun busybox-static ca-certificates
+apt_install strace bpftrace bpftool docker.io crun busybox-static ca-certificates tmux
+
+# tmux drives `observer top` in tests/tests/top.rs (send-keys, capture-pane): check that
+# it runs a detached session at a given size and gives its screen back.
+tmux_server=observer-setup-$$
+tmux -L "$tmux_server" -f /dev/null new-session -d -x 80 -y 5 'echo observer-setup-tmux-ok; sleep 10' \
+  || { say "tmux cannot start a detached session"; exit 1; }
+tmux_screen=
+for _ in $(seq 1 20); do
+  tmux_screen=$(tmux -L "$tmux_server" capture-pane -p 2>/dev/null || true)
+  grep -q observer-setup-tmux-ok <<<"$tmux_screen" && break
+  sleep 0.1
+done
+tmux -L "$tmux_server" kill-server 2>/dev/null || true
+if ! grep -q observer-setup-tmux-ok <<<"$tmux_screen"; then
+  say "tmux ran a session but capture-pane did not show its output: $tmux_screen"; exit 1
+fi
+say "checked: tmux runs a session and captures its screen ($(tmux -V))"
 
 # crun refuses a hybrid cgroup layout while the v2 hierarchy still holds a controller
 # ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2"). This

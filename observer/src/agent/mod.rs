@@ -10,6 +10,7 @@ mod core;
 mod delivery;
 mod identity;
 pub mod identity_view;
+mod live;
 mod lock;
 mod metrics_server;
 pub mod model;

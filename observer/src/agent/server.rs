@@ -74,6 +74,11 @@ async fn handle(agent: Arc<Mutex<Agent>>, stream: UnixStream) -> anyhow::Result<
         Response::error("the observer API is for root only")
     } else {
         match serde_json::from_str::<Request>(&line) {
+            // The connection stays open: frames are pushed on it.
+            Ok(Request::Subscribe { every_ms, container }) => {
+                let sub = super::live::Subscription::new(every_ms, container);
+                return super::live::stream(agent, lines, write, sub).await;
+            }
             Ok(request) => answer(&agent, request).await,
             Err(e) => Response::error(format!("bad request: {e}")),
         }
@@ -90,6 +95,7 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
     match request {
         Request::Ps => Response::of(&a.ps()),
         Request::Status => Response::of(&a.status()),
+        Request::Subscribe { .. } => Response::error("subscribe opens a feed of its own (handled before)"),
         Request::Profile { container } => match a.profile(&container) {
             Ok(v) => Response::of(&v),
             Err(e) => Response::error(e),

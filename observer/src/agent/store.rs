@@ -30,7 +30,15 @@ impl PendingWrite {
 
 pub struct Store {
     dir: PathBuf,
+    /// The tail of alerts.jsonl, newest last, for the live feed (`observer top`):
+    /// read from the file at start, so alerts from before a restart show too.
+    recent_alerts: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many alert lines the live feed carries.
+pub const RECENT_ALERTS: usize = 32;
+/// How much of alerts.jsonl's end is read at start to find them.
+const TAIL_BYTES: u64 = 64 * 1024;
 
 impl Store {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
@@ -42,7 +50,13 @@ impl Store {
             fs::set_permissions(&alerts, fs::Permissions::from_mode(0o600))
                 .with_context(|| format!("making {} root-only", alerts.display()))?;
         }
-        Ok(Self { dir: dir.to_path_buf() })
+        let recent_alerts = std::sync::Mutex::new(tail_lines(&alerts, RECENT_ALERTS));
+        Ok(Self { dir: dir.to_path_buf(), recent_alerts })
+    }
+
+    /// The latest alert lines, oldest first.
+    pub fn recent_alerts(&self) -> Vec<String> {
+        self.recent_alerts.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
     }
 
     fn file_of(&self, key: &str) -> PathBuf {
@@ -110,10 +124,36 @@ impl Store {
 
     /// Appends one alert line to alerts.jsonl (a single write, O_APPEND).
     pub fn append_alert(&self, line: &str) -> anyhow::Result<()> {
+        // Kept also when the write below fails: the feed shows what happened,
+        // the caller's warning says the log missed it.
+        if let Ok(mut recent) = self.recent_alerts.lock() {
+            if recent.len() == RECENT_ALERTS {
+                recent.pop_front();
+            }
+            recent.push_back(line.to_owned());
+        }
         let mut f = fs::OpenOptions::new().create(true).append(true).mode(0o600).open(self.dir.join("alerts.jsonl"))?;
         f.write_all(format!("{line}\n").as_bytes())?;
         Ok(())
     }
+}
+
+/// The last `n` complete lines of a file, from its last `TAIL_BYTES` (none if
+/// it cannot be read).
+fn tail_lines(path: &Path, n: usize) -> std::collections::VecDeque<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut out = std::collections::VecDeque::new();
+    let Ok(mut f) = fs::File::open(path) else { return out };
+    let start = f.metadata().map_or(0, |m| m.len()).saturating_sub(TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut bytes).is_err() {
+        return out;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // Starting mid-file, the first line is cut.
+    let lines: Vec<&str> = text.lines().skip(usize::from(start > 0)).filter(|l| !l.trim().is_empty()).collect();
+    out.extend(lines[lines.len().saturating_sub(n)..].iter().map(|l| (*l).to_owned()));
+    out
 }
 
 #[cfg(test)]
@@ -139,6 +179,33 @@ mod tests {
         assert_eq!(mode(&alerts), 0o600);
         store.append_alert("{\"kind\":\"enforce\"}").unwrap();
         assert_eq!(fs::read_to_string(&alerts).unwrap().lines().count(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_latest_alerts_are_kept_and_read_back_after_a_restart() {
+        let dir = std::env::temp_dir().join(format!("observer-store-recent-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        assert!(store.recent_alerts().is_empty());
+        for i in 0..RECENT_ALERTS + 5 {
+            store.append_alert(&format!("{{\"n\":{i}}}")).unwrap();
+        }
+        let recent = store.recent_alerts();
+        assert_eq!(recent.len(), RECENT_ALERTS);
+        assert_eq!(recent.first().unwrap(), "{\"n\":5}");
+        assert_eq!(recent.last().unwrap(), &format!("{{\"n\":{}}}", RECENT_ALERTS + 4));
+        // A restarted agent finds the same tail in alerts.jsonl.
+        assert_eq!(Store::open(&dir).unwrap().recent_alerts(), recent);
+
+        // A log longer than the part read: the cut first line is left out.
+        let long = "x".repeat(1000);
+        let text: String = (0..100).map(|i| format!("{{\"n\":{i},\"pad\":\"{long}\"}}\n")).collect();
+        fs::write(dir.join("alerts.jsonl"), text).unwrap();
+        let recent = Store::open(&dir).unwrap().recent_alerts();
+        assert_eq!(recent.len(), RECENT_ALERTS);
+        assert!(recent.iter().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+        assert!(recent.last().unwrap().starts_with("{\"n\":99,"));
         fs::remove_dir_all(&dir).unwrap();
     }
 }
