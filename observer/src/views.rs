@@ -52,6 +52,11 @@ pub enum AlertKind {
     ImpostorCgroup,
     /// A cgroup the kernel could not record (every slot taken).
     Overflow,
+    /// The kernel's ring buffer was full: events were dropped (and counted).
+    EventsLost,
+    /// A state file could not be written (disk full, read-only): records stay
+    /// in memory and are written again once the directory takes writes.
+    StateWriteFailed,
 }
 
 impl AlertKind {
@@ -62,6 +67,8 @@ impl AlertKind {
             AlertKind::Enforce => "enforce",
             AlertKind::ImpostorCgroup => "impostor_cgroup",
             AlertKind::Overflow => "overflow",
+            AlertKind::EventsLost => "events_lost",
+            AlertKind::StateWriteFailed => "state_write_failed",
         }
     }
 }
@@ -187,6 +194,15 @@ pub struct StatusView {
     pub first_seen_at_start_events: usize,
     pub first_seen_at_start_latency_median_ns: Option<u64>,
     pub first_seen_at_start_latency_p99_ns: Option<u64>,
+    /// State file writes that failed since start (disk full, read-only).
+    pub state_write_errors: u64,
+    /// Why the latest write failed, while writes fail; null once one succeeds again.
+    pub state_write_error: Option<String>,
+    /// Memory that churn could grow, each bounded: directories of the cgroup
+    /// tree watched with inotify, runtime answers cached, cgroup paths known.
+    pub cgroup_watches: usize,
+    pub cached_runtime_answers: usize,
+    pub known_cgroup_paths: usize,
     pub pid: u32,
     /// Alerts sent to syslog and the webhook.
     #[serde(default)]

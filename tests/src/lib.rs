@@ -22,10 +22,12 @@ pub fn testprog() -> PathBuf {
     p
 }
 
-/// target/<profile>: the test executable runs from target/<profile>/deps.
+/// target/<profile>: a test executable runs from target/<profile>/deps, a
+/// binary of this crate (the soak) from target/<profile> itself.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
+    let dir = exe.parent().expect("target dir");
+    if dir.file_name().is_some_and(|n| n == "deps") { dir.parent().expect("target dir") } else { dir }.to_path_buf()
 }
 
 pub fn require_root() {

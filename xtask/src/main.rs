@@ -3,6 +3,7 @@
 
 mod bench;
 mod fuzz;
+mod soak;
 
 use std::{
     path::{Path, PathBuf},
@@ -44,6 +45,9 @@ enum Task {
     /// Run every fuzz target long (default 300 s each) and write the fuzz section
     /// of docs/reliability.md.
     Fuzz(fuzz::FuzzArgs),
+    /// Run the agent under cgroup churn for N minutes (plain cgroups, containers,
+    /// enforcement, SIGKILL and restart) and write the soak section of docs/reliability.md.
+    Soak(soak::SoakArgs),
     /// Build the container image `observer:local` (no registry) from the release
     /// binary and the libraries it links; its entrypoint is the observer binary.
     Image {
@@ -85,6 +89,8 @@ fn main() -> anyhow::Result<()> {
                 clippy_ebpf()?;
                 // Each fuzz target for a few seconds (fuzz/, docs/reliability.md).
                 fuzz::quick(&workspace_root())?;
+                // A one-minute soak under churn; fails when a figure is off.
+                soak::quick(&workspace_root())?;
             }
             Ok(())
         }
@@ -107,6 +113,11 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz(args) => {
             setup("build")?;
             fuzz::run(&args, &workspace_root())
+        }
+        Task::Soak(args) => {
+            require_root("the soak loads eBPF programs, makes cgroups and starts containers")?;
+            setup("test")?;
+            soak::run(&args, &workspace_root())
         }
         Task::Bench(args) => {
             require_root("the benchmark loads eBPF programs")?;

@@ -91,6 +91,11 @@ impl Agent {
             first_seen_at_start_events: at_start.len(),
             first_seen_at_start_latency_median_ns: quantile(&at_start, 0.5),
             first_seen_at_start_latency_p99_ns: quantile(&at_start, 0.99),
+            state_write_errors: self.health.write_errors,
+            state_write_error: self.health.write_error.clone(),
+            cgroup_watches: super::cgroup_watch::watched_dirs(),
+            cached_runtime_answers: self.resolver.cached_answers(),
+            known_cgroup_paths: self.known_paths.len() + self.fresh_paths.lock().map_or(0, |f| f.len()),
             pid: std::process::id(),
             alert_delivery: self.alert_outputs.view(),
         }

@@ -11,13 +11,23 @@ use std::{
     collections::HashMap,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
 /// cgroup id -> path relative to the v2 mount, shared with the agent.
 pub type FreshPaths = Arc<Mutex<HashMap<u64, String>>>;
+
+/// Directories watched now (one watcher per agent), for `status`.
+static WATCHED: AtomicUsize = AtomicUsize::new(0);
+
+pub fn watched_dirs() -> usize {
+    WATCHED.load(Ordering::Relaxed)
+}
 
 /// How deep below the mount new directories are watched (kubepods nests 4 deep).
 const MAX_DEPTH: usize = 6;
@@ -54,6 +64,16 @@ impl Watches {
         }
     }
 
+    /// Drops the watches of directories that are gone.
+    fn prune(&mut self) {
+        let gone: Vec<WatchDescriptor> =
+            self.dirs.iter().filter(|(_, (dir, _))| !dir.exists()).map(|(wd, _)| wd.clone()).collect();
+        for wd in gone {
+            let _ = self.inotify.watches().remove(wd.clone());
+            self.dirs.remove(&wd);
+        }
+    }
+
     /// Watches the existing tree (directories only) down to `MAX_DEPTH`.
     fn add_tree(&mut self, root: PathBuf, depth: usize) {
         let mut stack = vec![(root, depth)];
@@ -76,8 +96,18 @@ impl Watches {
 fn watch(mount: &Path, out: &FreshPaths) -> std::io::Result<()> {
     let mut watches = Watches { inotify: Inotify::init()?, dirs: HashMap::new() };
     watches.add_tree(mount.to_path_buf(), 0);
+    WATCHED.store(watches.dirs.len(), Ordering::Relaxed);
     let mut buf = vec![0u8; 64 * 1024];
+    let mut pruned_at = std::time::Instant::now();
     loop {
+        // cgroupfs (kernfs) sends no IN_IGNORED when a cgroup is removed: a
+        // watch of a removed cgroup stays until it is removed here, else the
+        // watches (the kernel's and this map) grow with every cgroup ever made.
+        if pruned_at.elapsed() >= std::time::Duration::from_secs(5) {
+            pruned_at = std::time::Instant::now();
+            watches.prune();
+            WATCHED.store(watches.dirs.len(), Ordering::Relaxed);
+        }
         let events: Vec<(WatchDescriptor, EventMask, Option<std::ffi::OsString>)> = watches
             .inotify
             .read_events_blocking(&mut buf)?
@@ -87,6 +117,7 @@ fn watch(mount: &Path, out: &FreshPaths) -> std::io::Result<()> {
             if mask.contains(EventMask::IGNORED) {
                 // The directory went (or the watch was dropped): forget it.
                 watches.dirs.remove(&wd);
+                WATCHED.store(watches.dirs.len(), Ordering::Relaxed);
                 continue;
             }
             if mask.contains(EventMask::Q_OVERFLOW) {
@@ -107,6 +138,7 @@ fn watch(mount: &Path, out: &FreshPaths) -> std::io::Result<()> {
             }
             if depth + 1 < MAX_DEPTH {
                 watches.add(path, depth + 1);
+                WATCHED.store(watches.dirs.len(), Ordering::Relaxed);
             }
         }
     }

@@ -98,6 +98,10 @@ pub struct Agent {
     pub first_seen_latency_ns: std::collections::VecDeque<u64>,
     /// The same, for calls made while a container starts (the runtime's init phases).
     pub first_seen_at_start_latency_ns: std::collections::VecDeque<u64>,
+    /// The agent's own faults: failed writes, dropped events (see `health`).
+    pub health: super::health::Health,
+    /// At most this many records are kept (`--max-records`).
+    pub max_records: usize,
 }
 
 /// How often records whose counts alone changed are saved.

@@ -30,8 +30,12 @@ impl AgentLock {
         // Also when an older agent created it world-readable.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("making {} root-only", path.display()))?;
-        // SAFETY: the fd is open and owned by `file` for the whole call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // The lock is held through a read-only descriptor: an agent holding a
+        // file open for writing would stop the state directory's filesystem
+        // from being remounted read-only (the kernel refuses: busy).
+        let held = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: the fd is open and owned by `held` for the whole call.
+        if unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             bail!(
                 "another observer agent is already running (pid {}; lock {}); stop it first",
@@ -41,7 +45,7 @@ impl AgentLock {
         }
         file.set_len(0)?;
         write!(file, "{}", std::process::id())?;
-        Ok(Self { _file: file })
+        Ok(Self { _file: held })
     }
 }
 

@@ -8,6 +8,7 @@ mod answers;
 mod cgroup_watch;
 mod core;
 mod delivery;
+mod health;
 mod identity;
 pub mod identity_view;
 mod live;
@@ -90,6 +91,16 @@ pub struct AgentArgs {
     /// /var/run/crio/crio.sock (a missing socket is skipped, and looked for again later).
     #[arg(long = "cri-socket", value_name = "PATH")]
     pub cri_socket: Vec<PathBuf>,
+    /// dockerd's socket. Default: `DOCKER_HOST` (unix://PATH), else /var/run/docker.sock.
+    #[arg(long, value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
+    /// alerts.jsonl moves to alerts.jsonl.1 (replacing it) when it would grow past this size.
+    #[arg(long, default_value_t = store::DEFAULT_ALERTS_MAX_BYTES, value_name = "BYTES")]
+    pub alerts_max_bytes: u64,
+    /// At most this many records (containers, cgroups) are kept, in memory and on
+    /// disk: past it the longest-ended go first, plain cgroups before containers.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_records: usize,
     /// Where alerts go besides stdout and alerts.jsonl.
     #[command(flatten)]
     pub alert_outputs: delivery::OutputArgs,
@@ -113,25 +124,31 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     }
     std::fs::create_dir_all(&args.state_dir).with_context(|| format!("creating {}", args.state_dir.display()))?;
     let _lock = lock::AgentLock::acquire(&args.state_dir)?;
-    let store = store::Store::open(&args.state_dir)?;
+    let store = store::Store::open(&args.state_dir)?.with_alerts_max_bytes(args.alerts_max_bytes.max(1));
     let baselines = parse_baselines(&args.baseline)?;
     // Before the programs load: a refusal leaves nothing attached behind.
     let enforcements = load_enforcements(&args.state_dir)?;
     let (alert_outputs, alert_workers) = delivery::AlertOutputs::open(&args.alert_outputs)?;
     let mut probe = Probe::load_pinned(
-        LoadOptions { slots: args.slots, mode: config::mode::AUTO, count_errors: args.count_errors },
+        LoadOptions { slots: args.slots, mode: config::mode::AUTO, count_errors: args.count_errors, timed: false },
         &args.pin_dir,
     )?;
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
     let kernel_log = probe.take_logger();
     let resolver = Arc::new(
-        Resolver::new(crate::container::v2_mount::find_v2_mount()?, crate::container::DockerClient::from_env().ok())
-            .with_podman(crate::container::podman::PodmanClient::from_host())
-            .with_cri(crate::container::cri::CriClients::new(&if args.cri_socket.is_empty() {
-                crate::container::cri::DEFAULT_SOCKETS.iter().map(PathBuf::from).collect()
-            } else {
-                args.cri_socket.clone()
-            })),
+        Resolver::new(
+            crate::container::v2_mount::find_v2_mount()?,
+            match &args.docker_socket {
+                Some(path) => Some(crate::container::DockerClient::new(path)),
+                None => crate::container::DockerClient::from_env().ok(),
+            },
+        )
+        .with_podman(crate::container::podman::PodmanClient::from_host())
+        .with_cri(crate::container::cri::CriClients::new(&if args.cri_socket.is_empty() {
+            crate::container::cri::DEFAULT_SOCKETS.iter().map(PathBuf::from).collect()
+        } else {
+            args.cri_socket.clone()
+        })),
     );
     let mut agent = Agent {
         probe,
@@ -159,9 +176,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         counts_dirty: BTreeSet::new(),
         counts_saved_at: std::time::Instant::now(),
         fresh_paths: cgroup_watch::spawn(crate::container::v2_mount::find_v2_mount()?),
+        health: Default::default(),
+        max_records: args.max_records.max(1),
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();
+    // Losses from before this start are counted, not alerted: the scan below makes up for them.
+    agent.check_events_lost(true);
     reconcile(&mut agent).await;
     tracing::info!(
         reused = agent.probe.reused,
@@ -191,15 +212,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             // only needs to notice ended cgroups and keep saved state current.
             // Runtime queries and tree walks happen between the locked parts.
             let mut interval = tokio::time::interval(Duration::from_secs(1));
+            // Runtimes are asked again about pending cgroups in a task of their
+            // own: a dockerd that takes seconds to answer holds up neither the
+            // reads here nor the event reader; one round of asking at a time.
+            let asking = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let mut n = 0u64;
             loop {
                 interval.tick().await;
                 let (resolver, jobs) = {
                     let mut a = agent.lock().await;
                     a.read_slots(1024);
+                    a.check_events_lost(false);
                     (a.resolver.clone(), a.pending_jobs())
                 };
-                identity::resolve_jobs(&agent, &resolver, jobs).await;
+                if !jobs.is_empty() && !asking.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let (agent, resolver, asking) = (agent.clone(), resolver.clone(), asking.clone());
+                    tokio::spawn(async move {
+                        identity::resolve_jobs(&agent, &resolver, jobs).await;
+                        asking.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
                 let writes = {
                     let mut a = agent.lock().await;
                     a.refresh();
@@ -207,11 +239,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 };
                 // fsync'd writes, without the lock.
                 if !writes.is_empty() {
-                    let failed =
+                    let report =
                         tokio::task::spawn_blocking(move || saving::write_all(&writes)).await.unwrap_or_default();
-                    if !failed.is_empty() {
-                        agent.lock().await.writes_failed(failed);
-                    }
+                    agent.lock().await.writes_done(report);
                 }
                 n += 1;
                 if n.is_multiple_of(10) {
@@ -221,8 +251,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                     else {
                         continue;
                     };
-                    let jobs = agent.lock().await.sweep(alive);
-                    identity::resolve_jobs(&agent, &resolver, jobs).await;
+                    let jobs = {
+                        let mut a = agent.lock().await;
+                        let mut jobs = a.sweep(alive);
+                        jobs.extend(a.scan_slot_table());
+                        jobs
+                    };
+                    let (agent, resolver) = (agent.clone(), resolver.clone());
+                    tokio::spawn(async move { identity::resolve_jobs(&agent, &resolver, jobs).await });
                 }
             }
             #[allow(unreachable_code)]

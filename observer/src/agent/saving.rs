@@ -13,12 +13,12 @@ impl Agent {
     /// uses `take_writes` and writes outside the lock.
     pub fn flush(&mut self, all: bool) {
         let writes = self.take_writes(all);
-        let failed = write_all(&writes);
-        self.writes_failed(failed);
+        let report = write_all(&writes);
+        self.writes_done(report);
     }
 
     /// The writes `flush` would do, encoded now; the records count as saved
-    /// unless `writes_failed` says otherwise.
+    /// unless `writes_done` says otherwise.
     pub fn take_writes(&mut self, all: bool) -> Vec<PendingWrite> {
         if all || self.counts_saved_at.elapsed() >= COUNTS_SAVE_INTERVAL {
             let counts = std::mem::take(&mut self.counts_dirty);
@@ -40,7 +40,7 @@ impl Agent {
             {
                 Ok(w) => {
                     writes.push(w);
-                    // Optimistic: a failed write clears it again (`writes_failed`).
+                    // Optimistic: a failed write clears it again (`writes_done`).
                     self.enforcements_saved = rules;
                 }
                 Err(e) => tracing::warn!("encoding enforce.json: {e:#}"),
@@ -49,9 +49,11 @@ impl Agent {
         writes
     }
 
-    /// Writes that failed are tried again at the next flush.
-    pub fn writes_failed(&mut self, failed: Vec<Option<String>>) {
-        for key in failed {
+    /// Writes that failed are tried again at the next flush, and reported
+    /// (log, `status`, one `state_write_failed` alert per episode).
+    pub fn writes_done(&mut self, report: WriteReport) {
+        self.report_writes(&report);
+        for (key, _) in report.failed {
             match key {
                 Some(key) => {
                     self.dirty.insert(key);
@@ -62,14 +64,39 @@ impl Agent {
     }
 }
 
-/// Does the writes (each atomic, fsynced); returns the keys of those that failed.
-pub fn write_all(writes: &[PendingWrite]) -> Vec<Option<String>> {
-    let mut failed = Vec::new();
+/// What a round of writes did.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    pub written: usize,
+    /// The key of each write that failed (None: enforce.json), and why.
+    pub failed: Vec<(Option<String>, String)>,
+}
+
+/// Does the writes (each atomic, fsynced). Once one fails for want of space or
+/// a writable directory, the rest would too: they are marked failed without
+/// being tried, so that a full disk costs one attempt per round, not thousands.
+pub fn write_all(writes: &[PendingWrite]) -> WriteReport {
+    let mut report = WriteReport::default();
+    let mut blocked: Option<String> = None;
     for w in writes {
-        if let Err(e) = w.write() {
-            tracing::warn!("{e:#}");
-            failed.push(w.key.clone());
+        if let Some(why) = &blocked {
+            report.failed.push((w.key.clone(), why.clone()));
+            continue;
+        }
+        match w.write() {
+            Ok(()) => report.written += 1,
+            Err(e) => {
+                let why = format!("{e:#}");
+                if e.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>()
+                        .and_then(std::io::Error::raw_os_error)
+                        .is_some_and(|n| matches!(n, libc::ENOSPC | libc::EROFS | libc::EDQUOT | libc::EIO))
+                }) {
+                    blocked = Some(why.clone());
+                }
+                report.failed.push((w.key.clone(), why));
+            }
         }
     }
-    failed
+    report
 }

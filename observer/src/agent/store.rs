@@ -30,6 +30,8 @@ impl PendingWrite {
 
 pub struct Store {
     dir: PathBuf,
+    /// alerts.jsonl moves to alerts.jsonl.1 when an append would take it past this.
+    alerts_max_bytes: u64,
     /// The tail of alerts.jsonl, newest last, for the live feed (`observer top`):
     /// read from the file at start, so alerts from before a restart show too.
     recent_alerts: std::sync::Mutex<std::collections::VecDeque<String>>,
@@ -39,6 +41,9 @@ pub struct Store {
 pub const RECENT_ALERTS: usize = 32;
 /// How much of alerts.jsonl's end is read at start to find them.
 const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The default size at which alerts.jsonl is rotated.
+pub const DEFAULT_ALERTS_MAX_BYTES: u64 = 64 << 20;
 
 impl Store {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
@@ -51,12 +56,47 @@ impl Store {
                 .with_context(|| format!("making {} root-only", alerts.display()))?;
         }
         let recent_alerts = std::sync::Mutex::new(tail_lines(&alerts, RECENT_ALERTS));
-        Ok(Self { dir: dir.to_path_buf(), recent_alerts })
+        let store = Self { dir: dir.to_path_buf(), alerts_max_bytes: DEFAULT_ALERTS_MAX_BYTES, recent_alerts };
+        for stale in store.remove_stale_temps() {
+            tracing::info!("removed {}, left by a write that was interrupted (the agent was killed)", stale.display());
+        }
+        Ok(store)
+    }
+
+    pub fn with_alerts_max_bytes(mut self, max: u64) -> Self {
+        self.alerts_max_bytes = max;
+        self
+    }
+
+    /// Temporary files of atomic writes a killed agent left (`state::atomic`
+    /// names them `.<name>.tmp.<pid>.<n>`): the file they were to replace is
+    /// whole (old version), so they are only clutter. Called at start, when
+    /// no write of this agent is under way (the agent lock is held).
+    fn remove_stale_temps(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for dir in [self.dir.clone(), self.dir.join("containers")] {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if crate::state::atomic::is_temp_name(&name)
+                    && entry.file_type().is_ok_and(|t| t.is_file())
+                    && fs::remove_file(entry.path()).is_ok()
+                {
+                    removed.push(entry.path());
+                }
+            }
+        }
+        removed
     }
 
     /// The latest alert lines, oldest first.
     pub fn recent_alerts(&self) -> Vec<String> {
         self.recent_alerts.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn file_of(&self, key: &str) -> PathBuf {
@@ -122,7 +162,11 @@ impl Store {
         out
     }
 
-    /// Appends one alert line to alerts.jsonl (a single write, O_APPEND).
+    /// Appends one alert line to alerts.jsonl (a single write, O_APPEND). When
+    /// the line would take the file past `alerts_max_bytes`, the file first
+    /// moves to alerts.jsonl.1 (replacing the older one): the log stays within
+    /// twice the limit for months, and a reader following it by name sees a
+    /// new file, as with logrotate. Only this agent writes it (the agent lock).
     pub fn append_alert(&self, line: &str) -> anyhow::Result<()> {
         // Kept also when the write below fails: the feed shows what happened,
         // the caller's warning says the log missed it.
@@ -132,8 +176,15 @@ impl Store {
             }
             recent.push_back(line.to_owned());
         }
-        let mut f = fs::OpenOptions::new().create(true).append(true).mode(0o600).open(self.dir.join("alerts.jsonl"))?;
-        f.write_all(format!("{line}\n").as_bytes())?;
+        let path = self.dir.join("alerts.jsonl");
+        let text = format!("{line}\n");
+        let size = fs::metadata(&path).map_or(0, |m| m.len());
+        if size > 0 && size + text.len() as u64 > self.alerts_max_bytes {
+            let old = self.dir.join("alerts.jsonl.1");
+            fs::rename(&path, &old).with_context(|| format!("rotating {} to {}", path.display(), old.display()))?;
+        }
+        let mut f = fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
+        f.write_all(text.as_bytes())?;
         Ok(())
     }
 }
@@ -206,6 +257,42 @@ mod tests {
         assert_eq!(recent.len(), RECENT_ALERTS);
         assert!(recent.iter().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
         assert!(recent.last().unwrap().starts_with("{\"n\":99,"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_alert_log_rotates_by_size_and_keeps_one_older_file() {
+        let dir = std::env::temp_dir().join(format!("observer-store-rotate-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap().with_alerts_max_bytes(100);
+        let line = "x".repeat(39); // 40 bytes with its newline
+        for _ in 0..7 {
+            store.append_alert(&line).unwrap();
+        }
+        // 7 lines of 40 bytes, at most 2 per file: 1 in the current, 2 in .1, 4 gone.
+        let current = fs::read_to_string(dir.join("alerts.jsonl")).unwrap();
+        let older = fs::read_to_string(dir.join("alerts.jsonl.1")).unwrap();
+        assert_eq!((current.lines().count(), older.lines().count()), (1, 2));
+        assert!(current.len() <= 100 && older.len() <= 100);
+        assert_eq!(mode(&dir.join("alerts.jsonl")), 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_files_of_interrupted_writes_are_removed_at_start() {
+        let dir = std::env::temp_dir().join(format!("observer-store-temps-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("containers")).unwrap();
+        let record = dir.join("containers/abc.json");
+        fs::write(&record, "{}").unwrap();
+        // What a SIGKILL between create and rename leaves: a torn temporary file.
+        let torn = dir.join("containers/.abc.json.tmp.4242.7");
+        fs::write(&torn, "{\"id\": \"ab").unwrap();
+        let rules = dir.join(".enforce.json.tmp.4242.8");
+        fs::write(&rules, "").unwrap();
+        Store::open(&dir).unwrap();
+        assert!(!torn.exists() && !rules.exists(), "stale temporary files are removed");
+        assert_eq!(fs::read_to_string(&record).unwrap(), "{}", "the files they were to replace stay");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -94,6 +94,7 @@ impl Agent {
             }
         }
         self.overflow_alerted.retain(|id| alive.contains_key(id));
+        self.forget_fresh_paths(&alive);
         self.known_paths.retain(|id, _| alive.contains_key(id));
         self.known_paths.extend(alive);
         jobs
@@ -127,6 +128,9 @@ impl Agent {
                 record.ended_at = Some(now());
                 record.pids.clear();
                 tracing::info!(container = %record.name, state = ?record.state, "container ended");
+                // Its runtime's answer is not needed again (a restart asks anew):
+                // the cache holds running containers only, not every one that ran.
+                self.resolver.forget(key);
             }
             self.dirty.insert(key.to_owned());
         }

@@ -96,7 +96,7 @@ impl Resolver {
         // "Unknown" is not cached: a CRI runtime learns a pod's sandbox only
         // after its process started.
         if answer.as_ref().is_some_and(|i| i.state != "created") {
-            lock(&self.identity_cache).insert(cref.id.clone(), answer.clone());
+            insert_bounded(&mut lock(&self.identity_cache), cref.id.clone(), answer.clone());
         }
         Ok(answer)
     }
@@ -168,7 +168,7 @@ impl Resolver {
             Err(e) => return Err(e),
         };
         if answer.as_ref().is_none_or(|info| info.state != "created") {
-            lock(&self.docker_cache).insert(id.to_owned(), answer.clone());
+            insert_bounded(&mut lock(&self.docker_cache), id.to_owned(), answer.clone());
         }
         Ok(answer)
     }
@@ -177,6 +177,26 @@ impl Resolver {
     pub fn forget(&self, id: &str) {
         lock(&self.docker_cache).remove(id);
         lock(&self.identity_cache).remove(id);
+    }
+}
+
+/// How many runtime answers a cache keeps. The agent forgets a container's
+/// answer when it ends; this bounds what a caller that never forgets keeps.
+const MAX_CACHED: usize = 4096;
+
+/// Inserts into a cache of runtime answers, emptying it first when full: an
+/// answer dropped is only asked again.
+fn insert_bounded<V>(cache: &mut HashMap<String, V>, key: String, value: V) {
+    if cache.len() >= MAX_CACHED && !cache.contains_key(&key) {
+        cache.clear();
+    }
+    cache.insert(key, value);
+}
+
+/// The number of answers cached (Docker's and the other runtimes').
+impl Resolver {
+    pub fn cached_answers(&self) -> usize {
+        lock(&self.docker_cache).len() + lock(&self.identity_cache).len()
     }
 }
 

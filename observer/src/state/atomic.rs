@@ -147,6 +147,17 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()))
 }
 
+/// Whether a file name is one `temp_path` makes (`.<name>.tmp.<pid>.<n>`): what
+/// a process killed between writing and renaming leaves behind.
+pub fn is_temp_name(file: &str) -> bool {
+    let Some(rest) = file.strip_prefix('.') else { return false };
+    let mut parts = rest.rsplitn(4, '.');
+    let (Some(n), Some(pid), Some("tmp"), Some(name)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !name.is_empty() && [n, pid].iter().all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +181,9 @@ mod tests {
 
         let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("profile.json")]);
+
+        assert!(is_temp_name(&temp_path(&dir, "profile.json").file_name().unwrap().to_string_lossy()));
+        assert!(!is_temp_name("profile.json") && !is_temp_name(".tmp.1.2") && !is_temp_name(".a.json.tmp.x.2"));
 
         // A missing directory is an error and leaves nothing behind.
         assert!(write_atomic(&dir.join("missing/x"), b"x").is_err());
