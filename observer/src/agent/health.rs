@@ -76,9 +76,9 @@ impl Agent {
     }
 
     /// Alerts when the kernel dropped events since the last look (the ring
-    /// buffer was full: the agent was stopped, or far behind). Losses from
-    /// before this agent started (while no agent drained the buffer) are
-    /// counted in `status` and made up for by the start-up scan, not alerted.
+    /// buffer was full: the agent was stopped, or far behind). At start, any
+    /// loss counted since the programs were loaded is alerted once (most
+    /// happen while no agent drains the buffer); the start-up scan makes up for them.
     pub(super) fn check_events_lost(&mut self, at_start: bool) {
         let Ok(stats) = self.probe.stats() else { return };
         let lost = stats[observer_common::stats::EVENTS_LOST as usize];
@@ -88,14 +88,12 @@ impl Agent {
         let new = lost - self.health.events_lost_seen;
         self.health.events_lost_seen = lost;
         self.health.repair_first_uses = true;
-        if at_start {
-            return;
-        }
-        tracing::warn!("the kernel's ring buffer was full: {new} event(s) dropped ({lost} in all)");
+        let when = if at_start { "some perhaps while no agent ran" } else { "the agent fell behind" };
+        tracing::warn!("the kernel's ring buffer was full: {new} event(s) dropped ({lost} in all; {when})");
         self.agent_alert(
             AlertKind::EventsLost,
             format!(
-                "the kernel's ring buffer was full: {new} event(s) dropped ({lost} since the programs were loaded); new cgroups and first uses among them are taken from the slot table"
+                "the kernel's ring buffer was full: {new} event(s) dropped ({lost} since the programs were loaded; {when}); new cgroups and first uses among them are taken from the slot table"
             ),
         );
     }

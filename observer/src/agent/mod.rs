@@ -181,7 +181,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();
-    // Losses from before this start are counted, not alerted: the scan below makes up for them.
+    // Losses from before this start: alerted once; the scan below makes up for them.
     agent.check_events_lost(true);
     reconcile(&mut agent).await;
     tracing::info!(
