@@ -97,6 +97,12 @@ pub fn confirm(mount: &Path, cgroup: &str, container_cgroup: &str, answer: &Runt
     }
     match answer {
         RuntimeAnswer::Unavailable => Verdict::new(Confirmation::Pending, "the runtime cannot be asked"),
+        // Removed before the runtime was asked (`docker run --rm`, `docker rm`
+        // under load): the runtime has forgotten it, and a root-owned path was
+        // checked above. Its counts stay the container's; never killed.
+        RuntimeAnswer::Unknown if !mount.join(cgroup.trim_start_matches('/')).exists() => {
+            Verdict::new(Confirmation::Pending, "removed before its runtime was asked")
+        }
         RuntimeAnswer::Unknown => Verdict::new(Confirmation::Impostor, "the runtime does not know this container"),
         RuntimeAnswer::Known { pid: 0, state } if state == "created" || state == "restarting" => {
             Verdict::new(Confirmation::Pending, format!("the container is {state}"))
@@ -178,6 +184,9 @@ mod tests {
         let dir = scratch("answers");
         let c = |a: RuntimeAnswer| confirm(&dir, "/docker/abc", "/docker/abc", &a).confirmation;
         assert_eq!(c(RuntimeAnswer::Unavailable), Confirmation::Pending);
+        // Gone before the runtime was asked: pending (its record), never an impostor.
+        let gone = confirm(&dir, "/docker/gone", "/docker/gone", &RuntimeAnswer::Unknown);
+        assert_eq!(gone.confirmation, Confirmation::Pending, "{gone:?}");
         assert_eq!(c(RuntimeAnswer::Unknown), Confirmation::Impostor);
         assert_eq!(c(RuntimeAnswer::Known { pid: 0, state: "created".into() }), Confirmation::Pending);
         assert_eq!(c(RuntimeAnswer::Known { pid: 0, state: "exited".into() }), Confirmation::Confirmed);
