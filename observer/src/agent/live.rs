@@ -3,7 +3,7 @@
 //! Each frame holds the agent's lock as a `ps` answer does (a fresh read of the
 //! kernel, then rows built from the records) and is encoded and sent without it.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncWriteExt as _, BufReader, Lines},
@@ -69,6 +69,7 @@ pub(super) async fn stream(
         Err(e) => return send(&mut write, &Response::error(e)).await,
     };
     let mut ticks = period(sub.every);
+    let mut times = FirstUseTimes::default();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -90,7 +91,7 @@ pub(super) async fn stream(
         let (frame, alert_lines) = {
             let mut a = agent.lock().await;
             a.tick();
-            a.top_frame(sub.container.as_deref())
+            a.top_frame(sub.container.as_deref(), &mut times)
         };
         let frame = with_alerts(frame, &alert_lines);
         match send(&mut write, &Response::of(&frame)).await {
@@ -134,10 +135,12 @@ fn with_alerts(mut frame: TopFrame, lines: &[String]) -> TopFrame {
 impl Agent {
     /// The frame's rows and profile, built under the lock, and the latest alert
     /// lines (parsed after it is released).
-    pub(super) fn top_frame(&self, container: Option<&str>) -> (TopFrame, Vec<String>) {
+    pub(super) fn top_frame(&self, container: Option<&str>, times: &mut FirstUseTimes) -> (TopFrame, Vec<String>) {
         let at_ns = boottime_ns();
         let since = time::OffsetDateTime::now_utc() - NEW_WINDOW;
-        let containers = self.containers.values().map(|r| top_row(r, &self.enforcements, since)).collect();
+        times.forget_gone(&self.containers);
+        let containers =
+            self.containers.values().map(|r| top_row(r, &self.enforcements, times.new_since(r, since))).collect();
         let (profile, profile_error) = match container.map(|c| self.profile(c)) {
             None => (None, None),
             Some(Ok(p)) => (Some(p), None),
@@ -148,11 +151,35 @@ impl Agent {
     }
 }
 
+/// The first-use times of each record, parsed once and kept by a subscription
+/// from frame to frame: a row's first use is written once and never changes,
+/// so a record is parsed again only when it has new rows. Without this, every
+/// frame would parse every row's time under the lock, which a `ps` answer
+/// does not.
+#[derive(Debug, Default)]
+pub(super) struct FirstUseTimes(HashMap<String, (usize, Vec<time::OffsetDateTime>)>);
+
+impl FirstUseTimes {
+    /// How many of the record's rows were first used at `since` or later.
+    fn new_since(&mut self, r: &ContainerRecord, since: time::OffsetDateTime) -> usize {
+        let (rows, times) = self.0.entry(r.id.clone()).or_default();
+        if *rows != r.first_use.len() {
+            *rows = r.first_use.len();
+            // A time that does not parse (a hand-edited state file) counts as old.
+            *times = r.first_use.values().filter_map(|f| parse_time(&f.first_seen)).collect();
+        }
+        times.iter().filter(|t| **t >= since).count()
+    }
+
+    fn forget_gone(&mut self, containers: &std::collections::BTreeMap<String, ContainerRecord>) {
+        self.0.retain(|id, _| containers.contains_key(id));
+    }
+}
+
 /// One container's line: totals folded once (a `ps` row folds them twice).
-fn top_row(r: &ContainerRecord, enforcements: &[EnforceRule], since: time::OffsetDateTime) -> TopRow {
+fn top_row(r: &ContainerRecord, enforcements: &[EnforceRule], new_syscalls: usize) -> TopRow {
     let (calls, denied) =
         r.totals().values().fold((0u64, 0u64), |(c, d), t| (c.saturating_add(t.calls), d.saturating_add(t.denied)));
-    let new_syscalls = r.first_use.values().filter(|f| parse_time(&f.first_seen).is_some_and(|t| t >= since)).count();
     TopRow {
         id: r.id.clone(),
         name: r.name.clone(),
@@ -210,10 +237,22 @@ mod tests {
         };
         let rules = [rule("other", EnforceAction::Kill), rule("web", EnforceAction::Alert)];
         let since = time::OffsetDateTime::now_utc() - NEW_WINDOW;
-        let row = top_row(&r, &rules, since);
+        let mut times = FirstUseTimes::default();
+        let row = top_row(&r, &rules, times.new_since(&r, since));
         assert_eq!((row.calls, row.denied, row.syscalls, row.new_syscalls), (15, 2, 3, 1));
         assert_eq!(row.enforce, Some(EnforceAction::Alert));
-        assert_eq!(top_row(&record("db"), &rules, since).enforce, None);
+        assert_eq!(top_row(&record("db"), &rules, 0).enforce, None);
+
+        // Kept from frame to frame: a new row is counted, a window that moved on drops it.
+        r.first_use.insert(3, first_use(&recent));
+        assert_eq!(times.new_since(&r, since), 2);
+        assert_eq!(times.new_since(&r, since + NEW_WINDOW), 0);
+        let mut known = std::collections::BTreeMap::new();
+        known.insert(r.id.clone(), r.clone());
+        times.forget_gone(&known);
+        assert_eq!(times.0.len(), 1);
+        times.forget_gone(&Default::default());
+        assert!(times.0.is_empty());
     }
 
     #[test]
