@@ -124,7 +124,8 @@ impl<T> TaskStorage<T> {
     }
 }
 
-/// Rare events only; 256 KiB holds 4096 of them.
+/// Rare events only. The loader sets the size (the agent: `--event-ring-kib`,
+/// 4 MiB by default, 65,536 events of 64 bytes).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 

@@ -139,14 +139,34 @@ impl Agent {
     /// Handles one kernel event; a new container cgroup returns the job that
     /// asks its runtime (run it without the lock, see `identity`).
     pub fn on_event(&mut self, e: &Event) -> Option<IdentityJob> {
-        match EventKind::from_u32(e.kind) {
-            Some(EventKind::NewCgroup) => return self.on_new_cgroup(e.cgroup_id, e.slot, e.tgid, &comm_of(&e.comm)),
+        let kind = EventKind::from_u32(e.kind);
+        if kind == Some(EventKind::NewCgroup) {
+            return self.on_new_cgroup(e.cgroup_id, e.slot, e.tgid, &comm_of(&e.comm));
+        }
+        // An event of a slot nobody owns yet, which the kernel gave this very
+        // cgroup: its `NewCgroup` event was dropped (a full ring buffer) or is
+        // still behind this one (another CPU). Named now, not at the next slot
+        // scan, when a short-lived container would be gone already; a
+        // `NewCgroup` that comes later finds the slot owned and does nothing.
+        let job =
+            if self.is_orphan(e) { self.on_new_cgroup(e.cgroup_id, e.slot, e.tgid, &comm_of(&e.comm)) } else { None };
+        match kind {
             Some(EventKind::FirstSeen) => self.on_first_seen(e, false),
             Some(EventKind::FirstDenied) => self.on_first_seen(e, true),
             Some(EventKind::Enforce) => self.on_enforce(e),
+            Some(EventKind::NewCgroup) => {}
             None => tracing::warn!("unknown event kind {} from the kernel", e.kind),
         }
-        None
+        job
+    }
+
+    /// Whether an event comes from a slot the kernel gave its cgroup that the
+    /// agent does not know as that cgroup's (see `on_event`).
+    pub(super) fn is_orphan(&self, e: &Event) -> bool {
+        e.slot < observer_common::slot::SLOT_FIRST_MARKER
+            && e.slot < self.probe.slots()
+            && !self.slot_owner.contains_key(&e.slot)
+            && self.probe.counters().info(e.slot).cgroup_id == e.cgroup_id
     }
 
     /// Attaches a slot to a container record (creating the record if needed).

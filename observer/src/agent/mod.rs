@@ -78,6 +78,12 @@ pub struct AgentArgs {
     /// How many cgroups the kernel can record at once (about 13 KiB each).
     #[arg(long, default_value_t = 1024)]
     pub slots: u32,
+    /// Size of the kernel's event ring buffer in KiB (a power of two, at least
+    /// 4): 4 MiB holds 65,536 events, a few seconds of thousands of cgroups
+    /// starting a minute (e.g. while the agent restarts). Set when the programs
+    /// are loaded; pinned programs keep theirs.
+    #[arg(long, default_value_t = 4096, value_name = "KIB", value_parser = ring_kib)]
+    pub event_ring_kib: u32,
     /// Also count syscalls that returned an error (costs a little on every failed call).
     #[arg(long)]
     pub count_errors: bool,
@@ -130,7 +136,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let enforcements = load_enforcements(&args.state_dir)?;
     let (alert_outputs, alert_workers) = delivery::AlertOutputs::open(&args.alert_outputs)?;
     let mut probe = Probe::load_pinned(
-        LoadOptions { slots: args.slots, mode: config::mode::AUTO, count_errors: args.count_errors, timed: false },
+        LoadOptions {
+            slots: args.slots,
+            mode: config::mode::AUTO,
+            count_errors: args.count_errors,
+            timed: false,
+            event_ring_bytes: args.event_ring_kib * 1024,
+        },
         &args.pin_dir,
     )?;
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
@@ -326,12 +338,14 @@ async fn reconcile(agent: &mut Agent) {
         _ => HashMap::new(),
     };
     agent.known_paths.extend(ids.clone());
+    // Runtime questions are asked all at once at the end: a slow runtime costs
+    // its timeout once, not once per container.
+    let mut jobs = Vec::new();
     // Slots the kernel opened while we were away.
     for slot in 0..agent.probe.slots() {
         let info = agent.probe.counters().info(slot);
         if info.cgroup_id != 0 && !agent.slot_owner.contains_key(&slot) {
-            let job = agent.on_new_cgroup(info.cgroup_id, slot, 0, "");
-            identify_now(agent, job).await;
+            jobs.extend(agent.on_new_cgroup(info.cgroup_id, slot, 0, ""));
         }
     }
     // Containers running already, idle or not: give them a slot now.
@@ -355,8 +369,7 @@ async fn reconcile(agent: &mut Agent) {
             }
         };
         agent.known_paths.insert(cgroup_id, path);
-        let job = agent.on_new_cgroup(cgroup_id, slot, 0, "");
-        identify_now(agent, job).await;
+        jobs.extend(agent.on_new_cgroup(cgroup_id, slot, 0, ""));
         let started = agent.started_at.clone();
         if let Some((key, _)) = agent.slot_owner.get(&slot).cloned()
             && let Some(r) = agent.containers.get_mut(&key)
@@ -365,14 +378,25 @@ async fn reconcile(agent: &mut Agent) {
             r.observed_since = Some(started);
         }
     }
+    identify_now(agent, jobs).await;
 }
 
-/// At start, before anything else runs: ask the runtime right away.
-async fn identify_now(agent: &mut Agent, job: Option<identity::IdentityJob>) {
-    if let Some(job) = job {
-        let resolver = agent.resolver.clone();
-        let (identity, verdict) = identity::identify(&resolver, &job.path, &job.cref).await;
-        agent.apply_identity(job, identity, verdict);
+/// At start, before anything else runs: ask the runtime about every job at
+/// once (each within its own timeout), then apply the answers.
+async fn identify_now(agent: &mut Agent, jobs: Vec<identity::IdentityJob>) {
+    let resolver = agent.resolver.clone();
+    let mut asked = tokio::task::JoinSet::new();
+    for job in jobs {
+        let resolver = resolver.clone();
+        asked.spawn(async move {
+            let (identity, verdict) = identity::identify(&resolver, &job.path, &job.cref).await;
+            (job, identity, verdict)
+        });
+    }
+    while let Some(answer) = asked.join_next().await {
+        if let Ok((job, identity, verdict)) = answer {
+            agent.apply_identity(job, identity, verdict);
+        }
     }
 }
 
@@ -396,13 +420,14 @@ async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::map
             continue;
         }
         // New cgroups inotify did not catch: one walk of the tree, without the lock.
-        let new_ids: Vec<u64> = batch
-            .iter()
-            .filter(|e| e.kind == observer_common::event::EventKind::NewCgroup as u32)
-            .map(|e| e.cgroup_id)
-            .collect();
+        // (And those of events whose `NewCgroup` was lost: see `Agent::on_event`.)
         let (resolver, unknown) = {
             let a = agent.lock().await;
+            let new_ids: Vec<u64> = batch
+                .iter()
+                .filter(|e| e.kind == observer_common::event::EventKind::NewCgroup as u32 || a.is_orphan(e))
+                .map(|e| e.cgroup_id)
+                .collect();
             (a.resolver.clone(), a.unknown_paths(new_ids.iter().copied()))
         };
         let walked = if unknown {
@@ -488,4 +513,13 @@ fn parse_baselines(specs: &[String]) -> anyhow::Result<Vec<BaselineRule>> {
         out.push(BaselineRule { target, rows, source: file.to_owned() });
     }
     Ok(out)
+}
+
+/// `--event-ring-kib`: the kernel takes a power of two of pages.
+fn ring_kib(s: &str) -> Result<u32, String> {
+    let kib: u32 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if !(4..=1 << 20).contains(&kib) || !kib.is_power_of_two() {
+        return Err(format!("{kib}: a power of two from 4 to 1048576 KiB"));
+    }
+    Ok(kib)
 }

@@ -55,6 +55,8 @@ pub struct LoadOptions {
     /// `config::mode::*`.
     pub mode: u64,
     pub count_errors: bool,
+    /// Size of the event ring buffer (a power of two of pages).
+    pub event_ring_bytes: u32,
     /// Attach the timed programs (`observer trace --time`): each call's time
     /// from enter to exit, per row, in `TIMES`. Private copies only.
     pub timed: bool,
@@ -63,6 +65,9 @@ pub struct LoadOptions {
 /// `WRAPS` as read at one moment: wrap key -> wraps (see `Probe::wraps`).
 #[derive(Clone, Debug, Default)]
 pub struct Wraps(pub std::collections::BTreeMap<u64, u64>);
+
+/// The event ring of a private copy (trace, the floor): one cgroup's events.
+pub const PRIVATE_EVENT_RING_BYTES: u32 = 256 * 1024;
 
 /// The maps user space works with.
 pub struct ProbeMaps {
@@ -499,8 +504,13 @@ impl Probe {
 /// Empty programs on `sys_enter` (and `sys_exit` when `both`): the cost floor,
 /// for benchmarks. They stay attached while the returned object lives.
 pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
-    let (mut ebpf, _, _) =
-        load_object(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: false, timed: false })?;
+    let (mut ebpf, _, _) = load_object(LoadOptions {
+        slots: 1,
+        mode: config::mode::EXPLICIT,
+        count_errors: false,
+        timed: false,
+        event_ring_bytes: PRIVATE_EVENT_RING_BYTES,
+    })?;
     let programs: &[(&str, &str)] = if both {
         &[("floor_enter", "sys_enter"), ("floor_exit", "sys_exit")]
     } else {
@@ -529,6 +539,7 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
         .map_max_entries("IGNORED", slots.saturating_mul(16).max(4096))
         .map_max_entries("FREE_SLOTS", slots)
         .map_max_entries("SLOTS", slots)
+        .map_max_entries("EVENTS", options.event_ring_bytes)
         .load(PROGRAM)
         .context("loading observer's eBPF object")?;
     // Before the programs load: their log map must stay open.

@@ -9,4 +9,4 @@ mod offsets;
 pub use capabilities::require_bpf_privileges;
 pub use counters::{CounterView, RowCounts};
 pub use host_tgid::host_tgid;
-pub use loader::{KernelLog, LoadOptions, Probe, load_floor};
+pub use loader::{KernelLog, LoadOptions, PRIVATE_EVENT_RING_BYTES, Probe, load_floor};

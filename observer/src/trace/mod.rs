@@ -90,7 +90,13 @@ pub fn trace_command_with(
             return Ok(TraceOutcome { report: Report::empty(127) });
         }
     };
-    let mut probe = Probe::load(LoadOptions { slots: 1, mode: config::mode::EXPLICIT, count_errors: true, timed })?;
+    let mut probe = Probe::load(LoadOptions {
+        slots: 1,
+        mode: config::mode::EXPLICIT,
+        count_errors: true,
+        timed,
+        event_ring_bytes: crate::probe::PRIVATE_EVENT_RING_BYTES,
+    })?;
     let cgroup = TraceCgroup::create()?;
     // u64::MAX: no task counts as a runtime's init; everything is the command's own.
     probe.watch(cgroup.id(), 0, u64::MAX)?;
