@@ -269,6 +269,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                         jobs.extend(a.scan_slot_table());
                         jobs
                     };
+                    // The walk and the sweep allocate and free a table of every
+                    // cgroup on the host; glibc keeps freed heap pages, so under
+                    // churn RSS would ratchet up to each round's peak. Hand them back.
+                    #[cfg(target_env = "gnu")]
+                    // SAFETY: malloc_trim has no preconditions; it only releases free pages.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
                     let (agent, resolver) = (agent.clone(), resolver.clone());
                     tokio::spawn(async move { identity::resolve_jobs(&agent, &resolver, jobs).await });
                 }

@@ -28,8 +28,10 @@ use serde_json::{Value, json};
 
 /// Plain cgroups a minute the churn aims at (with the containers: 10,000 in all).
 const CGROUPS_PER_MINUTE: u64 = 10_000;
-/// The agent's limits under test.
-const MAX_RECORDS: usize = 3000;
+/// The agent's limits under test. The churn reaches this many records within
+/// each life's 20 s warm-up (plain cgroups come at about 160 a second), so that
+/// "flat after warm-up" measures leaks, not the records growing up to the cap.
+const MAX_RECORDS: usize = 1000;
 const ALERTS_MAX_BYTES: u64 = 8 * 1024;
 /// Names of the containers under enforcement (rules by name, reused).
 const ENFORCED: [&str; 2] = ["soak-enforced-a", "soak-enforced-b"];
@@ -327,6 +329,7 @@ fn main() {
 
     // Flat after warm-up: within each agent life, samples older than 20 s.
     let warm: Vec<&Value> = samples.iter().filter(|s| s["age"].as_f64().unwrap_or(0.0) >= 20.0).collect();
+    // (relative spread, absolute spread): the largest over the lives.
     let spread = |key: &str| {
         let mut by_life: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
         for s in &warm {
@@ -337,18 +340,50 @@ fn main() {
             .filter(|v| v.len() >= 2)
             .map(|v| {
                 let (lo, hi) = v.iter().fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-                if lo > 0.0 { (hi - lo) / lo } else { 0.0 }
+                (if lo > 0.0 { (hi - lo) / lo } else { 0.0 }, hi - lo)
+            })
+            .fold((0f64, 0f64), |(r, a), (r2, a2)| (r.max(r2), a.max(a2)))
+    };
+    let ((rss_spread, _), (fd_spread, fd_abs)) = (spread("rss_kib"), spread("fds"));
+    // RSS is a sawtooth (each 10 s sweep allocates a table of the host's
+    // cgroups, then the heap is trimmed): what a leak raises is its floor. Per
+    // life, the lowest RSS of the later half of the warm samples against the
+    // lowest of the earlier half.
+    let rss_floor_growth = {
+        let mut by_life: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        for s in &warm {
+            by_life.entry(s["life"].as_u64().unwrap_or(0)).or_default().push(s["rss_kib"].as_f64().unwrap_or(0.0));
+        }
+        by_life
+            .values()
+            .filter(|v| v.len() >= 2)
+            .map(|v| {
+                let (early, late) = v.split_at(v.len() / 2);
+                let floor = |h: &[f64]| h.iter().copied().fold(f64::MAX, f64::min);
+                if floor(early) > 0.0 { floor(late) / floor(early) - 1.0 } else { 0.0 }
             })
             .fold(0f64, f64::max)
     };
-    let (rss_spread, fd_spread) = (spread("rss_kib"), spread("fds"));
     checks.insert(
         "RSS flat after warm-up",
-        (!warm.is_empty() && rss_spread <= 0.10, format!("largest spread within one life {:.1}%", rss_spread * 100.0)),
+        (
+            !warm.is_empty() && rss_floor_growth <= 0.10,
+            format!(
+                "floor grew {:.1}% within a life (peak-to-trough spread {:.1}%)",
+                rss_floor_growth * 100.0,
+                rss_spread * 100.0
+            ),
+        ),
     );
+    // The agent holds about 25 fds; the soak's own status query and a Docker
+    // query in flight come and go (a few fds), which is not growth: within 10%
+    // or within 4 fds. A leak under this churn adds hundreds.
     checks.insert(
         "open fds flat after warm-up",
-        (!warm.is_empty() && fd_spread <= 0.10, format!("largest spread within one life {:.1}%", fd_spread * 100.0)),
+        (
+            !warm.is_empty() && (fd_spread <= 0.10 || fd_abs <= 4.0),
+            format!("largest spread within one life {:.1}% ({fd_abs} fds)", fd_spread * 100.0),
+        ),
     );
     let max_of = |key: &str| samples.iter().filter_map(|s| s[key].as_u64()).max().unwrap_or(0);
     checks.insert(
