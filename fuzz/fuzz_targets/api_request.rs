@@ -41,6 +41,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = Target::parse_match(workload);
             Vec::new()
         }
+        // `observer top`'s feed: the container it names is matched as `profile`'s is.
+        Request::Subscribe { container, .. } => container.iter().map(|c| Target::Container(c.clone())).collect(),
         Request::Ps | Request::Status => Vec::new(),
     };
     let plain = BTreeMap::new();
