@@ -20,6 +20,16 @@ use observer_tests::{
     require_root, unique,
 };
 
+/// One fault at a time: each test's agent watches every cgroup (`--watch all`),
+/// so another test's burst (600 cgroups, a full disk's retries) would be part
+/// of its figures and its timing.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed still lets the next one run.
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn wait_until<T>(what: &str, limit: Duration, agent: &TestAgent, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
@@ -90,6 +100,7 @@ fn busy_cgroup(rel: &str) -> Cgroup {
 #[test]
 fn a_full_disk_is_reported_corrupts_nothing_and_writing_resumes() {
     require_root();
+    let _serial = one_at_a_time();
     let mut agent = TestAgent::prepare(&["--watch", "all"]);
     let state = agent.state_dir();
     let _fs = Tmpfs::mount(&state, "4m");
@@ -145,6 +156,7 @@ fn a_full_disk_is_reported_corrupts_nothing_and_writing_resumes() {
 #[test]
 fn a_state_dir_turned_read_only_is_reported() {
     require_root();
+    let _serial = one_at_a_time();
     let mut agent = TestAgent::prepare(&["--watch", "all"]);
     let state = agent.state_dir();
     let _fs = Tmpfs::mount(&state, "16m");
@@ -176,6 +188,7 @@ fn a_state_dir_turned_read_only_is_reported() {
 #[test]
 fn sigkill_during_writes_leaves_no_torn_file_and_stale_temps_go_at_start() {
     require_root();
+    let _serial = one_at_a_time();
     let mut agent = TestAgent::prepare(&["--watch", "all"]);
     let state = agent.state_dir();
     std::fs::create_dir_all(state.join("containers")).unwrap();
@@ -233,6 +246,7 @@ fn sigkill_during_writes_leaves_no_torn_file_and_stale_temps_go_at_start() {
 #[test]
 fn a_full_ring_buffer_is_counted_alerted_and_its_slots_come_back() {
     require_root();
+    let _serial = one_at_a_time();
     // A small ring (the default holds 65,536 events), so that 600 cgroups fill it.
     let agent = TestAgent::start(&["--watch", "all", "--slots", "2048", "--event-ring-kib", "256"]);
     let base = format!("observer-faults-ring-{}", unique() % 1_000_000_000);
@@ -290,6 +304,7 @@ fn silent_dockerd(socket: &Path) -> std::thread::JoinHandle<()> {
 #[test]
 fn a_slow_docker_query_does_not_stop_events_or_answers() {
     require_root();
+    let _serial = one_at_a_time();
     let dir = std::env::temp_dir().join(format!("observer-faults-slow-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("docker.sock");
@@ -416,6 +431,7 @@ impl Drop for OwnDockerd {
 #[test]
 fn identity_comes_back_after_dockerd_restarts_and_name_rules_apply() {
     require_root();
+    let _serial = one_at_a_time();
     require_docker();
     let mut dockerd = OwnDockerd::new();
     // The image, into the test's own dockerd.
