@@ -16,6 +16,7 @@ use std::{
 
 use observer_tests::{
     agent::TestAgent,
+    churn::v2_root,
     docker::{Cleanup, name, require_docker, run},
     observer_bin, require_root, unique,
 };
@@ -218,19 +219,6 @@ fn alert_log_and_lock_are_root_only() {
     let agent = agent_with_socket(&dir.join("api.sock"), |_| {});
     assert_eq!(mode(&agent.state_dir().join("agent.lock")), 0o600);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The cgroup v2 mount (hybrid here: /sys/fs/cgroup/unified).
-fn v2_root() -> PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    mountinfo
-        .lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-        .expect("a cgroup2 mount")
 }
 
 /// Removes a scratch cgroup tree (children first) and kills what is left in it.

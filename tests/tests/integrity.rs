@@ -9,6 +9,7 @@ use std::{
 
 use observer_tests::{
     agent::{TestAgent, rows},
+    churn::v2_root,
     docker::{Cleanup, docker, moby_default_without, name, require_docker, run},
     require_root, unique,
 };
@@ -37,18 +38,6 @@ fn unprivileged_user() -> (u32, u32) {
     (num("-u"), num("-g"))
 }
 
-fn v2_mount() -> PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    mountinfo
-        .lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-        .expect("a cgroup2 mount")
-}
-
 /// What systemd's `Delegate=` does, by hand (this machine has no systemd): a
 /// subtree of the v2 hierarchy owned by the user. Removed on drop.
 struct Delegated {
@@ -58,7 +47,7 @@ struct Delegated {
 
 impl Delegated {
     fn new(uid: u32, gid: u32) -> Self {
-        let top = v2_mount().join(format!("observer-itest-{}.slice", unique() % 1_000_000_000));
+        let top = v2_root().join(format!("observer-itest-{}.slice", unique() % 1_000_000_000));
         let dir = top.join(format!("user@{uid}.service"));
         std::fs::create_dir_all(&dir).expect("delegated cgroup");
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the subtree");

@@ -2,28 +2,17 @@
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
 
 use observer_tests::{
     agent::TestAgent,
+    churn::v2_root,
     docker::{Cleanup, name, require_docker, run},
     require_root, testprog, unique,
 };
-
-fn v2_root() -> PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    mountinfo
-        .lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-        .expect("a cgroup2 mount")
-}
 
 /// (key, value) bytes of every entry of a pinned map, through bpftool.
 fn dump(pin: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
