@@ -3,13 +3,13 @@
 //! programs are reused. A build with another layout replaces them instead of
 //! reading (or mmapping) their maps wrongly.
 
-use crate::{config, counters, event::Event, marker::EnterMarker, slot, stats};
+use crate::{args, config, counters, event::Event, marker::EnterMarker, slot, stats};
 
 /// Bump on any change of meaning the sizes below do not show: a new map, a
 /// new CONFIG index, a marker value, a flag.
-pub const VERSION: u64 = 4;
+pub const VERSION: u64 = 5;
 
-const PARTS: [u64; 12] = [
+const PARTS: [u64; 15] = [
     VERSION,
     core::mem::size_of::<slot::Slot>() as u64,
     core::mem::size_of::<slot::SlotInfo>() as u64,
@@ -22,6 +22,9 @@ const PARTS: [u64; 12] = [
     slot::CGROUP_CACHE_ENTRIES as u64,
     slot::SLOT_OVERFLOW as u64,
     counters::WRAPS_ENTRIES as u64,
+    counters::CELLS_PER_SLOT as u64,
+    core::mem::size_of::<args::ArgSets>() as u64,
+    args::ARG_KINDS as u64,
 ];
 
 /// FNV-1a over the little-endian bytes of `parts`.

@@ -5,6 +5,7 @@
 //! has no `bool` and no implicit padding, and its size is checked at compile time.
 #![no_std]
 
+pub mod args;
 pub mod config;
 pub mod counters;
 pub mod event;

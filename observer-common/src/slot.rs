@@ -1,6 +1,9 @@
 //! What the kernel keeps per watched cgroup besides its counters.
 
-use crate::counters::{BITMAP_WORDS, ROW_INVALID, ROWS_PER_SLOT};
+use crate::{
+    args::ArgSets,
+    counters::{BITMAP_WORDS, CELLS_PER_SLOT, ROW_INVALID},
+};
 
 /// What the cache (and `lookup_slow`) gives for a cgroup in the `IGNORED`
 /// map: known but not recorded, its syscalls cost one lookup and nothing else.
@@ -56,13 +59,19 @@ pub mod enforce {
 #[derive(Clone, Copy)]
 pub struct Slot {
     pub info: SlotInfo,
-    pub calls: [u32; ROWS_PER_SLOT as usize],
-    pub errors: [u32; ROWS_PER_SLOT as usize],
-    pub denied: [u32; ROWS_PER_SLOT as usize],
+    /// The counter cell of each row (`counters::CELL_*`, or 1..CELLS_PER_SLOT);
+    /// the invalid row always counts in cell 0. Set once per row, by a
+    /// compare-and-swap of the u32 word holding it.
+    pub cell_of: [u8; ROW_INVALID as usize],
+    pub calls: [u32; CELLS_PER_SLOT as usize],
+    pub errors: [u32; CELLS_PER_SLOT as usize],
+    pub denied: [u32; CELLS_PER_SLOT as usize],
+    /// The deciding arguments' values (`args`).
+    pub args: ArgSets,
 }
 
-/// Memory target: at most 16 KiB of kernel map memory per watched cgroup.
-const _: () = assert!(core::mem::size_of::<Slot>() <= 16 * 1024);
+/// Memory target (issue 16): at most 4 KiB of kernel map memory per watched cgroup.
+const _: () = assert!(core::mem::size_of::<Slot>() <= 4096);
 const _: () = assert!(core::mem::size_of::<Slot>().is_multiple_of(8));
 
 // SAFETY: `#[repr(C)]` integers and arrays of integers, no implicit padding
@@ -87,6 +96,10 @@ pub struct SlotInfo {
     pub enforce: u32,
     /// `flags::*`.
     pub flags: u32,
+    /// Cells handed out so far (`Slot::cell_of`); past `CELLS_PER_SLOT - 1`,
+    /// rows spill. Only grows while the slot has an owner.
+    pub cells_used: u32,
+    pub _pad: u32,
     /// Rows seen so far, per phase: a clear bit turns the next call into a
     /// first-seen event.
     pub seen: [[u64; BITMAP_WORDS]; phase::COUNT],
@@ -98,7 +111,7 @@ pub struct SlotInfo {
     pub denied_seen: [u64; BITMAP_WORDS],
 }
 
-const _: () = assert!(core::mem::size_of::<SlotInfo>() == 24 + 8 * 16 * 6);
+const _: () = assert!(core::mem::size_of::<SlotInfo>() == 32 + 8 * 16 * 6);
 
 /// Bits of `SlotInfo::flags`.
 pub mod flags {
@@ -187,6 +200,8 @@ mod tests {
             init_exe: 0,
             enforce: 0,
             flags: 0,
+            cells_used: 0,
+            _pad: 0,
             seen: [[0; BITMAP_WORDS]; phase::COUNT],
             allowed: [0; BITMAP_WORDS],
             violated: [0; BITMAP_WORDS],

@@ -5,6 +5,7 @@
 #![no_main]
 #![feature(asm_experimental_arch)]
 
+mod args;
 mod events;
 mod maps;
 mod sys_enter;

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use observer_common::{
     config, counters,
-    counters::wrap_key,
+    counters::{CELL_INVALID, CELL_NONE, CELL_SPILLED, CELLS_PER_SLOT, ROW_INVALID, counter, wrap_key},
     marker::EnterMarker,
     slot::{CGROUP_CACHE_ENTRIES, SLOT_FIRST_MARKER, SLOT_IGNORED, Slot, cache_entry, cache_index},
     stats,
@@ -55,9 +55,10 @@ pub static LAYOUT: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 pub static CONFIG: Array<u64> = Array::with_max_entries(config::LEN, 0);
 
-/// How many times each counter cell wrapped past 2^32 (`counters::wrap_key`).
-/// Written only at a wrap; the agent adds `wraps << 32` to the cell and deletes
-/// a slot's entries before the slot is reused.
+/// How many times each counter cell wrapped past 2^32 (`counters::wrap_key`),
+/// and the whole counts of spilled rows (`counter::SPILL`). Written only at a
+/// wrap or a spilled row's call; the agent adds `wraps << 32` to the cell (or
+/// the spill count) and deletes a slot's entries before the slot is reused.
 #[map]
 pub static WRAPS: HashMap<u64, u64> = HashMap::with_max_entries(counters::WRAPS_ENTRIES, 0);
 
@@ -143,37 +144,150 @@ pub fn count_stat(index: u32) {
     }
 }
 
-/// Adds one to a u32 counter cell atomically (cells are shared between CPUs);
-/// a cell that wraps adds one to its `WRAPS` entry, so totals stay exact.
+/// Which of a slot's counter cells counts `row`: its own, handed out at its
+/// first call (`new_cell`), cell 0 for the invalid row, or `CELL_SPILLED`.
 #[inline(always)]
-pub fn bump(cells: &mut [u32], slot: u32, counter: u32, row: u32) {
-    if let Some(cell) = cells.get_mut(opaque(row) as usize) {
-        let cell: *mut u32 = cell;
-        let mut old: u64 = 1;
-        // The BPF target has no compare-and-swap, so core's atomics stop at load and
-        // store; the instruction itself (BPF_ATOMIC | BPF_ADD | BPF_FETCH, 32 bits,
-        // kernel 5.12+) is what we need. The old value comes back zero-extended.
-        // Fixed registers: a 32-bit operand is named `w2`, which no operand class
-        // of this target spells without the alu32 feature.
-        // SAFETY: `cell` comes from a `&mut u32`, valid and aligned; the
-        // instruction touches only those 4 bytes.
-        unsafe {
-            core::arch::asm!(
-                "w2 = atomic_fetch_add((u32 *)(r1 + 0), w2)",
-                in("r1") cell,
-                inout("r2") old,
-                options(nostack),
-            )
-        };
-        if old as u32 == u32::MAX {
-            record_wrap(wrap_key(slot, counter, row));
-        }
+pub fn cell_for(record: &mut Slot, row: u32) -> u32 {
+    if row >= ROW_INVALID {
+        return CELL_INVALID;
+    }
+    match record.cell_of.get(opaque(row) as usize) {
+        // A plain load: a stale CELL_NONE only costs the slow path, which
+        // rereads the word atomically.
+        Some(&cell) if cell != CELL_NONE => u32::from(cell),
+        Some(_) => new_cell(record, row),
+        None => u32::from(CELL_SPILLED),
     }
 }
 
-/// One more 2^32 for a counter cell (rare: once per 2^32 calls of a row).
+/// A row's first call: takes the next free cell and publishes it in
+/// `cell_of` with a compare-and-swap of the u32 word that holds the row's
+/// byte (the neighbours' bytes may change meanwhile). Two CPUs racing on the
+/// same row: one cell wins, the other is left unused. No cell left (or a word
+/// that keeps changing): the row spills, still counted exactly.
 #[inline(never)]
-fn record_wrap(key: u64) {
+fn new_cell(record: &mut Slot, row: u32) -> u32 {
+    let spilled = u32::from(CELL_SPILLED);
+    let shift = (row % 4) * 8;
+    let Some(word) = record.cell_of.get_mut(opaque(row & !3) as usize) else {
+        return spilled;
+    };
+    let word: *mut u32 = (word as *mut u8).cast();
+    // SAFETY: `cell_of` starts 4-aligned in `Slot` (`repr(C)`, after the
+    // 8-aligned `SlotInfo`) and `row & !3 + 4 <= ROW_INVALID`: a valid, aligned
+    // u32 inside the array, changed only through `cmpxchg32`.
+    let mut current = unsafe { core::ptr::read_volatile(word) };
+    let existing = (current >> shift) & 0xff;
+    if existing != 0 {
+        return existing;
+    }
+    let n = fetch_add32(&mut record.info.cells_used, 1) + 1;
+    let cell = if n < CELLS_PER_SLOT { n } else { spilled };
+    for _ in 0..4 {
+        let seen = cmpxchg32(word, current, current | (cell << shift));
+        if seen == current {
+            return cell;
+        }
+        let existing = (seen >> shift) & 0xff;
+        if existing != 0 {
+            return existing;
+        }
+        current = seen;
+    }
+    spilled
+}
+
+/// Adds one to a row's `counter` (`counter::*`): in `cells[cell]`, or, for a
+/// spilled row, in its `WRAPS` spill entry. Cells are shared between CPUs,
+/// so the add is atomic; a cell that wraps adds one to its `WRAPS` entry, so
+/// totals stay exact.
+#[inline(always)]
+pub fn bump(cells: &mut [u32], cell: u32, slot: u32, counter: u32, row: u32) {
+    let Some(cell) = cells.get_mut(opaque(cell) as usize) else {
+        add_to_entry(wrap_key(slot, counter::SPILL | counter, row));
+        return;
+    };
+    let cell: *mut u32 = cell;
+    let mut old: u64 = 1;
+    // The BPF target has no compare-and-swap in core's atomics, which stop at
+    // load and store; the instruction itself (BPF_ATOMIC | BPF_ADD |
+    // BPF_FETCH, 32 bits, kernel 5.12+) is what we need. The old value comes
+    // back zero-extended. Fixed registers: a 32-bit operand is named `w2`,
+    // which no operand class of this target spells without the alu32 feature.
+    // SAFETY: `cell` comes from a `&mut u32`, valid and aligned; the
+    // instruction touches only those 4 bytes.
+    unsafe {
+        core::arch::asm!(
+            "w2 = atomic_fetch_add((u32 *)(r1 + 0), w2)",
+            in("r1") cell,
+            inout("r2") old,
+            options(nostack),
+        )
+    };
+    if old as u32 == u32::MAX {
+        add_to_entry(wrap_key(slot, counter, row));
+    }
+}
+
+/// Adds one to a u32 atomically; returns the value before.
+#[inline(always)]
+fn fetch_add32(cell: &mut u32, value: u32) -> u32 {
+    let cell: *mut u32 = cell;
+    let mut old = u64::from(value);
+    // SAFETY: as in `bump`: a valid, aligned u32, touched by this one instruction.
+    unsafe {
+        core::arch::asm!(
+            "w2 = atomic_fetch_add((u32 *)(r1 + 0), w2)",
+            in("r1") cell,
+            inout("r2") old,
+            options(nostack),
+        )
+    };
+    old as u32
+}
+
+/// Compare-and-swap of a u32 (BPF_ATOMIC | BPF_CMPXCHG, kernel 5.12+): writes
+/// `new` when the cell holds `expected`; returns what the cell held.
+#[inline(always)]
+fn cmpxchg32(cell: *mut u32, expected: u32, new: u32) -> u32 {
+    let mut r0 = u64::from(expected);
+    // SAFETY: callers pass a valid, aligned u32; the instruction touches only
+    // those 4 bytes. The comparand and the result live in r0 by definition.
+    unsafe {
+        core::arch::asm!(
+            "w0 = cmpxchg32_32(r1 + 0, w0, w2)",
+            inout("r0") r0,
+            in("r1") cell,
+            in("r2") u64::from(new),
+            options(nostack),
+        )
+    };
+    r0 as u32
+}
+
+/// Compare-and-swap of a u64; returns what the cell held.
+#[inline(always)]
+pub fn cmpxchg64(cell: &mut u64, expected: u64, new: u64) -> u64 {
+    let cell: *mut u64 = cell;
+    let mut r0 = expected;
+    // SAFETY: `cell` comes from a `&mut u64`, valid and aligned; the
+    // instruction touches only those 8 bytes.
+    unsafe {
+        core::arch::asm!(
+            "r0 = cmpxchg_64(r1 + 0, r0, r2)",
+            inout("r0") r0,
+            in("r1") cell,
+            in("r2") new,
+            options(nostack),
+        )
+    };
+    r0
+}
+
+/// Adds one to a `WRAPS` entry: one more 2^32 for a counter cell (once per
+/// 2^32 calls of a row), or one more call of a spilled row.
+#[inline(never)]
+fn add_to_entry(key: u64) {
     for _ in 0..2 {
         if let Some(wraps) = WRAPS.get_ptr_mut(key) {
             // SAFETY: a valid, aligned hash map value while the program runs;

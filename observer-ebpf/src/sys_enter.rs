@@ -12,6 +12,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use observer_common::{
+    args::arg_kind,
     config,
     counters::{ROW_INVALID, counter, row_of},
     event::EventKind,
@@ -21,10 +22,11 @@ use observer_common::{
 };
 
 use crate::{
+    args,
     events::emit,
     maps::{
-        CGROUPS, FREE_SLOTS, NOTES, SLOTS, bump, config, count_stat, is_slot, lookup_cached, lookup_slow, opaque,
-        remember, set_bit,
+        CGROUPS, FREE_SLOTS, NOTES, SLOTS, bump, cell_for, config, count_stat, is_slot, lookup_cached, lookup_slow,
+        opaque, remember, set_bit,
     },
     task,
 };
@@ -92,8 +94,10 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
     }
     // `TP_PROTO(struct pt_regs *regs, long id)`: the syscall number is argument 1.
     let nr: i64 = ctx.arg(1);
-    let row = row_of(task.abi(), nr);
-    bump(&mut record.calls, slot, counter::CALLS, row);
+    let abi = task.abi();
+    let row = row_of(abi, nr);
+    let cell = cell_for(record, row);
+    bump(&mut record.calls, cell, slot, counter::CALLS, row);
     if let Some(note) = NOTES.get(task.ptr(), true) {
         let start_ns = if TIMED {
             // SAFETY: a BPF helper without preconditions.
@@ -123,6 +127,12 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let phase = phase_of(task, info);
+    if phase != phase::INIT_BEFORE_FILTER
+        && let Some(kind) = arg_kind(abi, nr)
+    {
+        let _ = args::record(ctx, &mut record.args, kind, abi);
+    }
+    let info = &mut record.info;
     let word = opaque(row / 64) as usize;
     let bit = 1u64 << (row % 64);
     let seen = info.seen.get_mut(phase as usize)?.get_mut(word)?;

@@ -22,7 +22,7 @@ use observer_common::{
 
 use crate::{
     events::emit,
-    maps::{NOTES, SLOTS, TIMES, add_u64, bump, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
+    maps::{NOTES, SLOTS, TIMES, add_u64, bump, cell_for, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
     task,
 };
 
@@ -94,7 +94,8 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
             let record = unsafe { &mut *SLOTS.get_ptr_mut(note.slot)? };
             // The slot may have changed owner while the thread slept in the call.
             if record.info.cgroup_id == note.cgroup_id {
-                bump(&mut record.errors, note.slot, counter::ERRORS, note.row);
+                let cell = cell_for(record, note.row);
+                bump(&mut record.errors, cell, note.slot, counter::ERRORS, note.row);
             }
         }
         return None;
@@ -133,7 +134,8 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
         count_stat(stats::DENIALS_UNATTRIBUTED);
         return None;
     }
-    bump(&mut record.denied, slot, counter::DENIED, row);
+    let cell = cell_for(record, row);
+    bump(&mut record.denied, cell, slot, counter::DENIED, row);
     if row == ROW_INVALID {
         return None;
     }

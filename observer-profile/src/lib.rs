@@ -3,6 +3,7 @@
 //! exporting, merging, diffing and checking. Pure logic: no root, no kernel.
 
 pub mod action;
+pub mod args;
 pub mod bpf;
 pub mod check;
 pub mod diff;

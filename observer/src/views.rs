@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -168,6 +169,10 @@ pub struct ProfileView {
     /// Where the baseline came from, if there is one.
     pub baseline: Option<String>,
     pub syscalls: Vec<ProfileRow>,
+    /// Values of the deciding arguments (kind name: `socket`, `clone`, ...,
+    /// see observer_profile::args), in the phases a seccomp filter sees.
+    #[serde(default, skip_serializing_if = "SeenArgs::is_empty")]
+    pub args: SeenArgs,
 }
 
 /// `observer status`.

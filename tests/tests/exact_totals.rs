@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use observer_common::{counters::Abi, counters::Row, slot::Slot};
+use observer_common::{
+    counters::{Abi, CELL_NONE, CELL_SPILLED, Row},
+    slot::Slot,
+};
 use observer_tests::{agent::TestAgent, churn::v2_root, require_root, testprog, unique};
 
 const SLOTS: u32 = 64;
@@ -56,8 +59,14 @@ impl PinnedSlots {
         })
     }
 
+    /// The calls cell the kernel gave `row` of `slot` at its first call.
     fn calls_cell(&self, slot: u32, row: u32) -> &AtomicU32 {
-        let at = slot as usize * size_of::<Slot>() + offset_of!(Slot, calls) + row as usize * 4;
+        let cell = unsafe { *self.base.add(slot as usize * size_of::<Slot>() + offset_of!(Slot, cell_of) + row as usize) };
+        assert!(
+            cell != CELL_NONE && cell != CELL_SPILLED,
+            "row {row} of slot {slot} has no cell of its own ({cell})"
+        );
+        let at = slot as usize * size_of::<Slot>() + offset_of!(Slot, calls) + usize::from(cell) * 4;
         assert!(at + 4 <= self.len);
         unsafe { AtomicU32::from_ptr(self.base.add(at).cast()) }
     }

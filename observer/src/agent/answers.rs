@@ -64,6 +64,7 @@ impl Agent {
             calls: r.calls(),
             baseline: r.baseline_source.clone(),
             syscalls: r.profile(),
+            args: r.args.clone(),
         })
     }
 

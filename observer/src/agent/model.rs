@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use observer_common::slot::phase;
+use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -127,6 +128,10 @@ pub struct ContainerRecord {
     /// The container's labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The deciding arguments' values, in the phases a filter sees (union
+    /// over its cgroups and lives).
+    #[serde(default, skip_serializing_if = "SeenArgs::is_empty")]
+    pub args: SeenArgs,
 }
 
 impl ContainerRecord {
@@ -158,7 +163,15 @@ impl ContainerRecord {
             image_digest: String::new(),
             pod: None,
             labels: BTreeMap::new(),
+            args: SeenArgs::default(),
         }
+    }
+
+    /// Adds a reading of a slot's value sets; whether it brought anything new.
+    pub fn fold_args(&mut self, reading: &SeenArgs) -> bool {
+        let before = self.args.0.values().map(|s| s.values.len() + usize::from(s.overflowed)).sum::<usize>();
+        self.args.merge(reading);
+        self.args.0.values().map(|s| s.values.len() + usize::from(s.overflowed)).sum::<usize>() != before
     }
 
     /// What `--match` rules and baselines are matched against.

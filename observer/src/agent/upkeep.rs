@@ -33,9 +33,11 @@ impl Agent {
         let wraps = self.probe.wraps();
         for (slot, (key, cgroup_id)) in owners {
             let rows = self.probe.rows(slot, &wraps);
+            let args = self.probe.args(slot);
             let Some(record) = self.containers.get_mut(&key) else { continue };
+            let new_args = record.fold_args(&args);
             let Some(cg) = record.cgroups.get_mut(&cgroup_id) else { continue };
-            let changed = fold_rows(cg, &rows);
+            let changed = fold_rows(cg, &rows) | new_args;
             let dir = mount.join(cg.path.trim_start_matches('/'));
             // Same path, other inode: the cgroup was removed and made again
             // (docker restart); the old one ended.
@@ -111,7 +113,9 @@ impl Agent {
     /// The final read of an ended cgroup, then its slot goes back to the kernel.
     pub(super) fn end_cgroup(&mut self, key: &str, cgroup_id: u64, slot: u32) {
         let rows = self.probe.rows(slot, &self.probe.wraps());
+        let args = self.probe.args(slot);
         if let Some(record) = self.containers.get_mut(key) {
+            record.fold_args(&args);
             if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {
                 for r in &rows {
                     cg.rows.entry(r.row).or_default().update(r);

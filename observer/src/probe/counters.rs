@@ -10,7 +10,8 @@ use std::{
 };
 
 use observer_common::{
-    counters::{BITMAP_WORDS, ROW_INVALID, ROWS_PER_SLOT},
+    args::{ARG_BIT_WORDS, ARG_VALUES, ArgSets},
+    counters::{BITMAP_WORDS, CELL_INVALID, CELL_NONE, CELL_SPILLED, CELLS_PER_SLOT, ROW_INVALID},
     slot::{Slot, SlotInfo, enforce, phase},
 };
 
@@ -81,20 +82,49 @@ impl CounterView {
     }
 
     /// Rows of a slot with any count, in row order (the invalid row last): the
-    /// cells' 32 bits only (`Probe::rows` adds the wraps). Counters are read
-    /// `Relaxed`: each is a number on its own, and nothing else is read through it.
+    /// cells' 32 bits only (`Probe::rows` adds the wraps and the spilled rows).
+    /// Counters are read `Relaxed`: each is a number on its own, and nothing
+    /// else is read through it.
     pub(super) fn cells(&self, slot: u32) -> Vec<RowCounts> {
-        let cell = |offset: usize, row: u32| u64::from(self.u32_at(slot, offset, row as usize).load(Ordering::Relaxed));
+        let cell = |offset: usize, cell: u32| u64::from(self.u32_at(slot, offset, cell as usize).load(Ordering::Relaxed));
+        let counts = |row: u32, c: u32| RowCounts {
+            row,
+            calls: cell(offset_of!(Slot, calls), c),
+            errors: cell(offset_of!(Slot, errors), c),
+            denied: cell(offset_of!(Slot, denied), c),
+        };
         let mut out = Vec::new();
-        for row in 0..=ROW_INVALID {
-            let calls = cell(offset_of!(Slot, calls), row);
-            let errors = cell(offset_of!(Slot, errors), row);
-            let denied = cell(offset_of!(Slot, denied), row);
-            if calls | errors | denied != 0 {
-                out.push(RowCounts { row, calls, errors, denied });
+        for word_index in 0..ROW_INVALID / 4 {
+            // The kernel sets a row's byte with a compare-and-swap of this word.
+            let word = self.u32_at(slot, offset_of!(Slot, cell_of), word_index as usize).load(Ordering::Acquire);
+            if word == 0 {
+                continue;
+            }
+            for (i, byte) in word.to_le_bytes().into_iter().enumerate() {
+                if byte == CELL_NONE || byte == CELL_SPILLED || u32::from(byte) >= CELLS_PER_SLOT {
+                    continue;
+                }
+                let c = counts(word_index * 4 + i as u32, u32::from(byte));
+                if c.calls | c.errors | c.denied != 0 {
+                    out.push(c);
+                }
             }
         }
+        let invalid = counts(ROW_INVALID, CELL_INVALID);
+        if invalid.calls | invalid.errors | invalid.denied != 0 {
+            out.push(invalid);
+        }
         out
+    }
+
+    /// A copy of a slot's argument value sets, each word read atomically.
+    pub fn args(&self, slot: u32) -> ArgSets {
+        let word = |offset: usize, i: usize| self.u64_at(slot, offset, i).load(Ordering::Acquire);
+        ArgSets {
+            bits: std::array::from_fn(|i| word(offset_of!(Slot, args.bits), i)),
+            values: std::array::from_fn(|i| word(offset_of!(Slot, args.values), i)),
+            overflow: word(offset_of!(Slot, args.overflow), 0),
+        }
     }
 
     /// A copy of a slot's settings and bitmaps, each word read atomically
@@ -107,6 +137,8 @@ impl CounterView {
             init_exe: word(offset_of!(Slot, info.init_exe), 0),
             enforce: self.u32_at(slot, offset_of!(Slot, info.enforce), 0).load(Ordering::Acquire),
             flags: self.u32_at(slot, offset_of!(Slot, info.flags), 0).load(Ordering::Acquire),
+            cells_used: self.u32_at(slot, offset_of!(Slot, info.cells_used), 0).load(Ordering::Acquire),
+            _pad: 0,
             seen: std::array::from_fn(|phase| bitmap(offset_of!(Slot, info.seen) + phase * BITMAP_WORDS * 8)),
             allowed: bitmap(offset_of!(Slot, info.allowed)),
             violated: bitmap(offset_of!(Slot, info.violated)),
@@ -132,10 +164,17 @@ impl CounterView {
         self.u32_at(slot, offset_of!(Slot, info.enforce), 0).store(enforce::OFF, Ordering::Relaxed);
         self.u32_at(slot, offset_of!(Slot, info.flags), 0).store(0, Ordering::Relaxed);
         for cells in [offset_of!(Slot, calls), offset_of!(Slot, errors), offset_of!(Slot, denied)] {
-            for row in 0..ROWS_PER_SLOT as usize {
-                self.u32_at(slot, cells, row).store(0, Ordering::Relaxed);
+            for cell in 0..CELLS_PER_SLOT as usize {
+                self.u32_at(slot, cells, cell).store(0, Ordering::Relaxed);
             }
         }
+        for word in 0..ROW_INVALID as usize / 4 {
+            self.u32_at(slot, offset_of!(Slot, cell_of), word).store(0, Ordering::Relaxed);
+        }
+        self.u32_at(slot, offset_of!(Slot, info.cells_used), 0).store(0, Ordering::Relaxed);
+        zero64(offset_of!(Slot, args.bits), ARG_BIT_WORDS);
+        zero64(offset_of!(Slot, args.values), ARG_VALUES);
+        zero64(offset_of!(Slot, args.overflow), 1);
         self.u64_at(slot, offset_of!(Slot, info.init_exe), 0).store(init_exe, Ordering::Relaxed);
         owner.store(cgroup_id, Ordering::Release);
     }
@@ -229,8 +268,11 @@ mod tests {
             i.enforce = enforce::KILL;
             i.flags = 3;
         });
-        v.u32_at(1, offset_of!(Slot, calls), 90).store(5, Ordering::Relaxed);
-        v.u32_at(1, offset_of!(Slot, denied), ROW_INVALID as usize).store(2, Ordering::Relaxed);
+        // Row 90 got cell 3 (byte 2 of cell_of's word 22).
+        v.u32_at(1, offset_of!(Slot, cell_of), 90 / 4).store(3 << 16, Ordering::Relaxed);
+        v.u32_at(1, offset_of!(Slot, calls), 3).store(5, Ordering::Relaxed);
+        v.u32_at(1, offset_of!(Slot, denied), CELL_INVALID as usize).store(2, Ordering::Relaxed);
+        v.u64_at(1, offset_of!(Slot, args.values), 0).store(observer_common::args::VALUE_TAG | 7, Ordering::Relaxed);
         assert_eq!(
             v.cells(1),
             vec![
@@ -238,7 +280,9 @@ mod tests {
                 RowCounts { row: ROW_INVALID, calls: 0, errors: 0, denied: 2 },
             ]
         );
+        assert_eq!(v.args(1).values[0], observer_common::args::VALUE_TAG | 7);
         v.reset(1, 4242, 9);
+        assert_eq!(v.args(1).values[0], 0);
         let info = v.info(1);
         assert_eq!((info.cgroup_id, info.init_exe, info.enforce, info.flags), (4242, 9, 0, 0));
         assert_eq!(info.allowed, [0; BITMAP_WORDS]);

@@ -441,8 +441,9 @@ impl Probe {
         Ok(())
     }
 
-    /// Every counter cell's wraps past 2^32 (`WRAPS`), read once for a round
-    /// of slot reads. Almost always empty: one syscall.
+    /// Every counter cell's wraps past 2^32 and every spilled row's counts
+    /// (`WRAPS`), read once for a round of slot reads. Almost always empty:
+    /// one syscall.
     pub fn wraps(&self) -> Wraps {
         let mut out = Wraps::default();
         for entry in self.maps.wraps.iter().filter_map(Result::ok) {
@@ -465,21 +466,28 @@ impl Probe {
             let i = match rows.binary_search_by_key(&row, |r| r.row) {
                 Ok(i) => i,
                 Err(i) => {
-                    // A cell that wrapped to exactly 0 is not among the cells read.
+                    // A spilled row has no cell, and a cell that wrapped to
+                    // exactly 0 is not among the cells read.
                     rows.insert(i, RowCounts { row, ..RowCounts::default() });
                     i
                 }
             };
             let r = &mut rows[i];
-            let cell = match counter {
+            let cell = match counter & !counter::SPILL {
                 counter::CALLS => &mut r.calls,
                 counter::ERRORS => &mut r.errors,
                 counter::DENIED => &mut r.denied,
                 _ => continue,
             };
-            *cell = cell.saturating_add(n << 32);
+            // A spill entry is the row's whole count; a wrap entry, its cell's high half.
+            *cell = cell.saturating_add(if counter & counter::SPILL != 0 { n } else { n << 32 });
         }
         rows
+    }
+
+    /// A slot's argument value sets, decoded.
+    pub fn args(&self, slot: u32) -> observer_profile::args::SeenArgs {
+        observer_profile::args::SeenArgs::from_sets(&self.counters.args(slot))
     }
 
     /// Deletes a slot's `WRAPS` entries: before it records another cgroup.
