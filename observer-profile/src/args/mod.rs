@@ -9,6 +9,8 @@
 //! - the others: the argument itself (`personality`'s persona, `prctl`'s
 //!   option, `fcntl`'s cmd, `ioctl`'s request, `kill`'s signal, `socketcall`'s call).
 
+pub mod conditions;
+pub mod names;
 
 use std::collections::{BTreeMap, BTreeSet};
 
