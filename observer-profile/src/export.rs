@@ -12,6 +12,10 @@ use serde::Serialize;
 
 use crate::{
     action::{self, DEFAULT_ERRNO, ENOSYS},
+    args::{
+        SeenArgs,
+        narrow::{KeptByName, NameLevel, Narrowed, kind_of_syscall, narrow},
+    },
     model::{SPO_API_VERSION, arch, cmp_op_name},
     resolve::{ActionOrConditional, ConditionalRule, abi_knows},
     types::{Action, Arch, ArgCond, ResolvedProfile, ResolvedRule},
@@ -40,6 +44,9 @@ pub struct Learned {
     /// Names only ever seen failing under the profile the container ran
     /// with.
     pub denied_only: BTreeSet<(Arch, String)>,
+    /// Values of the deciding arguments, in the phases a filter sees (what
+    /// `ExportOptions::args` narrows rules to).
+    pub args: SeenArgs,
     pub metadata: ExportMeta,
 }
 
@@ -57,11 +64,14 @@ pub struct ExportOptions {
     pub reference: ResolvedProfile,
     /// errno of the default action.
     pub errno: u32,
+    /// Narrow the rules of names with recorded argument values to those
+    /// values (`--args`).
+    pub args: bool,
 }
 
 impl ExportOptions {
     pub fn new(reference: ResolvedProfile) -> Self {
-        Self { include_denied: false, beyond_default: false, base: None, reference, errno: DEFAULT_ERRNO }
+        Self { include_denied: false, beyond_default: false, base: None, reference, errno: DEFAULT_ERRNO, args: false }
     }
 }
 
@@ -80,6 +90,9 @@ pub enum LeftOutReason {
     /// The profile answers it with ENOSYS, not the default errno: glibc tries
     /// clone3 first and falls back to clone only on ENOSYS.
     AnsweredEnosys,
+    /// One argument value (`--args`) that the name-level rule (Docker's
+    /// default's or the base's conditions) does not admit.
+    ArgumentValueDenied { value: u64, value_name: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -108,6 +121,10 @@ impl fmt::Display for LeftOut {
             LeftOutReason::AnsweredEnosys => f.write_str(
                 "not allowed: the profile answers it with ENOSYS (errno 38), as Docker's default does, so that glibc falls back to clone",
             ),
+            LeftOutReason::ArgumentValueDenied { value, value_name } => write!(
+                f,
+                "with {value_name} ({value:#x}): denied by the argument conditions of Docker's default profile (or the base)"
+            ),
         }
     }
 }
@@ -123,6 +140,9 @@ pub struct ExportedProfile {
     pub left_out: Vec<LeftOut>,
     /// Names allowed although the reference denies them (`beyond_default`).
     pub beyond_default: BTreeSet<String>,
+    /// With `--args`: names that have recorded values but keep their
+    /// name-level rule, and why.
+    pub kept_by_name: BTreeMap<String, KeptByName>,
 }
 
 /// What the exported profile does with one name.
@@ -176,6 +196,10 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     }
     // A name kept for one ABI is kept for all: rules are by name.
     left_out.retain(|l| !keep.contains_key(&l.name));
+    let mut kept_by_name = BTreeMap::new();
+    if opts.args {
+        narrow_by_args(learned, &mut keep, &mut left_out, &mut kept_by_name);
+    }
     // Whatever clone3 did, a profile that does not allow it must answer ENOSYS:
     // with the default EPERM, glibc's pthread_create fails instead of falling
     // back to clone.
@@ -212,6 +236,47 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
         contributors: BTreeMap::new(),
         left_out,
         beyond_default: beyond,
+        kept_by_name,
+    }
+}
+
+/// Replaces the rules of every kept name whose arguments were recorded by
+/// rules that allow only the values seen (see `args::narrow`).
+fn narrow_by_args(
+    learned: &Learned,
+    keep: &mut BTreeMap<String, Keep>,
+    left_out: &mut Vec<LeftOut>,
+    kept_by_name: &mut BTreeMap<String, KeptByName>,
+) {
+    let names: Vec<String> = keep.keys().filter(|n| kind_of_syscall(n).is_some()).cloned().collect();
+    for name in names {
+        let Some(kind) = kind_of_syscall(&name) else { continue };
+        let level = match &keep[&name] {
+            Keep::Allow => NameLevel::Allow,
+            Keep::Conditional(rules) => NameLevel::Conditional(rules.clone()),
+        };
+        match narrow(kind, learned.args.get(kind), &level) {
+            Narrowed::KeptByName(why) => {
+                kept_by_name.insert(name, why);
+            }
+            Narrowed::Rules { rules, denied } => {
+                let arch = learned
+                    .syscalls
+                    .iter()
+                    .find(|(_, names)| names.contains(&name))
+                    .map_or(Arch::X86_64, |(arch, _)| *arch);
+                left_out.extend(denied.into_iter().map(|d| LeftOut {
+                    arch,
+                    name: name.clone(),
+                    reason: LeftOutReason::ArgumentValueDenied { value: d.value, value_name: d.name },
+                }));
+                if rules.is_empty() {
+                    keep.remove(&name);
+                } else {
+                    keep.insert(name, Keep::Conditional(rules));
+                }
+            }
+        }
     }
 }
 
@@ -246,6 +311,7 @@ impl ExportedProfile {
             contributors: BTreeMap::new(),
             left_out: Vec::new(),
             beyond_default: BTreeSet::new(),
+            kept_by_name: BTreeMap::new(),
         }
     }
 
@@ -528,6 +594,7 @@ mod tests {
         Learned {
             syscalls: BTreeMap::from([(Arch::X86_64, names.iter().map(|n| (*n).to_owned()).collect())]),
             denied_only: BTreeSet::new(),
+            args: SeenArgs::default(),
             metadata: ExportMeta {
                 container: "web".into(),
                 image: "nginx:1.27".into(),

@@ -22,6 +22,7 @@ pub fn trace_profile(
         caps: None,
         name: None,
         namespace: None,
+        args: false,
     };
     let (exported, text) = export_learned(&learned, &request)?;
     report_left_out(&exported);

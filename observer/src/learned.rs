@@ -9,6 +9,7 @@ use std::{
 use crate::views::{ExportFormat, Phase, ProfileView};
 use anyhow::Context as _;
 use observer_profile::{
+    args::narrow::KeptByName,
     export::{ExportMeta, ExportOptions, ExportedProfile, Learned, export},
     model,
     resolve::ResolveOptions,
@@ -87,6 +88,8 @@ pub struct ExportRequest {
     pub caps: Option<String>,
     pub name: Option<String>,
     pub namespace: Option<String>,
+    /// Narrow rules to the argument values seen (`--args`).
+    pub args: bool,
 }
 
 fn arch_of(abi: &str) -> Option<Arch> {
@@ -127,6 +130,7 @@ pub fn learned_from_agent(profile: &ProfileView) -> Learned {
     Learned {
         syscalls,
         denied_only,
+        args: profile.args.clone(),
         metadata: ExportMeta {
             container: profile.name.clone(),
             image: profile.image.clone(),
@@ -152,6 +156,8 @@ pub fn learned_from_trace(report: &crate::trace::Report, command: &[String]) -> 
     Learned {
         syscalls,
         denied_only,
+        // `observer trace` records no argument values.
+        args: Default::default(),
         metadata: ExportMeta {
             container: format!("observer trace -- {}", command.join(" ")),
             image: String::new(),
@@ -177,6 +183,7 @@ pub fn export_learned(learned: &Learned, req: &ExportRequest) -> anyhow::Result<
     let mut export_options = ExportOptions::new(reference);
     export_options.include_denied = req.include_denied;
     export_options.beyond_default = req.beyond_default;
+    export_options.args = req.args;
     if let Some(base) = &req.base {
         export_options.base = Some(crate::profile_rows::resolve_with(base, req.caps.as_deref(), &options)?);
     }
@@ -207,10 +214,25 @@ pub fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Tells the user what the exporter left out, and why.
+/// Tells the user what the exporter left out, and why; with `--args`, which
+/// names kept a rule for every argument value.
 pub fn report_left_out(exported: &ExportedProfile) {
     for l in &exported.left_out {
         eprintln!("observer: left out {l}");
+    }
+    for (name, why) in &exported.kept_by_name {
+        eprintln!("observer: {name} allowed for any argument value: {}", kept_by_name_text(*why));
+    }
+}
+
+fn kept_by_name_text(why: KeptByName) -> &'static str {
+    match why {
+        KeptByName::Overflowed => "it used more values than the agent keeps",
+        KeptByName::NotRecorded => {
+            "no value was recorded (the container started before the agent, or the call came from the runtime's init)"
+        }
+        KeptByName::EveryValue => "every value was used",
+        KeptByName::Undecidable => "the base or Docker's default conditions test what the recording cannot tell",
     }
 }
 
@@ -229,6 +251,7 @@ mod tests {
             caps: None,
             name: None,
             namespace: None,
+            args: false,
         }
     }
 
@@ -303,5 +326,46 @@ mod tests {
         let learned = learned_from_agent(&profile);
         assert!(!learned.syscalls[&Arch::X86_64].contains("keyctl"));
         assert!(!learned.denied_only.iter().any(|(_, n)| n == "keyctl"));
+    }
+
+    /// `--args` end to end below the agent: the view's `args` field, the
+    /// export, libseccomp's compilation, and the compiled filter run on calls.
+    #[test]
+    fn export_with_args_compiles_to_a_filter_that_allows_only_what_was_seen() {
+        use observer_profile::bpf::{SeccompData, evaluate_call};
+        let mut profile = view(
+            "runc",
+            json!([
+                row("socket", &["container"], &[], 2, 0),
+                row("clone", &["container"], &[], 1, 0),
+                row("ioctl", &["container"], &[], 9, 0),
+                row("execve", &["init_after_filter"], &[], 1, 0),
+            ]),
+        );
+        profile.args = serde_json::from_value(json!({
+            "socket": {"values": [(1u64 << 32) | 1]},
+            "clone": {"values": [0]},
+            "ioctl": {"values": [0x5401], "overflowed": true},
+        }))
+        .expect("seen args");
+        let text = export_learned(&learned_from_agent(&profile), &ExportRequest { args: true, ..request() })
+            .expect("export")
+            .1;
+        let resolved = model::parse(&text, "exported.json").expect("the export parses").resolve(&resolve_options(None));
+        let filter = crate::run::compile(&resolved).expect("libseccomp compiles the export");
+        let action = |nr: u32, args: [u64; 6]| {
+            evaluate_call(&[&filter.insns], &SeccompData::call(Arch::X86_64, nr, args)).expect("evaluates")
+        };
+        let (socket, clone, ioctl) = (41, 56, 16);
+        let allow = observer_profile::types::Action::Allow;
+        // socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): seen; AF_INET: not.
+        assert_eq!(action(socket, [1, 1 | 0o2000000, 0, 0, 0, 0]), allow);
+        assert_ne!(action(socket, [2, 1, 0, 0, 0, 0]), allow);
+        assert_ne!(action(socket, [1, 2, 0, 0, 0, 0]), allow, "SOCK_DGRAM was not seen");
+        // A thread's clone (no namespace flags) runs; CLONE_NEWUSER does not.
+        assert_eq!(action(clone, [0x3d0f00, 0, 0, 0, 0, 0]), allow);
+        assert_ne!(action(clone, [0x1000_0000 | 17, 0, 0, 0, 0, 0]), allow);
+        // The ioctl set overflowed: any request.
+        assert_eq!(action(ioctl, [1, 0xdead, 0, 0, 0, 0]), allow);
     }
 }

@@ -10,7 +10,9 @@
 //!   option, `fcntl`'s cmd, `ioctl`'s request, `kill`'s signal, `socketcall`'s call).
 
 pub mod conditions;
+pub mod drift;
 pub mod names;
+pub mod narrow;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -51,6 +51,12 @@ pub enum ProfileCommand {
         /// SeccompProfile namespace (spo).
         #[arg(long)]
         namespace: Option<String>,
+        /// Allow only the argument values the container used (socket families, clone's
+        /// namespaces, prctl options, ioctl requests...), as libseccomp argument conditions,
+        /// never looser than Docker's default's; a syscall whose values overflowed keeps
+        /// its plain rule.
+        #[arg(long)]
+        args: bool,
         #[arg(long)]
         socket: Option<PathBuf>,
     },
@@ -109,11 +115,20 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             caps,
             name,
             namespace,
+            args,
             socket,
         } => {
             if let Some(workload) = workload {
-                let request =
-                    learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
+                let request = learned::ExportRequest {
+                    format,
+                    include_denied,
+                    beyond_default,
+                    base,
+                    caps,
+                    name,
+                    namespace,
+                    args,
+                };
                 let text = crate::commands::workload::export(&socket_path(socket.as_deref()), &workload, &request)?;
                 learned::write_out(output.as_deref(), &text)?;
                 return Ok(0);
@@ -121,8 +136,14 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             let container = container.unwrap_or_default();
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             let learned = learned::learned_from_agent(&view);
+            if args && view.args.is_empty() {
+                eprintln!(
+                    "observer: the agent recorded no argument values for {}: every syscall keeps its plain rule",
+                    printable(&view.name)
+                );
+            }
             let request =
-                learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace };
+                learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace, args };
             let (exported, text) = learned::export_learned(&learned, &request)?;
             learned::report_left_out(&exported);
             learned::write_out(output.as_deref(), &text)?;
@@ -144,6 +165,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                 caps: None,
                 name,
                 namespace,
+                args: false,
             };
             learned::write_out(output.as_deref(), &learned::render(&merged, &request)?)?;
             Ok(0)

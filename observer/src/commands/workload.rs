@@ -156,6 +156,7 @@ mod tests {
             caps: None,
             name: None,
             namespace: None,
+            args: false,
         };
         let yaml = render(&data, &req).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
