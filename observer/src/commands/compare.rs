@@ -6,6 +6,11 @@ use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use observer_profile::{
+    args::drift::{ArgDrift, drift},
+    bpf::Insn,
+    types::Arch,
+};
 use serde_json::{Value, json};
 
 use super::policy::{Outcome, PolicyTable};
@@ -41,8 +46,9 @@ struct Use {
     denied: u64,
 }
 
-/// Processes that run under one policy: (pids, what the policy is, its table, instruction counts).
-type Group = (Vec<i64>, String, Option<PolicyTable>, Vec<usize>);
+/// Processes that run under one policy: (pids, what the policy is, its table,
+/// instruction counts, its argument drift).
+type Group = (Vec<i64>, String, Option<PolicyTable>, Vec<usize>, Vec<ArgDrift>);
 
 pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     let socket = socket_path(args.socket.as_deref());
@@ -61,16 +67,42 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     let container_pids: Vec<i64> =
         ps.iter().find(|c| c.id == id).map(|c| c.pids.iter().map(|p| i64::from(*p)).collect()).unwrap_or_default();
     let used = used_syscalls(&profile);
+    let used_names: Vec<(Arch, String)> = used
+        .keys()
+        .filter_map(|(abi, name)| match abi.as_str() {
+            "x86_64" => Some((Arch::X86_64, name.clone())),
+            "i386" => Some((Arch::I386, name.clone())),
+            _ => None,
+        })
+        .collect();
+    // The argument values used, against the conditions of a filter stack.
+    let arg_drift = |stack: &[Vec<Insn>]| -> anyhow::Result<Vec<ArgDrift>> {
+        let all = drift(stack, &profile.args, &used_names).context("evaluating the filter's argument conditions")?;
+        Ok(all.into_iter().filter(|d| !d.is_empty()).collect())
+    };
 
     // The policies to compare with: one file, or one per distinct applied filter.
     let mut groups: Vec<Group> = Vec::new();
     if let Some(file) = &args.against {
         let resolved = crate::profile_rows::resolve_file(file, args.caps.as_deref())?;
+        // Argument drift needs the filter itself: compiled as runc would.
+        let drifts = if profile.args.is_empty() {
+            Vec::new()
+        } else {
+            match crate::run::compile(&resolved) {
+                Ok(compiled) => arg_drift(&[compiled.insns])?,
+                Err(e) => {
+                    tracing::warn!("no argument drift: compiling {}: {e:#}", file.display());
+                    Vec::new()
+                }
+            }
+        };
         groups.push((
             Vec::new(),
             format!("profile {}", file.display()),
             Some(PolicyTable::from_profile(&resolved)),
             Vec::new(),
+            drifts,
         ));
     } else {
         let pids: Vec<i64> = match args.pid {
@@ -89,9 +121,11 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
                 Ok(s) => s,
                 Err(_) => continue, // the process ended meanwhile
             };
-            let (key, label, table, counts) = match status.mode {
-                SeccompMode::Disabled => (Vec::new(), "no filter (seccomp mode 0)".to_owned(), None, Vec::new()),
-                SeccompMode::Strict => (vec![1], "seccomp strict mode".to_owned(), None, Vec::new()),
+            let (key, label, table, counts, drifts) = match status.mode {
+                SeccompMode::Disabled => {
+                    (Vec::new(), "no filter (seccomp mode 0)".to_owned(), None, Vec::new(), Vec::new())
+                }
+                SeccompMode::Strict => (vec![1], "seccomp strict mode".to_owned(), None, Vec::new(), Vec::new()),
                 SeccompMode::Filter => {
                     let applied = match dump_filters(pid as i32) {
                         Ok(a) => a,
@@ -104,14 +138,15 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
                     let table =
                         applied.table().with_context(|| format!("evaluating the filter dumped from process {pid}"))?;
                     let counts = applied.filters.iter().map(Vec::len).collect();
-                    (key, "applied filter".to_owned(), Some(PolicyTable::from_filter(&table)), counts)
+                    let drifts = arg_drift(&applied.filters)?;
+                    (key, "applied filter".to_owned(), Some(PolicyTable::from_filter(&table)), counts, drifts)
                 }
             };
             match by_filter.get(&key) {
                 Some(i) => groups[*i].0.push(pid),
                 None => {
                     by_filter.insert(key, groups.len());
-                    groups.push((vec![pid], label, table, counts));
+                    groups.push((vec![pid], label, table, counts, drifts));
                 }
             }
         }
@@ -120,8 +155,14 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let reports: Vec<Value> =
-        groups.iter().map(|(pids, label, table, counts)| compare(&used, pids, label, table.as_ref(), counts)).collect();
+    let reports: Vec<Value> = groups
+        .iter()
+        .map(|(pids, label, table, counts, drifts)| {
+            let mut report = compare(&used, pids, label, table.as_ref(), counts);
+            report["argument_drift"] = json!(drifts);
+            report
+        })
+        .collect();
     let mut out = reports[0].clone();
     out["container"] = json!({"id": id, "name": profile.name, "image": profile.image});
     out["groups"] = json!(reports);
@@ -266,7 +307,98 @@ fn text(out: &Value) -> String {
                 a["unused_share"].as_f64().unwrap_or(0.0) * 100.0
             );
         }
+        s.push_str(&drift_text(&g["argument_drift"]));
         let _ = writeln!(s, "  verdict: {}", g["verdict"].as_str().unwrap_or(""));
     }
     s
+}
+
+/// The `argument_drift` list as lines: per syscall, the values used but
+/// denied, those undecided, and what the conditions allow unused.
+fn drift_text(drifts: &Value) -> String {
+    let mut s = String::new();
+    let Some(drifts) = drifts.as_array().filter(|d| !d.is_empty()) else {
+        return s;
+    };
+    let _ = writeln!(s, "  argument drift:");
+    let names = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| crate::printable::printable(x["name"].as_str().unwrap_or("")).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    };
+    for d in drifts {
+        let syscall = label(d["arch"].as_str().unwrap_or(""), d["syscall"].as_str().unwrap_or(""));
+        let count = |k: &str| d[k].as_array().map_or(0, Vec::len);
+        if count("denied") > 0 {
+            let _ = writeln!(s, "    {syscall}: used but denied by a condition: {}", names(&d["denied"]));
+        }
+        if count("undecided") > 0 {
+            let _ = writeln!(
+                s,
+                "    {syscall}: used, allowed or denied by argument bits not recorded: {}",
+                names(&d["undecided"])
+            );
+        }
+        if count("allowed_unused") > 0 {
+            let _ = writeln!(s, "    {syscall}: allowed but never used: {}", names(&d["allowed_unused"]));
+        }
+        for c in d["unexercised_conditions"].as_array().into_iter().flatten() {
+            let _ = writeln!(s, "    {syscall}: condition never exercised: {}", c.as_str().unwrap_or(""));
+        }
+        if d["overflowed"].as_bool() == Some(true) {
+            let _ = writeln!(s, "    {syscall}: more values were used than recorded: unused ones are not listed");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use observer_common::args::ns;
+    use observer_profile::{args::SeenArgs, model};
+
+    use super::*;
+
+    /// Docker's default profile compiled with libseccomp, as the filter a
+    /// container runs under.
+    fn docker_default_filter() -> Vec<Insn> {
+        let resolved = model::parse(crate::learned::MOBY_DEFAULT, "default.json")
+            .expect("Docker's default parses")
+            .resolve(&crate::learned::resolve_options(None));
+        crate::run::compile(&resolved).expect("libseccomp compiles it").insns
+    }
+
+    #[test]
+    fn argument_drift_against_the_compiled_docker_default() {
+        let seen: SeenArgs = serde_json::from_value(json!({
+            "socket": {"values": [(1u64 << 32) | 1, (40u64 << 32) | 1]},
+            "clone": {"values": [0, ns::CLONE_NEWUSER]},
+            "personality": {"values": [8]},
+            "prctl": {"values": [15]},
+        }))
+        .expect("seen args");
+        let used: Vec<(Arch, String)> =
+            ["socket", "clone", "personality", "prctl"].iter().map(|n| (Arch::X86_64, (*n).to_owned())).collect();
+        let drifts = drift(&[docker_default_filter()], &seen, &used).expect("evaluates");
+        let by = |name: &str| drifts.iter().find(|d| d.syscall == name).unwrap_or_else(|| panic!("no {name}"));
+        let names = |v: &[observer_profile::args::drift::Value]| v.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&by("socket").denied), ["AF_VSOCK, SOCK_STREAM"]);
+        assert_eq!(names(&by("clone").denied), ["CLONE_NEWUSER"]);
+        assert!(by("clone").allowed_unused.is_empty(), "Docker allows clone without namespaces only");
+        // Docker allows five personas; one was used: four paths never taken.
+        let personality = by("personality");
+        assert!(personality.denied.is_empty() && personality.undecided.is_empty());
+        assert_eq!(personality.unexercised_conditions.len(), 4, "{:?}", personality.unexercised_conditions);
+        assert!(!drifts.iter().any(|d| d.syscall == "prctl"), "Docker allows prctl whatever its option");
+
+        let text = drift_text(&json!(drifts));
+        assert!(text.contains("socket: used but denied by a condition: AF_VSOCK, SOCK_STREAM"), "{text}");
+        assert!(text.contains("clone: used but denied by a condition: CLONE_NEWUSER"), "{text}");
+        assert_eq!(text.matches("personality: condition never exercised").count(), 4, "{text}");
+    }
 }

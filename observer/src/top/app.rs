@@ -434,6 +434,7 @@ pub(crate) mod tests {
             calls: r.calls,
             baseline: None,
             syscalls,
+            args: Default::default(),
         }
     }
 
