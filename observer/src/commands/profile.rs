@@ -6,6 +6,7 @@ use std::{fmt::Write as _, path::PathBuf};
 use clap::Subcommand;
 
 use observer_profile::{
+    args::{SeenArgs, argument_name, kind_by_name, names::value_name},
     check::check,
     diff::diff,
     merge::{MergeInput, merge},
@@ -256,6 +257,29 @@ fn table(view: &ProfileView) -> String {
             s(r.comm.as_deref().unwrap_or("")),
         );
     }
+    out.push_str(&args_table(&view.args));
+    out
+}
+
+/// The argument values seen, per kind, by name: `socket (family, type): AF_UNIX, SOCK_STREAM; ...`.
+fn args_table(args: &SeenArgs) -> String {
+    let mut out = String::new();
+    if args.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\nARGUMENTS (in the phases a seccomp filter sees)");
+    for (kind_name, set) in &args.0 {
+        let Some(kind) = kind_by_name(kind_name) else {
+            // A kind this CLI does not know (a newer agent): its numbers.
+            let values: Vec<String> = set.values.iter().map(|v| format!("{v:#x}")).collect();
+            let _ = writeln!(out, "{:<12} {}", printable(kind_name), values.join("; "));
+            continue;
+        };
+        let values: Vec<String> = set.values.iter().map(|v| value_name(kind, *v)).collect();
+        let more = if set.overflowed { " (and more: the set overflowed, export keeps the plain rule)" } else { "" };
+        let _ =
+            writeln!(out, "{:<12} {:<16} {}{more}", kind_name, format!("({})", argument_name(kind)), values.join("; "));
+    }
     out
 }
 
@@ -320,6 +344,24 @@ mod tests {
         assert!(text.contains("x\\u{1b}[2J\\u{1b}]0;owned\\u{7}"), "{text:?}");
         assert!(text.contains("evilx\\u{1b}[2J"), "{text:?}");
         assert!(text.contains(" sh\n"), "a plain comm is unchanged: {text:?}");
+    }
+
+    #[test]
+    fn show_lists_argument_values_by_name() {
+        let args: SeenArgs = serde_json::from_value(serde_json::json!({
+            "socket": {"values": [(1u64 << 32) | 1, (2u64 << 32) | 2]},
+            "clone": {"values": [0, 0x1002_0000]},
+            "ioctl": {"values": [0x5413], "overflowed": true},
+            "future\u{1b}[2J": {"values": [1]},
+        }))
+        .expect("seen args");
+        let text = args_table(&args);
+        assert!(text.contains("socket       (family, type)   AF_UNIX, SOCK_STREAM; AF_INET, SOCK_DGRAM\n"), "{text}");
+        assert!(text.contains("clone        (namespace flags) 0; CLONE_NEWUSER|CLONE_NEWNS\n"), "{text}");
+        assert!(text.contains("TIOCGWINSZ (and more"), "{text}");
+        assert!(text.contains("future\\u{1b}[2J 0x1"), "{text}");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert_eq!(args_table(&SeenArgs::default()), "");
     }
 
     #[test]
