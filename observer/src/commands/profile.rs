@@ -278,7 +278,7 @@ fn args_table(args: &SeenArgs) -> String {
         let values: Vec<String> = set.values.iter().map(|v| value_name(kind, *v)).collect();
         let more = if set.overflowed { " (and more: the set overflowed, export keeps the plain rule)" } else { "" };
         let _ =
-            writeln!(out, "{:<12} {:<16} {}{more}", kind_name, format!("({})", argument_name(kind)), values.join("; "));
+            writeln!(out, "{:<12} {:<18} {}{more}", kind_name, format!("({})", argument_name(kind)), values.join("; "));
     }
     out
 }
@@ -356,8 +356,8 @@ mod tests {
         }))
         .expect("seen args");
         let text = args_table(&args);
-        assert!(text.contains("socket       (family, type)   AF_UNIX, SOCK_STREAM; AF_INET, SOCK_DGRAM\n"), "{text}");
-        assert!(text.contains("clone        (namespace flags) 0; CLONE_NEWUSER|CLONE_NEWNS\n"), "{text}");
+        assert!(text.contains("socket       (family, type)     AF_UNIX, SOCK_STREAM; AF_INET, SOCK_DGRAM\n"), "{text}");
+        assert!(text.contains("clone        (namespace flags)  0; CLONE_NEWUSER|CLONE_NEWNS\n"), "{text}");
         assert!(text.contains("TIOCGWINSZ (and more"), "{text}");
         assert!(text.contains("future\\u{1b}[2J 0x1"), "{text}");
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
