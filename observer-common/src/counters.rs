@@ -161,6 +161,9 @@ mod wrap_key_tests {
         {
             assert_eq!(split_wrap_key(wrap_key(slot, c, row)), (slot, c, row));
         }
-        assert!(wrap_key(1, 0, 0) > wrap_key(0, counter::SPILL | counter::DENIED, ROW_INVALID), "a slot's keys sort together");
+        assert!(
+            wrap_key(1, 0, 0) > wrap_key(0, counter::SPILL | counter::DENIED, ROW_INVALID),
+            "a slot's keys sort together"
+        );
     }
 }

@@ -61,11 +61,9 @@ impl PinnedSlots {
 
     /// The calls cell the kernel gave `row` of `slot` at its first call.
     fn calls_cell(&self, slot: u32, row: u32) -> &AtomicU32 {
-        let cell = unsafe { *self.base.add(slot as usize * size_of::<Slot>() + offset_of!(Slot, cell_of) + row as usize) };
-        assert!(
-            cell != CELL_NONE && cell != CELL_SPILLED,
-            "row {row} of slot {slot} has no cell of its own ({cell})"
-        );
+        let cell =
+            unsafe { *self.base.add(slot as usize * size_of::<Slot>() + offset_of!(Slot, cell_of) + row as usize) };
+        assert!(cell != CELL_NONE && cell != CELL_SPILLED, "row {row} of slot {slot} has no cell of its own ({cell})");
         let at = slot as usize * size_of::<Slot>() + offset_of!(Slot, calls) + usize::from(cell) * 4;
         assert!(at + 4 <= self.len);
         unsafe { AtomicU32::from_ptr(self.base.add(at).cast()) }

@@ -157,7 +157,9 @@ fn bit_value(kind: ArgKind, bit: u32) -> u64 {
 /// The value a kind's value entry (tag removed) stands for.
 fn entry_value(kind: ArgKind, v: u32) -> u64 {
     match kind {
-        ArgKind::Socket | ArgKind::Setsockopt | ArgKind::Getsockopt => (u64::from(v >> 16) << 32) | u64::from(v & 0xffff),
+        ArgKind::Socket | ArgKind::Setsockopt | ArgKind::Getsockopt => {
+            (u64::from(v >> 16) << 32) | u64::from(v & 0xffff)
+        }
         _ => u64::from(v),
     }
 }

@@ -86,7 +86,8 @@ impl CounterView {
     /// Counters are read `Relaxed`: each is a number on its own, and nothing
     /// else is read through it.
     pub(super) fn cells(&self, slot: u32) -> Vec<RowCounts> {
-        let cell = |offset: usize, cell: u32| u64::from(self.u32_at(slot, offset, cell as usize).load(Ordering::Relaxed));
+        let cell =
+            |offset: usize, cell: u32| u64::from(self.u32_at(slot, offset, cell as usize).load(Ordering::Relaxed));
         let counts = |row: u32, c: u32| RowCounts {
             row,
             calls: cell(offset_of!(Slot, calls), c),
