@@ -16,8 +16,20 @@
 //!   bench-getppid N  N x getppid, then prints the ns per call
 //!   bench-mix N      N x (openat, write, lseek, read, close) of a small file; prints ns per syscall
 //!   rate R S         about R getppid per second for S seconds (in 10 ms batches)
+//!   arg-calls      one call of each kind whose deciding argument is recorded (testprog/argcalls.rs)
+//!   distinct-many K  about 150 distinct syscalls that fail harmlessly, each K times
+//!   distinct-syscalls  about 80 distinct harmless syscalls, each once (testprog/distinct.rs)
+//!   cgroup-workers DIR C P  P processes over C cgroups taking turns, driven on stdin
+//!                  (the bench's busy-cgroup figures; testprog/workers.rs)
 
 use std::ffi::CString;
+
+#[path = "testprog/argcalls.rs"]
+mod argcalls;
+#[path = "testprog/distinct.rs"]
+mod distinct;
+#[path = "testprog/workers.rs"]
+mod workers;
 
 fn getppid_n(n: u64) {
     for _ in 0..n {
@@ -60,6 +72,12 @@ fn main() {
             std::process::exit(status.code().unwrap_or(1));
         }
         "int80" => int80_getppid(),
+        "arg-calls" => argcalls::arg_calls(),
+        "distinct-many" => argcalls::distinct_many(arg_n()),
+        "list-distinct-many" => {
+            let list: Vec<String> = argcalls::harmless_syscalls().iter().map(i64::to_string).collect();
+            println!("{}", list.join(" "));
+        }
         "invalid" => unsafe {
             libc::syscall(-1i64);
             libc::syscall(5000i64);
@@ -129,6 +147,11 @@ fn main() {
                     std::thread::sleep(wait);
                 }
             }
+        }
+        "distinct-syscalls" => distinct::make_all(),
+        "cgroup-workers" => {
+            let arg = |i: usize| std::env::args().nth(i).unwrap_or_default();
+            workers::main(&arg(2), arg(3).parse().unwrap_or(0), arg(4).parse().unwrap_or(0));
         }
         "clone-newuser" => {
             let r = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
