@@ -95,3 +95,4 @@ pub mod churn;
 pub mod cri;
 pub mod docker;
 pub mod filters;
+pub mod timed_run;
