@@ -200,7 +200,10 @@ fn agent_section(s: &mut String, a: &serde_json::Value) {
         ("agent RSS, after the load", format!("{:.1} MiB", mib(&a["agent_rss_bytes_under_load"]))),
         ("load: syscalls/s achieved, spread over all containers", format!("{:.0}", f(&a["load_calls_per_second"]))),
         ("agent CPU under that load (% of one core)", format!("{:.2}", f(&a["agent_cpu_percent_under_load"]))),
-        ("events lost", a["events_lost"].to_string()),
+        (
+            "events lost: while the fleet was made (~80 first uses per container at once) / under the load",
+            format!("{} / {}", a["events_lost_while_building"], a["events_lost_under_load"]),
+        ),
         (
             "`observer ps --json`: median / max ms",
             format!("{:.1} / {:.1}", f(&a["ps_ms"]["median"]), f(&a["ps_ms"]["max"])),
