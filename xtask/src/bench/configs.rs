@@ -103,6 +103,8 @@ impl PerSyscall {
 pub fn measure(args: &BenchArgs, env: &Env) -> anyhow::Result<PerSyscall> {
     let workload_cg = env.v2.join("observer-bench-workload");
     let _ = std::fs::create_dir(&workload_cg);
+    // Removed however this ends (a bail included); its processes have exited by then.
+    let _remove = RemoveOnDrop(workload_cg.clone());
     let mut r =
         PerSyscall { getppid: BTreeMap::new(), mix: BTreeMap::new(), program_ns: BTreeMap::new(), strace: Vec::new() };
     for round in 0..args.rounds {
@@ -140,8 +142,15 @@ pub fn measure(args: &BenchArgs, env: &Env) -> anyhow::Result<PerSyscall> {
             .context("strace is needed (cargo xtask setup test installs it)")?;
         r.strace.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().unwrap_or(f64::NAN));
     }
-    let _ = std::fs::remove_dir(&workload_cg);
     Ok(r)
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        super::env::remove_cgroup_tree(&self.0);
+    }
 }
 
 fn set_bpf_stats(on: bool) -> anyhow::Result<()> {
