@@ -46,9 +46,14 @@ pub enum ArgKind {
     Kill = 12,
     /// i386 `socketcall(call)`: the multiplexed call.
     Socketcall = 13,
+    /// `clone3(args)`: the namespace flags of `args->flags`, read from the
+    /// caller's memory. No seccomp condition can test them (they are not in a
+    /// register): export uses them to decide whether clone3 may fall back to
+    /// `clone`, whose flags can be tested.
+    Clone3 = 14,
 }
 
-pub const ARG_KINDS: usize = 14;
+pub const ARG_KINDS: usize = 15;
 
 impl ArgKind {
     pub const ALL: [ArgKind; ARG_KINDS] = [
@@ -66,6 +71,7 @@ impl ArgKind {
         ArgKind::Mprotect,
         ArgKind::Kill,
         ArgKind::Socketcall,
+        ArgKind::Clone3,
     ];
 
     /// Where the kind's values live in `ArgSets`.
@@ -88,6 +94,7 @@ impl ArgKind {
             ArgKind::Mprotect => (15, 1, 0, 0),
             ArgKind::Kill => (16, 2, 0, 0),
             ArgKind::Socketcall => (18, 1, 0, 0),
+            ArgKind::Clone3 => (19, 4, 0, 0),
         };
         Region { bit_word, bit_words, value_at, values }
     }
@@ -106,7 +113,7 @@ pub struct Region {
     pub values: u16,
 }
 
-pub const ARG_BIT_WORDS: usize = 19;
+pub const ARG_BIT_WORDS: usize = 23;
 pub const ARG_VALUES: usize = 48;
 /// The largest value region (a bounded loop in the kernel scans it).
 pub const MAX_REGION_VALUES: usize = 16;
@@ -191,6 +198,7 @@ pub fn arg_kind(abi: u32, nr: i64) -> Option<ArgKind> {
             9 => Some(ArgKind::Mmap),
             10 => Some(ArgKind::Mprotect),
             62 => Some(ArgKind::Kill),
+            435 => Some(ArgKind::Clone3),
             _ => None,
         }
     } else {
@@ -209,6 +217,7 @@ pub fn arg_kind(abi: u32, nr: i64) -> Option<ArgKind> {
             125 => Some(ArgKind::Mprotect),
             37 => Some(ArgKind::Kill),
             102 => Some(ArgKind::Socketcall),
+            435 => Some(ArgKind::Clone3),
             _ => None,
         }
     }
@@ -226,7 +235,8 @@ pub enum Place {
 }
 
 /// Where a call of `kind` with arguments `a` (the first three, by the ABI's
-/// calling convention) is recorded.
+/// calling convention) is recorded. For `Clone3`, `a[0]` is `args->flags`,
+/// which the caller read from user memory.
 #[inline(always)]
 pub fn place(kind: ArgKind, a: [u64; 3]) -> Place {
     let small = |v: u64, bits: u64| if v < bits { Place::Bit(v as u32) } else { Place::Overflow };
@@ -239,6 +249,7 @@ pub fn place(kind: ArgKind, a: [u64; 3]) -> Place {
             }
         }
         ArgKind::Clone => Place::Bit(ns::compress(a[0] & ns::CLONE_MASK)),
+        ArgKind::Clone3 => Place::Bit(ns::compress(a[0] & ns::NS_MASK)),
         ArgKind::Unshare => Place::Bit(ns::compress(a[0] & ns::NS_MASK)),
         ArgKind::Setns => Place::Bit(ns::compress(a[1] & ns::NS_MASK)),
         ArgKind::Personality => u32_value(a[0]),
@@ -253,7 +264,7 @@ pub fn place(kind: ArgKind, a: [u64; 3]) -> Place {
             let cmd = a[1] & 0xffff_ffff;
             if cmd < 64 {
                 Place::Bit(cmd as u32)
-            } else if cmd >= F_LINUX_SPECIFIC_BASE && cmd < F_LINUX_SPECIFIC_BASE + 64 {
+            } else if (F_LINUX_SPECIFIC_BASE..F_LINUX_SPECIFIC_BASE + 64).contains(&cmd) {
                 Place::Bit((cmd - F_LINUX_SPECIFIC_BASE + 64) as u32)
             } else {
                 Place::Overflow
@@ -338,6 +349,8 @@ mod tests {
         assert_eq!(place(ArgKind::Mprotect, [0, 4096, 1]), Place::Bit(0));
         assert_eq!(place(ArgKind::Kill, [1, 9, 0]), Place::Bit(9));
         assert_eq!(place(ArgKind::Socketcall, [1, 0, 0]), Place::Bit(1));
+        assert_eq!(place(ArgKind::Clone3, [ns::CLONE_NEWTIME | ns::CLONE_NEWPID, 0, 0]), Place::Bit(1 << 7 | 1 << 4));
+        assert_eq!(arg_kind(0, 435), Some(ArgKind::Clone3));
         assert_eq!(arg_kind(0, 41), Some(ArgKind::Socket));
         assert_eq!(arg_kind(1, 102), Some(ArgKind::Socketcall));
         assert_eq!(arg_kind(0, 102), None, "getuid on x86_64");

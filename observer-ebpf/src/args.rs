@@ -3,7 +3,11 @@
 //! `sys_enter` only for those syscalls, and only in the phases a seccomp
 //! filter sees: every other call pays one compare chain on its number.
 
-use aya_ebpf::{bindings::pt_regs, helpers::bpf_probe_read_kernel, programs::RawTracePointContext};
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
+    programs::RawTracePointContext,
+};
 use observer_common::{
     args::{ArgKind, ArgSets, MAX_REGION_VALUES, Place, VALUE_TAG, place},
     counters::Abi,
@@ -44,7 +48,20 @@ pub fn record(ctx: &RawTracePointContext, sets: &mut ArgSets, kind: ArgKind, abi
     let r: ArgRegs = unsafe { bpf_probe_read_kernel((&raw const (*regs).rbx).cast::<ArgRegs>()).ok()? };
     // x86_64 passes arguments in rdi, rsi, rdx (then r10, r8, r9); i386 in
     // ebx, ecx, edx (then esi, edi, ebp), zero-extended into the registers.
-    let a = if abi == Abi::X86_64 as u32 { [r.rdi, r.rsi, r.rdx] } else { [r.rbx, r.rcx, r.rdx] };
+    let mut a = if abi == Abi::X86_64 as u32 { [r.rdi, r.rsi, r.rdx] } else { [r.rbx, r.rcx, r.rdx] };
+    if kind == ArgKind::Clone3 {
+        // `struct clone_args` starts with `__aligned_u64 flags`
+        // (include/uapi/linux/sched.h). A pointer that does not read (a bad
+        // one, or a page not present) leaves the set overflowed: unknown.
+        // SAFETY: the helper reads user memory and fails cleanly on a bad address.
+        match unsafe { bpf_probe_read_user(a[0] as *const u64) } {
+            Ok(flags) => a[0] = flags,
+            Err(_) => {
+                set_bit(&mut sets.overflow, 1 << kind as u64);
+                return None;
+            }
+        }
+    }
     let region = kind.region();
     match place(kind, a) {
         Place::Bit(bit) => {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::{
     action::{self, DEFAULT_ERRNO, ENOSYS},
     args::{
-        SeenArgs,
+        ArgKind, SeenArgs, kind_name,
         narrow::{KeptByName, NameLevel, Narrowed, kind_of_syscall, narrow},
     },
     model::{SPO_API_VERSION, arch, cmp_op_name},
@@ -90,6 +90,9 @@ pub enum LeftOutReason {
     /// The profile answers it with ENOSYS, not the default errno: glibc tries
     /// clone3 first and falls back to clone only on ENOSYS.
     AnsweredEnosys,
+    /// With `--args`: answered ENOSYS although it was let through, because
+    /// its flags cannot be tested (glibc falls back to clone, whose can).
+    FlagsUntestable,
     /// One argument value (`--args`) that the name-level rule (Docker's
     /// default's or the base's conditions) does not admit.
     ArgumentValueDenied { value: u64, value_name: String },
@@ -120,6 +123,9 @@ impl fmt::Display for LeftOut {
             LeftOutReason::UnknownName => f.write_str("not a syscall of this ABI"),
             LeftOutReason::AnsweredEnosys => f.write_str(
                 "not allowed: the profile answers it with ENOSYS (errno 38), as Docker's default does, so that glibc falls back to clone",
+            ),
+            LeftOutReason::FlagsUntestable => f.write_str(
+                "answered ENOSYS with --args: its flags are in memory, where no seccomp condition can test them; glibc falls back to clone, whose namespace flags are tested",
             ),
             LeftOutReason::ArgumentValueDenied { value, value_name } => write!(
                 f,
@@ -198,13 +204,19 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     left_out.retain(|l| !keep.contains_key(&l.name));
     let mut kept_by_name = BTreeMap::new();
     if opts.args {
-        narrow_by_args(learned, &mut keep, &mut left_out, &mut kept_by_name);
+        let mut seen = learned.args.clone();
+        if clone3_falls_back_to_clone(learned, opts, &mut keep, &mut left_out, &mut kept_by_name) {
+            // What was made through clone3 now goes through clone: threads
+            // and children with no namespace flag (what the recording saw).
+            seen.0.entry(kind_name(ArgKind::Clone).to_owned()).or_default().values.insert(0);
+        }
+        narrow_by_args(learned, &seen, &mut keep, &mut left_out, &mut kept_by_name);
     }
     // Whatever clone3 did, a profile that does not allow it must answer ENOSYS:
     // with the default EPERM, glibc's pthread_create fails instead of falling
     // back to clone.
     let clone3_enosys = !keep.contains_key("clone3");
-    if clone3_enosys {
+    if clone3_enosys && !left_out.iter().any(|l| l.reason == LeftOutReason::FlagsUntestable) {
         left_out.retain(|l| l.name != "clone3");
         left_out.push(LeftOut { arch: Arch::X86_64, name: "clone3".into(), reason: LeftOutReason::AnsweredEnosys });
     }
@@ -244,6 +256,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
 /// rules that allow only the values seen (see `args::narrow`).
 fn narrow_by_args(
     learned: &Learned,
+    seen: &SeenArgs,
     keep: &mut BTreeMap<String, Keep>,
     left_out: &mut Vec<LeftOut>,
     kept_by_name: &mut BTreeMap<String, KeptByName>,
@@ -255,7 +268,7 @@ fn narrow_by_args(
             Keep::Allow => NameLevel::Allow,
             Keep::Conditional(rules) => NameLevel::Conditional(rules.clone()),
         };
-        match narrow(kind, learned.args.get(kind), &level) {
+        match narrow(kind, seen.get(kind), &level) {
             Narrowed::KeptByName(why) => {
                 kept_by_name.insert(name, why);
             }
@@ -278,6 +291,42 @@ fn narrow_by_args(
             }
         }
     }
+}
+
+/// With `--args`, clone3 is answered ENOSYS even where it was let through (as
+/// Docker's default does with CAP_SYS_ADMIN): its flags sit in memory, where
+/// no seccomp condition can test them, so an allowed clone3 would let any
+/// namespace through whatever clone's conditions say. glibc then falls back
+/// to clone, which is allowed as the reference allows it and narrowed to what
+/// was seen. Only when the recording saw clone3 make a namespace (or could not
+/// read its flags) does clone3 stay, by name. True when clone3 now falls back.
+fn clone3_falls_back_to_clone(
+    learned: &Learned,
+    opts: &ExportOptions,
+    keep: &mut BTreeMap<String, Keep>,
+    left_out: &mut Vec<LeftOut>,
+    kept_by_name: &mut BTreeMap<String, KeptByName>,
+) -> bool {
+    if !keep.contains_key("clone3") {
+        return false;
+    }
+    if let Some(set) = learned.args.get(ArgKind::Clone3)
+        && (set.overflowed || set.values.iter().any(|&flags| flags != 0))
+    {
+        kept_by_name.insert("clone3".into(), KeptByName::Untestable);
+        return false;
+    }
+    keep.remove("clone3");
+    left_out.push(LeftOut { arch: Arch::X86_64, name: "clone3".into(), reason: LeftOutReason::FlagsUntestable });
+    if !keep.contains_key("clone") {
+        match decide(Arch::X86_64, "clone", opts) {
+            Ok((decision, _)) => {
+                keep.insert("clone".into(), decision);
+            }
+            Err(reason) => left_out.push(LeftOut { arch: Arch::X86_64, name: "clone".into(), reason }),
+        }
+    }
+    true
 }
 
 /// What to do with one learned name; `Ok((_, true))` when it is kept only
@@ -643,6 +692,48 @@ mod tests {
         assert_eq!(out.left_out[0].reason, LeftOutReason::AnsweredEnosys);
         assert!(out.left_out[0].to_string().contains("ENOSYS"), "{}", out.left_out[0]);
         assert!(out.left_out[1].to_string().contains("--beyond-default"), "{}", out.left_out[1]);
+    }
+
+    #[test]
+    fn with_args_clone3_falls_back_to_a_narrowed_clone() {
+        // With CAP_SYS_ADMIN Docker's default allows clone and clone3 whatever
+        // their flags; the container made its threads with clone3 and no clone.
+        let admin = repo_profile("moby/default.json").resolve(&opts().with_caps(["SYS_ADMIN"]));
+        let l = learned(&["read", "clone3"]);
+        let mut o = ExportOptions::new(admin);
+        let out = export(&l, &o);
+        assert_eq!(out.profile.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Allow));
+        o.args = true;
+        let out = export(&l, &o);
+        let p = &out.profile;
+        assert_eq!(p.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Errno(38)));
+        let ActionOrConditional::Conditional(clone) = p.action_for(Arch::X86_64, "clone") else {
+            panic!("clone is not allowed under a condition: {:?}", p.action_for(Arch::X86_64, "clone"));
+        };
+        assert_eq!(clone.len(), 1, "{clone:?}");
+        assert_eq!(clone[0].args, [ArgCond { index: 0, value: 0x7e02_0000, value_two: 0, op: CmpOp::MaskedEq }]);
+        let clone3 = out.left_out.iter().find(|l| l.name == "clone3").expect("clone3 is reported");
+        assert_eq!(clone3.reason, LeftOutReason::FlagsUntestable);
+        assert!(clone3.to_string().contains("ENOSYS"), "{clone3}");
+        // Recorded namespace flags of clone stay allowed beside none.
+        let mut l = learned(&["read", "clone", "clone3"]);
+        l.args = serde_json::from_value(serde_json::json!({"clone": {"values": [0x2000_0000u64]}})).unwrap();
+        let out = export(&l, &o);
+        let ActionOrConditional::Conditional(clone) = out.profile.action_for(Arch::X86_64, "clone") else {
+            panic!("clone is not allowed under a condition");
+        };
+        let values: Vec<u64> = clone.iter().map(|r| r.args[0].value_two).collect();
+        assert_eq!(values, [0, 0x2000_0000], "{clone:?}");
+        // clone3 seen making a user namespace: it stays allowed, by name.
+        let mut l = learned(&["read", "clone3"]);
+        l.args = serde_json::from_value(serde_json::json!({"clone3": {"values": [0, 0x1000_0000u64]}})).unwrap();
+        let out = export(&l, &o);
+        assert_eq!(out.profile.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Allow));
+        assert_eq!(out.kept_by_name.get("clone3"), Some(&KeptByName::Untestable));
+        // Seen with no namespace flag: it falls back like an unrecorded one.
+        l.args = serde_json::from_value(serde_json::json!({"clone3": {"values": [0]}})).unwrap();
+        let out = export(&l, &o);
+        assert_eq!(out.profile.action_for(Arch::X86_64, "clone3"), ActionOrConditional::Action(Action::Errno(38)));
     }
 
     #[test]

@@ -233,6 +233,9 @@ fn kept_by_name_text(why: KeptByName) -> &'static str {
         }
         KeptByName::EveryValue => "every value was used",
         KeptByName::Undecidable => "the base or Docker's default conditions test what the recording cannot tell",
+        KeptByName::Untestable => {
+            "it made namespaces (or its flags could not be read), and its flags are in memory, where no condition can test them"
+        }
     }
 }
 

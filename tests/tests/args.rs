@@ -62,6 +62,7 @@ fn the_deciding_arguments_a_container_used_are_recorded() {
     assert_eq!(ioctl.len(), 16, "{ioctl:?}");
     assert!(values(&profile, "mmap").0.contains(&4), "an mmap with PROT_EXEC: {}", profile["args"]);
     assert!(values(&profile, "mprotect").0.contains(&0), "an mprotect without: {}", profile["args"]);
+    assert_eq!(values(&profile, "clone3"), (vec![0], false), "a thread's clone3, flags read from memory");
     assert!(profile["args"].get("unshare").is_none() && profile["args"].get("setns").is_none(), "{}", profile["args"]);
 }
 

@@ -37,6 +37,8 @@ pub fn known_args(kind: ArgKind, value: u64) -> Vec<KnownArg> {
         ArgKind::Fcntl | ArgKind::Ioctl | ArgKind::Kill => vec![arg(1, LOW32, value)],
         ArgKind::Setsockopt | ArgKind::Getsockopt => vec![arg(1, LOW32, value >> 32), arg(2, LOW32, value & LOW32)],
         ArgKind::Mmap | ArgKind::Mprotect => vec![arg(2, PROT_EXEC, value)],
+        // In the caller's memory: no register holds them.
+        ArgKind::Clone3 => Vec::new(),
     }
 }
 
@@ -59,14 +61,17 @@ pub fn value_conditions(kind: ArgKind, value: u64) -> Vec<ArgCond> {
             vec![masked(1, LOW32, value >> 32), masked(2, LOW32, value & LOW32)]
         }
         ArgKind::Mmap | ArgKind::Mprotect => vec![masked(2, PROT_EXEC, value)],
+        // No seccomp condition reaches memory (`rules_for` gives none).
+        ArgKind::Clone3 => Vec::new(),
     }
 }
 
 /// The rules (an OR of ANDs) that allow exactly what `set` holds; an empty
-/// rule is an unconditional one. `None` when the set overflowed: values are
-/// missing, so only the name-level rule is safe.
+/// rule is an unconditional one. `None` when the set overflowed (values are
+/// missing, so only the name-level rule is safe), and for clone3, whose flags
+/// no condition can test.
 pub fn rules_for(kind: ArgKind, set: &ValueSet) -> Option<Vec<Vec<ArgCond>>> {
-    if set.overflowed {
+    if set.overflowed || kind == ArgKind::Clone3 {
         return None;
     }
     if matches!(kind, ArgKind::Mmap | ArgKind::Mprotect) && set.values.len() >= 2 {

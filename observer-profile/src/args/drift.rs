@@ -92,7 +92,12 @@ pub fn domain(kind: ArgKind) -> Option<Vec<u64>> {
         ArgKind::Mmap | ArgKind::Mprotect => vec![0, PROT_EXEC],
         ArgKind::Kill => (0..=64).collect(),
         ArgKind::Socketcall => (1..=20).collect(),
-        ArgKind::Socket | ArgKind::Personality | ArgKind::Ioctl | ArgKind::Setsockopt | ArgKind::Getsockopt => {
+        ArgKind::Socket
+        | ArgKind::Personality
+        | ArgKind::Ioctl
+        | ArgKind::Setsockopt
+        | ArgKind::Getsockopt
+        | ArgKind::Clone3 => {
             return None;
         }
     })

@@ -51,6 +51,7 @@ pub fn kind_name(kind: ArgKind) -> &'static str {
         ArgKind::Mprotect => "mprotect",
         ArgKind::Kill => "kill",
         ArgKind::Socketcall => "socketcall",
+        ArgKind::Clone3 => "clone3",
     }
 }
 
@@ -62,7 +63,7 @@ pub fn kind_by_name(name: &str) -> Option<ArgKind> {
 pub fn argument_name(kind: ArgKind) -> &'static str {
     match kind {
         ArgKind::Socket => "family, type",
-        ArgKind::Clone | ArgKind::Unshare => "namespace flags",
+        ArgKind::Clone | ArgKind::Clone3 | ArgKind::Unshare => "namespace flags",
         ArgKind::Setns => "nstype",
         ArgKind::Personality => "persona",
         ArgKind::Prctl => "option",
@@ -92,6 +93,7 @@ pub fn syscall_names(kind: ArgKind) -> &'static [&'static str] {
             ArgKind::Getsockopt => &"getsockopt",
             ArgKind::Mprotect => &"mprotect",
             ArgKind::Kill => &"kill",
+            ArgKind::Clone3 => &"clone3",
             _ => &"socketcall",
         }),
     }
@@ -147,7 +149,7 @@ impl SeenArgs {
 /// The value bit `bit` of a kind's bitmap stands for.
 fn bit_value(kind: ArgKind, bit: u32) -> u64 {
     match kind {
-        ArgKind::Clone | ArgKind::Unshare | ArgKind::Setns => ns::expand(bit),
+        ArgKind::Clone | ArgKind::Clone3 | ArgKind::Unshare | ArgKind::Setns => ns::expand(bit),
         ArgKind::Fcntl if bit >= 64 => F_LINUX_SPECIFIC_BASE + u64::from(bit - 64),
         ArgKind::Mmap | ArgKind::Mprotect => u64::from(bit) * observer_common::args::PROT_EXEC,
         _ => u64::from(bit),

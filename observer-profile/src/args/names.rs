@@ -580,7 +580,7 @@ pub fn value_name(kind: ArgKind, value: u64) -> String {
                 or_number(&[SOCK_TYPES, SOCK_TYPES_MORE], ty)
             )
         }
-        ArgKind::Clone | ArgKind::Unshare | ArgKind::Setns => namespace_flags(value),
+        ArgKind::Clone | ArgKind::Clone3 | ArgKind::Unshare | ArgKind::Setns => namespace_flags(value),
         ArgKind::Personality => persona(value),
         ArgKind::Prctl => or_number(&[PRCTL_OPTIONS, PRCTL_MORE], value),
         ArgKind::Fcntl => or_number(&[FCNTL_CMDS, FCNTL_MORE], value),

@@ -43,6 +43,9 @@ pub enum KeptByName {
     /// The name-level rule tests what the recording cannot tell, on the same
     /// argument, or its action is not a plain allow.
     Undecidable,
+    /// clone3 made namespaces (or its flags could not be read), and no
+    /// seccomp condition can test flags in memory.
+    Untestable,
 }
 
 /// A name's rules after narrowing.
@@ -71,6 +74,11 @@ pub fn kind_of_syscall(syscall: &str) -> Option<ArgKind> {
 
 /// Narrows one name of `kind` to the values in `seen`.
 pub fn narrow(kind: ArgKind, seen: Option<&ValueSet>, level: &NameLevel) -> Narrowed {
+    if kind == ArgKind::Clone3 {
+        // Its flags are in memory: no rule can narrow it (export answers it
+        // ENOSYS instead, unless it made namespaces).
+        return Narrowed::KeptByName(KeptByName::Untestable);
+    }
     let Some(seen) = seen.filter(|s| s.overflowed || !s.values.is_empty()) else {
         return Narrowed::KeptByName(KeptByName::NotRecorded);
     };
