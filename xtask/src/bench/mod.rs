@@ -52,7 +52,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub scale_turns: u32,
     /// Rounds (bare, then the agent) per count in the scaling section.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub scale_rounds: usize,
     /// Only the per-syscall costs: skip the scaling, memory, agent-at-scale, CPU
     /// and latency sections.
