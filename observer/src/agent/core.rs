@@ -94,6 +94,9 @@ pub struct Agent {
     pub counts_saved_at: std::time::Instant,
     /// Where the round-robin read of live slots goes on.
     pub next_slot_to_read: u32,
+    /// A fingerprint of each live (slot, cgroup)'s argument value sets at its
+    /// last read: unchanged sets are not decoded again.
+    pub args_read: std::collections::HashMap<(u32, u64), u64>,
     /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
     pub first_seen_latency_ns: std::collections::VecDeque<u64>,
     /// The same, for calls made while a container starts (the runtime's init phases).

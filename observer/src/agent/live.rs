@@ -90,7 +90,8 @@ pub(super) async fn stream(
         }
         let (frame, alert_lines) = {
             let mut a = agent.lock().await;
-            a.tick();
+            // Fresh counts; pids and modes from the background read.
+            a.read_slots(usize::MAX);
             a.top_frame(sub.container.as_deref(), &mut times)
         };
         let frame = with_alerts(frame, &alert_lines);

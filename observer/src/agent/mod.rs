@@ -185,6 +185,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         first_seen_latency_ns: std::collections::VecDeque::new(),
         first_seen_at_start_latency_ns: std::collections::VecDeque::new(),
         next_slot_to_read: 0,
+        args_read: HashMap::new(),
         counts_dirty: BTreeSet::new(),
         counts_saved_at: std::time::Instant::now(),
         fresh_paths: cgroup_watch::spawn(crate::container::v2_mount::find_v2_mount()?),

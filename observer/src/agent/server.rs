@@ -91,7 +91,24 @@ async fn handle(agent: Arc<Mutex<Agent>>, stream: UnixStream) -> anyhow::Result<
 
 async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
     let mut a = agent.lock().await;
-    a.tick();
+    // Counts are read fresh from the kernel's memory (no syscall per slot);
+    // pids and seccomp modes, which take file reads, come from the background
+    // read of the last second, except for new records and the one record
+    // `profile` shows. So an answer's cost stays small with thousands of
+    // containers.
+    match &request {
+        Request::Status | Request::Subscribe { .. } => {}
+        Request::Profile { container } => {
+            if let Ok(key) = a.find(container) {
+                a.refresh_record(&key);
+            }
+        }
+        Request::Ps | Request::Workload { .. } => {
+            a.read_slots(usize::MAX);
+            a.refresh_new_facts();
+        }
+        _ => a.tick(),
+    }
     match request {
         Request::Ps => Response::of(&a.ps()),
         Request::Status => Response::of(&a.status()),

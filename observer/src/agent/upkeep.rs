@@ -24,18 +24,40 @@ impl Agent {
     /// Reads live slots, at most `budget` of them, round-robin: with thousands of
     /// cgroups each tick reads a share, so a tick's cost stays bounded.
     pub fn read_slots(&mut self, budget: usize) {
-        let mount = self.mount();
-        let mut ended: Vec<(String, u64, u32)> = Vec::new();
         let chosen = round_robin(self.slot_owner.keys().copied().collect(), self.next_slot_to_read, budget);
         self.next_slot_to_read = chosen.last().map_or(0, |s| s + 1);
+        self.read_these_slots(&chosen);
+    }
+
+    /// Fresh counts and facts of one record only (`observer profile show`):
+    /// an answer about one container costs the same with 10,000 others.
+    pub fn refresh_record(&mut self, key: &str) {
+        let slots: Vec<u32> =
+            self.containers.get(key).map(|r| r.cgroups.values().filter_map(|c| c.slot).collect()).unwrap_or_default();
+        self.read_these_slots(&slots);
+        let mount = self.mount();
+        if let Some(record) = self.containers.get_mut(key)
+            && record.state == State::Running
+        {
+            runtime_facts(&mount, record);
+        }
+    }
+
+    fn read_these_slots(&mut self, chosen: &[u32]) {
+        let mount = self.mount();
+        let mut ended: Vec<(String, u64, u32)> = Vec::new();
         let owners: Vec<(u32, (String, u64))> =
             chosen.iter().filter_map(|s| self.slot_owner.get(s).map(|o| (*s, o.clone()))).collect();
         let wraps = self.probe.wraps();
         for (slot, (key, cgroup_id)) in owners {
             let rows = self.probe.rows(slot, &wraps);
-            let args = self.probe.args(slot);
+            // The value sets only grow, and rarely: decoded only when their
+            // words changed since this slot's last reading.
+            let raw = self.probe.counters().args(slot);
+            let fingerprint = args_fingerprint(&raw);
+            let args_changed = self.args_read.insert((slot, cgroup_id), fingerprint) != Some(fingerprint);
             let Some(record) = self.containers.get_mut(&key) else { continue };
-            let new_args = record.fold_args(&args);
+            let new_args = args_changed && record.fold_args(&observer_profile::args::SeenArgs::from_sets(&raw));
             let Some(cg) = record.cgroups.get_mut(&cgroup_id) else { continue };
             let changed = fold_rows(cg, &rows) | new_args;
             let dir = mount.join(cg.path.trim_start_matches('/'));
@@ -114,6 +136,7 @@ impl Agent {
     pub(super) fn end_cgroup(&mut self, key: &str, cgroup_id: u64, slot: u32) {
         let rows = self.probe.rows(slot, &self.probe.wraps());
         let args = self.probe.args(slot);
+        self.args_read.remove(&(slot, cgroup_id));
         if let Some(record) = self.containers.get_mut(key) {
             record.fold_args(&args);
             if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {
@@ -145,26 +168,21 @@ impl Agent {
         }
     }
 
+    /// Pids and seccomp modes of running records that have none yet (new
+    /// containers), for `ps`: the others come from the background read.
+    pub fn refresh_new_facts(&mut self) {
+        let mount = self.mount();
+        for record in self.containers.values_mut() {
+            if record.state == State::Running && (record.seccomp_mode.is_none() || record.pids.is_empty()) {
+                runtime_facts(&mount, record);
+            }
+        }
+    }
+
     pub(super) fn refresh_runtime_facts(&mut self) {
         let mount = self.mount();
         for record in self.containers.values_mut().filter(|r| r.state == State::Running) {
-            let mut pids = Vec::new();
-            for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
-                if let Ok(text) =
-                    std::fs::read_to_string(mount.join(cg.path.trim_start_matches('/')).join("cgroup.procs"))
-                {
-                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-                }
-            }
-            pids.sort_unstable();
-            if let Some(pid) = pids.last()
-                && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                && let Some(mode) =
-                    status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
-            {
-                record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
-            }
-            record.pids = pids;
+            runtime_facts(&mount, record);
         }
     }
 
@@ -217,6 +235,34 @@ pub(super) fn round_robin(mut slots: Vec<u32>, next: u32, budget: usize) -> Vec<
     let start = slots.partition_point(|s| *s < next);
     let take = budget.min(slots.len());
     slots.iter().cycle().skip(start).take(take).copied().collect()
+}
+
+/// A running record's pids and seccomp mode, from its cgroups and /proc.
+fn runtime_facts(mount: &std::path::Path, record: &mut super::model::ContainerRecord) {
+    let mut pids = Vec::new();
+    for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
+        if let Ok(text) = std::fs::read_to_string(mount.join(cg.path.trim_start_matches('/')).join("cgroup.procs")) {
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+    }
+    pids.sort_unstable();
+    if let Some(pid) = pids.last()
+        && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        && let Some(mode) =
+            status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
+    }
+    record.pids = pids;
+}
+
+/// FNV-1a over a slot's value set words: whether they changed since the last read.
+fn args_fingerprint(sets: &observer_common::args::ArgSets) -> u64 {
+    sets.bits
+        .iter()
+        .chain(&sets.values)
+        .chain([&sets.overflow])
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, w| (h ^ w).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// Adds a live reading of a slot's counters to a cgroup's totals; whether
