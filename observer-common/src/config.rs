@@ -17,6 +17,10 @@ pub const DENIAL_ERRNOS: u32 = 3;
 /// seen, and its slot gets no init phase (`slot::init_exe_for`). 0 (unset):
 /// every cgroup is taken as new.
 pub const FIRST_NEW_CGROUP_ID: u32 = 4;
+/// The cgroup v2 id of the agent's own cgroup: a slot opened for it gets
+/// `slot::flags::AGENT_HERE`, and only in such a slot does a call pay the check
+/// against `AGENT_TGID`. 0: none.
+pub const AGENT_CGROUP_ID: u32 = 5;
 pub const LEN: u32 = 8;
 
 pub mod mode {

@@ -126,6 +126,9 @@ pub mod flags {
     /// `init_exe`. Without this, a `docker exec`'s init in a container that
     /// started unseen is enforced like the container's own processes.
     pub const LEARN_INIT: u32 = 2;
+    /// The agent runs in this cgroup (`config::AGENT_CGROUP_ID`): its own calls
+    /// are told apart by tgid and not recorded. Other slots skip that check.
+    pub const AGENT_HERE: u32 = 4;
 }
 
 /// `SlotInfo::init_exe` of a cgroup with no init phase: every task in it is the container's.

@@ -88,8 +88,8 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
             return None;
         }
     }
-    let tgid = task.pid_tgid().1;
-    if u64::from(tgid) == config(config::AGENT_TGID) {
+    // Only the agent's own cgroup pays for telling the agent's calls apart.
+    if record.info.flags & flags::AGENT_HERE != 0 && u64::from(task.pid_tgid().1) == config(config::AGENT_TGID) {
         return None;
     }
     // `TP_PROTO(struct pt_regs *regs, long id)`: the syscall number is argument 1.
@@ -98,7 +98,15 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
     let row = row_of(abi, nr);
     let cell = cell_for(record, row);
     bump(&mut record.calls, cell, slot, counter::CALLS, row);
-    if let Some(note) = NOTES.get(task.ptr(), true) {
+    // The note tells `sys_exit` that an error exit had an enter: one with none
+    // under a seccomp filter is a denial. A task without a filter cannot be
+    // denied, so it needs the note (a task storage helper call) only to count
+    // errors or time calls. Filters are never removed: a filtered task writes
+    // its notes from its first call under the filter on.
+    let filtered = task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
+    if (TIMED || filtered || config(config::COUNT_ERRORS) != 0)
+        && let Some(note) = NOTES.get(task.ptr(), true)
+    {
         let start_ns = if TIMED {
             // SAFETY: a BPF helper without preconditions.
             unsafe { bpf_ktime_get_ns() }
@@ -195,7 +203,12 @@ fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
         // A container that started unseen, whose opener is filtered, learns its
         // runtime's init from the first unfiltered task (a `docker exec`).
         let learn = init_exe == NO_INIT && task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
-        info.claim(cgroup_id, init_exe, if learn { flags::LEARN_INIT } else { 0 });
+        let agent_here = cgroup_id == config(config::AGENT_CGROUP_ID);
+        info.claim(
+            cgroup_id,
+            init_exe,
+            if learn { flags::LEARN_INIT } else { 0 } | if agent_here { flags::AGENT_HERE } else { 0 },
+        );
     }
     if CGROUPS.insert(cgroup_id, slot, u64::from(BPF_NOEXIST)).is_err() {
         // Another CPU got there first, or the map is full.

@@ -78,17 +78,23 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
         // and syscall number (see docs on denials for the one corner this leaves).
         return None;
     }
+    let task = task::current();
+    let count_errors = config(config::COUNT_ERRORS) != 0;
+    if !count_errors && task.seccomp_mode() != task::SECCOMP_MODE_FILTER {
+        // Nothing to count: no filter, so no denial (and `sys_enter` left no
+        // note to consume).
+        return None;
+    }
     let regs: *const pt_regs = ctx.arg(0);
     // SAFETY: only the field's address is computed here (no load); the helper
     // reads it and fails cleanly on a bad pointer.
     let nr = unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax).ok()? } as i64;
-    let task = task::current();
     if let Some(note) = NOTES.get(task.ptr(), false)
         && note.live != 0
         && note.nr == nr as u32
     {
         note.live = 0;
-        if config(config::COUNT_ERRORS) != 0 {
+        if count_errors {
             // SAFETY: an array map element, valid while the program runs; errors
             // change only through `bump`'s atomic add.
             let record = unsafe { &mut *SLOTS.get_ptr_mut(note.slot)? };

@@ -15,6 +15,8 @@ pub struct TestAgent {
     pub pin_dir: PathBuf,
     pub socket: PathBuf,
     pub args: Vec<String>,
+    /// A cgroup (directory under the v2 mount) the agent starts in.
+    pub cgroup: Option<PathBuf>,
 }
 
 impl TestAgent {
@@ -36,7 +38,16 @@ impl TestAgent {
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{id}")),
             dir,
             args: args.iter().map(|s| s.to_string()).collect(),
+            cgroup: None,
         }
+    }
+
+    /// As `start`, the agent's process placed in `cgroup` before it runs.
+    pub fn start_in_cgroup(args: &[&str], cgroup: PathBuf) -> Self {
+        let mut agent = Self::prepare(args);
+        agent.cgroup = Some(cgroup);
+        agent.spawn();
+        agent
     }
 
     /// The running agent's pid.
@@ -63,7 +74,24 @@ impl TestAgent {
     pub fn spawn(&mut self) {
         // A killed agent leaves its socket file behind.
         let _ = std::fs::remove_file(&self.socket);
-        let child = Command::new(observer_bin())
+        let mut command = Command::new(observer_bin());
+        if let Some(cgroup) = &self.cgroup {
+            let procs = cgroup.join("cgroup.procs");
+            // SAFETY: only async-signal-safe calls between fork and exec: one
+            // open, write and close of a path prepared before the fork.
+            let path = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).expect("cgroup path");
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .arg("agent")
             .arg("--state-dir")
             .arg(self.state_dir())

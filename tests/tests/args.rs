@@ -98,3 +98,32 @@ fn harmless() -> Vec<i64> {
     assert!(o.status.success(), "observer-testprog list-distinct-many: {o:?}");
     String::from_utf8_lossy(&o.stdout).split_whitespace().map(|n| n.parse().expect("a number")).collect()
 }
+
+#[test]
+fn the_agents_own_calls_are_not_recorded_but_its_neighbours_are() {
+    require_root();
+    let name = format!("observer-self-{}", unique() % 1_000_000_000);
+    let dir = v2_root().join(&name);
+    std::fs::create_dir(&dir).expect("mkdir cgroup");
+    let agent = TestAgent::start_in_cgroup(&["--watch", "all"], dir.clone());
+    // A neighbour in the agent's cgroup: its calls are recorded.
+    run_in(&dir, &format!("exec {} calls 500", testprog().display()));
+    let key = format!("/{name}");
+    let profile = agent.wait_for("the neighbour's getppid calls", || {
+        let p = agent.try_profile(&key)?;
+        let calls = observer_tests::agent::rows(&p).into_iter().find(|r| r.0 == "getppid").map(|r| r.3);
+        (calls == Some(500)).then_some(p)
+    });
+    // The agent waits in epoll_wait and reads files every second; none of it
+    // may be in its cgroup's record (testprog and sh never call epoll_wait).
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let profile = agent.try_profile(&key).unwrap_or(profile);
+    let own: Vec<String> = observer_tests::agent::rows(&profile)
+        .into_iter()
+        .filter(|r| r.0.starts_with("epoll") || r.0 == "bpf")
+        .map(|r| format!("{} {}", r.0, r.3))
+        .collect();
+    assert!(own.is_empty(), "the agent's own calls were recorded: {own:?}");
+    drop(agent);
+    let _ = std::fs::remove_dir(&dir);
+}

@@ -168,6 +168,7 @@ fn agent_with_socket(socket: &Path, prepare: impl FnOnce(&Path)) -> TestAgent {
         pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{}", unique())),
         dir: scratch_dir("agent"),
         args: Vec::new(),
+        cgroup: None,
     };
     prepare(&agent.state_dir());
     agent.spawn();
@@ -277,6 +278,7 @@ fn a_hostile_docker_chunk_size_is_an_error_not_a_dead_agent() {
         pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{}", unique())),
         dir: dir.clone(),
         args: Vec::new(),
+        cgroup: None,
     };
     let child = Command::new(observer_bin())
         .args(["agent", "--state-dir"])
@@ -364,6 +366,7 @@ fn an_agent_in_its_own_pid_namespace_does_not_record_itself() {
         pin_dir: PathBuf::from(format!("/sys/fs/bpf/observer-test-{}", unique())),
         dir: dir.clone(),
         args: Vec::new(),
+        cgroup: None,
     };
     let script = format!(
         "echo $$ > {}/cgroup.procs && exec unshare --pid --kill-child=SIGTERM --mount-proc {} agent --watch all --state-dir {} --socket {} --pin-dir {}",

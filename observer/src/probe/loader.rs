@@ -182,7 +182,7 @@ impl Probe {
                 .ok()
                 .and_then(|l| FdLink::from(l).info().ok())
                 .and_then(|info| aya_log::EbpfLogger::init_from_id(info.program_id()).ok());
-            probe.set_config(config::AGENT_TGID, u64::from(super::host_tgid()))?;
+            probe.set_agent_identity()?;
             probe.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
             return Ok(probe);
         }
@@ -280,7 +280,7 @@ impl Probe {
     /// Settings of a fresh probe. In AUTO mode the free slots go in before the
     /// mode is switched on: a cgroup arriving earlier would find none.
     fn configure(&mut self, options: LoadOptions) -> anyhow::Result<()> {
-        self.set_config(config::AGENT_TGID, u64::from(super::host_tgid()))?;
+        self.set_agent_identity()?;
         self.set_config(config::COUNT_ERRORS, u64::from(options.count_errors))?;
         self.set_config(config::DENIAL_ERRNOS, config::DEFAULT_DENIAL_ERRNOS)?;
         if options.mode == config::mode::AUTO {
@@ -337,8 +337,12 @@ impl Probe {
         // Written before the slot is published: the kernel checks the owner.
         self.forget_wraps(slot);
         self.counters.reset(slot, cgroup_id, NO_INIT);
-        if all_filtered {
-            self.counters.with_info(slot, |i| i.flags = observer_common::slot::flags::LEARN_INIT);
+        let agent_here = cgroup_id == self.agent_cgroup_id();
+        if all_filtered || agent_here {
+            use observer_common::slot::flags::{AGENT_HERE, LEARN_INIT};
+            self.counters.with_info(slot, |i| {
+                i.flags = if all_filtered { LEARN_INIT } else { 0 } | if agent_here { AGENT_HERE } else { 0 };
+            });
         }
         // Only user space changes an overflow marker, so BPF_EXIST replaces just
         // that; BPF_NOEXIST keeps a slot the kernel opened meanwhile.
@@ -359,6 +363,31 @@ impl Probe {
     }
 
     /// Sets one run-time setting (`config::*`) in the `CONFIG` map.
+    /// Tells the programs which calls are the agent's own (never recorded):
+    /// its tgid, and its cgroup, whose slot (if one is open already, from an
+    /// earlier agent) gets `flags::AGENT_HERE`.
+    fn set_agent_identity(&mut self) -> anyhow::Result<()> {
+        self.set_config(config::AGENT_TGID, u64::from(super::host_tgid()))?;
+        let own = super::own_cgroup::own_cgroup_id().unwrap_or_else(|e| {
+            tracing::warn!("the agent's own cgroup: {e:#}; its calls are told apart by tgid in no slot");
+            0
+        });
+        self.set_config(config::AGENT_CGROUP_ID, own)?;
+        if own != 0 {
+            for slot in 0..self.slots {
+                if self.counters.info(slot).cgroup_id == own {
+                    self.counters.with_info(slot, |i| i.flags |= observer_common::slot::flags::AGENT_HERE);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `config::AGENT_CGROUP_ID`.
+    fn agent_cgroup_id(&self) -> u64 {
+        self.maps.config.get(&config::AGENT_CGROUP_ID, 0).unwrap_or(0)
+    }
+
     pub fn set_config(&mut self, index: u32, value: u64) -> anyhow::Result<()> {
         self.maps.config.set(index, value, 0).context("writing the CONFIG map")
     }

@@ -5,6 +5,7 @@ mod counters;
 mod host_tgid;
 mod loader;
 mod offsets;
+mod own_cgroup;
 
 pub use capabilities::require_bpf_privileges;
 pub use counters::{CounterView, RowCounts};
