@@ -79,7 +79,8 @@ pub const CELL_INVALID: u32 = 0;
 /// `Slot::cell_of` of a row not called yet.
 pub const CELL_NONE: u8 = 0;
 /// `Slot::cell_of` of a row that came when every cell was taken: its counts
-/// are `WRAPS` entries of `counter::SPILL | counter`.
+/// are `WRAPS` entries of `counter::SPILL | counter`. Denials are always
+/// counted that way (`counter::SPILL | counter::DENIED`): they have no cells.
 pub const CELL_SPILLED: u8 = 255;
 
 /// Row of a syscall number, or `ROW_INVALID` when it is out of range.
@@ -135,10 +136,11 @@ pub mod counter {
 }
 
 /// Entries of the `WRAPS` hash. A wrap takes 2^32 calls of one row (about 18
-/// minutes of one core doing nothing else), and a spill takes a container
-/// with more than 127 distinct syscalls, so this many last a long time; a
-/// full map is counted (`stats::WRAPS_UNRECORDED`).
-pub const WRAPS_ENTRIES: u32 = 16384;
+/// minutes of one core doing nothing else), a spill a container with more
+/// than 127 distinct syscalls, and a denial row a call its filter denies: a
+/// slot's entries go when the slot is reused, so this many last a long time;
+/// a full map is counted (`stats::WRAPS_UNRECORDED`).
+pub const WRAPS_ENTRIES: u32 = 8192;
 
 /// The `WRAPS` key of one counter cell: slot, counter (`counter::*`), row.
 #[inline(always)]

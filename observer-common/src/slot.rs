@@ -65,7 +65,8 @@ pub struct Slot {
     pub cell_of: [u8; ROW_INVALID as usize],
     pub calls: [u32; CELLS_PER_SLOT as usize],
     pub errors: [u32; CELLS_PER_SLOT as usize],
-    pub denied: [u32; CELLS_PER_SLOT as usize],
+    // Denials have no cells: they are rare (a container mostly makes what its
+    // filter allows), so each one is a `WRAPS` spill entry, exact and sparse.
     /// The deciding arguments' values (`args`).
     pub args: ArgSets,
 }

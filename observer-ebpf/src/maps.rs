@@ -126,7 +126,7 @@ impl<T> TaskStorage<T> {
 }
 
 /// Rare events only. The loader sets the size (the agent: `--event-ring-kib`,
-/// 4 MiB by default, 65,536 events of 64 bytes).
+/// 2 MiB by default, 32,768 events of 64 bytes).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
@@ -287,7 +287,7 @@ pub fn cmpxchg64(cell: &mut u64, expected: u64, new: u64) -> u64 {
 /// Adds one to a `WRAPS` entry: one more 2^32 for a counter cell (once per
 /// 2^32 calls of a row), or one more call of a spilled row.
 #[inline(never)]
-fn add_to_entry(key: u64) {
+pub fn add_to_entry(key: u64) {
     for _ in 0..2 {
         if let Some(wraps) = WRAPS.get_ptr_mut(key) {
             // SAFETY: a valid, aligned hash map value while the program runs;

@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use observer_common::{
     config,
-    counters::{ROW_INVALID, counter, row_of},
+    counters::{ROW_INVALID, counter, row_of, wrap_key},
     event::EventKind,
     slot::phase,
     stats,
@@ -22,7 +22,10 @@ use observer_common::{
 
 use crate::{
     events::emit,
-    maps::{NOTES, SLOTS, TIMES, add_u64, bump, cell_for, config, count_stat, is_slot, lookup_slow, opaque, set_bit},
+    maps::{
+        NOTES, SLOTS, TIMES, add_to_entry, add_u64, bump, cell_for, config, count_stat, is_slot, lookup_slow, opaque,
+        set_bit,
+    },
     task,
 };
 
@@ -140,8 +143,7 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
         count_stat(stats::DENIALS_UNATTRIBUTED);
         return None;
     }
-    let cell = cell_for(record, row);
-    bump(&mut record.denied, cell, slot, counter::DENIED, row);
+    add_to_entry(wrap_key(slot, counter::SPILL | counter::DENIED, row));
     if row == ROW_INVALID {
         return None;
     }

@@ -247,7 +247,7 @@ fn sigkill_during_writes_leaves_no_torn_file_and_stale_temps_go_at_start() {
 fn a_full_ring_buffer_is_counted_alerted_and_its_slots_come_back() {
     require_root();
     let _serial = one_at_a_time();
-    // A small ring (the default holds 65,536 events), so that 600 cgroups fill it.
+    // A small ring (the default holds 32,768 events), so that 600 cgroups fill it.
     let agent = TestAgent::start(&["--watch", "all", "--slots", "2048", "--event-ring-kib", "256"]);
     let base = format!("observer-faults-ring-{}", unique() % 1_000_000_000);
     std::thread::sleep(Duration::from_secs(2));

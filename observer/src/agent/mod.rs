@@ -75,14 +75,14 @@ pub struct AgentArgs {
     /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9464). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
-    /// How many cgroups the kernel can record at once (about 13 KiB each).
+    /// How many cgroups the kernel can record at once (about 3.4 KiB each).
     #[arg(long, default_value_t = 1024)]
     pub slots: u32,
     /// Size of the kernel's event ring buffer in KiB (a power of two, at least
-    /// 4): 4 MiB holds 65,536 events, a few seconds of thousands of cgroups
+    /// 4): 2 MiB holds 32,768 events, about ten seconds of 10,000 cgroups
     /// starting a minute (e.g. while the agent restarts). Set when the programs
     /// are loaded; pinned programs keep theirs.
-    #[arg(long, default_value_t = 4096, value_name = "KIB", value_parser = ring_kib)]
+    #[arg(long, default_value_t = 2048, value_name = "KIB", value_parser = ring_kib)]
     pub event_ring_kib: u32,
     /// Also count syscalls that returned an error (costs a little on every failed call).
     #[arg(long)]

@@ -92,7 +92,8 @@ impl CounterView {
             row,
             calls: cell(offset_of!(Slot, calls), c),
             errors: cell(offset_of!(Slot, errors), c),
-            denied: cell(offset_of!(Slot, denied), c),
+            // In `WRAPS` (`Probe::rows` adds them).
+            denied: 0,
         };
         let mut out = Vec::new();
         for word_index in 0..ROW_INVALID / 4 {
@@ -106,13 +107,13 @@ impl CounterView {
                     continue;
                 }
                 let c = counts(word_index * 4 + i as u32, u32::from(byte));
-                if c.calls | c.errors | c.denied != 0 {
+                if c.calls | c.errors != 0 {
                     out.push(c);
                 }
             }
         }
         let invalid = counts(ROW_INVALID, CELL_INVALID);
-        if invalid.calls | invalid.errors | invalid.denied != 0 {
+        if invalid.calls | invalid.errors != 0 {
             out.push(invalid);
         }
         out
@@ -164,7 +165,7 @@ impl CounterView {
         zero64(offset_of!(Slot, info.denied_seen), BITMAP_WORDS);
         self.u32_at(slot, offset_of!(Slot, info.enforce), 0).store(enforce::OFF, Ordering::Relaxed);
         self.u32_at(slot, offset_of!(Slot, info.flags), 0).store(0, Ordering::Relaxed);
-        for cells in [offset_of!(Slot, calls), offset_of!(Slot, errors), offset_of!(Slot, denied)] {
+        for cells in [offset_of!(Slot, calls), offset_of!(Slot, errors)] {
             for cell in 0..CELLS_PER_SLOT as usize {
                 self.u32_at(slot, cells, cell).store(0, Ordering::Relaxed);
             }
@@ -272,13 +273,13 @@ mod tests {
         // Row 90 got cell 3 (byte 2 of cell_of's word 22).
         v.u32_at(1, offset_of!(Slot, cell_of), 90 / 4).store(3 << 16, Ordering::Relaxed);
         v.u32_at(1, offset_of!(Slot, calls), 3).store(5, Ordering::Relaxed);
-        v.u32_at(1, offset_of!(Slot, denied), CELL_INVALID as usize).store(2, Ordering::Relaxed);
+        v.u32_at(1, offset_of!(Slot, errors), CELL_INVALID as usize).store(2, Ordering::Relaxed);
         v.u64_at(1, offset_of!(Slot, args.values), 0).store(observer_common::args::VALUE_TAG | 7, Ordering::Relaxed);
         assert_eq!(
             v.cells(1),
             vec![
                 RowCounts { row: 90, calls: 5, errors: 0, denied: 0 },
-                RowCounts { row: ROW_INVALID, calls: 0, errors: 0, denied: 2 },
+                RowCounts { row: ROW_INVALID, calls: 0, errors: 2, denied: 0 },
             ]
         );
         assert_eq!(v.args(1).values[0], observer_common::args::VALUE_TAG | 7);

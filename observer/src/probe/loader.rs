@@ -562,6 +562,10 @@ pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
     Ok(ebpf)
 }
 
+/// Entries of the `IGNORED` LRU: a host's plain cgroups (systemd units,
+/// pod-level cgroups), whatever the number of containers.
+const IGNORED_ENTRIES: u32 = 8192;
+
 fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<KernelLog>)> {
     require_programs()?;
     require_bpf_privileges()?;
@@ -572,8 +576,12 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
         // the programs use it.
         .allow_unsupported_maps()
         .override_global(observer_common::task::GLOBAL, &offsets, true)
-        .map_max_entries("CGROUPS", slots.saturating_mul(4).max(64))
-        .map_max_entries("IGNORED", slots.saturating_mul(16).max(4096))
+        // Every slot's cgroup, plus room for the markers of cgroups that came
+        // while every slot was taken.
+        .map_max_entries("CGROUPS", slots.saturating_add(slots / 4).saturating_add(64))
+        // Ignored cgroups are the host's own (an LRU: an evicted one only
+        // costs a slot opening again), not a share of each container.
+        .map_max_entries("IGNORED", IGNORED_ENTRIES)
         .map_max_entries("FREE_SLOTS", slots)
         .map_max_entries("SLOTS", slots)
         .map_max_entries("EVENTS", options.event_ring_bytes)
