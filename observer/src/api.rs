@@ -137,30 +137,42 @@ fn default_every_ms() -> u64 {
     DEFAULT_EVERY_MS
 }
 
+/// One answer line. `data` stays JSON text: the agent writes a view once
+/// (no intermediate tree: `ps` with 10,000 containers), and the CLI reads it
+/// straight into the view's type (`Response::data_as`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Response {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(default)]
-    pub data: serde_json::Value,
+    #[serde(default = "null")]
+    pub data: Box<serde_json::value::RawValue>,
+}
+
+fn null() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
 }
 
 impl Response {
     pub fn ok(data: serde_json::Value) -> Self {
-        Self { ok: true, error: None, data }
+        Self::of(&data)
     }
 
     /// An answer of the typed contract (`crate::views`).
     pub fn of<T: Serialize>(view: &T) -> Self {
-        match serde_json::to_value(view) {
-            Ok(data) => Self::ok(data),
+        match serde_json::value::to_raw_value(view) {
+            Ok(data) => Self { ok: true, error: None, data },
             Err(e) => Self::error(format!("encoding the answer: {e}")),
         }
     }
 
     pub fn error(message: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(message.into()), data: serde_json::Value::Null }
+        Self { ok: false, error: Some(message.into()), data: null() }
+    }
+
+    /// `data` read as `T`.
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(self.data.get())
     }
 }
 
@@ -174,8 +186,8 @@ pub fn socket_path(given: Option<&Path>) -> PathBuf {
 
 /// Sends one request and reads its answer as the contract's type for it.
 pub fn call_as<T: serde::de::DeserializeOwned>(socket: &Path, request: &Request) -> anyhow::Result<T> {
-    let data = call(socket, request)?;
-    serde_json::from_value(data)
+    call_response(socket, request)?
+        .data_as()
         .context("the agent's answer does not match this CLI's contract (an agent of another version?)")
 }
 
@@ -191,6 +203,11 @@ pub fn connect(socket: &Path) -> anyhow::Result<UnixStream> {
 
 /// Sends one request to the agent and returns its data, or its error.
 pub fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Value> {
+    call_response(socket, request)?.data_as().context("the agent's answer is not valid JSON")
+}
+
+/// Sends one request and returns the agent's successful answer, or its error.
+fn call_response(socket: &Path, request: &Request) -> anyhow::Result<Response> {
     let mut stream = connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut line = serde_json::to_string(request)?;
@@ -203,5 +220,5 @@ pub fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Valu
     if !response.ok {
         bail!("{}", response.error.unwrap_or_else(|| "the agent refused the request".into()));
     }
-    Ok(response.data)
+    Ok(response)
 }

@@ -94,6 +94,8 @@ pub struct Agent {
     pub counts_saved_at: std::time::Instant,
     /// Where the round-robin read of live slots goes on.
     pub next_slot_to_read: u32,
+    /// The record after which the background read refreshes pids and modes next.
+    pub next_facts_key: String,
     /// A fingerprint of each live (slot, cgroup)'s argument value sets at its
     /// last read: unchanged sets are not decoded again.
     pub args_read: std::collections::HashMap<(u32, u64), u64>,

@@ -91,7 +91,7 @@ pub(super) async fn stream(
         let (frame, alert_lines) = {
             let mut a = agent.lock().await;
             // Fresh counts; pids and modes from the background read.
-            a.read_slots(usize::MAX);
+            a.read_counts();
             a.top_frame(sub.container.as_deref(), &mut times)
         };
         let frame = with_alerts(frame, &alert_lines);

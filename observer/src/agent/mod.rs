@@ -185,6 +185,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         first_seen_latency_ns: std::collections::VecDeque::new(),
         first_seen_at_start_latency_ns: std::collections::VecDeque::new(),
         next_slot_to_read: 0,
+        next_facts_key: String::new(),
         args_read: HashMap::new(),
         counts_dirty: BTreeSet::new(),
         counts_saved_at: std::time::Instant::now(),
@@ -245,9 +246,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                         asking.store(false, std::sync::atomic::Ordering::Release);
                     });
                 }
+                // Pids and seccomp modes: a share of the records each second,
+                // read without the lock.
+                let facts_jobs = agent.lock().await.facts_round(FACTS_PER_SECOND);
+                if let Ok(facts) = tokio::task::spawn_blocking(move || upkeep::read_facts(facts_jobs)).await {
+                    agent.lock().await.apply_facts(facts);
+                }
                 let writes = {
                     let mut a = agent.lock().await;
-                    a.refresh();
+                    a.refresh_rules();
                     a.take_writes(false)
                 };
                 // fsync'd writes, without the lock.
@@ -408,6 +415,10 @@ async fn identify_now(agent: &mut Agent, jobs: Vec<identity::IdentityJob>) {
         }
     }
 }
+
+/// Records whose pids and seccomp mode the background read refreshes each
+/// second (all of them up to this many; a full round takes longer beyond).
+const FACTS_PER_SECOND: usize = 1024;
 
 async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::maps::MapData>) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its fd and outlives the registration (both move into `fd`).

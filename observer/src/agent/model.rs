@@ -132,6 +132,10 @@ pub struct ContainerRecord {
     /// over its cgroups and lives).
     #[serde(default, skip_serializing_if = "SeenArgs::is_empty")]
     pub args: SeenArgs,
+    /// Whether this agent read the pids and seccomp mode once (not saved: a
+    /// restarted agent reads them again).
+    #[serde(skip)]
+    pub facts_read: bool,
 }
 
 impl ContainerRecord {
@@ -164,6 +168,7 @@ impl ContainerRecord {
             pod: None,
             labels: BTreeMap::new(),
             args: SeenArgs::default(),
+            facts_read: false,
         }
     }
 

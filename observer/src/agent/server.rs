@@ -90,7 +90,9 @@ async fn handle(agent: Arc<Mutex<Agent>>, stream: UnixStream) -> anyhow::Result<
 }
 
 async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
+    let asked = std::time::Instant::now();
     let mut a = agent.lock().await;
+    let locked = asked.elapsed();
     // Counts are read fresh from the kernel's memory (no syscall per slot);
     // pids and seccomp modes, which take file reads, come from the background
     // read of the last second, except for new records and the one record
@@ -104,11 +106,18 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             }
         }
         Request::Ps | Request::Workload { .. } => {
-            a.read_slots(usize::MAX);
+            a.read_counts();
             a.refresh_new_facts();
         }
         _ => a.tick(),
     }
+    let read = asked.elapsed();
+    let response = respond(&mut a, request);
+    tracing::debug!(?locked, ?read, answered = ?asked.elapsed(), "answered");
+    response
+}
+
+fn respond(a: &mut Agent, request: Request) -> Response {
     match request {
         Request::Ps => Response::of(&a.ps()),
         Request::Status => Response::of(&a.status()),
@@ -117,17 +126,17 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             Ok(v) => Response::of(&v),
             Err(e) => Response::error(e),
         },
-        Request::Workload { workload } => match super::identity_view::workload(&a, &workload) {
+        Request::Workload { workload } => match super::identity_view::workload(a, &workload) {
             Ok(v) => Response::ok(v),
             Err(e) => Response::error(e),
         },
         Request::Enforce { target, action, allowed_rows, profile } => {
-            let target = match resolve_target(&a, target) {
+            let target = match resolve_target(a, target) {
                 Ok(t) => t,
                 Err(e) => return Response::error(e),
             };
             let rule = EnforceRule { target: target.clone(), action, allowed_rows, profile };
-            let keys: Vec<String> = matching(&a, &target);
+            let keys: Vec<String> = matching(a, &target);
             let mut armed = crate::views::Armed::default();
             for key in &keys {
                 armed.add(a.enforce_on(key, Some(&rule)));
@@ -147,11 +156,11 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
             Response::of(&crate::views::EnforceAnswer { enforced: keys, armed, rule })
         }
         Request::EnforceOff { target } => {
-            let target = match resolve_target(&a, target) {
+            let target = match resolve_target(a, target) {
                 Ok(t) => t,
                 Err(e) => return Response::error(e),
             };
-            let keys = matching(&a, &target);
+            let keys = matching(a, &target);
             for key in &keys {
                 a.enforce_on(key, None);
             }

@@ -26,7 +26,14 @@ impl Agent {
     pub fn read_slots(&mut self, budget: usize) {
         let chosen = round_robin(self.slot_owner.keys().copied().collect(), self.next_slot_to_read, budget);
         self.next_slot_to_read = chosen.last().map_or(0, |s| s + 1);
-        self.read_these_slots(&chosen);
+        self.read_these_slots(&chosen, true);
+    }
+
+    /// Fresh counts of every live slot, for an answer: memory reads only (the
+    /// background read notices cgroups that ended).
+    pub fn read_counts(&mut self) {
+        let all: Vec<u32> = self.slot_owner.keys().copied().collect();
+        self.read_these_slots(&all, false);
     }
 
     /// Fresh counts and facts of one record only (`observer profile show`):
@@ -34,7 +41,7 @@ impl Agent {
     pub fn refresh_record(&mut self, key: &str) {
         let slots: Vec<u32> =
             self.containers.get(key).map(|r| r.cgroups.values().filter_map(|c| c.slot).collect()).unwrap_or_default();
-        self.read_these_slots(&slots);
+        self.read_these_slots(&slots, true);
         let mount = self.mount();
         if let Some(record) = self.containers.get_mut(key)
             && record.state == State::Running
@@ -43,7 +50,9 @@ impl Agent {
         }
     }
 
-    fn read_these_slots(&mut self, chosen: &[u32]) {
+    /// Reads `chosen` slots into their records; with `check_alive`, a slot
+    /// whose cgroup is gone gets its final read and goes back to the kernel.
+    fn read_these_slots(&mut self, chosen: &[u32], check_alive: bool) {
         let mount = self.mount();
         let mut ended: Vec<(String, u64, u32)> = Vec::new();
         let owners: Vec<(u32, (String, u64))> =
@@ -60,10 +69,12 @@ impl Agent {
             let new_args = args_changed && record.fold_args(&observer_profile::args::SeenArgs::from_sets(&raw));
             let Some(cg) = record.cgroups.get_mut(&cgroup_id) else { continue };
             let changed = fold_rows(cg, &rows) | new_args;
-            let dir = mount.join(cg.path.trim_start_matches('/'));
             // Same path, other inode: the cgroup was removed and made again
             // (docker restart); the old one ended.
-            let alive = std::fs::metadata(&dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == cgroup_id);
+            let alive = !check_alive || {
+                let dir = mount.join(cg.path.trim_start_matches('/'));
+                std::fs::metadata(&dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == cgroup_id)
+            };
             if changed {
                 record.last_seen = now();
                 // Counts alone are saved rarely: the kernel's counters are cumulative,
@@ -127,9 +138,65 @@ impl Agent {
     /// Pids, seccomp modes, learning windows and retention (cheap, per tick).
     pub fn refresh(&mut self) {
         self.refresh_runtime_facts();
+        self.refresh_rules();
+    }
+
+    /// Learning windows, retention and the record cap: no file reads.
+    pub fn refresh_rules(&mut self) {
         self.apply_learning();
         self.apply_retention();
         self.cap_records();
+    }
+
+    /// The next `budget` running records whose pids and seccomp mode the
+    /// background read refreshes, round-robin, as the cgroup directories to
+    /// read: the reading itself happens without the lock (`read_facts`), so a
+    /// node with 10,000 containers neither holds the lock for the file reads
+    /// nor reads them all every second.
+    pub fn facts_round(&mut self, budget: usize) -> Vec<FactsJob> {
+        let mount = self.mount();
+        let after = std::mem::take(&mut self.next_facts_key);
+        type Entry<'a> = (&'a String, &'a super::model::ContainerRecord);
+        let running = |(_, r): &Entry| r.state == State::Running;
+        let mut chosen: Vec<Entry> = self
+            .containers
+            .range::<String, _>((std::ops::Bound::Excluded(&after), std::ops::Bound::Unbounded))
+            .filter(running)
+            .take(budget)
+            .collect();
+        if chosen.len() < budget {
+            // Wrapped around: the rest from the start.
+            let more = budget - chosen.len();
+            chosen.extend(self.containers.range(..=after).filter(running).take(more));
+        }
+        self.next_facts_key = chosen.last().map(|(k, _)| (*k).clone()).unwrap_or_default();
+        chosen
+            .into_iter()
+            .map(|(key, r)| FactsJob {
+                key: key.clone(),
+                dirs: r
+                    .cgroups
+                    .values()
+                    .filter(|c| c.slot.is_some())
+                    .map(|c| mount.join(c.path.trim_start_matches('/')))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// What `read_facts` found, into the records still running.
+    pub fn apply_facts(&mut self, facts: Vec<Facts>) {
+        for f in facts {
+            if let Some(record) = self.containers.get_mut(&f.key)
+                && record.state == State::Running
+            {
+                if let Some(mode) = f.seccomp_mode {
+                    record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
+                }
+                record.pids = f.pids;
+                record.facts_read = true;
+            }
+        }
     }
 
     /// The final read of an ended cgroup, then its slot goes back to the kernel.
@@ -168,12 +235,12 @@ impl Agent {
         }
     }
 
-    /// Pids and seccomp modes of running records that have none yet (new
+    /// Pids and seccomp modes of running records never read yet (new
     /// containers), for `ps`: the others come from the background read.
     pub fn refresh_new_facts(&mut self) {
         let mount = self.mount();
         for record in self.containers.values_mut() {
-            if record.state == State::Running && (record.seccomp_mode.is_none() || record.pids.is_empty()) {
+            if record.state == State::Running && !record.facts_read {
                 runtime_facts(&mount, record);
             }
         }
@@ -237,23 +304,59 @@ pub(super) fn round_robin(mut slots: Vec<u32>, next: u32, budget: usize) -> Vec<
     slots.iter().cycle().skip(start).take(take).copied().collect()
 }
 
-/// A running record's pids and seccomp mode, from its cgroups and /proc.
-fn runtime_facts(mount: &std::path::Path, record: &mut super::model::ContainerRecord) {
+/// The cgroup directories of one record whose facts to read.
+pub struct FactsJob {
+    key: String,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+/// A record's pids and seccomp mode as read.
+pub struct Facts {
+    key: String,
+    pids: Vec<u32>,
+    seccomp_mode: Option<u32>,
+}
+
+/// Reads the facts of `jobs` (file reads: call without the agent's lock).
+pub fn read_facts(jobs: Vec<FactsJob>) -> Vec<Facts> {
+    jobs.into_iter()
+        .map(|job| {
+            let (pids, seccomp_mode) = facts_of(&job.dirs);
+            Facts { key: job.key, pids, seccomp_mode }
+        })
+        .collect()
+}
+
+/// Pids in these cgroup directories, and the seccomp mode of the newest.
+fn facts_of(dirs: &[std::path::PathBuf]) -> (Vec<u32>, Option<u32>) {
     let mut pids = Vec::new();
-    for cg in record.cgroups.values().filter(|c| c.slot.is_some()) {
-        if let Ok(text) = std::fs::read_to_string(mount.join(cg.path.trim_start_matches('/')).join("cgroup.procs")) {
+    for dir in dirs {
+        if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
             pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
         }
     }
     pids.sort_unstable();
-    if let Some(pid) = pids.last()
-        && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        && let Some(mode) =
-            status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
-    {
+    let mode = pids.last().and_then(|pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse::<u32>().ok())
+    });
+    (pids, mode)
+}
+
+/// A running record's pids and seccomp mode, from its cgroups and /proc.
+fn runtime_facts(mount: &std::path::Path, record: &mut super::model::ContainerRecord) {
+    let dirs: Vec<std::path::PathBuf> = record
+        .cgroups
+        .values()
+        .filter(|c| c.slot.is_some())
+        .map(|c| mount.join(c.path.trim_start_matches('/')))
+        .collect();
+    let (pids, mode) = facts_of(&dirs);
+    if let Some(mode) = mode {
         record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
     }
     record.pids = pids;
+    record.facts_read = true;
 }
 
 /// FNV-1a over a slot's value set words: whether they changed since the last read.

@@ -87,8 +87,7 @@ fn decode(line: &str) -> anyhow::Result<TopFrame> {
     if !response.ok {
         bail!("{}", response.error.unwrap_or_else(|| "the agent refused the subscription".into()));
     }
-    serde_json::from_value(response.data)
-        .context("the agent's frame does not match this CLI's contract (an agent of another version?)")
+    response.data_as().context("the agent's frame does not match this CLI's contract (an agent of another version?)")
 }
 
 #[cfg(test)]
