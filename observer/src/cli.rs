@@ -62,11 +62,15 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Trace(args) => crate::trace::run(&args),
-        Command::Agent(args) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(crate::agent::run(args)),
+        Command::Agent(args) => {
+            // Before the runtime starts: its threads inherit the main thread's nice.
+            crate::agent::priority::set_nice(args.nice);
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(crate::agent::run(args))
+        }
         Command::Status { socket } => {
             let status: crate::views::StatusView =
                 crate::api::call_as(&crate::api::socket_path(socket.as_deref()), &crate::api::Request::Status)?;

@@ -306,8 +306,8 @@ fn the_image_runs_with_the_daemonsets_privileges_and_profiles_its_neighbours() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
-/// The DaemonSet's capability set, exactly (CAP_BPF, CAP_PERFMON and
-/// CAP_DAC_OVERRIDE, nothing else): the agent loads, attaches and names a container.
+/// The DaemonSet's capability set, exactly (CAP_BPF, CAP_PERFMON,
+/// CAP_DAC_OVERRIDE and CAP_SYS_NICE, nothing else): the agent loads, attaches and names a container.
 #[test]
 fn the_daemonsets_capabilities_are_enough() {
     require_root();
@@ -339,12 +339,16 @@ fn the_daemonsets_capabilities_are_enough() {
     wait_for("the agent's socket", Duration::from_secs(30), || socket.exists().then_some(()), stderr);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim().to_owned();
-    // CAP_DAC_OVERRIDE (1), CAP_PERFMON (38), CAP_BPF (39).
+    // CAP_DAC_OVERRIDE (1), CAP_SYS_NICE (23), CAP_PERFMON (38), CAP_BPF (39).
     assert_eq!(
         u64::from_str_radix(&eff, 16).unwrap(),
-        (1 << 1) | (1 << 38) | (1 << 39),
+        (1 << 1) | (1 << 23) | (1 << 38) | (1 << 39),
         "the agent runs with exactly {caps:?}"
     );
+    // CAP_SYS_NICE is what lets it run above the runtimes (--nice, -10 by default).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let nice: i64 = stat.rsplit(')').next().unwrap().split_whitespace().nth(16).unwrap().parse().unwrap();
+    assert_eq!(nice, -10, "the agent's nice value: {}", stderr());
     let o = run(&["-d", "--name", &neighbour], &["sh", "-c", "chmod 600 /etc/passwd; sleep 30"]);
     assert!(o.status.success(), "docker run: {}", text(&o));
     wait_for(
