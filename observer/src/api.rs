@@ -206,6 +206,13 @@ pub fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Valu
     call_response(socket, request)?.data_as().context("the agent's answer is not valid JSON")
 }
 
+/// Sends one request and returns the agent's data as the JSON text it sent
+/// (for output that is the contract's JSON as is: `ps --json` with 10,000
+/// containers is 6 MB, parsed and written again for nothing otherwise).
+pub fn call_raw(socket: &Path, request: &Request) -> anyhow::Result<String> {
+    Ok(call_response(socket, request)?.data.get().to_owned())
+}
+
 /// Sends one request and returns the agent's successful answer, or its error.
 fn call_response(socket: &Path, request: &Request) -> anyhow::Result<Response> {
     let mut stream = connect(socket)?;

@@ -99,6 +99,9 @@ pub struct Agent {
     /// A fingerprint of each live (slot, cgroup)'s argument value sets at its
     /// last read: unchanged sets are not decoded again.
     pub args_read: std::collections::HashMap<(u32, u64), u64>,
+    /// The sum of each live (slot, cgroup)'s counter cells at its last read:
+    /// an unchanged sum means no row changed.
+    pub counts_read: std::collections::HashMap<(u32, u64), u64>,
     /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
     pub first_seen_latency_ns: std::collections::VecDeque<u64>,
     /// The same, for calls made while a container starts (the runtime's init phases).

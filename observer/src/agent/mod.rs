@@ -195,6 +195,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         next_slot_to_read: 0,
         next_facts_key: String::new(),
         args_read: HashMap::new(),
+        counts_read: HashMap::new(),
         counts_dirty: BTreeSet::new(),
         counts_saved_at: std::time::Instant::now(),
         fresh_paths: cgroup_watch::spawn(crate::container::v2_mount::find_v2_mount()?),

@@ -205,12 +205,14 @@ impl ContainerRecord {
         out
     }
 
+    /// Calls over every row of every cgroup (no per-row table: `ps` sums this
+    /// for every record).
     pub fn calls(&self) -> u64 {
-        self.totals().values().fold(0, |sum, t| sum.saturating_add(t.calls))
+        self.cgroups.values().flat_map(|cg| cg.rows.values()).fold(0, |sum, t| sum.saturating_add(t.calls))
     }
 
     pub fn denied(&self) -> u64 {
-        self.totals().values().fold(0, |sum, t| sum.saturating_add(t.denied))
+        self.cgroups.values().flat_map(|cg| cg.rows.values()).fold(0, |sum, t| sum.saturating_add(t.denied))
     }
 
     pub fn profile(&self) -> Vec<ProfileRow> {

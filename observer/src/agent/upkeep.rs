@@ -59,7 +59,12 @@ impl Agent {
             chosen.iter().filter_map(|s| self.slot_owner.get(s).map(|o| (*s, o.clone()))).collect();
         let wraps = self.probe.wraps();
         for (slot, (key, cgroup_id)) in owners {
-            let rows = self.probe.rows(slot, &wraps);
+            // Cells only grow, so their sum changes whenever one does: a slot
+            // whose sum is the last reading's, with nothing in `WRAPS`, has
+            // nothing new (most slots, most of the time, on a busy node).
+            let sum = self.probe.counters().cells_sum(slot);
+            let unchanged = !wraps.has_slot(slot) && self.counts_read.insert((slot, cgroup_id), sum) == Some(sum);
+            let rows = if unchanged { Vec::new() } else { self.probe.rows(slot, &wraps) };
             // The value sets only grow, and rarely: decoded only when their
             // words changed since this slot's last reading.
             let raw = self.probe.counters().args(slot);
@@ -204,6 +209,7 @@ impl Agent {
         let rows = self.probe.rows(slot, &self.probe.wraps());
         let args = self.probe.args(slot);
         self.args_read.remove(&(slot, cgroup_id));
+        self.counts_read.remove(&(slot, cgroup_id));
         if let Some(record) = self.containers.get_mut(key) {
             record.fold_args(&args);
             if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {

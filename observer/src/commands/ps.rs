@@ -3,16 +3,17 @@
 use std::{fmt::Write as _, path::Path};
 
 use crate::{
-    api::{Request, call_as, socket_path},
+    api::{Request, call_as, call_raw, socket_path},
     views::PsRow,
 };
 
 pub fn run(json: bool, socket: Option<&Path>) -> anyhow::Result<i32> {
-    let rows: Vec<PsRow> = call_as(&socket_path(socket), &Request::Ps)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        // The agent wrote it from the same typed rows (`views::PsRow`).
+        println!("{}", call_raw(&socket_path(socket), &Request::Ps)?);
         return Ok(0);
     }
+    let rows: Vec<PsRow> = call_as(&socket_path(socket), &Request::Ps)?;
     print!("{}", table(&rows));
     Ok(0)
 }

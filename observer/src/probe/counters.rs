@@ -119,6 +119,19 @@ impl CounterView {
         out
     }
 
+    /// The sum of a slot's counter cells (calls and errors of the cells handed
+    /// out): cells only grow, so a sum equal to an earlier one means no cell changed.
+    pub fn cells_sum(&self, slot: u32) -> u64 {
+        let used = self.u32_at(slot, offset_of!(Slot, info.cells_used), 0).load(Ordering::Acquire);
+        let cells = (used as usize + 1).min(CELLS_PER_SLOT as usize);
+        (0..cells)
+            .map(|c| {
+                u64::from(self.u32_at(slot, offset_of!(Slot, calls), c).load(Ordering::Relaxed))
+                    + u64::from(self.u32_at(slot, offset_of!(Slot, errors), c).load(Ordering::Relaxed))
+            })
+            .sum()
+    }
+
     /// A copy of a slot's argument value sets, each word read atomically.
     pub fn args(&self, slot: u32) -> ArgSets {
         let word = |offset: usize, i: usize| self.u64_at(slot, offset, i).load(Ordering::Acquire);
@@ -283,6 +296,9 @@ mod tests {
             ]
         );
         assert_eq!(v.args(1).values[0], observer_common::args::VALUE_TAG | 7);
+        assert_eq!(v.cells_sum(1), 2, "cells past cells_used are not handed out yet");
+        v.u32_at(1, offset_of!(Slot, info.cells_used), 0).store(3, Ordering::Relaxed);
+        assert_eq!(v.cells_sum(1), 7);
         v.reset(1, 4242, 9);
         assert_eq!(v.args(1).values[0], 0);
         let info = v.info(1);

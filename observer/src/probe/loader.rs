@@ -66,6 +66,13 @@ pub struct LoadOptions {
 #[derive(Clone, Debug, Default)]
 pub struct Wraps(pub std::collections::BTreeMap<u64, u64>);
 
+impl Wraps {
+    /// Whether `slot` has any entry (a wrapped cell, a spilled row, a denial).
+    pub fn has_slot(&self, slot: u32) -> bool {
+        self.0.range(wrap_key(slot, 0, 0)..wrap_key(slot + 1, 0, 0)).next().is_some()
+    }
+}
+
 /// The event ring of a private copy (trace, the floor): one cgroup's events.
 pub const PRIVATE_EVENT_RING_BYTES: u32 = 256 * 1024;
 
