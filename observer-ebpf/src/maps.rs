@@ -207,8 +207,16 @@ pub fn bump(cells: &mut [u32], cell: u32, slot: u32, counter: u32, row: u32) {
         add_to_entry(wrap_key(slot, counter::SPILL | counter, row));
         return;
     };
+    if fetch_add32(cell, 1) == u32::MAX {
+        add_to_entry(wrap_key(slot, counter, row));
+    }
+}
+
+/// Adds `value` to a u32 atomically; returns the value before.
+#[inline(always)]
+fn fetch_add32(cell: &mut u32, value: u32) -> u32 {
     let cell: *mut u32 = cell;
-    let mut old: u64 = 1;
+    let mut old = u64::from(value);
     // The BPF target has no compare-and-swap in core's atomics, which stop at
     // load and store; the instruction itself (BPF_ATOMIC | BPF_ADD |
     // BPF_FETCH, 32 bits, kernel 5.12+) is what we need. The old value comes
@@ -216,25 +224,6 @@ pub fn bump(cells: &mut [u32], cell: u32, slot: u32, counter: u32, row: u32) {
     // which no operand class of this target spells without the alu32 feature.
     // SAFETY: `cell` comes from a `&mut u32`, valid and aligned; the
     // instruction touches only those 4 bytes.
-    unsafe {
-        core::arch::asm!(
-            "w2 = atomic_fetch_add((u32 *)(r1 + 0), w2)",
-            in("r1") cell,
-            inout("r2") old,
-            options(nostack),
-        )
-    };
-    if old as u32 == u32::MAX {
-        add_to_entry(wrap_key(slot, counter, row));
-    }
-}
-
-/// Adds one to a u32 atomically; returns the value before.
-#[inline(always)]
-fn fetch_add32(cell: &mut u32, value: u32) -> u32 {
-    let cell: *mut u32 = cell;
-    let mut old = u64::from(value);
-    // SAFETY: as in `bump`: a valid, aligned u32, touched by this one instruction.
     unsafe {
         core::arch::asm!(
             "w2 = atomic_fetch_add((u32 *)(r1 + 0), w2)",
