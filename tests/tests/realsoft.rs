@@ -13,17 +13,18 @@
 
 use std::{
     collections::BTreeSet,
-    fs::File,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use observer_tests::{
     agent::{TestAgent, rows},
-    docker::{Cleanup, docker, name},
-    observer, require_root, unique,
+    docker::{Cleanup, docker},
+    observer, require_root,
+    timed_run::TimedRun,
+    unique,
 };
 use serde_json::Value;
 
@@ -138,99 +139,28 @@ fn text(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// One bounded `docker run`.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    timed_out: bool,
-    took: Duration,
-    limit: Duration,
-}
-
-impl Run {
-    /// Exit code and stdout: what "the same result" means.
-    fn outcome(&self) -> (Option<i32>, &str) {
-        (self.code, &self.stdout)
-    }
-
-    fn describe(&self) -> String {
-        let status = if self.timed_out {
-            format!("killed after {} s (timeout)", self.limit.as_secs())
-        } else {
-            format!("exit {:?}", self.code)
-        };
-        format!(
-            "{status} after {:.1} s\n--- stdout:\n{}--- stderr:\n{}",
-            self.took.as_secs_f64(),
-            self.stdout,
-            self.stderr
-        )
-    }
-
-    /// The line that tells what went wrong: the driver's FAIL line, else stderr's last
-    /// (where perl's die and python's exception end up).
-    fn reason(&self) -> String {
-        let fail = self.stdout.lines().find(|l| l.starts_with("FAIL"));
-        let err = self.stderr.lines().rfind(|l| !l.trim().is_empty());
-        fail.or(err).unwrap_or("no message").trim().to_owned()
-    }
+/// The line that tells what went wrong: the driver's FAIL line, else stderr's last
+/// (where perl's die and python's exception end up).
+fn reason(run: &TimedRun) -> String {
+    let fail = run.stdout.lines().find(|l| l.starts_with("FAIL"));
+    let err = run.stderr.lines().rfind(|l| !l.trim().is_empty());
+    fail.or(err).unwrap_or("no message").trim().to_owned()
 }
 
 /// `docker run --sig-proxy=false --name NAME --network none --runtime R [extra] IMAGE sh -c CMD`,
-/// `docker kill`ed when it outlives `limit`. Output goes to files (no pipe to fill).
-fn docker_run(dir: &Dir, cleanup: &mut Cleanup, runtime: &str, extra: &[&str], command: &str, limit: Duration) -> Run {
-    let n = name("realsoft");
-    cleanup.0.push(n.clone());
-    let (out, err) = (dir.file(&format!("{n}.stdout")), dir.file(&format!("{n}.stderr")));
-    let mut args = vec!["run", "--sig-proxy=false", "--name", &n, "--network", "none", "--runtime", runtime];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[IMAGE, "sh", "-c"]);
+/// `docker kill`ed when it outlives `limit` (tests/src/timed_run.rs).
+fn docker_run(
+    dir: &Dir,
+    cleanup: &mut Cleanup,
+    runtime: &str,
+    extra: &[&str],
+    command: &str,
+    limit: Duration,
+) -> TimedRun {
+    let mut options = vec!["--runtime", runtime];
+    options.extend_from_slice(extra);
     let script = wrapped(command);
-    args.push(&script);
-    let start = Instant::now();
-    let mut child = Command::new("docker")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).expect("stdout file"))
-        .stderr(File::create(&err).expect("stderr file"))
-        .spawn()
-        .expect("the docker CLI is needed (cargo xtask test installs Docker)");
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("waiting for docker run") {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            timed_out = true;
-            let _ = docker(&["kill", &n]);
-            let killed = Instant::now();
-            let waited = loop {
-                if let Some(s) = child.try_wait().expect("waiting for docker run") {
-                    break Some(s);
-                }
-                if killed.elapsed() > Duration::from_secs(15) {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            };
-            if waited.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            break waited;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    Run {
-        code: status.and_then(|s| s.code()),
-        stdout: read(&out),
-        stderr: read(&err),
-        timed_out,
-        took: start.elapsed(),
-        limit,
-    }
+    TimedRun::docker(&dir.0, cleanup, "realsoft", &options, IMAGE, &["sh", "-c", &script], limit)
 }
 
 fn in_container_phase(profile: &Value, names: &[&str]) -> bool {
@@ -421,10 +351,10 @@ fn round_trip(runtime: &str, w: &Workload) {
         seen_names.len(),
         learned.took.as_secs_f64(),
         allowed(&profile).len(),
-        if round_trip_ok { "same output, exit 0".to_owned() } else { format!("DIFFERENT, {}", replay.reason()) },
+        if round_trip_ok { "same output, exit 0".to_owned() } else { format!("DIFFERENT, {}", reason(&replay)) },
         replay.took.as_secs_f64(),
         crippled.code,
-        crippled.reason(),
+        reason(&crippled),
         started.elapsed().as_secs_f64(),
     );
     assert!(failures.is_empty(), "{label}:\n{}", failures.join("\n\n"));
