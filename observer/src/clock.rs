@@ -13,9 +13,13 @@ pub fn boottime_ns() -> u64 {
 /// `bpf_ktime_get_boot_ns`: now, minus how long ago that was on CLOCK_BOOTTIME.
 /// Right also for events read long after they happened (the agent was down).
 pub fn wall_time_of(ktime_ns: u64) -> String {
+    time_of(ktime_ns).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The wall-clock time of a kernel (boot-time) timestamp.
+pub fn time_of(ktime_ns: u64) -> time::OffsetDateTime {
     let ago = boottime_ns().saturating_sub(ktime_ns);
-    let t = time::OffsetDateTime::now_utc() - std::time::Duration::from_nanos(ago);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::now_utc() - std::time::Duration::from_nanos(ago)
 }
 
 /// An RFC 3339 time as kept in records; compared as times, never as text

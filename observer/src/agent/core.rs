@@ -13,13 +13,13 @@ use observer_common::{
 };
 
 use crate::{
-    clock::{boottime_ns, now, wall_time_of},
+    clock::{boottime_ns, now, time_of},
     views::{AlertKind, EnforceAction},
 };
 
 use super::{
     identity::IdentityJob,
-    model::{CgroupRecord, ContainerRecord, FirstUse, State},
+    model::{CgroupRecord, ContainerRecord, FirstUse, Stamp, State},
     store::Store,
 };
 use crate::{
@@ -189,6 +189,9 @@ impl Agent {
     ) {
         let now = now();
         let started_at = self.started_at.clone();
+        if !self.containers.contains_key(key) {
+            self.make_room_for_record();
+        }
         let record = self.containers.entry(key.to_owned()).or_insert_with(|| {
             let runtime = cref.map(|c| format!("{:?}", c.runtime).to_lowercase()).unwrap_or_else(|| "plain".into());
             ContainerRecord::new(
@@ -254,13 +257,11 @@ impl Agent {
             return;
         };
         let entry = record.first_use.entry(e.row).or_insert_with(|| FirstUse {
-            phases: BTreeSet::new(),
-            denied_phases: BTreeSet::new(),
             // The kernel's time of the call, not when the agent read it.
-            first_seen: wall_time_of(e.ktime_ns),
+            first_seen: Stamp::at(time_of(e.ktime_ns)),
             pid: e.tgid,
-            comm: comm_of(&e.comm),
-            denied_seen: false,
+            comm: comm_of(&e.comm).into(),
+            ..FirstUse::default()
         });
         if denied {
             entry.denied_seen = true;

@@ -10,13 +10,10 @@ use observer_common::{counters::BITMAP_WORDS, slot::phase};
 use super::{
     core::Agent,
     identity::IdentityJob,
-    model::{FirstUse, State},
+    model::{FirstUse, Stamp, State},
     saving::WriteReport,
 };
-use crate::{
-    clock::now,
-    views::{Alert, AlertKind},
-};
+use crate::views::{Alert, AlertKind};
 
 /// What the agent knows of its own faults.
 #[derive(Debug, Default)]
@@ -139,7 +136,7 @@ impl Agent {
             for (p, bitmap) in info.seen.iter().enumerate().take(phase::COUNT) {
                 for row in rows_of(bitmap) {
                     let entry = record.first_use.entry(row).or_insert_with(|| FirstUse {
-                        first_seen: now(),
+                        first_seen: Stamp::now(),
                         comm: "(event lost)".into(),
                         ..FirstUse::default()
                     });
@@ -160,9 +157,20 @@ impl Agent {
     /// bounds them by age; this bounds them under churn (thousands of plain
     /// cgroups a minute under `--watch all`).
     pub(super) fn cap_records(&mut self) {
-        if self.containers.len() <= self.max_records {
-            return;
+        if self.containers.len() > self.max_records {
+            self.drop_oldest_records();
         }
+    }
+
+    /// Called before a new record is made: at the cap, room is made first,
+    /// so the cap holds at every moment, not only after the next upkeep.
+    pub(super) fn make_room_for_record(&mut self) {
+        if self.containers.len() >= self.max_records {
+            self.drop_oldest_records();
+        }
+    }
+
+    fn drop_oldest_records(&mut self) {
         // Down to 90%, so that this sort runs once per many ended records.
         let target = self.max_records - self.max_records / 10;
         let mut ended: Vec<(bool, String, String)> = self
@@ -174,7 +182,7 @@ impl Agent {
             })
             .collect();
         ended.sort();
-        let excess = self.containers.len() - target;
+        let excess = self.containers.len().saturating_sub(target);
         for (_, _, key) in ended.into_iter().take(excess) {
             self.containers.remove(&key);
             self.store.remove(&key);

@@ -201,6 +201,7 @@ impl Agent {
         record.state = State::Exited;
         record.ended_at = Some(now());
         record.cgroups.insert(cgroup_id, cg);
+        self.make_room_for_record();
         self.containers.insert(path.clone(), record);
         let runtime = format!("{:?}", cref.runtime).to_lowercase();
         self.alert_cgroup(

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     api::{EVERY_MS_RANGE, Request, Response},
-    clock::{boottime_ns, now, parse_time},
+    clock::{boottime_ns, now},
     views::{TopFrame, TopRow},
 };
 
@@ -166,8 +166,8 @@ impl FirstUseTimes {
         let (rows, times) = self.0.entry(r.id.clone()).or_default();
         if *rows != r.first_use.len() {
             *rows = r.first_use.len();
-            // A time that does not parse (a hand-edited state file) counts as old.
-            *times = r.first_use.values().filter_map(|f| parse_time(&f.first_seen)).collect();
+            // A time not known (an empty one in a state file) counts as old.
+            *times = r.first_use.values().filter_map(|f| f.first_seen.time()).collect();
         }
         times.iter().filter(|t| **t >= since).count()
     }
@@ -214,8 +214,9 @@ mod tests {
         r
     }
 
+    /// A first use at `at` (RFC 3339); any other text: a time not known.
     fn first_use(at: &str) -> FirstUse {
-        FirstUse { first_seen: at.into(), ..Default::default() }
+        FirstUse { first_seen: serde_json::from_value(at.into()).unwrap_or_default(), ..Default::default() }
     }
 
     #[test]

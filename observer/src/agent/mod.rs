@@ -8,6 +8,7 @@ mod answers;
 mod cgroup_watch;
 mod core;
 mod delivery;
+mod first_use;
 mod health;
 mod identity;
 pub mod identity_view;

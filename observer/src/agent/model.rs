@@ -8,6 +8,7 @@ use observer_common::slot::phase;
 use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
+pub use super::first_use::{FirstUse, PhaseSet, Stamp};
 use crate::{
     container::confirm::Confirmation,
     probe::RowCounts,
@@ -56,23 +57,6 @@ pub struct CgroupRecord {
     /// confirmed cgroups are killed or enforced with kill.
     #[serde(default)]
     pub confirmation: Confirmation,
-}
-
-/// First use of a row, from the kernel's first-seen events.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct FirstUse {
-    /// Phases in which the call entered the kernel: the seccomp filter of that
-    /// moment (if any) let it through.
-    pub phases: BTreeSet<u32>,
-    /// Phases in which seccomp denied it. Kept apart from `phases`: a call the
-    /// runtime's init made before its filter and the container's own processes
-    /// then had denied must not read as "the container could make it".
-    #[serde(default)]
-    pub denied_phases: BTreeSet<u32>,
-    pub first_seen: String,
-    pub pid: u32,
-    pub comm: String,
-    pub denied_seen: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -226,8 +210,8 @@ impl ContainerRecord {
                 let first = self.first_use.get(&row);
                 let (name, abi) = crate::rows::describe(row);
                 let abi = abi.to_owned();
-                let phases_of = |set: Option<&BTreeSet<u32>>| -> Vec<Phase> {
-                    set.into_iter().flatten().map(|p| Phase::of_kernel(*p)).collect()
+                let phases_of = |set: Option<&PhaseSet>| -> Vec<Phase> {
+                    set.into_iter().flat_map(PhaseSet::iter).map(Phase::of_kernel).collect()
                 };
                 let phases = phases_of(first.map(|f| &f.phases));
                 let denied_phases = phases_of(first.map(|f| &f.denied_phases));
@@ -240,9 +224,9 @@ impl ContainerRecord {
                     calls: t.calls,
                     errors: t.errors,
                     denied: t.denied,
-                    first_seen: first.map(|f| f.first_seen.clone()),
+                    first_seen: first.map(|f| f.first_seen.to_string()),
                     pid: first.map(|f| f.pid),
-                    comm: first.map(|f| f.comm.clone()),
+                    comm: first.map(|f| f.comm.to_string()),
                 }
             })
             .collect();
@@ -252,7 +236,7 @@ impl ContainerRecord {
 
     /// Rows made by the container's own processes (not only the runtime's init).
     pub fn own_rows(&self) -> BTreeSet<u32> {
-        self.first_use.iter().filter(|(_, f)| f.phases.contains(&phase::CONTAINER)).map(|(r, _)| *r).collect()
+        self.first_use.iter().filter(|(_, f)| f.phases.contains(phase::CONTAINER)).map(|(r, _)| *r).collect()
     }
 }
 

@@ -222,7 +222,7 @@ impl Agent {
                 let own = record
                     .first_use
                     .values()
-                    .any(|f| f.phases.contains(&phase::CONTAINER) || f.denied_phases.contains(&phase::CONTAINER));
+                    .any(|f| f.phases.contains(phase::CONTAINER) || f.denied_phases.contains(phase::CONTAINER));
                 record.state =
                     if own || record.observed_since.is_some() { State::Exited } else { State::FailedToStart };
                 record.ended_at = Some(now());

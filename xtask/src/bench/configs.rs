@@ -63,8 +63,9 @@ impl Config {
 pub struct PerSyscall {
     pub getppid: BTreeMap<Config, Vec<f64>>,
     pub mix: BTreeMap<Config, Vec<f64>>,
-    /// Per configuration, ns per run of each of its programs.
-    pub program_ns: BTreeMap<Config, BTreeMap<String, f64>>,
+    /// Per configuration, ns per run of each of its programs, one figure per
+    /// round of `IN_KERNEL`.
+    pub program_ns: BTreeMap<Config, BTreeMap<String, Vec<f64>>>,
     pub strace: Vec<f64>,
 }
 
@@ -93,13 +94,46 @@ impl PerSyscall {
             .collect()
     }
 
-    /// ns per run of `program` under `config` (NaN when it was not measured).
-    pub fn program(&self, config: Config, program: &str) -> f64 {
-        self.program_ns.get(&config).and_then(|m| m.get(program)).copied().unwrap_or(f64::NAN)
+    /// ns per run of `program` under `config`, per round (empty when it was not measured).
+    fn program_runs(&self, config: Config, program: &str) -> &[f64] {
+        self.program_ns.get(&config).and_then(|m| m.get(program)).map_or(&[], Vec::as_slice)
+    }
+
+    /// What `config`'s `sys_enter` adds to the empty one, in kernel: each
+    /// round's difference (the two ran seconds apart), median over rounds.
+    /// Single runs of the same program move by 5-10 ns on this VM; pairing
+    /// within a round cancels the slow drift, the median the outliers.
+    pub fn enter_over_floor(&self, config: Config) -> f64 {
+        let over: Vec<f64> = self
+            .program_runs(config, "sys_enter")
+            .iter()
+            .zip(self.program_runs(Config::FloorBoth, "floor_enter"))
+            .map(|(ours, floor)| ours - floor)
+            .collect();
+        if over.is_empty() { f64::NAN } else { median(&over) }
+    }
+
+    /// The in-kernel figures for the report: per configuration and program,
+    /// the median and every round's figure.
+    pub fn program_report(&self) -> serde_json::Value {
+        let programs = |m: &BTreeMap<String, Vec<f64>>| -> serde_json::Map<String, serde_json::Value> {
+            m.iter().map(|(p, runs)| (p.clone(), json!({"median": median(runs), "rounds": runs}))).collect()
+        };
+        json!(
+            self.program_ns
+                .iter()
+                .map(|(c, m)| (c.name().to_owned(), json!(programs(m))))
+                .collect::<serde_json::Map<_, _>>()
+        )
     }
 }
 
-/// Every configuration once per round, in turn; then the programs' own times; then strace.
+/// Rounds of the in-kernel measurement (the empty programs, then observer's
+/// watched and unwatched), at least: each takes a few seconds.
+const IN_KERNEL_ROUNDS: usize = 7;
+
+/// Every configuration once per round, in turn; then the programs' own times,
+/// alternated the same way; then strace.
 pub fn measure(args: &BenchArgs, env: &Env) -> anyhow::Result<PerSyscall> {
     let workload_cg = env.v2.join("observer-bench-workload");
     let _ = std::fs::create_dir(&workload_cg);
@@ -122,15 +156,20 @@ pub fn measure(args: &BenchArgs, env: &Env) -> anyhow::Result<PerSyscall> {
             r.mix.entry(config).or_default().push(m);
         }
     }
-    for config in [Config::FloorBoth, Config::AgentWatched, Config::AgentUnwatched] {
-        let running = start(config, env)?;
-        set_bpf_stats(true)?;
-        let _ = workload(env, config, &workload_cg, "bench-getppid", args.calls)?;
-        let per_run = program_times(config, env)?;
-        set_bpf_stats(false)?;
-        drop(running);
-        eprintln!("[bench]   {:<42} in-kernel ns per run: {per_run:?}", config.name());
-        r.program_ns.insert(config, per_run);
+    for round in 0..args.rounds.max(IN_KERNEL_ROUNDS) {
+        eprintln!("[bench] in-kernel round {}/{}", round + 1, args.rounds.max(IN_KERNEL_ROUNDS));
+        for config in [Config::FloorBoth, Config::AgentWatched, Config::AgentUnwatched] {
+            let running = start(config, env)?;
+            set_bpf_stats(true)?;
+            let _ = workload(env, config, &workload_cg, "bench-getppid", args.calls)?;
+            let per_run = program_times(config, env)?;
+            set_bpf_stats(false)?;
+            drop(running);
+            eprintln!("[bench]   {:<42} in-kernel ns per run: {per_run:?}", config.name());
+            for (program, ns) in per_run {
+                r.program_ns.entry(config).or_default().entry(program).or_default().push(ns);
+            }
+        }
     }
     // strace: a few runs of a shorter workload.
     for _ in 0..3 {

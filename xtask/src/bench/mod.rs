@@ -110,8 +110,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
         syscall_targets(&p, &mut targets);
         let bare_g = median(&p.getppid[&Config::Bare]);
         report["results"] = json!(p.rows());
-        report["program_ns_per_run_with_bpf_stats"] =
-            json!(p.program_ns.iter().map(|(c, m)| (c.name().to_owned(), json!(m))).collect::<serde_json::Map<_, _>>());
+        report["program_ns_per_run_with_bpf_stats"] = p.program_report();
         report["strace_getppid_ns"] = json!(median(&p.strace));
         report["strace_added_ns"] = json!(median(&p.strace) - bare_g);
     }
@@ -195,11 +194,10 @@ fn syscall_targets(p: &configs::PerSyscall, targets: &mut Vec<serde_json::Value>
         1.0 / 3.0,
         "ratio",
     ));
-    let floor_enter = p.program(Config::FloorBoth, "floor_enter");
     for (config, limit, what) in
         [(Config::AgentUnwatched, 10.0, "unwatched cgroup"), (Config::AgentWatched, 25.0, "watched container")]
     {
-        let over = p.program(config, "sys_enter") - floor_enter;
+        let over = p.enter_over_floor(config);
         targets.push(target(
             &format!("{what}, in kernel: sys_enter <= the empty sys_enter + {limit} ns (BPF statistics)"),
             if over.is_nan() { f64::INFINITY } else { over },

@@ -117,7 +117,7 @@ pub fn markdown(r: &serde_json::Value, plot: Option<&str>) -> String {
     if r["program_ns_per_run_with_bpf_stats"].as_object().is_some_and(|o| !o.is_empty()) {
         let _ = writeln!(
             s,
-            "\nIn-kernel time per program run (kernel.bpf_stats_enabled; the statistics themselves add about the floor programs' figure to every run):\n\n```json\n{}\n```",
+            "\nIn-kernel time per program run (kernel.bpf_stats_enabled; the statistics themselves add about the floor programs' figure to every run). The empty programs and observer's watched and unwatched runs alternate, round after round; the targets above take each round's difference to the empty `sys_enter`, median over rounds:\n\n```json\n{}\n```",
             serde_json::to_string_pretty(&r["program_ns_per_run_with_bpf_stats"]).unwrap_or_default()
         );
     }
