@@ -63,8 +63,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Trace(args) => crate::trace::run(&args),
         Command::Agent(args) => {
-            // Before the runtime starts: its threads inherit the main thread's nice.
+            // Before the runtime starts: its threads inherit the main thread's
+            // nice, and find the arena limit set.
             crate::agent::priority::set_nice(args.nice);
+            crate::agent::heap::limit_arenas();
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

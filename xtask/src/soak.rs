@@ -110,7 +110,7 @@ fn write_report(root: &Path, r: &Value) -> anyhow::Result<()> {
     }
     writeln!(
         s,
-        "\nThe agent over time (one row per sample; `life` counts restarts after SIGKILL; RSS and fds are checked per life, after 20 s of warm-up):\n"
+        "\nThe agent over time (one row per sample; `life` counts restarts after SIGKILL; RSS and fds are checked per life, after 20 s of warm-up, from the second life on: the first, started on an empty state while thousands of records arrive, is the node's warm-up):\n"
     )?;
     writeln!(
         s,

@@ -171,8 +171,10 @@ impl Agent {
     }
 
     fn drop_oldest_records(&mut self) {
-        // Down to 90%, so that this sort runs once per many ended records.
-        let target = self.max_records - self.max_records / 10;
+        // Down to 99%: this sort then runs once per hundredth of the cap's new
+        // records, and no more records go than that (records of containers
+        // go only after every ended plain cgroup's).
+        let target = self.max_records - (self.max_records / 100).max(1);
         let mut ended: Vec<(bool, String, String)> = self
             .containers
             .values()

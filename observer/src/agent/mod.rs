@@ -10,6 +10,7 @@ mod core;
 mod delivery;
 mod first_use;
 mod health;
+pub mod heap;
 mod identity;
 pub mod identity_view;
 mod live;
