@@ -90,7 +90,7 @@ fn write_report(root: &Path, r: &Value) -> anyhow::Result<()> {
     let minutes = r["seconds"].as_u64().unwrap_or(0) / 60;
     writeln!(
         s,
-        "Last run: `cargo xtask soak --minutes {minutes}` on this project's 2-core machine: {} plain cgroups v2 (each with a process making syscalls, `--watch all`) and {} Docker containers (`--network none`; {} of them under `observer enforce --match name:... --action alert`) made and removed in {:.0} s, a shell making syscalls throughout, the agent SIGKILLed and restarted every {} s ({} lives). Agent options: `--watch all --slots 4096 --max-records 1000 --alerts-max-bytes 8192`.",
+        "Last run: `cargo xtask soak --minutes {minutes}` on this project's 2-core machine: {} plain cgroups v2 (each with a process making syscalls, `--watch all`) and {} Docker containers (`--network none`; {} of them under `observer enforce --match name:... --action alert`) made and removed in {:.0} s, a shell making syscalls throughout, the agent SIGKILLed and restarted every {} s ({} lives). Agent options: `--watch all --slots 4096 --max-records 2000 --alerts-max-bytes 8192`.",
         r["plain_cgroups"],
         r["containers"],
         r["enforced_containers"],
