@@ -185,11 +185,22 @@ impl Agent {
             .collect();
         ended.sort();
         let excess = self.containers.len().saturating_sub(target);
-        for (_, _, key) in ended.into_iter().take(excess) {
+        let mut containers_dropped = Vec::new();
+        for (container, _, key) in ended.into_iter().take(excess) {
             self.containers.remove(&key);
             self.store.remove(&key);
             self.dirty.remove(&key);
             self.counts_dirty.remove(&key);
+            if container {
+                containers_dropped.push(key);
+            }
+        }
+        if !containers_dropped.is_empty() {
+            tracing::warn!(
+                "records of ended containers dropped (--max-records {}): {}",
+                self.max_records,
+                containers_dropped.join(", ")
+            );
         }
         tracing::info!(
             kept = self.containers.len(),

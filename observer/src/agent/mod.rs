@@ -232,6 +232,42 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     }
     {
         let agent = agent.clone();
+        // Saving in two steps, each a task of its own. The stager writes what
+        // changed under temporary names every quarter second (safe from a
+        // SIGKILL from then on: `Store::settle_temps`); the committer flushes
+        // and renames, merging every round staged meanwhile into one flush. A
+        // slow disk delays the renames, never the staging of the next change.
+        let (staged_tx, mut staged_rx) = tokio::sync::mpsc::unbounded_channel::<saving::StagedRound>();
+        let committer = agent.clone();
+        tasks.spawn("the state committer", async move {
+            while let Some(first) = staged_rx.recv().await {
+                let mut rounds = vec![first];
+                while let Ok(more) = staged_rx.try_recv() {
+                    rounds.push(more);
+                }
+                let report = tokio::task::spawn_blocking(move || saving::commit(rounds)).await.unwrap_or_default();
+                committer.lock().await.writes_done(report);
+            }
+            Ok(())
+        });
+        tasks.spawn("the state stager", async move {
+            let mut interval = tokio::time::interval(STAGE_EVERY);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let writes = agent.lock().await.take_writes(false);
+                if writes.is_empty() {
+                    continue;
+                }
+                let round = tokio::task::spawn_blocking(move || saving::stage(&writes)).await.unwrap_or_default();
+                if staged_tx.send(round).is_err() {
+                    anyhow::bail!("the state committer is gone");
+                }
+            }
+        });
+    }
+    {
+        let agent = agent.clone();
         tasks.spawn("the background read", async move {
             // The API reads the kernel fresh on every request, so the background read
             // only needs to notice ended cgroups and keep saved state current.
@@ -263,17 +299,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 if let Ok(facts) = tokio::task::spawn_blocking(move || upkeep::read_facts(facts_jobs)).await {
                     agent.lock().await.apply_facts(facts);
                 }
-                let writes = {
-                    let mut a = agent.lock().await;
-                    a.refresh_rules();
-                    a.take_writes(false)
-                };
-                // fsync'd writes, without the lock.
-                if !writes.is_empty() {
-                    let report =
-                        tokio::task::spawn_blocking(move || saving::write_all(&writes)).await.unwrap_or_default();
-                    agent.lock().await.writes_done(report);
-                }
+                agent.lock().await.refresh_rules();
                 n += 1;
                 if n.is_multiple_of(10) {
                     let mount = resolver.mount().to_path_buf();
@@ -426,6 +452,9 @@ async fn identify_now(agent: &mut Agent, jobs: Vec<identity::IdentityJob>) {
         }
     }
 }
+
+/// How often what changed is written out (staged; see the state stager).
+const STAGE_EVERY: Duration = Duration::from_millis(250);
 
 /// Records whose pids and seccomp mode the background read refreshes each
 /// second (all of them up to this many; a full round takes longer beyond).

@@ -1,10 +1,13 @@
 //! Saving records to the state directory: encoded under the agent's lock,
 //! written (atomically, fsynced) outside it.
 
+use std::path::PathBuf;
+
 use super::{
     core::{Agent, COUNTS_SAVE_INTERVAL},
     store::PendingWrite,
 };
+use crate::state::batch::{self, Staged};
 
 impl Agent {
     /// Writes every record whose syscalls, alerts or state changed; records whose
@@ -26,7 +29,16 @@ impl Agent {
             self.counts_saved_at = std::time::Instant::now();
         }
         let mut writes = Vec::new();
-        for key in std::mem::take(&mut self.dirty) {
+        // Containers' records first: under churn of plain cgroups (`--watch
+        // all`) they are the fewer and the ones a user asks for by name.
+        let (plain, containers): (Vec<String>, Vec<String>) = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .partition(|k| self.containers.get(k).is_some_and(|r| r.runtime == "plain"));
+        for key in containers.into_iter().chain(plain) {
+            // Saved whole now, counts included: not again at the next counts
+            // round (under churn nearly every record would be, ~2,000 files at
+            // once every 30 s, holding up the saving of newer records).
+            self.counts_dirty.remove(&key);
             if let Some(r) = self.containers.get(&key) {
                 match self.store.encode(r) {
                     Ok(w) => writes.push(w),
@@ -72,31 +84,81 @@ pub struct WriteReport {
     pub failed: Vec<(Option<String>, String)>,
 }
 
-/// Does the writes (each atomic, fsynced). Once one fails for want of space or
-/// a writable directory, the rest would too: they are marked failed without
-/// being tried, so that a full disk costs one attempt per round, not thousands.
+/// Does the writes, each atomic, as one batch: `stage` then `commit`.
 pub fn write_all(writes: &[PendingWrite]) -> WriteReport {
-    let mut report = WriteReport::default();
+    commit(vec![stage(writes)])
+}
+
+/// A round of writes staged (written under temporary names: safe from a
+/// SIGKILL, see `Store::settle_temps`), waiting for `commit`.
+#[derive(Debug, Default)]
+pub struct StagedRound {
+    /// What failed already, and what was written in place (not a regular file).
+    report: WriteReport,
+    staged: Vec<(Option<String>, PathBuf, Staged)>,
+}
+
+/// Writes each file under its temporary name. Once one fails for want of space
+/// or a writable directory, the rest would too: they are marked failed without
+/// being tried, so that a full disk costs one attempt per round, not thousands.
+pub fn stage(writes: &[PendingWrite]) -> StagedRound {
+    let mut round = StagedRound::default();
     let mut blocked: Option<String> = None;
     for w in writes {
         if let Some(why) = &blocked {
-            report.failed.push((w.key.clone(), why.clone()));
+            round.report.failed.push((w.key.clone(), why.clone()));
             continue;
         }
-        match w.write() {
-            Ok(()) => report.written += 1,
+        match batch::stage(&w.path, &w.bytes) {
+            Ok(Some(s)) => round.staged.push((w.key.clone(), w.path.clone(), s)),
+            Ok(None) => round.report.written += 1,
             Err(e) => {
-                let why = format!("{e:#}");
-                if e.chain().any(|c| {
-                    c.downcast_ref::<std::io::Error>()
-                        .and_then(std::io::Error::raw_os_error)
-                        .is_some_and(|n| matches!(n, libc::ENOSPC | libc::EROFS | libc::EDQUOT | libc::EIO))
-                }) {
+                let why = format!("saving {}: {e}", w.path.display());
+                if blocks_the_rest(&e) {
                     blocked = Some(why.clone());
                 }
-                report.failed.push((w.key.clone(), why));
+                round.report.failed.push((w.key.clone(), why));
             }
         }
     }
+    round
+}
+
+/// Puts staged rounds in place, oldest first, with one flush for them all
+/// (`state::batch`: a few flushes, not two per file).
+pub fn commit(rounds: Vec<StagedRound>) -> WriteReport {
+    // One commit at a time: the final flush at shutdown must not be overtaken
+    // by the committer's renames of older versions still in flight.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let started = std::time::Instant::now();
+    let mut report = WriteReport::default();
+    let mut staged = Vec::new();
+    for round in rounds {
+        report.written += round.report.written;
+        report.failed.extend(round.report.failed);
+        staged.extend(round.staged);
+    }
+    let files = staged.len();
+    let (names, staged): (Vec<(Option<String>, PathBuf)>, Vec<Staged>) =
+        staged.into_iter().map(|(key, path, s)| ((key, path), s)).unzip();
+    for ((key, path), result) in names.into_iter().zip(batch::commit(staged)) {
+        match result {
+            Ok(()) => report.written += 1,
+            Err(e) => report.failed.push((key, format!("saving {}: {e}", path.display()))),
+        }
+    }
+    let took = started.elapsed();
+    if took > SLOW_COMMIT {
+        tracing::warn!(files, "putting staged state files in place took {:.1} s (a slow disk)", took.as_secs_f64());
+    }
     report
+}
+
+/// A commit slower than this is worth a warning.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Errors after which every other write of the round would fail too.
+fn blocks_the_rest(e: &std::io::Error) -> bool {
+    e.raw_os_error().is_some_and(|n| matches!(n, libc::ENOSPC | libc::EROFS | libc::EDQUOT | libc::EIO))
 }

@@ -57,8 +57,12 @@ impl Store {
         }
         let recent_alerts = std::sync::Mutex::new(tail_lines(&alerts, RECENT_ALERTS));
         let store = Self { dir: dir.to_path_buf(), alerts_max_bytes: DEFAULT_ALERTS_MAX_BYTES, recent_alerts };
-        for stale in store.remove_stale_temps() {
-            tracing::info!("removed {}, left by a write that was interrupted (the agent was killed)", stale.display());
+        for (temp, recovered) in store.settle_temps() {
+            if recovered {
+                tracing::info!("{}: a whole record the killed agent had not put in place yet; put in place", temp.display());
+            } else {
+                tracing::info!("removed {}, left by a write that was interrupted (the agent was killed)", temp.display());
+            }
         }
         Ok(store)
     }
@@ -69,25 +73,46 @@ impl Store {
     }
 
     /// Temporary files of atomic writes a killed agent left (`state::atomic`
-    /// names them `.<name>.tmp.<pid>.<n>`): the file they were to replace is
-    /// whole (old version), so they are only clutter. Called at start, when
-    /// no write of this agent is under way (the agent lock is held).
-    fn remove_stale_temps(&self) -> Vec<PathBuf> {
-        let mut removed = Vec::new();
+    /// names them `.<name>.tmp.<pid>.<n>`). A record's temporary file that is
+    /// whole (it parses) and newer than its target is what the agent was about
+    /// to put in place (`state::batch` writes a round's files, then flushes, then
+    /// renames; a SIGKILL in between leaves them complete in the page cache):
+    /// it is flushed and renamed in, not lost. Anything else is clutter, removed.
+    /// Called at start, when no write of this agent is under way (the agent
+    /// lock is held).
+    fn settle_temps(&self) -> Vec<(PathBuf, bool)> {
+        let mut settled = Vec::new();
         for dir in [self.dir.clone(), self.dir.join("containers")] {
             let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if crate::state::atomic::is_temp_name(&name)
-                    && entry.file_type().is_ok_and(|t| t.is_file())
-                    && fs::remove_file(entry.path()).is_ok()
-                {
-                    removed.push(entry.path());
+            // Oldest first, so that of two temporaries of one record the newer wins.
+            let mut temps: Vec<(std::time::SystemTime, PathBuf, String)> = entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let target = crate::state::atomic::target_of_temp(&name)?.to_owned();
+                    let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+                    Some((modified, e.path(), target))
+                })
+                .collect();
+            temps.sort();
+            for (modified, tmp, target) in temps {
+                let target = dir.join(target);
+                let recovered = dir.ends_with("containers")
+                    && target.extension().is_some_and(|e| e == "json")
+                    && fs::read(&tmp).is_ok_and(|b| serde_json::from_slice::<ContainerRecord>(&b).is_ok())
+                    && fs::metadata(&target).and_then(|m| m.modified()).ok().is_none_or(|t| t <= modified)
+                    && fs::File::open(&tmp).and_then(|f| f.sync_all()).is_ok()
+                    && fs::rename(&tmp, &target).is_ok();
+                if recovered || fs::remove_file(&tmp).is_ok() {
+                    settled.push((tmp, recovered));
                 }
             }
+            if settled.iter().any(|(_, r)| *r) {
+                let _ = fs::File::open(&dir).and_then(|d| d.sync_all());
+            }
         }
-        removed
+        settled
     }
 
     /// The latest alert lines, oldest first.
@@ -293,6 +318,38 @@ mod tests {
         Store::open(&dir).unwrap();
         assert!(!torn.exists() && !rules.exists(), "stale temporary files are removed");
         assert_eq!(fs::read_to_string(&record).unwrap(), "{}", "the files they were to replace stay");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_whole_record_a_killed_agent_left_staged_is_put_in_place_at_start() {
+        let dir = std::env::temp_dir().join(format!("observer-store-staged-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("containers")).unwrap();
+        let saved = |name: &str| ContainerRecord::new(name, "runc".into(), format!("/docker/{name}"), 7, "t".into());
+        // Staged, never renamed: a new record, and a newer version of an old one.
+        let old = dir.join("containers/abc.json");
+        fs::write(&old, serde_json::to_vec(&saved("abc")).unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut newer = saved("abc");
+        newer.name = "web".into();
+        fs::write(dir.join("containers/.abc.json.tmp.4242.9"), serde_json::to_vec(&newer).unwrap()).unwrap();
+        fs::write(dir.join("containers/.def.json.tmp.4242.10"), serde_json::to_vec(&saved("def")).unwrap()).unwrap();
+        let store = Store::open(&dir).unwrap();
+        let loaded = store.load_all();
+        assert_eq!(loaded.get("abc").map(|r| r.name.as_str()), Some("web"), "the newer staged version wins");
+        assert!(loaded.contains_key("def"), "a record only ever staged is kept");
+        let left: Vec<_> = fs::read_dir(dir.join("containers")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 2, "no temporary file is left: {left:?}");
+
+        // A staged file older than the record in place is stale: removed, not used.
+        let stale = dir.join("containers/.abc.json.tmp.4242.11");
+        fs::write(&stale, serde_json::to_vec(&saved("abc")).unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&old, serde_json::to_vec(&newer).unwrap()).unwrap();
+        let loaded = Store::open(&dir).unwrap().load_all();
+        assert_eq!(loaded.get("abc").map(|r| r.name.as_str()), Some("web"));
+        assert!(!stale.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

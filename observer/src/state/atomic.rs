@@ -47,7 +47,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Whether `path` is written in place rather than replaced; errors for what
 /// must not be written at all.
-fn written_in_place(path: &Path) -> io::Result<bool> {
+pub(super) fn written_in_place(path: &Path) -> io::Result<bool> {
     // Missing: created. A dangling symlink: replaced, as before.
     let (Ok(own), Ok(target)) = (fs::symlink_metadata(path), fs::metadata(path)) else {
         return Ok(false);
@@ -103,7 +103,7 @@ fn is_procfs(dir: &Path) -> bool {
 /// Opens without waiting (a FIFO with no reader fails with ENXIO instead of
 /// blocking in open), then writes blocking: a slow reader must not get EAGAIN.
 /// Appends, so that `-o /dev/stdout` into a file follows what the command wrote.
-fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new().append(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path).map_err(
         |e| match e.raw_os_error() {
             Some(libc::ENXIO) => io::Error::new(
@@ -141,21 +141,23 @@ fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> io::R
 
 /// Unique per process and call, hidden, in the target's directory (rename is
 /// only atomic within one filesystem).
-fn temp_path(dir: &Path, name: &str) -> PathBuf {
+pub(super) fn temp_path(dir: &Path, name: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()))
 }
 
-/// Whether a file name is one `temp_path` makes (`.<name>.tmp.<pid>.<n>`): what
-/// a process killed between writing and renaming leaves behind.
-pub fn is_temp_name(file: &str) -> bool {
-    let Some(rest) = file.strip_prefix('.') else { return false };
+/// For a file name `temp_path` makes (`.<name>.tmp.<pid>.<n>`, what a process
+/// killed between writing and renaming leaves behind), the name of the file it
+/// was to replace; `None` for any other name.
+pub fn target_of_temp(file: &str) -> Option<&str> {
+    let rest = file.strip_prefix('.')?;
     let mut parts = rest.rsplitn(4, '.');
     let (Some(n), Some(pid), Some("tmp"), Some(name)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return false;
+        return None;
     };
-    !name.is_empty() && [n, pid].iter().all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    let numbers = [n, pid].iter().all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    (!name.is_empty() && numbers).then_some(name)
 }
 
 #[cfg(test)]
@@ -182,8 +184,11 @@ mod tests {
         let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("profile.json")]);
 
-        assert!(is_temp_name(&temp_path(&dir, "profile.json").file_name().unwrap().to_string_lossy()));
-        assert!(!is_temp_name("profile.json") && !is_temp_name(".tmp.1.2") && !is_temp_name(".a.json.tmp.x.2"));
+        let temp = temp_path(&dir, "profile.json");
+        assert_eq!(target_of_temp(&temp.file_name().unwrap().to_string_lossy()), Some("profile.json"));
+        for not_temp in ["profile.json", ".tmp.1.2", ".a.json.tmp.x.2"] {
+            assert_eq!(target_of_temp(not_temp), None, "{not_temp}");
+        }
 
         // A missing directory is an error and leaves nothing behind.
         assert!(write_atomic(&dir.join("missing/x"), b"x").is_err());

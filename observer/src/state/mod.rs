@@ -2,5 +2,6 @@
 //! old or the new version, never a torn one.
 
 pub mod atomic;
+pub mod batch;
 
 pub use atomic::write_atomic;

@@ -141,7 +141,8 @@ fn main() {
         .collect();
 
     // Containers: 2 workers, as fast as Docker goes; every third one enforced.
-    let containers: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    // (id, name, seconds into the soak when it started)
+    let containers: Arc<Mutex<Vec<(String, String, f64)>>> = Arc::default();
     let docker_workers: Vec<_> = (0..2)
         .map(|w| {
             let (stop, containers, run, down, running) =
@@ -160,6 +161,7 @@ fn main() {
                     }
                     let name = if n.is_multiple_of(3) { ENFORCED[w].to_owned() } else { format!("{run}-d{w}-{n}") };
                     n += 1;
+                    let started = start.elapsed().as_secs_f64();
                     let o = docker(&[
                         "run",
                         "--network",
@@ -174,7 +176,7 @@ fn main() {
                     let id = docker(&["inspect", "-f", "{{.Id}}", &name]);
                     let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
                     if o.status.success() && id.len() == 64 {
-                        containers.lock().unwrap().push((id, name.clone()));
+                        containers.lock().unwrap().push((id, name.clone(), started));
                     }
                     let _ = docker(&["rm", "-f", &name]);
                     running.fetch_sub(1, Ordering::SeqCst);
@@ -193,6 +195,9 @@ fn main() {
     let mut downtimes = Vec::new();
     let mut down_cgroups: Vec<Cgroup> = Vec::new();
     let mut lives = 1u32;
+    // Each life's log (kept to explain a missing profile) and its start time.
+    let mut logs: Vec<String> = Vec::new();
+    let mut life_starts = vec![0.0f64];
     let mut life_started = Instant::now();
     let every = kill_every(o.seconds);
     let mut next_kill = start + every;
@@ -220,6 +225,7 @@ fn main() {
             while running.load(Ordering::SeqCst) > 0 && wait.elapsed() < Duration::from_secs(15) {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            logs.push(agent.stderr());
             agent.kill();
             let down = Cgroup::create(&format!("{run}/down-{lives}"));
             let calls = down
@@ -236,6 +242,7 @@ fn main() {
             agent_down.store(false, Ordering::SeqCst);
             lives += 1;
             life_started = Instant::now();
+            life_starts.push(start.elapsed().as_secs_f64());
             next_kill = Instant::now() + every;
         }
     }
@@ -283,14 +290,28 @@ fn main() {
         (down_ok == down_cgroups.len(), format!("{down_ok} of {} with every call", down_cgroups.len())),
     );
 
-    // Every container that ran has its profile.
+    // Every container that ran has its profile (a missing one is named with
+    // when it ran and what the agent logged about it).
+    // The agent's warnings over every life, for whoever reads a failed run.
+    let mut warnings: BTreeMap<String, usize> = BTreeMap::new();
+    for line in logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains(" WARN ")) {
+        let what = line.split(" WARN ").nth(1).unwrap_or(line);
+        let what: String = what.chars().take(120).collect();
+        *warnings.entry(what).or_default() += 1;
+    }
+    for (what, n) in warnings.iter().take(12) {
+        println!("agent warning ({n}x): {what}");
+    }
     let mut missing = Vec::new();
     let mut enforced_alerted = 0;
     let alerts = agent.alerts();
-    for (id, name) in &containers {
+    logs.push(agent.stderr());
+    for (id, name, started) in &containers {
         let ok = agent.try_profile(id).is_some_and(|p| p["syscalls"].as_array().is_some_and(|s| s.len() > 5));
         if !ok {
-            missing.push(id[..12].to_owned());
+            let (short, detail) = missing_container(id, *started, &life_starts, &logs, &agent);
+            println!("missing profile: {detail}");
+            missing.push(short);
         }
         if ENFORCED.contains(&name.as_str())
             && alerts.iter().any(|a| a["kind"] == "enforce" && a["id"] == id.as_str() && a["syscall"] == "uname")
@@ -298,7 +319,7 @@ fn main() {
             enforced_alerted += 1;
         }
     }
-    let enforced_ran = containers.iter().filter(|(_, n)| ENFORCED.contains(&n.as_str())).count();
+    let enforced_ran = containers.iter().filter(|(_, n, _)| ENFORCED.contains(&n.as_str())).count();
     checks.insert(
         "every container has its profile",
         (
@@ -464,4 +485,43 @@ fn main() {
     }
     drop(agent);
     std::process::exit(i32::from(!failed.is_empty()));
+}
+
+/// A container without its profile, for the report: its short id, when it
+/// started against the agent's lives, what its saved file holds (and the
+/// agent's answer for its cgroup id), and the agent's log lines naming it.
+/// Returns the short form for the report and the whole story for stdout.
+fn missing_container(
+    id: &str,
+    started: f64,
+    life_starts: &[f64],
+    logs: &[String],
+    agent: &TestAgent,
+) -> (String, String) {
+    let short = &id[..12];
+    let life = life_starts.iter().rposition(|t| *t <= started).unwrap_or(0);
+    let lines: Vec<&str> =
+        logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains(short)).take(6).collect();
+    let file = agent.state_dir().join("containers").join(format!("{id}.json"));
+    let saved = match std::fs::read(&file).map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
+        Err(e) => format!("no saved file ({e})"),
+        Ok(Err(e)) => format!("saved file unreadable ({e})"),
+        Ok(Ok(r)) => {
+            let by_id = agent
+                .try_profile(&format!("cgroup:{}", r["cgroup_id"]))
+                .map(|p| format!("{} syscalls", p["syscalls"].as_array().map_or(0, Vec::len)));
+            format!(
+                "saved: state {}, {} first uses, cgroups {}; record cgroup:{}: {by_id:?}",
+                r["state"],
+                r["first_use"].as_object().map(serde_json::Map::len).or(r["first_use"].as_array().map(Vec::len)).unwrap_or(0),
+                r["cgroups"],
+                r["cgroup_id"]
+            )
+        }
+    };
+    let when = format!("{:.1} s into life {}", started - life_starts[life], life + 1);
+    (
+        format!("{short} ({when})"),
+        format!("{short} (started at {started:.0} s, {when}; {saved}; agent log: {lines:?})"),
+    )
 }
