@@ -59,9 +59,15 @@ impl Store {
         let store = Self { dir: dir.to_path_buf(), alerts_max_bytes: DEFAULT_ALERTS_MAX_BYTES, recent_alerts };
         for (temp, recovered) in store.settle_temps() {
             if recovered {
-                tracing::info!("{}: a whole record the killed agent had not put in place yet; put in place", temp.display());
+                tracing::info!(
+                    "{}: a whole record the killed agent had not put in place yet; put in place",
+                    temp.display()
+                );
             } else {
-                tracing::info!("removed {}, left by a write that was interrupted (the agent was killed)", temp.display());
+                tracing::info!(
+                    "removed {}, left by a write that was interrupted (the agent was killed)",
+                    temp.display()
+                );
             }
         }
         Ok(store)

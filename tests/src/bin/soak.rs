@@ -500,8 +500,7 @@ fn missing_container(
 ) -> (String, String) {
     let short = &id[..12];
     let life = life_starts.iter().rposition(|t| *t <= started).unwrap_or(0);
-    let lines: Vec<&str> =
-        logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains(short)).take(6).collect();
+    let lines: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains(short)).take(6).collect();
     let file = agent.state_dir().join("containers").join(format!("{id}.json"));
     let saved = match std::fs::read(&file).map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
         Err(e) => format!("no saved file ({e})"),
@@ -513,15 +512,16 @@ fn missing_container(
             format!(
                 "saved: state {}, {} first uses, cgroups {}; record cgroup:{}: {by_id:?}",
                 r["state"],
-                r["first_use"].as_object().map(serde_json::Map::len).or(r["first_use"].as_array().map(Vec::len)).unwrap_or(0),
+                r["first_use"]
+                    .as_object()
+                    .map(serde_json::Map::len)
+                    .or(r["first_use"].as_array().map(Vec::len))
+                    .unwrap_or(0),
                 r["cgroups"],
                 r["cgroup_id"]
             )
         }
     };
     let when = format!("{:.1} s into life {}", started - life_starts[life], life + 1);
-    (
-        format!("{short} ({when})"),
-        format!("{short} (started at {started:.0} s, {when}; {saved}; agent log: {lines:?})"),
-    )
+    (format!("{short} ({when})"), format!("{short} (started at {started:.0} s, {when}; {saved}; agent log: {lines:?})"))
 }
