@@ -1,8 +1,6 @@
 //! Saving records to the state directory: encoded under the agent's lock,
 //! written (atomically, fsynced) outside it.
 
-use std::path::PathBuf;
-
 use super::{
     core::{Agent, COUNTS_SAVE_INTERVAL},
     store::PendingWrite,
@@ -95,7 +93,8 @@ pub fn write_all(writes: &[PendingWrite]) -> WriteReport {
 pub struct StagedRound {
     /// What failed already, and what was written in place (not a regular file).
     report: WriteReport,
-    staged: Vec<(Option<String>, PathBuf, Staged)>,
+    /// Each with the record it saves (None: enforce.json).
+    staged: Vec<(Option<String>, Staged)>,
 }
 
 /// Writes each file under its temporary name. Once one fails for want of space
@@ -110,7 +109,7 @@ pub fn stage(writes: &[PendingWrite]) -> StagedRound {
             continue;
         }
         match batch::stage(&w.path, &w.bytes) {
-            Ok(Some(s)) => round.staged.push((w.key.clone(), w.path.clone(), s)),
+            Ok(Some(s)) => round.staged.push((w.key.clone(), s)),
             Ok(None) => round.report.written += 1,
             Err(e) => {
                 let why = format!("saving {}: {e}", w.path.display());
@@ -140,12 +139,11 @@ pub fn commit(rounds: Vec<StagedRound>) -> WriteReport {
         staged.extend(round.staged);
     }
     let files = staged.len();
-    let (names, staged): (Vec<(Option<String>, PathBuf)>, Vec<Staged>) =
-        staged.into_iter().map(|(key, path, s)| ((key, path), s)).unzip();
-    for ((key, path), result) in names.into_iter().zip(batch::commit(staged)) {
+    let (keys, staged): (Vec<Option<String>>, Vec<Staged>) = staged.into_iter().unzip();
+    for ((key, s), result) in keys.into_iter().zip(&staged).zip(batch::commit(&staged)) {
         match result {
             Ok(()) => report.written += 1,
-            Err(e) => report.failed.push((key, format!("saving {}: {e}", path.display()))),
+            Err(e) => report.failed.push((key, format!("saving {}: {e}", s.path().display()))),
         }
     }
     let took = started.elapsed();

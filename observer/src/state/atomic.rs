@@ -30,19 +30,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if written_in_place(path)? {
         return write_in_place(path, bytes);
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", path.display())))?;
-    let tmp = temp_path(dir, &name.to_string_lossy());
-    let result = write_then_rename(&tmp, path, dir, bytes);
+    let (dir, tmp) = temp_beside(path)?;
+    let result = write_temp(&tmp, bytes).and_then(|file| {
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The directory `path` is in, and a fresh temporary name beside it there
+/// (rename is only atomic within one filesystem).
+pub(super) fn temp_beside(path: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", path.display())))?;
+    let tmp = temp_path(&dir, &name.to_string_lossy());
+    Ok((dir, tmp))
+}
+
+/// Creates `tmp` (mode 0600, a new file) holding `bytes`, not yet synced.
+/// The caller removes it if anything after fails.
+pub(super) fn write_temp(tmp: &Path, bytes: &[u8]) -> io::Result<File> {
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+    // The umask can only clear bits, but be explicit about the final mode.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    Ok(file)
 }
 
 /// Whether `path` is written in place rather than replaced; errors for what
@@ -128,20 +150,9 @@ pub(super) fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
-fn write_then_rename(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
-    // The umask can only clear bits, but be explicit about the final mode.
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(tmp, path)?;
-    File::open(dir)?.sync_all()
-}
-
 /// Unique per process and call, hidden, in the target's directory (rename is
 /// only atomic within one filesystem).
-pub(super) fn temp_path(dir: &Path, name: &str) -> PathBuf {
+fn temp_path(dir: &Path, name: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()))

@@ -8,17 +8,14 @@
 //! leaves each file old or new, never torn.
 
 use std::{
-    collections::BTreeSet,
-    fs::{self, File, OpenOptions},
-    io::{self, Write as _},
-    os::{
-        fd::AsRawFd as _,
-        unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
-    },
+    collections::{BTreeMap, BTreeSet},
+    fs::{self, File},
+    io,
+    os::fd::AsRawFd as _,
     path::{Path, PathBuf},
 };
 
-use super::atomic::{temp_path, write_in_place, written_in_place};
+use super::atomic::{temp_beside, write_in_place, write_temp, written_in_place};
 
 /// A file written under its temporary name: not durable, not in place yet.
 #[derive(Debug)]
@@ -35,21 +32,9 @@ pub fn stage(path: &Path, bytes: &[u8]) -> io::Result<Option<Staged>> {
     if written_in_place(path)? {
         return write_in_place(path, bytes).map(|()| None);
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", path.display())))?;
-    let tmp = temp_path(&dir, &name.to_string_lossy());
-    let written = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)
-    })();
-    match written {
-        Ok(()) => Ok(Some(Staged { tmp, path: path.to_path_buf(), dir })),
+    let (dir, tmp) = temp_beside(path)?;
+    match write_temp(&tmp, bytes) {
+        Ok(_) => Ok(Some(Staged { tmp, path: path.to_path_buf(), dir })),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(e)
@@ -57,19 +42,25 @@ pub fn stage(path: &Path, bytes: &[u8]) -> io::Result<Option<Staged>> {
     }
 }
 
+impl Staged {
+    /// The file it is to replace.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Makes staged files durable and puts them in place: one `syncfs` per
 /// directory's filesystem, the renames, one fsync per directory. One result per
 /// staged file, in order; a file that failed leaves no temporary behind.
-pub fn commit(staged: Vec<Staged>) -> Vec<io::Result<()>> {
-    let dirs: BTreeSet<PathBuf> = staged.iter().map(|s| s.dir.clone()).collect();
+pub fn commit(staged: &[Staged]) -> Vec<io::Result<()>> {
     // The data first: a rename must never be durable before what it points at.
-    let flushed: Vec<(PathBuf, io::Result<()>)> = dirs.iter().map(|d| (d.clone(), syncfs(d))).collect();
-    let flush_of = |dir: &Path| flushed.iter().find(|(d, _)| d == dir).map(|(_, r)| r);
+    let dirs: BTreeSet<&Path> = staged.iter().map(|s| s.dir.as_path()).collect();
+    let flushed: BTreeMap<&Path, io::Result<()>> = dirs.into_iter().map(|d| (d, syncfs(d))).collect();
     let mut results: Vec<io::Result<()>> = staged
         .iter()
-        .map(|s| match flush_of(&s.dir) {
-            Some(Err(e)) => Err(io::Error::new(e.kind(), format!("flushing {}: {e}", s.dir.display()))),
-            _ => fs::rename(&s.tmp, &s.path),
+        .map(|s| match &flushed[s.dir.as_path()] {
+            Err(e) => Err(io::Error::new(e.kind(), format!("flushing {}: {e}", s.dir.display()))),
+            Ok(()) => fs::rename(&s.tmp, &s.path),
         })
         .collect();
     for (s, r) in staged.iter().zip(&results) {
@@ -78,10 +69,10 @@ pub fn commit(staged: Vec<Staged>) -> Vec<io::Result<()>> {
         }
     }
     // Then the renames themselves.
-    for dir in &dirs {
+    for dir in flushed.keys() {
         if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
             for (s, r) in staged.iter().zip(results.iter_mut()) {
-                if &s.dir == dir && r.is_ok() {
+                if s.dir == *dir && r.is_ok() {
                     *r = Err(io::Error::new(e.kind(), format!("syncing {}: {e}", dir.display())));
                 }
             }
@@ -99,6 +90,8 @@ fn syncfs(dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -125,7 +118,7 @@ mod tests {
             .collect();
         // Staged, not in place: the old content is still what readers see.
         assert_eq!(fs::read(dir.join("a.json")).unwrap(), b"old");
-        assert!(commit(staged).iter().all(Result::is_ok));
+        assert!(commit(&staged).iter().all(Result::is_ok));
         assert_eq!(names(&dir), ["a.json", "b.json", "c.json"]);
         assert_eq!(fs::read(dir.join("b.json")).unwrap(), b"b.json");
         let mode = fs::metadata(dir.join("c.json")).unwrap().permissions().mode() & 0o777;
@@ -141,7 +134,7 @@ mod tests {
         // A directory where the file should go: the rename fails.
         fs::create_dir(dir.join("bad.json")).unwrap();
         fs::write(dir.join("bad.json/x"), b"").unwrap();
-        let results = commit(vec![ok, bad]);
+        let results = commit(&[ok, bad]);
         assert!(results[0].is_ok());
         assert!(results[1].is_err());
         assert_eq!(names(&dir), ["bad.json", "ok.json"], "no temporary file is left behind");
