@@ -224,14 +224,12 @@ impl Agent {
         let cg = record.cgroups.entry(cgroup_id).or_insert_with(|| CgroupRecord {
             path,
             slot: None,
-            rows: BTreeMap::new(),
+            rows: Default::default(),
             confirmation,
         });
         if cg.slot != Some(slot) {
             // Another slot counts from zero: readings of the one before mean nothing here.
-            for row in cg.rows.values_mut() {
-                row.last = (0, 0, 0);
-            }
+            cg.rows.restart_readings();
         }
         cg.slot = Some(slot);
         cg.confirmation = confirmation;

@@ -203,8 +203,9 @@ fn top_row(r: &ContainerRecord, enforcements: &[EnforceRule], new_syscalls: usiz
 mod tests {
     use super::*;
     use crate::{
-        agent::model::{CgroupRecord, FirstUse, RowTotals},
+        agent::model::{CgroupRecord, FirstUse},
         api::Target,
+        probe::RowCounts,
         views::EnforceAction,
     };
 
@@ -223,8 +224,8 @@ mod tests {
     fn a_row_counts_totals_new_syscalls_and_names_its_enforcement() {
         let mut r = record("web");
         let mut cg = CgroupRecord::default();
-        cg.rows.insert(0, RowTotals { calls: 10, errors: 1, denied: 2, last: (0, 0, 0) });
-        cg.rows.insert(1, RowTotals { calls: 5, errors: 0, denied: 0, last: (0, 0, 0) });
+        cg.rows.update(&RowCounts { row: 0, calls: 10, errors: 1, denied: 2 });
+        cg.rows.update(&RowCounts { row: 1, calls: 5, errors: 0, denied: 0 });
         r.cgroups.insert(7, cg);
         let fmt = &time::format_description::well_known::Rfc3339;
         let recent = (time::OffsetDateTime::now_utc() - Duration::from_secs(5)).format(fmt).unwrap();

@@ -5,6 +5,7 @@
 mod alerting;
 mod alerts;
 mod answers;
+mod cgroup_rows;
 mod cgroup_watch;
 mod core;
 mod delivery;

@@ -8,6 +8,7 @@ use observer_common::slot::phase;
 use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
+use super::cgroup_rows::CgroupRows;
 pub use super::first_use::{FirstUse, PhaseSet, Stamp};
 use crate::{
     container::confirm::Confirmation,
@@ -52,7 +53,7 @@ pub struct CgroupRecord {
     pub path: String,
     /// The kernel slot while the cgroup lives; None after it ended.
     pub slot: Option<u32>,
-    pub rows: BTreeMap<u32, RowTotals>,
+    pub rows: CgroupRows,
     /// Whether the runtime confirmed that this cgroup is the container's: only
     /// confirmed cgroups are killed or enforced with kill.
     #[serde(default)]
@@ -179,7 +180,7 @@ impl ContainerRecord {
     pub fn totals(&self) -> BTreeMap<u32, RowTotals> {
         let mut out: BTreeMap<u32, RowTotals> = BTreeMap::new();
         for cg in self.cgroups.values() {
-            for (row, t) in &cg.rows {
+            for (row, t) in cg.rows.iter() {
                 let e = out.entry(*row).or_default();
                 e.calls = e.calls.saturating_add(t.calls);
                 e.errors = e.errors.saturating_add(t.errors);
@@ -192,11 +193,11 @@ impl ContainerRecord {
     /// Calls over every row of every cgroup (no per-row table: `ps` sums this
     /// for every record).
     pub fn calls(&self) -> u64 {
-        self.cgroups.values().flat_map(|cg| cg.rows.values()).fold(0, |sum, t| sum.saturating_add(t.calls))
+        self.cgroups.values().fold(0, |sum, cg| sum.saturating_add(cg.rows.calls()))
     }
 
     pub fn denied(&self) -> u64 {
-        self.cgroups.values().flat_map(|cg| cg.rows.values()).fold(0, |sum, t| sum.saturating_add(t.denied))
+        self.cgroups.values().fold(0, |sum, cg| sum.saturating_add(cg.rows.denied()))
     }
 
     pub fn profile(&self) -> Vec<ProfileRow> {

@@ -112,6 +112,19 @@ async fn answer(agent: &Arc<Mutex<Agent>>, request: Request) -> Response {
         _ => a.tick(),
     }
     let read = asked.elapsed();
+    if let Request::Ps = request {
+        // The rows are copied under the lock and encoded after it is let go:
+        // 10,000 rows are megabytes of JSON, which the event reader and the
+        // saving tasks should not wait for.
+        let rows = a.ps();
+        drop(a);
+        let copied = asked.elapsed();
+        let response = tokio::task::spawn_blocking(move || Response::of(&rows))
+            .await
+            .unwrap_or_else(|e| Response::error(format!("encoding the answer: {e}")));
+        tracing::debug!(?locked, ?read, ?copied, answered = ?asked.elapsed(), "answered ps");
+        return response;
+    }
     let response = respond(&mut a, request);
     tracing::debug!(?locked, ?read, answered = ?asked.elapsed(), "answered");
     response

@@ -26,14 +26,15 @@ impl Agent {
     pub fn read_slots(&mut self, budget: usize) {
         let chosen = round_robin(self.slot_owner.keys().copied().collect(), self.next_slot_to_read, budget);
         self.next_slot_to_read = chosen.last().map_or(0, |s| s + 1);
-        self.read_these_slots(&chosen, true);
+        self.read_these_slots(&chosen, Reading::WHOLE);
     }
 
-    /// Fresh counts of every live slot, for an answer: memory reads only (the
-    /// background read notices cgroups that ended).
+    /// Fresh counts of every live slot, for an answer that lists counts (`ps`,
+    /// the live feed): memory reads only, and no argument sets (the background
+    /// read folds those, and notices cgroups that ended).
     pub fn read_counts(&mut self) {
         let all: Vec<u32> = self.slot_owner.keys().copied().collect();
-        self.read_these_slots(&all, false);
+        self.read_these_slots(&all, Reading::COUNTS);
     }
 
     /// Fresh counts and facts of one record only (`observer profile show`):
@@ -41,7 +42,7 @@ impl Agent {
     pub fn refresh_record(&mut self, key: &str) {
         let slots: Vec<u32> =
             self.containers.get(key).map(|r| r.cgroups.values().filter_map(|c| c.slot).collect()).unwrap_or_default();
-        self.read_these_slots(&slots, true);
+        self.read_these_slots(&slots, Reading::WHOLE);
         let mount = self.mount();
         if let Some(record) = self.containers.get_mut(key)
             && record.state == State::Running
@@ -52,26 +53,36 @@ impl Agent {
 
     /// Reads `chosen` slots into their records; with `check_alive`, a slot
     /// whose cgroup is gone gets its final read and goes back to the kernel.
-    fn read_these_slots(&mut self, chosen: &[u32], check_alive: bool) {
+    fn read_these_slots(&mut self, chosen: &[u32], reading: Reading) {
+        let Reading { check_alive, args } = reading;
         let mount = self.mount();
         let mut ended: Vec<(String, u64, u32)> = Vec::new();
-        let owners: Vec<(u32, (String, u64))> =
-            chosen.iter().filter_map(|s| self.slot_owner.get(s).map(|o| (*s, o.clone()))).collect();
         let wraps = self.probe.wraps();
-        for (slot, (key, cgroup_id)) in owners {
+        for &slot in chosen {
+            let Some((key, cgroup_id)) = self.slot_owner.get(&slot) else { continue };
+            let cgroup_id = *cgroup_id;
             // Cells only grow, so their sum changes whenever one does: a slot
             // whose sum is the last reading's, with nothing in `WRAPS`, has
             // nothing new (most slots, most of the time, on a busy node).
             let sum = self.probe.counters().cells_sum(slot);
             let unchanged = !wraps.has_slot(slot) && self.counts_read.insert((slot, cgroup_id), sum) == Some(sum);
+            if unchanged && reading == Reading::COUNTS {
+                // Nothing else to look at: an answer over 10,000 quiet slots
+                // costs 10,000 sums.
+                continue;
+            }
+            let key = key.clone();
             let rows = if unchanged { Vec::new() } else { self.probe.rows(slot, &wraps) };
             // The value sets only grow, and rarely: decoded only when their
             // words changed since this slot's last reading.
-            let raw = self.probe.counters().args(slot);
-            let fingerprint = args_fingerprint(&raw);
-            let args_changed = self.args_read.insert((slot, cgroup_id), fingerprint) != Some(fingerprint);
+            let raw = args.then(|| self.probe.counters().args(slot));
+            let args_changed = raw.as_ref().is_some_and(|raw| {
+                let fingerprint = args_fingerprint(raw);
+                self.args_read.insert((slot, cgroup_id), fingerprint) != Some(fingerprint)
+            });
             let Some(record) = self.containers.get_mut(&key) else { continue };
-            let new_args = args_changed && record.fold_args(&observer_profile::args::SeenArgs::from_sets(&raw));
+            let new_args = args_changed
+                && raw.as_ref().is_some_and(|raw| record.fold_args(&observer_profile::args::SeenArgs::from_sets(raw)));
             let Some(cg) = record.cgroups.get_mut(&cgroup_id) else { continue };
             let changed = fold_rows(cg, &rows) | new_args;
             // Same path, other inode: the cgroup was removed and made again
@@ -214,7 +225,7 @@ impl Agent {
             record.fold_args(&args);
             if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {
                 for r in &rows {
-                    cg.rows.entry(r.row).or_default().update(r);
+                    cg.rows.update(r);
                 }
                 cg.slot = None;
             }
@@ -300,6 +311,20 @@ impl Agent {
     }
 }
 
+/// What a read of slots takes besides the counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Reading {
+    /// Whether each slot's cgroup is checked to still be there (a stat each).
+    check_alive: bool,
+    /// Whether the argument value sets are read and folded.
+    args: bool,
+}
+
+impl Reading {
+    const WHOLE: Reading = Reading { check_alive: true, args: true };
+    const COUNTS: Reading = Reading { check_alive: false, args: false };
+}
+
 /// The slots one round reads: at most `budget`, in slot order, starting at
 /// `next` and wrapping, so that with thousands of cgroups each round reads a
 /// share and every slot comes in turn.
@@ -378,15 +403,7 @@ fn args_fingerprint(sets: &observer_common::args::ArgSets) -> u64 {
 /// anything changed. The kernel's counters are cumulative u32s: each total
 /// grows by the difference since the last reading, wraps included.
 pub(super) fn fold_rows(cg: &mut CgroupRecord, rows: &[RowCounts]) -> bool {
-    let mut changed = false;
-    for r in rows {
-        let t = cg.rows.entry(r.row).or_default();
-        if t.last != (r.calls, r.errors, r.denied) {
-            t.update(r);
-            changed = true;
-        }
-    }
-    changed
+    rows.iter().fold(false, |changed, r| cg.rows.update(r) | changed)
 }
 
 #[cfg(test)]
@@ -410,6 +427,6 @@ mod tests {
         assert!(!fold_rows(&mut cg, &reading(u64::from(u32::MAX) - 1)), "the same reading changes nothing");
         // Exact readings (cell plus wraps): three wraps since the last one.
         assert!(fold_rows(&mut cg, &reading((3 << 32) + 3)));
-        assert_eq!(cg.rows[&90].calls, (3 << 32) + 3);
+        assert_eq!(cg.rows.get(90).map(|t| t.calls), Some((3 << 32) + 3));
     }
 }

@@ -27,6 +27,8 @@ impl Env {
             work: std::env::temp_dir().join("observer-bench"),
         };
         std::fs::create_dir_all(&env.work)?;
+        // One run's agents write one log (`running::agent_keeping_state`).
+        let _ = std::fs::remove_file(env.work.join("agent.log"));
         Ok(env)
     }
 

@@ -58,6 +58,13 @@ pub fn watching_agent(env: &Env, extra: &[&str]) -> anyhow::Result<(Running, u32
 pub fn agent_keeping_state(env: &Env, extra: &[&str]) -> anyhow::Result<(Running, u32)> {
     let socket = env.socket();
     let _ = std::fs::remove_file(&socket);
+    // Every agent of a run appends to one log, kept for a look afterwards
+    // (`OBSERVER_LOG=observer=debug` shows each answer's timings).
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env.work.join("agent.log"))
+        .context("opening the bench's agent log")?;
     let child = Command::new(&env.observer)
         .args(["agent", "--watch", "all"])
         .args(extra)
@@ -68,7 +75,7 @@ pub fn agent_keeping_state(env: &Env, extra: &[&str]) -> anyhow::Result<(Running
         .arg("--pin-dir")
         .arg(&env.pin_dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .context("starting observer agent")?;
     let pid = child.id();
