@@ -95,4 +95,5 @@ pub mod churn;
 pub mod cri;
 pub mod docker;
 pub mod filters;
+pub mod scratch;
 pub mod timed_run;

@@ -13,20 +13,15 @@
 //!
 //! Every `docker run` is bounded (tests/src/timed_run.rs) and its container removed.
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::BTreeSet, path::Path, sync::Mutex, time::Duration};
 
 use observer_profile::resolve::DOCKER_DEFAULT_CAPS;
 use observer_tests::{
     agent::{TestAgent, rows},
     docker::{self, Cleanup},
     observer, require_root,
+    scratch::{Dir, text},
     timed_run::TimedRun,
-    unique,
 };
 use serde_json::Value;
 
@@ -177,31 +172,6 @@ if sys.argv[1] == "probe":
     print("clone3 newuser:", clone3(CLONE_NEWUSER))
 "#;
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(what: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("observer-args-roundtrip-{what}-{}", unique()));
-        std::fs::create_dir_all(&d).expect("temp dir");
-        Dir(d)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn text(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 /// `sh -c SCRIPT` with its exit code kept and the container kept a moment: the closing
 /// sleep tells that the agent has read the end of the run.
 fn sh(script: &str) -> Vec<String> {
@@ -217,7 +187,7 @@ fn python(script: &str, mode: &str) -> Vec<String> {
 
 fn run(dir: &Dir, cleanup: &mut Cleanup, label: &str, options: &[&str], image: &str, cmd: &[String]) -> TimedRun {
     let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    TimedRun::docker(&dir.0, cleanup, label, options, image, &cmd, RUN_TIMEOUT)
+    TimedRun::docker(dir.path(), cleanup, label, options, image, &cmd, RUN_TIMEOUT)
 }
 
 /// The images and the runtime are there; a missing one fails with what to do.
@@ -422,7 +392,7 @@ fn round_trip(runtime: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     require(runtime);
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new(runtime);
+    let dir = Dir::new("args-roundtrip", runtime);
     let mut cleanup = Cleanup(Vec::new());
     for w in [&SERVER, &PIPELINE, &PYTHON, &SOCAT] {
         let label = format!("{} under {runtime}", w.label);
@@ -492,7 +462,7 @@ fn socket_family_never_used(runtime: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     require(runtime);
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new(&format!("unix-{runtime}"));
+    let dir = Dir::new("args-roundtrip", &format!("unix-{runtime}"));
     let mut cleanup = Cleanup(Vec::new());
     let label = format!("AF_UNIX only, under {runtime}");
     let options = ["--runtime", runtime];
@@ -561,7 +531,7 @@ fn user_namespace_never_made(runtime: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     require(runtime);
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new(&format!("userns-{runtime}"));
+    let dir = Dir::new("args-roundtrip", &format!("userns-{runtime}"));
     let mut cleanup = Cleanup(Vec::new());
     let label = format!("forks with CAP_SYS_ADMIN, under {runtime}");
     let options = ["--runtime", runtime, "--cap-add", "SYS_ADMIN"];
@@ -644,7 +614,7 @@ fn threads_never_made_a_user_namespace(runtime: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     require(runtime);
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new(&format!("clone3-{runtime}"));
+    let dir = Dir::new("args-roundtrip", &format!("clone3-{runtime}"));
     let mut cleanup = Cleanup(Vec::new());
     let label = format!("threads with CAP_SYS_ADMIN, under {runtime}");
     let options = ["--runtime", runtime, "--cap-add", "SYS_ADMIN"];

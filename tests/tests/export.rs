@@ -2,16 +2,13 @@
 //! real agent from real Docker containers (busybox, --network none), under runc
 //! and under crun, replayed with `docker run --security-opt seccomp=FILE`; as root.
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-    process::Output,
-};
+use std::{collections::BTreeSet, path::Path, process::Output};
 
 use observer_tests::{
     agent::{TestAgent, rows},
     docker::{Cleanup, name, profile_path, require_docker, run},
-    observer, require_root, unique,
+    observer, require_root,
+    scratch::{Dir, text},
 };
 use serde_json::Value;
 
@@ -92,31 +89,6 @@ fn outcome(o: &Output, listing: bool) -> (i32, String) {
         out
     };
     (o.status.code().unwrap_or(-1), out)
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(what: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("observer-export-{what}-{}", unique()));
-        std::fs::create_dir_all(&d).expect("temp dir");
-        Dir(d)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn text(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn in_container_phase(profile: &Value, names: &[&str]) -> bool {
@@ -245,7 +217,7 @@ fn round_trip(runtime: &str) {
     require_root();
     require_docker();
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new(runtime);
+    let dir = Dir::new("export", runtime);
     let mut cleanup = Cleanup(Vec::new());
     let moby = moby_default();
     let (moby_all, moby_here) = (allowed(&moby).len(), moby_allowed_here(&moby).len());
@@ -349,7 +321,7 @@ fn clone_conditions_survive_export() {
     require_root();
     require_docker();
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new("clone");
+    let dir = Dir::new("export", "clone");
     let mut cleanup = Cleanup(Vec::new());
     let forks = Workload {
         label: "forks",
@@ -420,7 +392,7 @@ fn merged_profile_runs_both_workloads() {
     require_root();
     require_docker();
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new("merge");
+    let dir = Dir::new("export", "merge");
     let mut cleanup = Cleanup(Vec::new());
     let (a, learned_a) = learn(&agent, &mut cleanup, "runc", &CHMOD);
     let (b, learned_b) = learn(&agent, &mut cleanup, "runc", &PIPELINE);
@@ -491,7 +463,7 @@ fn diff_and_check_on_the_seed_lab_profiles() {
     let r = json_of(&o);
     assert!(r["findings"].as_array().expect("findings").iter().all(|f| f["severity"] != "error"), "{r}");
 
-    let dir = Dir::new("check");
+    let dir = Dir::new("export", "check");
     let deny_list = |arches: &[&str]| {
         serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -529,7 +501,7 @@ fn export_errors_are_clean_and_leave_nothing() {
     require_root();
     require_docker();
     let agent = TestAgent::start(&[]);
-    let dir = Dir::new("errors");
+    let dir = Dir::new("export", "errors");
     let mut cleanup = Cleanup(Vec::new());
 
     let unknown = name("never-ran");
@@ -550,7 +522,7 @@ fn export_errors_are_clean_and_leave_nothing() {
     std::fs::create_dir(&target).expect("mkdir");
     let listing = || {
         let mut l: Vec<String> =
-            std::fs::read_dir(&dir.0).expect("ls").filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+            std::fs::read_dir(dir.path()).expect("ls").filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
         l.sort();
         l
     };

@@ -13,7 +13,7 @@
 
 use std::{
     collections::BTreeSet,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     sync::Mutex,
     time::{Duration, Instant},
@@ -23,8 +23,8 @@ use observer_tests::{
     agent::{TestAgent, rows},
     docker::{Cleanup, docker},
     observer, require_root,
+    scratch::{Dir, text},
     timed_run::TimedRun,
-    unique,
 };
 use serde_json::Value;
 
@@ -114,31 +114,6 @@ fn wrapped(command: &str) -> String {
     format!("{command}; rc=$?; sleep 1; exit $rc")
 }
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(what: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("observer-realsoft-{what}-{}", unique()));
-        std::fs::create_dir_all(&d).expect("temp dir");
-        Dir(d)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn text(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 /// The line that tells what went wrong: the driver's FAIL line, else stderr's last
 /// (where perl's die and python's exception end up).
 fn reason(run: &TimedRun) -> String {
@@ -160,7 +135,7 @@ fn docker_run(
     let mut options = vec!["--runtime", runtime];
     options.extend_from_slice(extra);
     let script = wrapped(command);
-    TimedRun::docker(&dir.0, cleanup, "realsoft", &options, IMAGE, &["sh", "-c", &script], limit)
+    TimedRun::docker(dir.path(), cleanup, "realsoft", &options, IMAGE, &["sh", "-c", &script], limit)
 }
 
 fn in_container_phase(profile: &Value, names: &[&str]) -> bool {
@@ -279,7 +254,7 @@ fn round_trip(runtime: &str, w: &Workload) {
     let started = Instant::now();
     let agent = TestAgent::start(&[]);
     let pin_dir = agent.pin_dir.clone();
-    let dir = Dir::new(&format!("{}-{runtime}", w.label));
+    let dir = Dir::new("realsoft", &format!("{}-{runtime}", w.label));
     let mut cleanup = Cleanup(Vec::new());
     let label = format!("{} under {runtime}", w.label);
 
@@ -392,7 +367,7 @@ fn a_run_past_its_time_is_killed() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     require_root();
     require_image_and_runtime("runc");
-    let dir = Dir::new("timeout");
+    let dir = Dir::new("realsoft", "timeout");
     let mut cleanup = Cleanup(Vec::new());
     let limit = Duration::from_secs(3);
     let run = docker_run(&dir, &mut cleanup, "runc", &["--rm"], "sleep 600", limit);

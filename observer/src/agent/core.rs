@@ -61,6 +61,17 @@ pub struct EnforceRule {
     pub profile: String,
 }
 
+/// A live slot at its last read, to tell what changed since.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LastRead {
+    /// The sum of its counter cells (None: not read yet): cells only grow,
+    /// so an unchanged sum means no row changed.
+    pub cells_sum: Option<u64>,
+    /// A fingerprint of its argument value sets (None: not read yet):
+    /// unchanged sets are not decoded again.
+    pub args: Option<u64>,
+}
+
 pub struct Agent {
     pub probe: Probe,
     pub resolver: std::sync::Arc<Resolver>,
@@ -96,12 +107,8 @@ pub struct Agent {
     pub next_slot_to_read: u32,
     /// The record after which the background read refreshes pids and modes next.
     pub next_facts_key: String,
-    /// A fingerprint of each live (slot, cgroup)'s argument value sets at its
-    /// last read: unchanged sets are not decoded again.
-    pub args_read: std::collections::HashMap<(u32, u64), u64>,
-    /// The sum of each live (slot, cgroup)'s counter cells at its last read:
-    /// an unchanged sum means no row changed.
-    pub counts_read: std::collections::HashMap<(u32, u64), u64>,
+    /// What each live (slot, cgroup) looked like at its last read.
+    pub last_reads: std::collections::HashMap<(u32, u64), LastRead>,
     /// Nanoseconds from a first use in the kernel to the agent knowing it (recent events).
     pub first_seen_latency_ns: std::collections::VecDeque<u64>,
     /// The same, for calls made while a container starts (the runtime's init phases).

@@ -65,7 +65,8 @@ impl Agent {
             // whose sum is the last reading's, with nothing in `WRAPS`, has
             // nothing new (most slots, most of the time, on a busy node).
             let sum = self.probe.counters().cells_sum(slot);
-            let unchanged = !wraps.has_slot(slot) && self.counts_read.insert((slot, cgroup_id), sum) == Some(sum);
+            let last = self.last_reads.entry((slot, cgroup_id)).or_default();
+            let unchanged = !wraps.has_slot(slot) && last.cells_sum.replace(sum) == Some(sum);
             if unchanged && reading == Reading::COUNTS {
                 // Nothing else to look at: an answer over 10,000 quiet slots
                 // costs 10,000 sums.
@@ -78,7 +79,7 @@ impl Agent {
             let raw = args.then(|| self.probe.counters().args(slot));
             let args_changed = raw.as_ref().is_some_and(|raw| {
                 let fingerprint = args_fingerprint(raw);
-                self.args_read.insert((slot, cgroup_id), fingerprint) != Some(fingerprint)
+                last.args.replace(fingerprint) != Some(fingerprint)
             });
             let Some(record) = self.containers.get_mut(&key) else { continue };
             let new_args = args_changed
@@ -219,8 +220,7 @@ impl Agent {
     pub(super) fn end_cgroup(&mut self, key: &str, cgroup_id: u64, slot: u32) {
         let rows = self.probe.rows(slot, &self.probe.wraps());
         let args = self.probe.args(slot);
-        self.args_read.remove(&(slot, cgroup_id));
-        self.counts_read.remove(&(slot, cgroup_id));
+        self.last_reads.remove(&(slot, cgroup_id));
         if let Some(record) = self.containers.get_mut(key) {
             record.fold_args(&args);
             if let Some(cg) = record.cgroups.get_mut(&cgroup_id) {
