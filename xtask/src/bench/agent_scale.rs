@@ -112,7 +112,14 @@ fn restart(env: &Env, fleet: &mut Fleet) -> anyhow::Result<serde_json::Value> {
             first_answer_ms.get_or_insert(t0.elapsed().as_secs_f64() * 1000.0);
             if s["containers"].as_u64().unwrap_or(0) >= records {
                 let all_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                // Once its start-up work is done: the records as they sit in a heap
+                // that never held the fleet's build (what a node's agent carries
+                // after a restart, and what its memory limit must hold).
+                wait_quiet(fleet.pid, 2, Duration::from_secs(60))?;
+                let rss = rss_bytes(fleet.pid)?;
                 return Ok(json!({
+                    "rss_bytes_after": rss,
+                    "rss_bytes_per_record_after": rss / records.max(1),
                     "records_before": records,
                     "records_after": s["containers"],
                     "reused_pinned_programs": s["reused_pinned_programs"],

@@ -198,6 +198,14 @@ fn agent_section(s: &mut String, a: &serde_json::Value) {
     let rows = [
         ("agent RSS, idle", format!("{:.1} MiB", mib(&a["agent_rss_bytes_idle"]))),
         ("agent RSS, after the load", format!("{:.1} MiB", mib(&a["agent_rss_bytes_under_load"]))),
+        (
+            "agent RSS after a restart, every record loaded (per record)",
+            format!(
+                "{:.1} MiB ({:.1} KiB)",
+                mib(&a["restart"]["rss_bytes_after"]),
+                f(&a["restart"]["rss_bytes_per_record_after"]) / 1024.0
+            ),
+        ),
         ("load: syscalls/s achieved, spread over all containers", format!("{:.0}", f(&a["load_calls_per_second"]))),
         ("agent CPU under that load (% of one core)", format!("{:.2}", f(&a["agent_cpu_percent_under_load"]))),
         (
