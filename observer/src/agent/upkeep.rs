@@ -67,7 +67,7 @@ impl Agent {
             let sum = self.probe.counters().cells_sum(slot);
             let last = self.last_reads.entry((slot, cgroup_id)).or_default();
             let unchanged = !wraps.has_slot(slot) && last.cells_sum.replace(sum) == Some(sum);
-            if unchanged && reading == Reading::COUNTS {
+            if unchanged && !check_alive && !args {
                 // Nothing else to look at: an answer over 10,000 quiet slots
                 // costs 10,000 sums.
                 continue;
@@ -312,7 +312,7 @@ impl Agent {
 }
 
 /// What a read of slots takes besides the counts.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Reading {
     /// Whether each slot's cgroup is checked to still be there (a stat each).
     check_alive: bool,
