@@ -46,13 +46,34 @@ fuzz_target!(|data: &[u8]| {
         Request::Ps | Request::Status => Vec::new(),
     };
     let plain = BTreeMap::new();
-    let labels: BTreeMap<String, String> = [("app".to_owned(), "web".to_owned()), ("tier".to_owned(), String::new())].into();
-    let pod = PodInfo { namespace: "prod".into(), name: "web-0".into(), uid: "u".into(), labels: labels.clone(), ..Default::default() };
+    let labels: BTreeMap<String, String> =
+        [("app".to_owned(), "web".to_owned()), ("tier".to_owned(), String::new())].into();
+    let pod = PodInfo {
+        namespace: "prod".into(),
+        name: "web-0".into(),
+        uid: "u".into(),
+        labels: labels.clone(),
+        ..Default::default()
+    };
     let sandbox = PodInfo { sandbox: true, ..pod.clone() };
     let subjects = [
-        Subject { id: "0123abcd", name: "web", image: "docker.io/library/nginx:1.25", image_digest: "sha256:0123", pod: None, labels: &plain },
+        Subject {
+            id: "0123abcd",
+            name: "web",
+            image: "docker.io/library/nginx:1.25",
+            image_digest: "sha256:0123",
+            pod: None,
+            labels: &plain,
+        },
         Subject { id: "4567", name: "", image: "", image_digest: "", pod: Some(&pod), labels: &labels },
-        Subject { id: "89", name: "pause", image: "registry.k8s.io/pause:3.9", image_digest: "", pod: Some(&sandbox), labels: &plain },
+        Subject {
+            id: "89",
+            name: "pause",
+            image: "registry.k8s.io/pause:3.9",
+            image_digest: "",
+            pod: Some(&sandbox),
+            labels: &plain,
+        },
     ];
     for target in &targets {
         for subject in &subjects {

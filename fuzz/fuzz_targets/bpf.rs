@@ -36,9 +36,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let split = u16::from_le_bytes([head[1], head[2]]) as usize;
     let nr = u32::from_le_bytes(head[3..7].try_into().unwrap());
-    let args: [u64; 6] = std::array::from_fn(|i| {
-        u64::from_le_bytes(head[7 + 8 * i..15 + 8 * i].try_into().unwrap())
-    });
+    let args: [u64; 6] = std::array::from_fn(|i| u64::from_le_bytes(head[7 + 8 * i..15 + 8 * i].try_into().unwrap()));
 
     let insns = match bpf::decode(program) {
         Ok(insns) => insns,
@@ -49,11 +47,8 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(bpf::encode(&insns), program, "decode and encode disagree");
     let _ = bpf::disassemble(&insns);
-    let stack: Vec<&[bpf::Insn]> = if split > 0 && split < insns.len() {
-        vec![&insns[..split], &insns[split..]]
-    } else {
-        vec![&insns[..]]
-    };
+    let stack: Vec<&[bpf::Insn]> =
+        if split > 0 && split < insns.len() { vec![&insns[..split], &insns[split..]] } else { vec![&insns[..]] };
 
     if let Ok(table) = Table::build(&stack) {
         let _ = table.actions(Arch::X86_64);

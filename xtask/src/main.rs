@@ -75,9 +75,16 @@ fn main() -> anyhow::Result<()> {
             // Formatting first: it needs nothing installed and fails fastest.
             if args.is_empty() {
                 cargo(&["fmt", "--all", "--check"])?;
+                fmt_fuzz()?;
             }
             setup("test")?;
             cargo(&["build", "--all-targets"])?;
+            if args.is_empty() {
+                // Lints before the long root tests, so that a lint error is never
+                // hidden behind (or waits for) a red test.
+                cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+                clippy_ebpf()?;
+            }
             let mut test = vec!["test", "--no-fail-fast"];
             if !args.is_empty() {
                 test.push("--");
@@ -85,8 +92,6 @@ fn main() -> anyhow::Result<()> {
             }
             cargo(&test)?;
             if args.is_empty() {
-                cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
-                clippy_ebpf()?;
                 // Each fuzz target for a few seconds (fuzz/, docs/reliability.md).
                 fuzz::quick(&workspace_root())?;
                 // A one-minute soak under churn; fails when a figure is off.
@@ -146,6 +151,26 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new(cargo).args(args).current_dir(workspace_root()).status()?;
     if !status.success() {
         bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// rustfmt on the fuzz workspace, which `cargo fmt --all` never sees (it is a
+/// workspace of its own, excluded from this one).
+fn fmt_fuzz() -> anyhow::Result<()> {
+    let manifest = workspace_root().join("fuzz/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["fmt", "--check", "--manifest-path"])
+        .arg(&manifest)
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo fmt on the fuzz workspace")?;
+    if !status.success() {
+        bail!(
+            "rustfmt: the fuzz workspace ({}) is not formatted; run `cargo fmt --manifest-path fuzz/Cargo.toml`",
+            manifest.display()
+        );
     }
     Ok(())
 }
