@@ -12,7 +12,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    action::{self, DEFAULT_ERRNO},
+    action,
     model::{Conditions, Profile, arch},
     syscall_table,
     types::{Action, Arch, ArgCond, ResolvedProfile, ResolvedRule},
@@ -258,20 +258,6 @@ impl ResolvedProfile {
     /// Every syscall name of `arch` with its action string or `conditional`.
     pub fn table(&self, arch: Arch) -> BTreeMap<String, String> {
         abi_names(arch).into_iter().map(|name| (name.to_owned(), self.action_for(arch, name).to_string())).collect()
-    }
-
-    /// Names of `arch` whose calls can reach the kernel (always or under
-    /// argument conditions).
-    pub fn runnable_names(&self, arch: Arch) -> BTreeSet<String> {
-        abi_names(arch).into_iter().filter(|name| self.action_for(arch, name).may_run()).map(str::to_owned).collect()
-    }
-
-    /// The default action's errno, or EPERM.
-    pub fn default_errno(&self) -> u32 {
-        match self.default_action {
-            Action::Errno(n) => n,
-            _ => DEFAULT_ERRNO,
-        }
     }
 }
 

@@ -11,9 +11,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         return crate::run::run(args);
     }
     let prepared: Prepared = prepare(args)?;
-    let outcome = crate::trace::trace_command_with(&args.command, false, &mut |cmd| {
+    let report = crate::trace::trace_command_with(&args.command, false, &mut |cmd| {
         prepared.spawn(cmd).context("starting the command under the filter")
     })?;
-    eprint!("{}", outcome.report.table());
-    Ok(outcome.report.exit_code)
+    eprint!("{}", report.table());
+    Ok(report.exit_code)
 }

@@ -12,7 +12,7 @@ use std::{
     process::{Child, Command},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use observer_profile::{
     bpf::{self, Verdict},
     model,
@@ -124,12 +124,9 @@ impl Prepared {
     }
 }
 
-/// `observer run`: the exit code to exit with (the command's, or 128 + the
-/// signal that killed it).
+/// `observer run` without `--trace` (commands/run.rs adds the recording): the
+/// exit code to exit with (the command's, or 128 + the signal that killed it).
 pub fn run(args: &RunArgs) -> Result<i32> {
-    if args.trace {
-        bail!("`observer run --trace` is not wired to the recorder yet; run `observer trace` alongside");
-    }
     let prepared = prepare(args)?;
     let mut child = prepared.spawn(Prepared::command(&args.command))?;
     let status = child.wait().context("waiting for the command")?;

@@ -51,8 +51,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 /// Runs `observer trace`; returns the exit code to exit with.
 pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
-    let outcome = trace_command_with(&args.command, args.time, &mut |mut cmd| Ok(cmd.spawn()?))?;
-    let report = &outcome.report;
+    let report = &trace_command_with(&args.command, args.time, &mut |mut cmd| Ok(cmd.spawn()?))?;
     let text = if args.json { serde_json::to_string_pretty(report)? + "\n" } else { report.table() };
     match &args.output {
         Some(path) => crate::state::write_atomic(path, text.as_bytes())
@@ -67,10 +66,6 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
     Ok(report.exit_code)
 }
 
-pub struct TraceOutcome {
-    pub report: Report,
-}
-
 /// Traces a command to completion (the command and every descendant), with
 /// the caller starting the prepared `Command` (which already moves the child
 /// into the cgroup): `observer run --trace` adds its filter that way. `timed`:
@@ -79,7 +74,7 @@ pub fn trace_command_with(
     command: &[String],
     timed: bool,
     spawn: &mut dyn FnMut(std::process::Command) -> anyhow::Result<std::process::Child>,
-) -> anyhow::Result<TraceOutcome> {
+) -> anyhow::Result<Report> {
     if command.is_empty() || command[0].is_empty() {
         bail!("no command given: usage: observer trace [OPTIONS] -- CMD [ARGS...]");
     }
@@ -87,7 +82,7 @@ pub fn trace_command_with(
         Some(p) => p,
         None => {
             eprintln!("observer: {}: command not found", command[0]);
-            return Ok(TraceOutcome { report: Report::empty(127) });
+            return Ok(Report::empty(127));
         }
     };
     let mut probe = Probe::load(LoadOptions {
@@ -147,5 +142,5 @@ pub fn trace_command_with(
     }
     drop(probe);
     drop(cgroup);
-    Ok(TraceOutcome { report })
+    Ok(report)
 }
