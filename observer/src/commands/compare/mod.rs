@@ -2,7 +2,7 @@
 //! agent) against the seccomp filter the kernel really applies to it (dumped
 //! from each of its processes) or against a profile file.
 
-use std::{collections::BTreeMap, fmt::Write as _, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -11,9 +11,9 @@ use observer_profile::{
     bpf::Insn,
     types::Arch,
 };
-use serde_json::{Value, json};
 
-use super::policy::{Outcome, PolicyTable};
+use self::report::{CompareReport, ContainerRef, GroupReport, Use};
+use super::policy::PolicyTable;
 use crate::{
     api::{Request, call_as, socket_path},
     seccomp::{SeccompMode, dump_filters, read_status},
@@ -39,12 +39,8 @@ pub struct CompareArgs {
     pub socket: Option<PathBuf>,
 }
 
-/// A syscall the container used: under the filter (the runtime's init after
-/// it, or the container's own processes), or denied.
-#[derive(Clone, Debug, Default)]
-struct Use {
-    denied: u64,
-}
+mod report;
+mod text;
 
 /// Processes that run under one policy: (pids, what the policy is, its table,
 /// instruction counts, its argument drift).
@@ -155,21 +151,21 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let reports: Vec<Value> = groups
-        .iter()
+    let reports: Vec<GroupReport> = groups
+        .into_iter()
         .map(|(pids, label, table, counts, drifts)| {
-            let mut report = compare(&used, pids, label, table.as_ref(), counts);
-            report["argument_drift"] = json!(drifts);
-            report
+            GroupReport::new(&used, pids, label, table.as_ref(), counts, drifts)
         })
         .collect();
-    let mut out = reports[0].clone();
-    out["container"] = json!({"id": id, "name": profile.name, "image": profile.image});
-    out["groups"] = json!(reports);
+    let out = CompareReport {
+        first: reports[0].clone(),
+        container: ContainerRef { id, name: profile.name.clone(), image: profile.image.clone() },
+        groups: reports,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", text(&out));
+        print!("{}", text::text(&out));
     }
     Ok(0)
 }
@@ -186,181 +182,11 @@ fn used_syscalls(profile: &ProfileView) -> BTreeMap<(String, String), Use> {
     used
 }
 
-fn label(abi: &str, name: &str) -> String {
-    if abi == "x86_64" { name.to_owned() } else { format!("{abi}:{name}") }
-}
-
-fn compare(
-    used: &BTreeMap<(String, String), Use>,
-    pids: &[i64],
-    source: &str,
-    table: Option<&PolicyTable>,
-    counts: &[usize],
-) -> Value {
-    let mut used_but_denied = Vec::new();
-    let mut conditional = Vec::new();
-    let mut denied_attempts = serde_json::Map::new();
-    for ((abi, name), u) in used {
-        if u.denied > 0 {
-            denied_attempts.insert(label(abi, name), json!(u.denied));
-        }
-        let outcome = table.and_then(|t| t.get(abi, name)).map_or(Outcome::Allowed, |d| d.outcome);
-        match outcome {
-            Outcome::Denied => used_but_denied.push(label(abi, name)),
-            Outcome::Conditional => conditional.push(label(abi, name)),
-            Outcome::Allowed if u.denied > 0 => conditional.push(label(abi, name)),
-            Outcome::Allowed => {}
-        }
-    }
-    let mut abis = serde_json::Map::new();
-    let mut top_unused = Vec::new();
-    for (abi, _) in super::policy::ABIS {
-        let names: Vec<String> = match table {
-            Some(t) => t
-                .abis
-                .get(abi)
-                .map(|m| {
-                    m.iter()
-                        .filter(|(n, d)| d.outcome != Outcome::Denied && !n.starts_with("syscall_"))
-                        .map(|(n, _)| n.clone())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            None => observer_profile::syscall_table::all(if abi == "i386" {
-                observer_profile::types::Arch::I386
-            } else {
-                observer_profile::types::Arch::X86_64
-            })
-            .into_iter()
-            .map(|(_, n)| n.to_owned())
-            .collect(),
-        };
-        let unused: Vec<String> =
-            names.iter().filter(|n| !used.contains_key(&(abi.to_owned(), (*n).clone()))).cloned().collect();
-        let used_here = used.keys().filter(|(a, _)| a == abi).count();
-        let share = if names.is_empty() { 0.0 } else { unused.len() as f64 / names.len() as f64 };
-        abis.insert(
-            abi.to_owned(),
-            json!({"allowed": names.len(), "used": used_here, "allowed_but_unused": unused.len(), "unused_share": (share * 1000.0).round() / 1000.0, "allowed_but_unused_names": unused}),
-        );
-        if abi == "x86_64" {
-            top_unused = unused;
-        }
-    }
-    let x = &abis["x86_64"];
-    let verdict = if used_but_denied.is_empty() {
-        format!(
-            "everything used is allowed; {} of {} allowed x86_64 syscalls ({:.0}%) were never used: a profile learned from this container would remove them",
-            x["allowed_but_unused"],
-            x["allowed"],
-            x["unused_share"].as_f64().unwrap_or(0.0) * 100.0
-        )
-    } else {
-        format!(
-            "{} used syscall(s) denied by the {source} ({}); {} of {} allowed x86_64 syscalls never used",
-            used_but_denied.len(),
-            used_but_denied.join(", "),
-            x["allowed_but_unused"],
-            x["allowed"]
-        )
-    };
-    json!({
-        "source": source,
-        "pids": pids,
-        "mode": if table.is_none() && source.starts_with("no filter") { 0 } else { 2 },
-        "filters": counts,
-        "used_but_denied": used_but_denied,
-        "allowed_but_unused": top_unused,
-        "conditional": conditional,
-        "denied_attempts": denied_attempts,
-        "abis": abis,
-        "verdict": verdict,
-    })
-}
-
-fn text(out: &Value) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "container {} ({})",
-        out["container"]["name"].as_str().unwrap_or(""),
-        out["container"]["image"].as_str().unwrap_or("")
-    );
-    for g in out["groups"].as_array().into_iter().flatten() {
-        let _ = writeln!(s, "\n{} — pids {}", g["source"].as_str().unwrap_or(""), g["pids"]);
-        let list = |k: &str| {
-            g[k].as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
-                .unwrap_or_default()
-        };
-        let _ = writeln!(s, "  used but denied:  {}", list("used_but_denied"));
-        let _ = writeln!(s, "  conditional:      {}", list("conditional"));
-        let _ = writeln!(s, "  denied attempts:  {}", g["denied_attempts"]);
-        for abi in ["x86_64", "i386"] {
-            let a = &g["abis"][abi];
-            let _ = writeln!(
-                s,
-                "  {abi}: {} allowed, {} used, {} allowed but unused ({:.0}%)",
-                a["allowed"],
-                a["used"],
-                a["allowed_but_unused"],
-                a["unused_share"].as_f64().unwrap_or(0.0) * 100.0
-            );
-        }
-        s.push_str(&drift_text(&g["argument_drift"]));
-        let _ = writeln!(s, "  verdict: {}", g["verdict"].as_str().unwrap_or(""));
-    }
-    s
-}
-
-/// The `argument_drift` list as lines: per syscall, the values used but
-/// denied, those undecided, and what the conditions allow unused.
-fn drift_text(drifts: &Value) -> String {
-    let mut s = String::new();
-    let Some(drifts) = drifts.as_array().filter(|d| !d.is_empty()) else {
-        return s;
-    };
-    let _ = writeln!(s, "  argument drift:");
-    let names = |v: &Value| {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| crate::printable::printable(x["name"].as_str().unwrap_or("")).into_owned())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default()
-    };
-    for d in drifts {
-        let syscall = label(d["arch"].as_str().unwrap_or(""), d["syscall"].as_str().unwrap_or(""));
-        let count = |k: &str| d[k].as_array().map_or(0, Vec::len);
-        if count("denied") > 0 {
-            let _ = writeln!(s, "    {syscall}: used but denied by a condition: {}", names(&d["denied"]));
-        }
-        if count("undecided") > 0 {
-            let _ = writeln!(
-                s,
-                "    {syscall}: used, allowed or denied by argument bits not recorded: {}",
-                names(&d["undecided"])
-            );
-        }
-        if count("allowed_unused") > 0 {
-            let _ = writeln!(s, "    {syscall}: allowed but never used: {}", names(&d["allowed_unused"]));
-        }
-        for c in d["unexercised_conditions"].as_array().into_iter().flatten() {
-            let _ = writeln!(s, "    {syscall}: condition never exercised: {}", c.as_str().unwrap_or(""));
-        }
-        if d["overflowed"].as_bool() == Some(true) {
-            let _ = writeln!(s, "    {syscall}: more values were used than recorded: unused ones are not listed");
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use observer_common::args::ns;
     use observer_profile::{args::SeenArgs, model};
+    use serde_json::json;
 
     use super::*;
 
@@ -396,7 +222,7 @@ mod tests {
         assert_eq!(personality.unexercised_conditions.len(), 4, "{:?}", personality.unexercised_conditions);
         assert!(!drifts.iter().any(|d| d.syscall == "prctl"), "Docker allows prctl whatever its option");
 
-        let text = drift_text(&json!(drifts));
+        let text = text::drift_text(&drifts);
         assert!(text.contains("socket: used but denied by a condition: AF_VSOCK, SOCK_STREAM"), "{text}");
         assert!(text.contains("clone: used but denied by a condition: CLONE_NEWUSER"), "{text}");
         assert_eq!(text.matches("personality: condition never exercised").count(), 4, "{text}");
