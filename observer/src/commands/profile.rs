@@ -188,7 +188,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                print!("{}", diff_text(&serde_json::to_value(&d)?));
+                print!("{}", diff_text(&d));
             }
             Ok(if d.is_empty() { 0 } else { 1 })
         }
@@ -294,24 +294,18 @@ fn check_text(report: &observer_profile::check::CheckReport) -> String {
     out
 }
 
-fn diff_text(d: &serde_json::Value) -> String {
+fn diff_text(d: &observer_profile::diff::ProfileDiff) -> String {
     let mut out = String::new();
-    if let Some(c) = d.get("default_action") {
-        let _ = writeln!(out, "default action: {} -> {}", c["old"], c["new"]);
+    if let Some(c) = &d.default_action {
+        let _ = writeln!(out, "default action: {} -> {}", printable(&c.old), printable(&c.new));
     }
-    for abi in d["abis"].as_array().into_iter().flatten() {
-        let list = |k: &str| {
-            abi[k]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str()).map(printable).collect::<Vec<_>>().join(" "))
-                .unwrap_or_default()
-        };
-        let _ = writeln!(out, "{}:", abi["arch"].as_str().unwrap_or(""));
-        let _ = writeln!(out, "  added:   {}", list("added"));
-        let _ = writeln!(out, "  removed: {}", list("removed"));
-        for c in abi["changed"].as_array().into_iter().flatten() {
-            let s = |v: &serde_json::Value| printable(v.as_str().unwrap_or("")).into_owned();
-            let _ = writeln!(out, "  changed: {} {} -> {}", s(&c["name"]), s(&c["old"]), s(&c["new"]));
+    let list = |names: &[String]| names.iter().map(|n| printable(n)).collect::<Vec<_>>().join(" ");
+    for abi in &d.abis {
+        let _ = writeln!(out, "{}:", observer_profile::model::arch::short_name(abi.arch));
+        let _ = writeln!(out, "  added:   {}", list(&abi.added));
+        let _ = writeln!(out, "  removed: {}", list(&abi.removed));
+        for c in &abi.changed {
+            let _ = writeln!(out, "  changed: {} {} -> {}", printable(&c.name), printable(&c.old), printable(&c.new));
         }
     }
     out
@@ -375,5 +369,19 @@ mod tests {
         assert!(shown.contains("unknown-name"), "{shown:?}");
         assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
         assert!(shown.contains("x\\u{1b}[2J"), "{shown:?}");
+    }
+
+    #[test]
+    fn diff_text_names_what_changed() {
+        let parse = |text: &str| model::parse(text, "p.json").unwrap().resolve(&ResolveOptions::docker_default());
+        let old = parse(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "chmod"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        );
+        let new = parse(
+            r#"{"defaultAction": "SCMP_ACT_KILL", "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        );
+        let shown = diff_text(&observer_profile::diff::diff(&old, &new));
+        assert!(shown.starts_with("default action: errno(1) -> kill_thread\n"), "{shown}");
+        assert!(shown.contains("x86_64:\n  added:   write\n  removed: chmod\n"), "{shown}");
     }
 }
