@@ -92,7 +92,8 @@ pub enum ProfileCommand {
         #[arg(long)]
         caps: Option<String>,
     },
-    /// A container's syscalls: per ABI and start phase, with counts and first use.
+    /// A container's syscalls: per ABI, whose each is (the container's or its runtime's), every
+    /// start phase it was seen in, counts (totals over every phase) and first use.
     Show {
         /// Container id, unique id prefix or name.
         container: String,
@@ -266,11 +267,12 @@ fn table(view: &ProfileView) -> String {
 /// What the columns mean: said under every table, since a row's counts and
 /// its phases are easily read as one thing.
 const LEGEND: &str = "
-CALLS, ERRORS and DENIED are totals over every phase: the kernel keeps one count per syscall, not one per phase.
-USED BY: container = the container's own processes made the call (FIRST USE, PID and COMM are theirs; the \
-runtime's init may have made it too); runtime = only the runtime's init made it, starting the container.
-PHASES: init = the runtime's init before its seccomp filter, init-filtered = after it, before the exec, \
-container = the container's own processes; denied:PHASE = seccomp denied it there.
+CALLS, ERRORS and DENIED are totals over every phase (the kernel keeps one count per syscall).
+USED BY  container: the container's own processes made the call (the runtime's init may have
+         too); FIRST USE, PID and COMM are then the container's own first call.
+         runtime: only the runtime's init made it, starting the container.
+PHASES   init: the runtime's init before its seccomp filter; init-filtered: after it, before
+         the exec; container: the container's own processes; denied:PHASE: seccomp denied it.
 ";
 
 /// The argument values seen, per kind, by name: `socket (family, type): AF_UNIX, SOCK_STREAM; ...`.
