@@ -87,4 +87,17 @@ fn profile_show_marks_the_containers_loop_as_its_own_and_runcs_start_as_the_runt
     assert!(header.contains(" USED BY ") && header.contains(" PHASES "), "{header}");
     // Counts are the kernel's totals per row, said so.
     assert!(text.contains("CALLS, ERRORS and DENIED are totals over every phase"), "{text}");
+
+    // `ps` names the seccomp mode as /proc/PID/status users know it (Docker's default filter).
+    let c = agent.container(&n).expect("the container in ps");
+    assert_eq!(c["seccomp_mode"], 2, "JSON keeps the number: {c}");
+    let id = c["id"].as_str().expect("id");
+    let o = agent.cli(&["ps"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    let line: Vec<&str> =
+        table.lines().find(|l| l.starts_with(&id[..12])).expect("its line").split_whitespace().collect();
+    let at = header.iter().position(|h| *h == "SECCOMP").expect("a SECCOMP column");
+    // Columns after POD (`-`) line up with the header's words: count from the end.
+    assert_eq!(line[line.len() - (header.len() - at)], "filter", "{table}");
 }
