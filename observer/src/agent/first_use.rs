@@ -1,5 +1,6 @@
 //! The first use of a row in a container's record: when, by whom, in which
-//! start phases. A record holds one per syscall it made (about 80 for a
+//! start phases, and the container's own first call where the runtime's init
+//! made it too. A record holds one per syscall it made (about 80 for a
 //! typical container), and a node holds thousands of records, so the entry is
 //! kept small and free of heap allocations: phase sets are bitmasks, the time
 //! is a value, the command name is stored inline. The persisted JSON is the
