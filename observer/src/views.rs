@@ -37,6 +37,47 @@ impl Phase {
     pub fn under_filter(self) -> bool {
         self != Phase::InitBeforeFilter
     }
+
+    /// The short name tables print (`profile show`, `top`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::InitBeforeFilter => "init",
+            Phase::InitAfterFilter => "init-filtered",
+            Phase::Container => "container",
+        }
+    }
+}
+
+/// Whose a row of a profile is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    /// Only the runtime's init made the call (or had it denied), starting the container.
+    Runtime,
+    /// The container's own processes made the call (or had it denied), whatever
+    /// the runtime's init did too.
+    Container,
+}
+
+impl Owner {
+    /// From the phases a row was seen in (entered or denied). A row with no
+    /// phase known (its first use was never recorded) is counted as the
+    /// container's, as `phase` says.
+    pub fn of(phases: &[Phase], denied_phases: &[Phase]) -> Self {
+        let mut all = phases.iter().chain(denied_phases);
+        if phases.is_empty() && denied_phases.is_empty() || all.any(|p| *p == Phase::Container) {
+            Owner::Container
+        } else {
+            Owner::Runtime
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Owner::Runtime => "runtime",
+            Owner::Container => "container",
+        }
+    }
 }
 
 /// What an alert is about.
@@ -136,22 +177,107 @@ pub struct PsRow {
 
 /// One syscall of a profile (`profile show`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ProfileRowAsRead")]
 pub struct ProfileRow {
     pub name: String,
     pub abi: String,
-    /// The earliest phase the syscall entered in (else was denied in).
+    /// The first phase: the earliest the syscall entered in (else was denied
+    /// in). Only the first: `phases` and `denied_phases` have them all.
     pub phase: Phase,
     /// Phases in which it entered the kernel (the filter of that moment let it through).
     pub phases: Vec<Phase>,
     /// Phases in which seccomp denied it.
     #[serde(default)]
     pub denied_phases: Vec<Phase>,
+    /// Whose row it is: the container's when its own processes made the call,
+    /// the runtime's when only the runtime's init did.
+    pub owner: Owner,
+    /// Totals over every phase: the kernel keeps one count per row, not per phase.
     pub calls: u64,
     pub errors: u64,
     pub denied: u64,
+    /// The first call of the row, in whichever phase.
     pub first_seen: Option<String>,
     pub pid: Option<u32>,
     pub comm: Option<String>,
+    /// The first call by the container's own processes; null when they never
+    /// made it (or the agent did not keep it apart then: older records).
+    #[serde(default)]
+    pub container_first_use: Option<FirstCall>,
+}
+
+/// A `ProfileRow` as read: an older agent's answer (or a saved one) has no
+/// `owner`, which then follows from the phases as the agent would set it.
+#[derive(Deserialize)]
+struct ProfileRowAsRead {
+    name: String,
+    abi: String,
+    phase: Phase,
+    phases: Vec<Phase>,
+    #[serde(default)]
+    denied_phases: Vec<Phase>,
+    #[serde(default)]
+    owner: Option<Owner>,
+    calls: u64,
+    errors: u64,
+    denied: u64,
+    first_seen: Option<String>,
+    pid: Option<u32>,
+    comm: Option<String>,
+    #[serde(default)]
+    container_first_use: Option<FirstCall>,
+}
+
+impl From<ProfileRowAsRead> for ProfileRow {
+    fn from(r: ProfileRowAsRead) -> Self {
+        ProfileRow {
+            owner: r.owner.unwrap_or_else(|| Owner::of(&r.phases, &r.denied_phases)),
+            name: r.name,
+            abi: r.abi,
+            phase: r.phase,
+            phases: r.phases,
+            denied_phases: r.denied_phases,
+            calls: r.calls,
+            errors: r.errors,
+            denied: r.denied,
+            first_seen: r.first_seen,
+            pid: r.pid,
+            comm: r.comm,
+            container_first_use: r.container_first_use,
+        }
+    }
+}
+
+/// One call, as its first-seen event told it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstCall {
+    pub first_seen: String,
+    pub pid: u32,
+    pub comm: String,
+}
+
+impl ProfileRow {
+    /// The first call by whom `owner` names: the container's own for its rows
+    /// (None when it is not known), the first call at all for the runtime's.
+    pub fn owners_first_use(&self) -> Option<FirstCall> {
+        match self.owner {
+            Owner::Container => self.container_first_use.clone(),
+            Owner::Runtime => Some(FirstCall {
+                first_seen: self.first_seen.clone()?,
+                pid: self.pid.unwrap_or_default(),
+                comm: self.comm.clone().unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// Every phase it was seen in, as tables print them: `init,container`,
+    /// denials as `denied:container`; `-` when none is known.
+    pub fn phases_label(&self) -> String {
+        let entered = self.phases.iter().map(|p| p.label().to_owned());
+        let denied = self.denied_phases.iter().map(|p| format!("denied:{}", p.label()));
+        let all: Vec<String> = entered.chain(denied).collect();
+        if all.is_empty() { "-".into() } else { all.join(",") }
+    }
 }
 
 /// `observer profile show`.
@@ -415,6 +541,8 @@ mod documented {
         assert_eq!(ps[0].state, State::Running);
         let profile: ProfileView = round_trips("profile");
         assert_eq!(profile.syscalls[0].denied_phases, [Phase::Container]);
+        assert_eq!(profile.syscalls[0].owner, Owner::Container, "denied in the container: still its own");
+        assert_eq!(profile.syscalls[0].container_first_use.as_ref().map(|f| f.pid), Some(1201));
         let status: StatusView = round_trips("status");
         assert_eq!(status.enforcements[0].action, EnforceAction::Kill);
         let subscribe: crate::api::Request = round_trips("subscribe");

@@ -217,6 +217,82 @@ fn top_lists_sorts_filters_opens_a_profile_shows_alerts_and_quits() {
     drop(agent);
 }
 
+/// The profile screen says whose each row is (issue 29): a busybox container
+/// looping over `ls /` and `cat /etc/passwd`; its loop's rows are the
+/// container's although runc's init made some of them first, and rows only
+/// runc's init made are the runtime's.
+#[test]
+fn top_shows_a_containers_loop_as_its_own_and_runcs_start_as_the_runtimes() {
+    require_root();
+    require_docker();
+    require_tmux();
+    let n = name("top-phases");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let agent = TestAgent::start(&[]);
+    let o = run(
+        &["-d", "--name", &n],
+        &["sh", "-c", "while :; do ls / > /dev/null; cat /etc/passwd > /dev/null; sleep 0.2; done"],
+    );
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("the loop's rows in the container's phase", || {
+        let p = agent.try_profile(&n)?;
+        let rows = observer_tests::agent::rows(&p);
+        ["getdents64", "newfstatat", "sendfile"]
+            .iter()
+            .all(|s| rows.iter().any(|(name, _, phases, ..)| name == s && phases.iter().any(|p| p == "container")))
+            .then_some(())
+    });
+
+    let command = format!("{} top --socket {}; sleep 60", observer_bin().display(), agent.socket.display());
+    let tmux = Tmux::start(160, 40, &command);
+    tmux.wait_for("the container list", |s| s.contains("┌ containers "));
+    tmux.keys(&["/"]);
+    tmux.type_text(&n);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the container alone", |s| s.contains(&format!("filter: {n}")) && line_of(s, &n).is_some());
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("its profile", |s| s.contains("profile (esc: back)") && s.contains("│wait4 "));
+
+    // Columns of a syscall's row: SYSCALL ABI USED-BY CALLS CALLS/S ERRORS DENIED PHASES FIRST-USE.
+    let columns = |s: &str, syscall: &str| -> Option<Vec<String>> {
+        let line = s.lines().find(|l| l.starts_with(&format!("│{syscall} ")))?;
+        Some(line.trim_matches('│').split_whitespace().map(str::to_owned).collect())
+    };
+    // One syscall at a time (the screen holds fewer rows than the profile has):
+    // `/`, backspaces over the last filter (not Esc: an Esc the next key follows
+    // at once reads as Alt and that key), the next name.
+    let show = |syscall: &str| -> (String, Vec<String>) {
+        let mut keys = vec!["/"];
+        keys.extend(["BSpace"; 24]);
+        tmux.keys(&keys);
+        tmux.type_text(syscall);
+        tmux.keys(&["Enter"]);
+        let screen = tmux.wait_for(&format!("the {syscall} row"), |s| {
+            s.contains(&format!("filter: {syscall}")) && columns(s, syscall).is_some()
+        });
+        let row = columns(&screen, syscall).unwrap_or_default();
+        (screen, row)
+    };
+    for syscall in ["getdents64", "newfstatat", "sendfile"] {
+        let (screen, row) = show(syscall);
+        assert_eq!(row.get(2).map(String::as_str), Some("container"), "{syscall}: the loop's row:\n{screen}");
+        assert!(row.iter().any(|c| c.split(',').any(|p| p == "container")), "{syscall}: its phases:\n{screen}");
+    }
+    // Every phase: runc's init made newfstatat before its filter, the loop after.
+    let (screen, row) = show("newfstatat");
+    assert!(row.iter().any(|c| c.starts_with("init,") && c.ends_with(",container")), "{row:?}\n{screen}");
+    for syscall in ["pivot_root", "mount"] {
+        let (screen, row) = show(syscall);
+        assert_eq!(row.get(2).map(String::as_str), Some("runtime"), "{syscall}: runc's init alone:\n{screen}");
+        assert!(!row.iter().any(|c| c.contains("container")), "{syscall}:\n{screen}");
+    }
+    // Counts are totals over every phase, and the screen says so.
+    assert!(screen.contains("totals over every phase"), "{screen}");
+    tmux.keys(&["q"]);
+    drop(tmux);
+    assert!(!agent.stderr().contains("panicked"), "{}", agent.stderr());
+}
+
 /// One subscription on a raw connection, as any client would use it.
 struct Subscriber {
     stream: UnixStream,

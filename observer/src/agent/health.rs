@@ -10,7 +10,7 @@ use observer_common::{counters::BITMAP_WORDS, slot::phase};
 use super::{
     core::Agent,
     identity::IdentityJob,
-    model::{FirstUse, Stamp, State},
+    model::{Caller, FirstUse, Stamp, State},
     saving::WriteReport,
 };
 use crate::views::{Alert, AlertKind};
@@ -135,12 +135,9 @@ impl Agent {
             let Some(record) = self.containers.get_mut(&key) else { continue };
             for (p, bitmap) in info.seen.iter().enumerate().take(phase::COUNT) {
                 for row in rows_of(bitmap) {
-                    let entry = record.first_use.entry(row).or_insert_with(|| FirstUse {
-                        first_seen: Stamp::now(),
-                        comm: "(event lost)".into(),
-                        ..FirstUse::default()
-                    });
-                    if entry.phases.insert(p as u32) {
+                    let lost = || Caller { first_seen: Stamp::now(), comm: "(event lost)".into(), ..Caller::default() };
+                    let entry = record.first_use.entry(row).or_insert_with(|| FirstUse::new(lost()));
+                    if entry.add_phase(p as u32, false, lost) {
                         repaired += 1;
                         self.dirty.insert(key.clone());
                     }

@@ -9,11 +9,11 @@ use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
 use super::cgroup_rows::CgroupRows;
-pub use super::first_use::{FirstUse, PhaseSet, Stamp};
+pub use super::first_use::{Caller, FirstUse, PhaseSet, Stamp};
 use crate::{
     container::confirm::Confirmation,
     probe::RowCounts,
-    views::{Phase, ProfileRow},
+    views::{FirstCall, Owner, Phase, ProfileRow},
 };
 
 /// Counts of one row accumulated across reads; `last` is the kernel's reading
@@ -220,6 +220,7 @@ impl ContainerRecord {
                     name,
                     abi,
                     phase: phases.first().or(denied_phases.first()).copied().unwrap_or(Phase::Container),
+                    owner: Owner::of(&phases, &denied_phases),
                     phases,
                     denied_phases,
                     calls: t.calls,
@@ -228,6 +229,11 @@ impl ContainerRecord {
                     first_seen: first.map(|f| f.first_seen.to_string()),
                     pid: first.map(|f| f.pid),
                     comm: first.map(|f| f.comm.to_string()),
+                    container_first_use: first.and_then(FirstUse::container_caller).map(|c| FirstCall {
+                        first_seen: c.first_seen.to_string(),
+                        pid: c.pid,
+                        comm: c.comm.to_string(),
+                    }),
                 }
             })
             .collect();
@@ -265,6 +271,35 @@ mod tests {
         let mut t = totals[&5].clone();
         t.update(&RowCounts { row: 5, calls: 9, errors: 0, denied: 0 });
         assert_eq!(t.calls, u64::MAX);
+    }
+
+    /// Issue 29: a row runc's init made first and the container's loop then,
+    /// and one runc's init alone made, as `profile show` gives them.
+    #[test]
+    fn the_profile_says_whose_each_row_is_and_every_phase() {
+        use observer_common::slot::phase::{INIT_AFTER_FILTER, INIT_BEFORE_FILTER};
+        let mut r = ContainerRecord::new("c", "runc".into(), "/a".into(), 1, String::new());
+        let by = |comm: &str, pid: u32| Caller { first_seen: Stamp::now(), pid, comm: comm.into() };
+        let mut newfstatat = FirstUse::new(by("runc:[0:PARENT]", 10));
+        newfstatat.add_phase(INIT_BEFORE_FILTER, false, || by("runc:[0:PARENT]", 10));
+        newfstatat.add_phase(INIT_AFTER_FILTER, false, || by("runc:[2:INIT]", 11));
+        newfstatat.add_phase(phase::CONTAINER, false, || by("ls", 321));
+        let mut pivot_root = FirstUse::new(by("runc:[2:INIT]", 11));
+        pivot_root.add_phase(INIT_BEFORE_FILTER, false, || by("runc:[2:INIT]", 11));
+        // x86_64 rows are the syscall numbers.
+        r.first_use.insert(262, newfstatat);
+        r.first_use.insert(155, pivot_root);
+        let rows = r.profile();
+        let newfstatat = rows.iter().find(|p| p.name == "newfstatat").expect("newfstatat");
+        assert_eq!(newfstatat.owner, Owner::Container);
+        assert_eq!(newfstatat.phase, Phase::InitBeforeFilter, "phase: the first only");
+        assert_eq!(newfstatat.phases, [Phase::InitBeforeFilter, Phase::InitAfterFilter, Phase::Container]);
+        assert_eq!(newfstatat.comm.as_deref(), Some("runc:[0:PARENT]"));
+        assert_eq!(newfstatat.container_first_use.as_ref().map(|f| (f.comm.as_str(), f.pid)), Some(("ls", 321)));
+        let pivot_root = rows.iter().find(|p| p.name == "pivot_root").expect("pivot_root");
+        assert_eq!(pivot_root.owner, Owner::Runtime);
+        assert_eq!(pivot_root.container_first_use, None);
+        assert_eq!(pivot_root.owners_first_use().map(|f| f.comm), Some("runc:[2:INIT]".into()));
     }
 
     #[test]

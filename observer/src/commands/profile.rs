@@ -92,7 +92,8 @@ pub enum ProfileCommand {
         #[arg(long)]
         caps: Option<String>,
     },
-    /// A container's syscalls: per ABI and start phase, with counts and first use.
+    /// A container's syscalls: per ABI, whose each is (the container's or its runtime's), every
+    /// start phase it was seen in, counts (totals over every phase) and first use.
     Show {
         /// Container id, unique id prefix or name.
         container: String,
@@ -238,28 +239,41 @@ fn table(view: &ProfileView) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<22} {:<7} {:<19} {:>10} {:>8} {:>7} {:<21} {:>7} COMM",
-        "SYSCALL", "ABI", "PHASE", "CALLS", "ERRORS", "DENIED", "FIRST SEEN", "PID"
+        "{:<22} {:<7} {:<9} {:>10} {:>8} {:>7}  {:<28} {:<30} {:>7} COMM",
+        "SYSCALL", "ABI", "USED BY", "CALLS", "ERRORS", "DENIED", "PHASES", "FIRST USE", "PID"
     );
     for r in &view.syscalls {
-        let phase = serde_json::to_value(r.phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let first = r.owners_first_use();
         let _ = writeln!(
             out,
-            "{:<22} {:<7} {:<19} {:>10} {:>8} {:>7} {:<21} {:>7} {}",
+            "{:<22} {:<7} {:<9} {:>10} {:>8} {:>7}  {:<28} {:<30} {:>7} {}",
             s(&r.name),
             s(&r.abi),
-            phase,
+            r.owner.label(),
             r.calls,
             r.errors,
             r.denied,
-            s(r.first_seen.as_deref().unwrap_or("")),
-            r.pid.map_or_else(|| "-".into(), |p| p.to_string()),
-            s(r.comm.as_deref().unwrap_or("")),
+            r.phases_label(),
+            first.as_ref().map_or_else(|| "-".into(), |f| s(&f.first_seen)),
+            first.as_ref().map_or_else(|| "-".into(), |f| f.pid.to_string()),
+            first.as_ref().map_or_else(|| "-".into(), |f| s(&f.comm)),
         );
     }
+    out.push_str(LEGEND);
     out.push_str(&args_table(&view.args));
     out
 }
+
+/// What the columns mean: said under every table, since a row's counts and
+/// its phases are easily read as one thing.
+const LEGEND: &str = "
+CALLS, ERRORS and DENIED are totals over every phase (the kernel keeps one count per syscall).
+USED BY  container: the container's own processes made the call (the runtime's init may have
+         too); FIRST USE, PID and COMM are then the container's own first call.
+         runtime: only the runtime's init made it, starting the container.
+PHASES   init: the runtime's init before its seccomp filter; init-filtered: after it, before
+         the exec; container: the container's own processes; denied:PHASE: seccomp denied it.
+";
 
 /// The argument values seen, per kind, by name: `socket (family, type): AF_UNIX, SOCK_STREAM; ...`.
 fn args_table(args: &SeenArgs) -> String {
@@ -325,19 +339,91 @@ mod tests {
             "name": "web", "id": "0123456789abcdef", "image": "busybox", "runtime": "runc", "state": "running",
             "first_seen": "2026-01-01T00:00:00Z", "observed_since": null, "seccomp_mode": 2, "calls": 4, "baseline": null,
             "syscalls": [
-                {"name": "read", "abi": "x86_64", "phase": "container", "phases": ["container"], "calls": 3, "errors": 0, "denied": 0,
-                 "first_seen": "2026-01-01T00:00:00Z", "pid": 42, "comm": "sh"},
-                {"name": EVIL, "abi": "x86_64", "phase": "container", "phases": ["container"], "calls": 1, "errors": 0, "denied": 0,
-                 "first_seen": "2026-01-01T00:00:00Z", "pid": 43, "comm": format!("evil{EVIL}\n")},
+                {"name": "read", "abi": "x86_64", "phase": "container", "phases": ["container"], "owner": "container",
+                 "calls": 3, "errors": 0, "denied": 0, "first_seen": "2026-01-01T00:00:00Z", "pid": 42, "comm": "sh",
+                 "container_first_use": {"first_seen": "2026-01-01T00:00:00Z", "pid": 42, "comm": "sh"}},
+                {"name": EVIL, "abi": "x86_64", "phase": "container", "phases": ["container"], "owner": "container",
+                 "calls": 1, "errors": 0, "denied": 0, "first_seen": "2026-01-01T00:00:00Z", "pid": 43, "comm": "x",
+                 "container_first_use": {"first_seen": "2026-01-01T00:00:00Z", "pid": 43, "comm": format!("evil{EVIL}\n")}},
             ],
         });
         let view: ProfileView = serde_json::from_value(data).expect("a profile view");
         let text = table(&view);
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
-        assert_eq!(text.lines().count(), 4, "one line per row: {text:?}");
+        assert_eq!(text.lines().take_while(|l| !l.is_empty()).count(), 4, "one line per row: {text:?}");
         assert!(text.contains("x\\u{1b}[2J\\u{1b}]0;owned\\u{7}"), "{text:?}");
         assert!(text.contains("evilx\\u{1b}[2J"), "{text:?}");
         assert!(text.contains(" sh\n"), "a plain comm is unchanged: {text:?}");
+    }
+
+    /// Issue 29: runc's init made `newfstatat` first and the container's `ls`
+    /// then made it hundreds of times; `pivot_root` was runc's alone.
+    #[test]
+    fn show_says_whose_each_row_is_with_every_phase() {
+        let row = |name: &str, phases: &[&str], denied: &[&str], comm: &str, own: Option<&str>| {
+            let owner = if phases.iter().chain(denied).any(|p| *p == "container") { "container" } else { "runtime" };
+            serde_json::json!({"name": name, "abi": "x86_64", "phase": phases.first().or(denied.first()),
+                "phases": phases, "denied_phases": denied, "owner": owner, "calls": 668, "errors": 0,
+                "denied": denied.len(), "first_seen": "2026-12-07T20:18:08.282870312Z", "pid": 32755, "comm": comm,
+                "container_first_use": own.map(|c| serde_json::json!({"first_seen": "2026-12-07T20:18:08.501066793Z",
+                    "pid": 321, "comm": c}))})
+        };
+        let data = serde_json::json!({
+            "name": "web", "id": "0123456789abcdef", "image": "busybox", "runtime": "runc", "state": "running",
+            "first_seen": "2026-01-01T00:00:00Z", "observed_since": null, "seccomp_mode": 2, "calls": 4, "baseline": null,
+            "syscalls": [
+                row("newfstatat", &["init_before_filter", "init_after_filter", "container"], &[], "runc:[0:PARENT]", Some("ls")),
+                row("pivot_root", &["init_before_filter"], &[], "runc:[2:INIT]", None),
+                row("clone3", &["init_before_filter"], &["container"], "runc:[2:INIT]", Some("sh")),
+                // A record saved before the container's first use was kept apart.
+                row("openat", &["init_before_filter", "container"], &[], "runc", None),
+            ],
+        });
+        let view: ProfileView = serde_json::from_value(data).expect("a profile view");
+        let text = table(&view);
+        let line = |name: &str| -> Vec<&str> {
+            text.lines().find(|l| l.starts_with(&format!("{name} "))).expect(name).split_whitespace().collect()
+        };
+        let header: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["SYSCALL", "ABI", "USED", "BY", "CALLS", "ERRORS", "DENIED", "PHASES", "FIRST", "USE", "PID", "COMM"]
+        );
+        assert_eq!(
+            line("newfstatat"),
+            [
+                "newfstatat",
+                "x86_64",
+                "container",
+                "668",
+                "0",
+                "0",
+                "init,init-filtered,container",
+                "2026-12-07T20:18:08.501066793Z",
+                "321",
+                "ls"
+            ]
+        );
+        assert_eq!(
+            line("pivot_root"),
+            [
+                "pivot_root",
+                "x86_64",
+                "runtime",
+                "668",
+                "0",
+                "0",
+                "init",
+                "2026-12-07T20:18:08.282870312Z",
+                "32755",
+                "runc:[2:INIT]"
+            ]
+        );
+        assert_eq!(line("clone3")[2..7], ["container", "668", "0", "1", "init,denied:container"]);
+        assert_eq!(line("clone3")[7..], ["2026-12-07T20:18:08.501066793Z", "321", "sh"]);
+        // Not known: said as such, never runc's first use under the container's name.
+        assert_eq!(line("openat")[2..], ["container", "668", "0", "0", "init,container", "-", "-", "-"]);
+        assert!(text.contains("\nCALLS, ERRORS and DENIED are totals over every phase"), "{text}");
     }
 
     #[test]

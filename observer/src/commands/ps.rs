@@ -39,12 +39,23 @@ pub fn table(rows: &[PsRow]) -> String {
             state,
             c.syscalls,
             c.calls,
-            c.seccomp_mode.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            c.seccomp_mode.map_or_else(|| "-".to_owned(), seccomp_mode),
             c.denied,
             c.alerts,
         );
     }
     out
+}
+
+/// A seccomp mode as `/proc/PID/status` users know it (`Seccomp:` 0, 1, 2);
+/// a mode this build does not know stays a number.
+fn seccomp_mode(mode: u32) -> String {
+    match mode {
+        0 => "none".into(),
+        1 => "strict".into(),
+        2 => "filter".into(),
+        other => other.to_string(),
+    }
 }
 
 /// `NAMESPACE/POD`, marked (first, so that truncation keeps the mark) when the
@@ -63,4 +74,30 @@ fn printable(s: &str) -> String {
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).collect::<String>() + "…" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seccomp_column_names_the_mode() {
+        let doc = include_str!("../../../docs/cli.md");
+        let start = doc.find("```json ps\n").expect("the ps example") + "```json ps\n".len();
+        let example: Vec<PsRow> = serde_json::from_str(&doc[start..start + doc[start..].find("```").unwrap()]).unwrap();
+        let column = |mode: Option<u32>| {
+            let row = PsRow { seccomp_mode: mode, ..example[0].clone() };
+            let text = table(&[row]);
+            let header = text.lines().next().unwrap();
+            let at = header.find("SECCOMP").unwrap();
+            // Right-aligned under its header: the 7 characters (not bytes: the
+            // image is cut with an ellipsis) ending where SECCOMP ends.
+            text.lines().nth(1).unwrap().chars().skip(at).take(7).collect::<String>().trim().to_owned()
+        };
+        assert_eq!(column(Some(2)), "filter");
+        assert_eq!(column(Some(1)), "strict");
+        assert_eq!(column(Some(0)), "none");
+        assert_eq!(column(None), "-");
+        assert_eq!(column(Some(7)), "7");
+    }
 }

@@ -361,7 +361,8 @@ fn compare_syscalls(sort: SyscallSort, a: &SyscallLine<'_>, b: &SyscallLine<'_>)
         SyscallSort::Errors => y.errors.cmp(&x.errors),
         SyscallSort::Denied => y.denied.cmp(&x.denied),
         SyscallSort::FirstUse => {
-            let t = |r: &ProfileRow| r.first_seen.as_deref().and_then(crate::clock::parse_time);
+            // The first use the screen shows (the container's own for its rows).
+            let t = |r: &ProfileRow| r.owners_first_use().and_then(|f| crate::clock::parse_time(&f.first_seen));
             t(y).cmp(&t(x))
         }
     }
@@ -372,7 +373,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::{
         agent::model::State,
-        views::{Phase, ProfileView},
+        views::{FirstCall, Owner, Phase, ProfileView},
     };
 
     pub(crate) fn row(name: &str, calls: u64, denied: u64) -> TopRow {
@@ -401,12 +402,14 @@ pub(crate) mod tests {
             phase: Phase::Container,
             phases: vec![Phase::Container],
             denied_phases: vec![],
+            owner: Owner::Container,
             calls,
             errors: 0,
             denied: 0,
             first_seen: Some(first_seen.into()),
             pid: Some(1),
             comm: Some("sh".into()),
+            container_first_use: Some(FirstCall { first_seen: first_seen.into(), pid: 1, comm: "sh".into() }),
         }
     }
 

@@ -12,7 +12,7 @@ use ratatui::{
 use super::app::{App, Screen};
 use crate::{
     agent::model::State,
-    views::{Alert, EnforceAction, Phase},
+    views::{Alert, EnforceAction},
 };
 
 /// Alert lines the panel shows (newest first).
@@ -135,7 +135,7 @@ fn draw_containers(f: &mut Frame<'_>, app: &App, area: Rect) {
 }
 
 fn draw_profile(f: &mut Frame<'_>, app: &App, area: Rect) {
-    let block = Block::bordered().title(" profile (esc: back) ");
+    let block = Block::bordered().title(" profile (esc: back) │ calls, errors, denied: totals over every phase ");
     if app.profile().is_none() {
         let why = app.profile_error().map_or_else(|| "waiting for the profile…".to_owned(), str::to_owned);
         f.render_widget(Paragraph::new(why).block(block), area);
@@ -147,25 +147,29 @@ fn draw_profile(f: &mut Frame<'_>, app: &App, area: Rect) {
         Row::new(vec![
             r.name.clone(),
             r.abi.clone(),
+            r.owner.label().into(),
             r.calls.to_string(),
             rate(l.rate),
             r.errors.to_string(),
             r.denied.to_string(),
-            phase(r.phase).into(),
-            r.first_seen.as_deref().map_or_else(|| "-".into(), |t| clock(t, true)),
+            r.phases_label(),
+            // The first call by whom USED BY names (the container's own for its rows).
+            r.owners_first_use().map_or_else(|| "-".into(), |f| clock(&f.first_seen, true)),
         ])
     });
     let widths = [
         Constraint::Fill(1),
         Constraint::Length(6),
+        Constraint::Length(9),
         Constraint::Length(10),
         Constraint::Length(9),
         Constraint::Length(8),
         Constraint::Length(8),
-        Constraint::Length(18),
+        Constraint::Length(28),
         Constraint::Length(12),
     ];
-    let header = header_row(&["SYSCALL", "ABI", "CALLS", "CALLS/S", "ERRORS", "DENIED", "PHASE", "FIRST USE"]);
+    let header =
+        header_row(&["SYSCALL", "ABI", "USED BY", "CALLS", "CALLS/S", "ERRORS", "DENIED", "PHASES", "FIRST USE"]);
     let table = Table::new(rows, widths).header(header).row_highlight_style(Style::new().reversed()).block(block);
     let cursor = (!lines.is_empty()).then(|| app.syscall_cursor.min(lines.len() - 1));
     f.render_stateful_widget(table, area, &mut TableState::default().with_selected(cursor));
@@ -199,14 +203,6 @@ fn state(s: State) -> &'static str {
         State::Running => "running",
         State::Exited => "exited",
         State::FailedToStart => "failed",
-    }
-}
-
-fn phase(p: Phase) -> &'static str {
-    match p {
-        Phase::InitBeforeFilter => "init_before_filter",
-        Phase::InitAfterFilter => "init_after_filter",
-        Phase::Container => "container",
     }
 }
 
@@ -251,7 +247,7 @@ mod tests {
     use super::*;
     use crate::{
         top::app::tests::{profile_of, syscall, two_frames},
-        views::AlertKind,
+        views::{AlertKind, Owner, Phase},
     };
 
     fn screen(app: &App, width: u16, height: u16) -> Vec<String> {
@@ -301,7 +297,17 @@ mod tests {
         assert!(s.iter().any(|l| l.contains("waiting for the profile")));
         let busy = app.frame.as_ref().unwrap().containers[0].clone();
         let mut frame = crate::top::app::tests::frame(3, vec![busy.clone()], None);
-        frame.profile = Some(profile_of(&busy, vec![syscall("wait4", 20, "2026-12-01T00:10:00.101Z")]));
+        // runc's init made newfstatat first, the container's loop then; pivot_root was runc's alone.
+        let mut newfstatat = syscall("newfstatat", 500, "2026-12-01T00:09:59.900Z");
+        newfstatat.phases = vec![Phase::InitBeforeFilter, Phase::Container];
+        newfstatat.phase = Phase::InitBeforeFilter;
+        newfstatat.comm = Some("runc".into());
+        newfstatat.container_first_use.as_mut().unwrap().first_seen = "2026-12-01T00:10:00.202Z".into();
+        let mut pivot_root = syscall("pivot_root", 1, "2026-12-01T00:09:59.950Z");
+        (pivot_root.phases, pivot_root.phase) = (vec![Phase::InitBeforeFilter], Phase::InitBeforeFilter);
+        (pivot_root.owner, pivot_root.container_first_use) = (Owner::Runtime, None);
+        frame.profile =
+            Some(profile_of(&busy, vec![syscall("wait4", 20, "2026-12-01T00:10:00.101Z"), newfstatat, pivot_root]));
         app.on_frame(frame.clone());
         frame.at_ns += 2_000_000_000;
         frame.profile.as_mut().unwrap().syscalls[0].calls = 60;
@@ -311,7 +317,15 @@ mod tests {
         for part in ["x86_64", "60", "20.0", "container", "00:10:00.101"] {
             assert!(s[wait4].contains(part), "{part:?} missing from {:?}", s[wait4]);
         }
-        assert!(s[0].contains("busy") && s[0].contains("1 syscalls"), "{}", s[0]);
+        let columns = |text: &str| -> Vec<String> {
+            s[line_of(&s, text)].trim_matches('│').split_whitespace().map(str::to_owned).collect()
+        };
+        assert_eq!(columns("newfstatat")[2], "container");
+        assert_eq!(columns("newfstatat")[7..], ["init,container", "00:10:00.202"], "the container's own first use");
+        assert_eq!(columns("pivot_root")[2], "runtime");
+        assert_eq!(columns("pivot_root")[7..], ["init", "00:09:59.950"]);
+        assert!(s[line_of(&s, "profile (esc: back)")].contains("totals over every phase"));
+        assert!(s[0].contains("busy") && s[0].contains("3 syscalls"), "{}", s[0]);
         assert!(s.last().unwrap().contains("esc back"));
     }
 
