@@ -1,0 +1,207 @@
+//! dockerd's event stream (`GET /events`), containers only: `create` comes
+//! before the container's cgroup exists, so the agent can know a container's
+//! name and rules before its first syscall; `start` comes once dockerd knows
+//! the container's init pid, so a cgroup waiting for confirmation is asked
+//! about at once rather than on the next background round.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use http_body_util::{BodyExt as _, Empty};
+use hyper::{Request, StatusCode, body::Bytes, header};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::{net::UnixStream, sync::mpsc::UnboundedSender};
+
+use super::docker_api::DockerError;
+
+/// What a container event says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Start,
+    Destroy,
+}
+
+/// One container event: which container, and what happened to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub action: Action,
+    /// The full 64-hex id.
+    pub id: String,
+}
+
+/// `filters={"type":["container"],"event":["create","start","destroy"]}`, URL-encoded.
+const EVENTS_PATH: &str = "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22create%22%2C%22start%22%2C%22destroy%22%5D%7D";
+
+/// An event is a few hundred bytes (more with many labels): a line longer than
+/// this is dropped, never buffered without bound.
+const MAX_LINE: usize = 1 << 20;
+
+/// How long connecting and the answer's head may take; the stream itself has
+/// no end.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(rename = "Action", default)]
+    action: String,
+    #[serde(rename = "Actor", default)]
+    actor: Option<RawActor>,
+}
+
+#[derive(Deserialize)]
+struct RawActor {
+    #[serde(rename = "ID", default)]
+    id: String,
+}
+
+/// One line of the stream; `None` for an event of another kind or action, or
+/// a line that is not an event.
+pub fn parse_event(line: &[u8]) -> Option<ContainerEvent> {
+    let raw: RawEvent = serde_json::from_slice(line).ok()?;
+    if raw.kind != "container" {
+        return None;
+    }
+    let action = match raw.action.as_str() {
+        "create" => Action::Create,
+        "start" => Action::Start,
+        "destroy" => Action::Destroy,
+        _ => return None,
+    };
+    let id = raw.actor?.id;
+    let valid = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then_some(ContainerEvent { action, id })
+}
+
+/// Splits complete lines off `buffer`, keeping the unfinished tail; a tail
+/// longer than [`MAX_LINE`] is dropped up to its end.
+fn take_lines(buffer: &mut Vec<u8>, skipping: &mut bool) -> Vec<Vec<u8>> {
+    let mut lines = Vec::new();
+    while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = buffer.drain(..=end).collect();
+        if std::mem::take(skipping) {
+            continue;
+        }
+        lines.push(line);
+    }
+    if buffer.len() > MAX_LINE {
+        buffer.clear();
+        *skipping = true;
+    }
+    lines
+}
+
+/// Follows dockerd's container events on `socket`, sending each to `events`,
+/// until the connection ends (dockerd restarted), fails or nobody listens.
+/// The caller reconnects.
+pub async fn follow(socket: &Path, events: &UnboundedSender<ContainerEvent>) -> Result<(), DockerError> {
+    let connecting = async {
+        let stream = UnixStream::connect(socket).await.map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                DockerError::SocketMissing(socket.to_path_buf())
+            } else {
+                DockerError::Connect { path: socket.to_path_buf(), source }
+            }
+        })?;
+        let http = |error| DockerError::Http { path: socket.to_path_buf(), error };
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
+        tokio::spawn(async move {
+            // Ends with the stream (the response body dropped) or the daemon.
+            let _ = connection.await;
+        });
+        let request = Request::get(EVENTS_PATH)
+            .header(header::HOST, "docker")
+            .header(header::USER_AGENT, "observer")
+            .header(header::ACCEPT, "application/json")
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| DockerError::InvalidId(EVENTS_PATH.to_owned()))?;
+        sender.send_request(request).await.map_err(http)
+    };
+    let response = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(answer) => answer?,
+        Err(_) => return Err(DockerError::Timeout { path: socket.to_path_buf(), timeout: CONNECT_TIMEOUT }),
+    };
+    if response.status() != StatusCode::OK {
+        return Err(DockerError::Status {
+            status: response.status().as_u16(),
+            request: EVENTS_PATH.to_owned(),
+            message: String::new(),
+        });
+    }
+    let mut body = response.into_body();
+    let (mut buffer, mut skipping) = (Vec::new(), false);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| DockerError::Http { path: socket.to_path_buf(), error })?;
+        let Ok(data) = frame.into_data() else { continue };
+        buffer.extend_from_slice(&data);
+        for line in take_lines(&mut buffer, &mut skipping) {
+            if let Some(event) = parse_event(&line)
+                && events.send(event).is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Follows dockerd's events for as long as the agent runs: reconnects after
+/// dockerd restarts or is missing (quietly: a host without Docker is normal).
+pub async fn follow_forever(socket: PathBuf, events: UnboundedSender<ContainerEvent>) {
+    let mut told = false;
+    while !events.is_closed() {
+        match follow(&socket, &events).await {
+            Ok(()) => told = false,
+            Err(DockerError::SocketMissing(_)) => {}
+            Err(e) if !told => {
+                told = true;
+                tracing::warn!("following dockerd's events: {e}; retrying every 2 s");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f4e2c1b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
+
+    #[test]
+    fn container_events_are_read_and_others_left_out() {
+        let line = format!(
+            r#"{{"status":"create","id":"{ID}","from":"observer-busybox","Type":"container","Action":"create","Actor":{{"ID":"{ID}","Attributes":{{"image":"observer-busybox","name":"t0"}}}},"scope":"local","time":1,"timeNano":1}}"#
+        );
+        assert_eq!(parse_event(line.as_bytes()), Some(ContainerEvent { action: Action::Create, id: ID.into() }));
+        let start = line.replace(r#""Action":"create""#, r#""Action":"start""#);
+        assert_eq!(parse_event(start.as_bytes()).map(|e| e.action), Some(Action::Start));
+        let exec = line.replace(r#""Action":"create""#, r#""Action":"exec_create: sh""#);
+        assert_eq!(parse_event(exec.as_bytes()), None);
+        let network = line.replace(r#""Type":"container""#, r#""Type":"network""#);
+        assert_eq!(parse_event(network.as_bytes()), None);
+        let short = line.replace(ID, "3f4e2c1b");
+        assert_eq!(parse_event(short.as_bytes()), None, "only full ids");
+        assert_eq!(parse_event(b"not json"), None);
+    }
+
+    #[test]
+    fn lines_are_split_and_an_overlong_one_dropped() {
+        let (mut buffer, mut skipping) = (b"{\"a\":1}\n{\"b\"".to_vec(), false);
+        assert_eq!(take_lines(&mut buffer, &mut skipping), vec![b"{\"a\":1}\n".to_vec()]);
+        assert_eq!(buffer, b"{\"b\"");
+        buffer.extend(std::iter::repeat_n(b'x', MAX_LINE));
+        assert!(take_lines(&mut buffer, &mut skipping).is_empty());
+        assert!(buffer.is_empty() && skipping);
+        buffer.extend_from_slice(b"tail of the long one\n{\"c\":2}\n");
+        assert_eq!(take_lines(&mut buffer, &mut skipping), vec![b"{\"c\":2}\n".to_vec()]);
+    }
+}
