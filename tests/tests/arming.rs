@@ -114,3 +114,34 @@ fn a_restart_resyncs_the_kernel_with_enforce_json() {
     assert!(alive(&n), "killed by a rule deleted from enforce.json\nagent: {}", agent.stderr());
     let _ = std::fs::remove_file(&no_chmod);
 }
+
+/// A call made before any rule named the container is judged when one is
+/// armed: a kill rule added after the forbidden call kills it at once.
+#[test]
+fn a_rule_armed_after_the_call_judges_it() {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let n = name("judged-late");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let no_chmod = moby_default_without(&["chmod"]);
+    let o = run(&["-d", "--name", &n], &["sh", "-c", "chmod 600 /etc/hostname; sleep 30"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("its chmod in its profile", || {
+        let profile = agent.try_profile(&n)?;
+        observer_tests::agent::rows(&profile)
+            .iter()
+            .any(|(syscall, _, phases, _, _)| syscall == "chmod" && phases.iter().any(|p| p == "container"))
+            .then_some(())
+    });
+    assert!(alive(&n));
+    let matcher = format!("name:{n}");
+    enforce(&agent, &["--match", &matcher, "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
+    agent.wait_for("the container to be killed for its earlier chmod", || (!alive(&n)).then_some(()));
+    let alerts = agent.alerts();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == n.as_str() && a["syscall"] == "chmod"),
+        "{alerts:?}"
+    );
+    let _ = std::fs::remove_file(&no_chmod);
+}

@@ -10,7 +10,7 @@
 //! is armed (`Agent::enforce_on`).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
 
@@ -121,6 +121,22 @@ impl Agent {
     }
 }
 
+/// A container as dockerd's `create` event describes it: its name, image and
+/// labels (the attributes besides `name` and `image`).
+fn identity_of_event(mut attributes: BTreeMap<String, String>) -> RuntimeIdentity {
+    let name = attributes.remove("name").unwrap_or_default();
+    let image = attributes.remove("image").unwrap_or_default();
+    RuntimeIdentity {
+        engine: "docker".into(),
+        container_name: name.clone(),
+        name,
+        image,
+        state: "created".into(),
+        labels: attributes,
+        ..RuntimeIdentity::default()
+    }
+}
+
 /// Follows dockerd's container events for as long as the agent runs.
 pub async fn follow_docker(
     agent: std::sync::Arc<tokio::sync::Mutex<Agent>>,
@@ -132,21 +148,28 @@ pub async fn follow_docker(
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let follower = tokio::spawn(crate::container::docker_events::follow_forever(socket, tx));
-    while let Some(ContainerEvent { action, id }) = rx.recv().await {
+    while let Some(ContainerEvent { action, id, attributes }) = rx.recv().await {
         match action {
             Action::Create => {
-                let cref = crate::container::cgroup_path::parse(&format!("/docker/{id}"));
-                match resolver.runtime_identity(&cref).await {
-                    Ok(Some(identity)) => agent.lock().await.on_container_created(&id, identity),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!("asking dockerd about new container {}: {e}", crate::printable::short(&id))
+                // What the event says is known at once; dockerd's inspect
+                // (runtime, seccomp, image digest) follows when it answers.
+                agent.lock().await.on_container_created(&id, identity_of_event(attributes));
+                let (agent, resolver) = (agent.clone(), resolver.clone());
+                tokio::spawn(async move {
+                    let cref = crate::container::cgroup_path::parse(&format!("/docker/{id}"));
+                    match resolver.runtime_identity(&cref).await {
+                        Ok(Some(identity)) => agent.lock().await.on_container_created(&id, identity),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!("asking dockerd about new container {}: {e}", crate::printable::short(&id))
+                        }
                     }
-                }
+                });
             }
             Action::Start => {
                 let jobs = agent.lock().await.jobs_on_start(&id);
-                super::identity::resolve_jobs(&agent, &resolver, jobs).await;
+                let (agent, resolver) = (agent.clone(), resolver.clone());
+                tokio::spawn(async move { super::identity::resolve_jobs(&agent, &resolver, jobs).await });
             }
             Action::Destroy => agent.lock().await.announced.remove(&id),
         }

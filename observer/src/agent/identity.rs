@@ -262,11 +262,16 @@ impl Agent {
             Some(info) => {
                 r.name = info.name.clone();
                 r.image = info.image.clone();
-                r.runtime = info.runtime.clone();
+                // dockerd's create event names no OCI runtime: its inspect does.
+                if !info.runtime.is_empty() {
+                    r.runtime = info.runtime.clone();
+                }
                 r.seccomp_option = info.seccomp.clone().or(r.seccomp_option.take());
                 r.engine = info.engine.clone();
                 r.container_name = info.container_name.clone();
-                r.image_digest = info.image_digest.clone();
+                if !info.image_digest.is_empty() {
+                    r.image_digest = info.image_digest.clone();
+                }
                 r.pod = info.pod.clone();
                 r.labels = info.labels.clone();
                 // Started before the agent: only what happened since is known.

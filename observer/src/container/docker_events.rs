@@ -5,6 +5,7 @@
 //! about at once rather than on the next background round.
 
 use std::{
+    collections::BTreeMap,
     io,
     path::{Path, PathBuf},
     time::Duration,
@@ -32,6 +33,9 @@ pub struct ContainerEvent {
     pub action: Action,
     /// The full 64-hex id.
     pub id: String,
+    /// The event's attributes: for `create`, the container's labels with its
+    /// `name` and `image` (which win over labels of those names).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// `filters={"type":["container"],"event":["create","start","destroy"]}`, URL-encoded.
@@ -59,6 +63,8 @@ struct RawEvent {
 struct RawActor {
     #[serde(rename = "ID", default)]
     id: String,
+    #[serde(rename = "Attributes", default)]
+    attributes: BTreeMap<String, String>,
 }
 
 /// One line of the stream; `None` for an event of another kind or action, or
@@ -74,9 +80,9 @@ pub fn parse_event(line: &[u8]) -> Option<ContainerEvent> {
         "destroy" => Action::Destroy,
         _ => return None,
     };
-    let id = raw.actor?.id;
+    let RawActor { id, attributes } = raw.actor?;
     let valid = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    valid.then_some(ContainerEvent { action, id })
+    valid.then_some(ContainerEvent { action, id, attributes })
 }
 
 /// Splits complete lines off `buffer`, keeping the unfinished tail; a tail
@@ -181,7 +187,9 @@ mod tests {
         let line = format!(
             r#"{{"status":"create","id":"{ID}","from":"observer-busybox","Type":"container","Action":"create","Actor":{{"ID":"{ID}","Attributes":{{"image":"observer-busybox","name":"t0"}}}},"scope":"local","time":1,"timeNano":1}}"#
         );
-        assert_eq!(parse_event(line.as_bytes()), Some(ContainerEvent { action: Action::Create, id: ID.into() }));
+        let created = parse_event(line.as_bytes()).expect("a create event");
+        assert_eq!((created.action, created.id.as_str()), (Action::Create, ID));
+        assert_eq!(created.attributes.get("name").map(String::as_str), Some("t0"));
         let start = line.replace(r#""Action":"create""#, r#""Action":"start""#);
         assert_eq!(parse_event(start.as_bytes()).map(|e| e.action), Some(Action::Start));
         let exec = line.replace(r#""Action":"create""#, r#""Action":"exec_create: sh""#);
