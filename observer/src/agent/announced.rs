@@ -18,7 +18,7 @@ use super::{core::Agent, identity::IdentityJob};
 use crate::container::{
     ContainerRef, Kind, Runtime, RuntimeIdentity,
     confirm::Confirmation,
-    docker_events::{Action, ContainerEvent},
+    docker_events::{Action, ContainerEvent, DockerNews},
 };
 
 /// At most this many announced containers are kept (a host creating
@@ -34,6 +34,9 @@ pub struct Announced {
     by_id: HashMap<String, (Instant, u64, RuntimeIdentity)>,
     /// Insertion order, to drop the oldest first.
     next: u64,
+    /// dockerd's cgroup driver (`cgroupfs`, `systemd`), which says where it
+    /// puts a container's cgroup; empty while unknown.
+    pub cgroup_driver: String,
 }
 
 impl Announced {
@@ -63,18 +66,21 @@ impl Announced {
 }
 
 /// Whether `path` is the cgroup Docker itself makes for the container `cref`
-/// names: `/docker/<id>` (cgroupfs driver) or `/system.slice/docker-<id>.scope`
-/// (systemd driver), at the top of the host's tree. Together with a path only
-/// root can write (checked before) and dockerd announcing the container, that
-/// is the runtime's word on the cgroup before its init pid exists: a
-/// container with a writable cgroupfs can make directories only below its own
-/// cgroup, never there. A container under `--cgroup-parent` is confirmed by
-/// its init pid instead, once dockerd says it started.
-pub fn where_docker_puts_it(cref: &ContainerRef, path: &str) -> bool {
-    cref.runtime == Runtime::Docker
-        && cref.kind == Kind::Container
-        && cref.cgroup == path
-        && (path == format!("/docker/{}", cref.id) || path == format!("/system.slice/docker-{}.scope", cref.id))
+/// names under its cgroup driver: `/docker/<id>` (cgroupfs) or
+/// `/system.slice/docker-<id>.scope` (systemd), at the top of the host's tree.
+/// Together with a path only root can write (checked before) and dockerd
+/// announcing the container, that is the runtime's word on the cgroup before
+/// its init pid exists: a container with a writable cgroupfs can make
+/// directories only below its own cgroup, never there. A container under
+/// `--cgroup-parent` is confirmed by its init pid instead, once dockerd says
+/// it started.
+pub fn where_docker_puts_it(cref: &ContainerRef, path: &str, cgroup_driver: &str) -> bool {
+    let expected = match cgroup_driver {
+        "cgroupfs" => format!("/docker/{}", cref.id),
+        "systemd" => format!("/system.slice/docker-{}.scope", cref.id),
+        _ => return false,
+    };
+    cref.runtime == Runtime::Docker && cref.kind == Kind::Container && cref.cgroup == path && path == expected
 }
 
 impl Agent {
@@ -82,8 +88,11 @@ impl Agent {
     /// if the runtime made one (see `where_docker_puts_it`).
     pub(super) fn announced_for(&self, cref: &ContainerRef, path: &str) -> Option<(Confirmation, RuntimeIdentity)> {
         let identity = self.announced.get(&cref.id)?.clone();
-        let confirmation =
-            if where_docker_puts_it(cref, path) { Confirmation::Confirmed } else { Confirmation::Pending };
+        let confirmation = if where_docker_puts_it(cref, path, &self.announced.cgroup_driver) {
+            Confirmation::Confirmed
+        } else {
+            Confirmation::Pending
+        };
         Some((confirmation, identity))
     }
 
@@ -101,7 +110,7 @@ impl Agent {
             .collect();
         for (cgroup_id, path) in pending {
             let cref = crate::container::cgroup_path::parse(&path);
-            if where_docker_puts_it(&cref, &path)
+            if where_docker_puts_it(&cref, &path, &self.announced.cgroup_driver)
                 && let Some(cg) = self.containers.get_mut(id).and_then(|r| r.cgroups.get_mut(&cgroup_id))
             {
                 tracing::info!(cgroup = %path, "confirmed by dockerd's create event");
@@ -148,7 +157,14 @@ pub async fn follow_docker(
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let follower = tokio::spawn(crate::container::docker_events::follow_forever(socket, tx));
-    while let Some(ContainerEvent { action, id, attributes }) = rx.recv().await {
+    while let Some(news) = rx.recv().await {
+        let ContainerEvent { action, id, attributes } = match news {
+            DockerNews::Connected { cgroup_driver } => {
+                agent.lock().await.announced.cgroup_driver = cgroup_driver;
+                continue;
+            }
+            DockerNews::Container(event) => event,
+        };
         match action {
             Action::Create => {
                 // What the event says is known at once; dockerd's inspect
@@ -187,9 +203,14 @@ mod tests {
 
     #[test]
     fn only_the_cgroup_docker_makes_is_confirmed_by_an_announcement() {
-        for path in [format!("/docker/{ID}"), format!("/system.slice/docker-{ID}.scope")] {
-            assert!(where_docker_puts_it(&parse(&path), &path), "{path}");
-        }
+        let cgroupfs = format!("/docker/{ID}");
+        let systemd = format!("/system.slice/docker-{ID}.scope");
+        assert!(where_docker_puts_it(&parse(&cgroupfs), &cgroupfs, "cgroupfs"));
+        assert!(where_docker_puts_it(&parse(&systemd), &systemd, "systemd"));
+        // Where the other driver would put it: not where this dockerd does.
+        assert!(!where_docker_puts_it(&parse(&systemd), &systemd, "cgroupfs"));
+        assert!(!where_docker_puts_it(&parse(&cgroupfs), &cgroupfs, "systemd"));
+        assert!(!where_docker_puts_it(&parse(&cgroupfs), &cgroupfs, ""), "the driver unknown");
         for path in [
             // Below the container's cgroup: a cgroup of its own, confirmed by pid.
             format!("/docker/{ID}/sub"),
@@ -198,7 +219,9 @@ mod tests {
             format!("/user.slice/user-1000.slice/user@1000.service/docker-{ID}.scope"),
             format!("/libpod_parent/libpod-{ID}"),
         ] {
-            assert!(!where_docker_puts_it(&parse(&path), &path), "{path}");
+            for driver in ["cgroupfs", "systemd"] {
+                assert!(!where_docker_puts_it(&parse(&path), &path, driver), "{path}");
+            }
         }
     }
 

@@ -103,10 +103,21 @@ fn take_lines(buffer: &mut Vec<u8>, skipping: &mut bool) -> Vec<Vec<u8>> {
     lines
 }
 
-/// Follows dockerd's container events on `socket`, sending each to `events`,
-/// until the connection ends (dockerd restarted), fails or nobody listens.
-/// The caller reconnects.
-pub async fn follow(socket: &Path, events: &UnboundedSender<ContainerEvent>) -> Result<(), DockerError> {
+/// What the follower tells the agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DockerNews {
+    /// (Re)connected to dockerd, whose cgroup driver (`GET /info`'s
+    /// `CgroupDriver`: `cgroupfs` or `systemd`) says where it puts containers'
+    /// cgroups; empty when it could not be read.
+    Connected {
+        cgroup_driver: String,
+    },
+    Container(ContainerEvent),
+}
+
+/// Sends `GET path` on a new connection to `socket`; the answer's head within
+/// [`CONNECT_TIMEOUT`], its body left to the caller.
+async fn open(socket: &Path, path: &str) -> Result<hyper::Response<hyper::body::Incoming>, DockerError> {
     let connecting = async {
         let stream = UnixStream::connect(socket).await.map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
@@ -119,15 +130,17 @@ pub async fn follow(socket: &Path, events: &UnboundedSender<ContainerEvent>) -> 
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
         tokio::spawn(async move {
-            // Ends with the stream (the response body dropped) or the daemon.
+            // Ends with the answer (its body dropped) or the daemon.
             let _ = connection.await;
         });
-        let request = Request::get(EVENTS_PATH)
+        // hyper's client adds no Host header, and dockerd (Go's net/http)
+        // refuses an HTTP/1.1 request without one.
+        let request = Request::get(path)
             .header(header::HOST, "docker")
             .header(header::USER_AGENT, "observer")
             .header(header::ACCEPT, "application/json")
             .body(Empty::<Bytes>::new())
-            .map_err(|_| DockerError::InvalidId(EVENTS_PATH.to_owned()))?;
+            .map_err(|_| DockerError::InvalidId(path.to_owned()))?;
         sender.send_request(request).await.map_err(http)
     };
     let response = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -137,9 +150,39 @@ pub async fn follow(socket: &Path, events: &UnboundedSender<ContainerEvent>) -> 
     if response.status() != StatusCode::OK {
         return Err(DockerError::Status {
             status: response.status().as_u16(),
-            request: EVENTS_PATH.to_owned(),
+            request: path.to_owned(),
             message: String::new(),
         });
+    }
+    Ok(response)
+}
+
+/// dockerd's cgroup driver (`GET /info`), empty when it does not say.
+async fn cgroup_driver(socket: &Path) -> Result<String, DockerError> {
+    #[derive(Deserialize)]
+    struct Info {
+        #[serde(rename = "CgroupDriver", default)]
+        cgroup_driver: String,
+    }
+    let body = open(socket, "/info").await?.into_body();
+    let read = http_body_util::Limited::new(body, MAX_LINE).collect();
+    let bytes = match tokio::time::timeout(CONNECT_TIMEOUT, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => return Ok(String::new()),
+        Err(_) => return Err(DockerError::Timeout { path: socket.to_path_buf(), timeout: CONNECT_TIMEOUT }),
+    };
+    Ok(serde_json::from_slice::<Info>(&bytes).map(|i| i.cgroup_driver).unwrap_or_default())
+}
+
+/// Follows dockerd's container events on `socket`, sending each to `news`
+/// (after its cgroup driver), until the connection ends (dockerd restarted),
+/// fails or nobody listens. The caller reconnects.
+pub async fn follow(socket: &Path, news: &UnboundedSender<DockerNews>) -> Result<(), DockerError> {
+    let response = open(socket, EVENTS_PATH).await?;
+    // Asked once the stream is open: no event is missed meanwhile.
+    let cgroup_driver = cgroup_driver(socket).await?;
+    if news.send(DockerNews::Connected { cgroup_driver }).is_err() {
+        return Ok(());
     }
     let mut body = response.into_body();
     let (mut buffer, mut skipping) = (Vec::new(), false);
@@ -149,7 +192,7 @@ pub async fn follow(socket: &Path, events: &UnboundedSender<ContainerEvent>) -> 
         buffer.extend_from_slice(&data);
         for line in take_lines(&mut buffer, &mut skipping) {
             if let Some(event) = parse_event(&line)
-                && events.send(event).is_err()
+                && news.send(DockerNews::Container(event)).is_err()
             {
                 return Ok(());
             }
@@ -160,10 +203,10 @@ pub async fn follow(socket: &Path, events: &UnboundedSender<ContainerEvent>) -> 
 
 /// Follows dockerd's events for as long as the agent runs: reconnects after
 /// dockerd restarts or is missing (quietly: a host without Docker is normal).
-pub async fn follow_forever(socket: PathBuf, events: UnboundedSender<ContainerEvent>) {
+pub async fn follow_forever(socket: PathBuf, news: UnboundedSender<DockerNews>) {
     let mut told = false;
-    while !events.is_closed() {
-        match follow(&socket, &events).await {
+    while !news.is_closed() {
+        match follow(&socket, &news).await {
             Ok(()) => told = false,
             Err(DockerError::SocketMissing(_)) => {}
             Err(e) if !told => {
