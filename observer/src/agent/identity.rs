@@ -273,7 +273,11 @@ impl Agent {
                     r.image_digest = info.image_digest.clone();
                 }
                 r.pod = info.pod.clone();
-                r.labels = info.labels.clone();
+                // A container's labels never change; an answer without them
+                // (an inspect that does not read them) keeps those known.
+                if !info.labels.is_empty() {
+                    r.labels = info.labels.clone();
+                }
                 // Started before the agent: only what happened since is known.
                 if info.state == "running"
                     && !info.started_at.is_empty()

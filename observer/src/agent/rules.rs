@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn rows_seen_outside_the_allowed_set_are_the_past_violations() {
+        let mut seen = [0u64; BITMAP_WORDS];
+        let mut allowed = [0u64; BITMAP_WORDS];
+        for row in [0u32, 90, 512 + 15, 1000] {
+            seen[(row / 64) as usize] |= 1 << (row % 64);
+        }
+        allowed[0] |= 1;
+        allowed[(1000 / 64) as usize] |= 1 << (1000 % 64);
+        assert_eq!(forbidden_rows(&seen, &allowed), vec![90, 512 + 15]);
+        assert!(forbidden_rows(&allowed, &allowed).is_empty(), "nothing seen outside");
+    }
+
+    #[test]
     fn the_latest_rule_that_names_a_record_applies() {
         let r = record(&"a".repeat(64), "web", "nginx:1.25", State::Running, "2026-12-01T00:00:00Z");
         let rule = |target: Target, action: EnforceAction| EnforceRule {
