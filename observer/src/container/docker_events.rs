@@ -115,9 +115,15 @@ pub enum DockerNews {
     Container(ContainerEvent),
 }
 
-/// Sends `GET path` on a new connection to `socket`; the answer's head within
-/// [`CONNECT_TIMEOUT`], its body left to the caller.
-async fn open(socket: &Path, path: &str) -> Result<hyper::Response<hyper::body::Incoming>, DockerError> {
+/// One HTTP/1.1 connection to dockerd, driven by whoever reads its answer:
+/// dropping it closes the socket (never a task left behind on a hung daemon).
+type Connection = std::pin::Pin<Box<hyper::client::conn::http1::Connection<TokioIo<UnixStream>, Empty<Bytes>>>>;
+
+/// Sends `GET path` on a new connection to `socket`: the answer's head within
+/// [`CONNECT_TIMEOUT`], and the connection, which must be polled while the
+/// body is read.
+async fn open(socket: &Path, path: &str) -> Result<(hyper::Response<hyper::body::Incoming>, Connection), DockerError> {
+    let http = |error| DockerError::Http { path: socket.to_path_buf(), error };
     let connecting = async {
         let stream = UnixStream::connect(socket).await.map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
@@ -126,13 +132,9 @@ async fn open(socket: &Path, path: &str) -> Result<hyper::Response<hyper::body::
                 DockerError::Connect { path: socket.to_path_buf(), source }
             }
         })?;
-        let http = |error| DockerError::Http { path: socket.to_path_buf(), error };
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
-        tokio::spawn(async move {
-            // Ends with the answer (its body dropped) or the daemon.
-            let _ = connection.await;
-        });
+        let mut connection: Connection = Box::pin(connection);
         // hyper's client adds no Host header, and dockerd (Go's net/http)
         // refuses an HTTP/1.1 request without one.
         let request = Request::get(path)
@@ -141,9 +143,16 @@ async fn open(socket: &Path, path: &str) -> Result<hyper::Response<hyper::body::
             .header(header::ACCEPT, "application/json")
             .body(Empty::<Bytes>::new())
             .map_err(|_| DockerError::InvalidId(path.to_owned()))?;
-        sender.send_request(request).await.map_err(http)
+        // The connection writes the request and reads the answer's head.
+        tokio::select! {
+            response = sender.send_request(request) => Ok((response.map_err(http)?, connection)),
+            ended = &mut connection => Err(match ended {
+                Err(error) => http(error),
+                Ok(()) => DockerError::Status { status: 0, request: path.to_owned(), message: "dockerd closed the connection".into() },
+            }),
+        }
     };
-    let response = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+    let (response, connection) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(answer) => answer?,
         Err(_) => return Err(DockerError::Timeout { path: socket.to_path_buf(), timeout: CONNECT_TIMEOUT }),
     };
@@ -154,7 +163,7 @@ async fn open(socket: &Path, path: &str) -> Result<hyper::Response<hyper::body::
             message: String::new(),
         });
     }
-    Ok(response)
+    Ok((response, connection))
 }
 
 /// dockerd's cgroup driver (`GET /info`), empty when it does not say.
@@ -164,9 +173,10 @@ async fn cgroup_driver(socket: &Path) -> Result<String, DockerError> {
         #[serde(rename = "CgroupDriver", default)]
         cgroup_driver: String,
     }
-    let body = open(socket, "/info").await?.into_body();
-    let read = http_body_util::Limited::new(body, MAX_LINE).collect();
-    let bytes = match tokio::time::timeout(CONNECT_TIMEOUT, read).await {
+    let (response, connection) = open(socket, "/info").await?;
+    let read = http_body_util::Limited::new(response.into_body(), MAX_LINE).collect();
+    // The body is read while the connection is driven; it ends after the answer.
+    let bytes = match tokio::time::timeout(CONNECT_TIMEOUT, async { tokio::join!(read, connection).0 }).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(_)) => return Ok(String::new()),
         Err(_) => return Err(DockerError::Timeout { path: socket.to_path_buf(), timeout: CONNECT_TIMEOUT }),
@@ -178,27 +188,34 @@ async fn cgroup_driver(socket: &Path) -> Result<String, DockerError> {
 /// (after its cgroup driver), until the connection ends (dockerd restarted),
 /// fails or nobody listens. The caller reconnects.
 pub async fn follow(socket: &Path, news: &UnboundedSender<DockerNews>) -> Result<(), DockerError> {
-    let response = open(socket, EVENTS_PATH).await?;
-    // Asked once the stream is open: no event is missed meanwhile.
-    let cgroup_driver = cgroup_driver(socket).await?;
-    if news.send(DockerNews::Connected { cgroup_driver }).is_err() {
-        return Ok(());
-    }
+    let (response, mut connection) = open(socket, EVENTS_PATH).await?;
     let mut body = response.into_body();
-    let (mut buffer, mut skipping) = (Vec::new(), false);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| DockerError::Http { path: socket.to_path_buf(), error })?;
-        let Ok(data) = frame.into_data() else { continue };
-        buffer.extend_from_slice(&data);
-        for line in take_lines(&mut buffer, &mut skipping) {
-            if let Some(event) = parse_event(&line)
-                && news.send(DockerNews::Container(event)).is_err()
-            {
-                return Ok(());
+    let reading = async {
+        // Asked once the stream is open: no event is missed meanwhile.
+        let cgroup_driver = cgroup_driver(socket).await?;
+        if news.send(DockerNews::Connected { cgroup_driver }).is_err() {
+            return Ok(());
+        }
+        let (mut buffer, mut skipping) = (Vec::new(), false);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|error| DockerError::Http { path: socket.to_path_buf(), error })?;
+            let Ok(data) = frame.into_data() else { continue };
+            buffer.extend_from_slice(&data);
+            for line in take_lines(&mut buffer, &mut skipping) {
+                if let Some(event) = parse_event(&line)
+                    && news.send(DockerNews::Container(event)).is_err()
+                {
+                    return Ok(());
+                }
             }
         }
+        Ok(())
+    };
+    // The stream has no end of its own: it ends when dockerd closes it.
+    tokio::select! {
+        read = reading => read,
+        ended = &mut connection => ended.map_err(|error| DockerError::Http { path: socket.to_path_buf(), error }),
     }
-    Ok(())
 }
 
 /// Follows dockerd's events for as long as the agent runs: reconnects after
