@@ -117,6 +117,8 @@ pub struct Agent {
     pub health: super::health::Health,
     /// At most this many records are kept (`--max-records`).
     pub max_records: usize,
+    /// Containers dockerd announced (its `create` event), for their cgroup's first call.
+    pub announced: super::announced::Announced,
 }
 
 /// How often records whose counts alone changed are saved.
@@ -294,19 +296,8 @@ impl Agent {
         self.alert(&key, AlertKind::Enforce, e);
         // The kernel already killed the caller; in kill mode the container goes too
         // (its cgroups, nothing else), so that a forking shell cannot carry on.
-        if self.probe.counters().info(e.slot).enforce == enforce::KILL
-            && let Some(record) = self.containers.get(&key)
-        {
-            let mount = self.mount();
-            // Only cgroups the runtime confirmed: never one a user made to look like it.
-            for cg in record.cgroups.values().filter(|c| c.slot.is_some() && c.confirmation == Confirmation::Confirmed)
-            {
-                let kill = mount.join(cg.path.trim_start_matches('/')).join("cgroup.kill");
-                if let Err(err) = std::fs::write(&kill, "1") {
-                    tracing::warn!("killing {}: {err}", kill.display());
-                }
-            }
-            tracing::warn!(container = %record.name, syscall = e.nr, "killed: a syscall outside its enforced profile");
+        if self.probe.counters().info(e.slot).enforce == enforce::KILL {
+            self.kill_confirmed(&key, &format!("syscall {} outside its enforced profile", e.nr));
         }
     }
 }

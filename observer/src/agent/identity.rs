@@ -125,9 +125,19 @@ impl Agent {
             self.adopt_impostor(cgroup_id, slot, path, &cref, &reason, tgid, comm);
             return None;
         }
-        tracing::info!(cgroup = %path, slot, tgid, comm, "recording container cgroup (pending its runtime's answer)");
-        self.adopt(&cref.id, cgroup_id, slot, path.clone(), Some(&cref), Confirmation::Pending);
-        self.fill_identity(&cref.id, &cref, None);
+        // Announced by the runtime (Docker's `create` event): named, and armed
+        // now, before runc's init execs the container's process.
+        let (confirmation, announced) = match self.announced_for(&cref, &path) {
+            Some((confirmation, identity)) => (confirmation, Some(identity)),
+            None => (Confirmation::Pending, None),
+        };
+        if confirmation == Confirmation::Confirmed {
+            tracing::info!(cgroup = %path, slot, tgid, comm, "recording container cgroup (confirmed by dockerd's create event)");
+        } else {
+            tracing::info!(cgroup = %path, slot, tgid, comm, "recording container cgroup (pending its runtime's answer)");
+        }
+        self.adopt(&cref.id, cgroup_id, slot, path.clone(), Some(&cref), confirmation);
+        self.fill_identity(&cref.id, &cref, announced);
         self.apply_rules(&cref.id);
         Some(IdentityJob { key: cref.id.clone(), cgroup_id, path, cref, tgid, comm: comm.to_owned(), overflow: false })
     }
@@ -245,20 +255,29 @@ impl Agent {
         );
     }
 
-    fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<RuntimeIdentity>) {
+    pub(super) fn fill_identity(&mut self, key: &str, cref: &ContainerRef, info: Option<RuntimeIdentity>) {
         let started_at = self.started_at.clone();
         let Some(r) = self.containers.get_mut(key) else { return };
         match info {
             Some(info) => {
                 r.name = info.name.clone();
                 r.image = info.image.clone();
-                r.runtime = info.runtime.clone();
+                // dockerd's create event names no OCI runtime: its inspect does.
+                if !info.runtime.is_empty() {
+                    r.runtime = info.runtime.clone();
+                }
                 r.seccomp_option = info.seccomp.clone().or(r.seccomp_option.take());
                 r.engine = info.engine.clone();
                 r.container_name = info.container_name.clone();
-                r.image_digest = info.image_digest.clone();
+                if !info.image_digest.is_empty() {
+                    r.image_digest = info.image_digest.clone();
+                }
                 r.pod = info.pod.clone();
-                r.labels = info.labels.clone();
+                // A container's labels never change; an answer without them
+                // (an inspect that does not read them) keeps those known.
+                if !info.labels.is_empty() {
+                    r.labels = info.labels.clone();
+                }
                 // Started before the agent: only what happened since is known.
                 if info.state == "running"
                     && !info.started_at.is_empty()

@@ -4,6 +4,7 @@
 
 mod alerting;
 mod alerts;
+mod announced;
 mod answers;
 mod cgroup_rows;
 mod cgroup_watch;
@@ -203,6 +204,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         fresh_paths: cgroup_watch::spawn(crate::container::v2_mount::find_v2_mount()?),
         health: Default::default(),
         max_records: args.max_records.max(1),
+        announced: Default::default(),
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();
@@ -226,6 +228,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         tasks.watch("the metrics endpoint", metrics_server::serve_metrics(agent.clone(), addr).await?);
     }
     tasks.spawn("the event reader", read_events(agent.clone(), events));
+    {
+        let resolver = agent.lock().await.resolver.clone();
+        tasks.spawn("dockerd's event follower", announced::follow_docker(agent.clone(), resolver));
+    }
     alert_workers.spawn_into(&mut tasks);
     if let Some(log) = kernel_log {
         tasks.spawn("the kernel log reader", read_kernel_log(log));
@@ -370,6 +376,12 @@ async fn reconcile(agent: &mut Agent) {
         }
     }
     agent.slot_owner = owned;
+    // The kernel's rules as enforce.json says now: the file may have changed
+    // (or gone) while no agent ran, and the pinned slots kept the old ones.
+    let keys: BTreeSet<String> = agent.slot_owner.values().map(|(key, _)| key.clone()).collect();
+    for key in keys {
+        agent.arm(&key);
+    }
     // Running on record but holding no live slot (after a reboot or an uninstall
     // the kernel's slots are gone): ended, so that nothing counts on them, until
     // the cgroup shows up again below.

@@ -1,11 +1,12 @@
 //! Baselines and enforcement rules: which records they name, and arming the
 //! kernel's per-slot enforcement; finding a record by id, prefix or name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use observer_common::{
-    counters::{BITMAP_WORDS, ROW_INVALID},
-    slot::enforce,
+    counters::{BITMAP_WORDS, ROW_INVALID, Row},
+    event::{Event, EventKind},
+    slot::{enforce, phase},
 };
 
 use super::{
@@ -14,18 +15,17 @@ use super::{
 };
 use crate::{
     api::Target,
-    clock::parse_time,
+    clock::{boottime_ns, parse_time},
     container::confirm::Confirmation,
     printable::short,
-    views::{Armed, EnforceAction},
+    views::{AlertKind, Armed, EnforceAction},
 };
 
 impl Agent {
     /// Baselines and enforcements that name this container (by name or image).
     pub fn apply_rules(&mut self, key: &str) {
         let Some(record) = self.containers.get(key) else { return };
-        let (baseline, rule) = rules_for(record, &self.baselines, &self.enforcements);
-        let (baseline, rule) = (baseline.cloned(), rule.cloned());
+        let baseline = rules_for(record, &self.baselines, &self.enforcements).0.cloned();
         if let Some(b) = baseline
             && let Some(r) = self.containers.get_mut(key)
             && r.baseline.is_none()
@@ -33,13 +33,23 @@ impl Agent {
             r.baseline = Some(b.rows);
             r.baseline_source = Some(b.source);
         }
-        if let Some(rule) = rule {
-            self.enforce_on(key, Some(&rule));
-        }
+        self.arm(key);
+    }
+
+    /// Arms every live slot of a container as the rules say now: the latest
+    /// rule that names it, or off when none does. The kernel's state always
+    /// follows the rules (`enforce.json`), whichever of them changed.
+    pub fn arm(&mut self, key: &str) -> Armed {
+        let Some(record) = self.containers.get(key) else { return Armed::default() };
+        let rule = rules_for(record, &[], &self.enforcements).1.cloned();
+        self.enforce_on(key, rule.as_ref())
     }
 
     /// Sets (or clears) enforcement on every live slot of a container, and says
-    /// what it armed.
+    /// what it armed. A slot already armed so is left alone; one armed anew has
+    /// its past judged: a call the container's own processes made before (while
+    /// the runtime had not named or confirmed it yet, or before the rule came) that
+    /// the rule forbids is acted on now, as the kernel would have (`judge_past`).
     pub fn enforce_on(&mut self, key: &str, rule: Option<&EnforceRule>) -> Armed {
         let mut armed = Armed::default();
         let Some(record) = self.containers.get(key) else { return armed };
@@ -58,6 +68,8 @@ impl Agent {
             }
             None => enforce::OFF,
         };
+        let mut past = BTreeSet::new();
+        let mut kill_past = false;
         for cg in record.cgroups.values() {
             if let Some(slot) = cg.slot {
                 // A cgroup the runtime has not confirmed is watched, never killed.
@@ -69,6 +81,15 @@ impl Agent {
                 };
                 armed.slots.push(slot);
                 armed.cgroups.push(cg.path.clone());
+                let before = self.probe.counters().info(slot);
+                if before.enforce == mode && (mode == enforce::OFF || before.allowed == allowed) {
+                    continue;
+                }
+                if mode != enforce::OFF {
+                    let outside = forbidden_rows(&before.seen[phase::CONTAINER as usize], &allowed);
+                    kill_past |= mode == enforce::KILL && !outside.is_empty();
+                    past.extend(outside);
+                }
                 self.probe.counters().with_info(slot, |info| {
                     info.allowed = allowed;
                     info.violated = [0; BITMAP_WORDS];
@@ -80,13 +101,85 @@ impl Agent {
                 });
             }
         }
+        self.judge_past(key, &past, kill_past);
         armed
+    }
+
+    /// Calls made before a rule was armed that it forbids: an `enforce` alert
+    /// each (with the call's first use: when, which process), and the container
+    /// killed when the rule kills and a confirmed slot made one.
+    fn judge_past(&mut self, key: &str, rows: &BTreeSet<u32>, kill: bool) {
+        for row in rows {
+            let Some(record) = self.containers.get(key) else { return };
+            let first = record.first_use.get(row).cloned().unwrap_or_default();
+            let nr = Row::decode(*row).map_or(-1, |r| i64::from(r.nr));
+            // The call's own time, as the kernel's clock had it.
+            let ago = first
+                .first_seen
+                .time()
+                .map_or(0, |t| u64::try_from((time::OffsetDateTime::now_utc() - t).whole_nanoseconds()).unwrap_or(0));
+            let event = Event {
+                kind: EventKind::Enforce as u32,
+                slot: 0,
+                row: *row,
+                phase: phase::CONTAINER,
+                tgid: first.pid,
+                tid: first.pid,
+                cgroup_id: 0,
+                ktime_ns: boottime_ns().saturating_sub(ago),
+                nr,
+                comm: comm_bytes(&first.comm),
+                seccomp_mode: 0,
+                _pad: 0,
+            };
+            self.alert(key, AlertKind::Enforce, &event);
+        }
+        if kill {
+            self.kill_confirmed(key, "a syscall outside its enforced profile, made before the rule was armed");
+        }
+    }
+
+    /// Kills a container's confirmed cgroups (`cgroup.kill`): never one a user
+    /// made to look like it, nor one the runtime has not confirmed yet.
+    pub(super) fn kill_confirmed(&self, key: &str, why: &str) {
+        let Some(record) = self.containers.get(key) else { return };
+        let mount = self.mount();
+        for cg in record.cgroups.values().filter(|c| c.slot.is_some() && c.confirmation == Confirmation::Confirmed) {
+            let kill = mount.join(cg.path.trim_start_matches('/')).join("cgroup.kill");
+            if let Err(err) = std::fs::write(&kill, "1") {
+                tracing::warn!("killing {}: {err}", kill.display());
+            }
+        }
+        tracing::warn!(container = %record.name, "killed: {why}");
     }
 
     /// Finds a container by id, unique id prefix or name.
     pub fn find(&self, what: &str) -> Result<String, String> {
         find_key(&self.containers, what)
     }
+}
+
+/// Rows set in `seen` that `allowed` leaves out.
+fn forbidden_rows(seen: &[u64; BITMAP_WORDS], allowed: &[u64; BITMAP_WORDS]) -> Vec<u32> {
+    let mut rows = Vec::new();
+    for (word, (seen, allowed)) in seen.iter().zip(allowed).enumerate() {
+        let mut outside = seen & !allowed;
+        while outside != 0 {
+            let bit = outside.trailing_zeros();
+            rows.push(word as u32 * 64 + bit);
+            outside &= outside - 1;
+        }
+    }
+    rows.retain(|r| *r < ROW_INVALID);
+    rows
+}
+
+/// A command name as the kernel's 16 bytes.
+fn comm_bytes(comm: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = comm.len().min(15);
+    out[..n].copy_from_slice(&comm.as_bytes()[..n]);
+    out
 }
 
 /// The first baseline and the latest enforcement rule that name `record`.
@@ -169,6 +262,19 @@ mod tests {
         assert_eq!(find_key(&all, "web").unwrap(), new);
         all.insert(live.clone(), record(&live, "web", "nginx:1", State::Running, "2026-12-01T00:00:00Z"));
         assert_eq!(find_key(&all, "web").unwrap(), live);
+    }
+
+    #[test]
+    fn rows_seen_outside_the_allowed_set_are_the_past_violations() {
+        let mut seen = [0u64; BITMAP_WORDS];
+        let mut allowed = [0u64; BITMAP_WORDS];
+        for row in [0u32, 90, 512 + 15, 1000] {
+            seen[(row / 64) as usize] |= 1 << (row % 64);
+        }
+        allowed[0] |= 1;
+        allowed[(1000 / 64) as usize] |= 1 << (1000 % 64);
+        assert_eq!(forbidden_rows(&seen, &allowed), vec![90, 512 + 15]);
+        assert!(forbidden_rows(&allowed, &allowed).is_empty(), "nothing seen outside");
     }
 
     #[test]

@@ -150,21 +150,25 @@ fn respond(a: &mut Agent, request: Request) -> Response {
             };
             let rule = EnforceRule { target: target.clone(), action, allowed_rows, profile };
             let keys: Vec<String> = matching(a, &target);
-            let mut armed = crate::views::Armed::default();
-            for key in &keys {
-                armed.add(a.enforce_on(key, Some(&rule)));
-            }
             // A named container with no live slot (ended, or its slot lost to a
             // reboot or an uninstall) would be enforced on paper only: say so.
             if let Target::Container(c) = &target
-                && armed.slots.is_empty()
+                && !keys
+                    .iter()
+                    .any(|k| a.containers.get(k).is_some_and(|r| r.cgroups.values().any(|c| c.slot.is_some())))
             {
                 return Response::error(format!(
                     "nothing armed: container {c:?} has no live cgroup in the kernel (it ended, or it has made no syscall since the programs were attached); use --match name:NAME to wait for it"
                 ));
             }
+            // The rule joins the others first: each container is armed with
+            // the latest rule that names it, which this one now is.
             a.enforcements.retain(|r| r.target != target);
             a.enforcements.push(rule.clone());
+            let mut armed = crate::views::Armed::default();
+            for key in &keys {
+                armed.add(a.arm(key));
+            }
             a.flush(false);
             Response::of(&crate::views::EnforceAnswer { enforced: keys, armed, rule })
         }
@@ -174,10 +178,11 @@ fn respond(a: &mut Agent, request: Request) -> Response {
                 Err(e) => return Response::error(e),
             };
             let keys = matching(a, &target);
-            for key in &keys {
-                a.enforce_on(key, None);
-            }
             a.enforcements.retain(|r| r.target != target);
+            // Another rule that still names a container keeps it armed.
+            for key in &keys {
+                a.arm(key);
+            }
             a.flush(false);
             Response::of(&crate::views::ReleaseAnswer { released: keys })
         }

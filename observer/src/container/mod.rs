@@ -6,6 +6,7 @@ pub mod cgroup_path;
 pub mod confirm;
 pub mod cri;
 pub mod docker_api;
+pub mod docker_events;
 pub mod identity;
 pub mod podman;
 pub mod v2_mount;
@@ -109,6 +110,11 @@ impl Resolver {
 
     pub fn mount(&self) -> &std::path::Path {
         &self.mount
+    }
+
+    /// dockerd's socket, when the agent asks dockerd.
+    pub fn docker_socket(&self) -> Option<&std::path::Path> {
+        self.docker.as_ref().map(DockerClient::socket)
     }
 
     /// The identity of a cgroup given by its id (what `bpf_get_current_cgroup_id`
