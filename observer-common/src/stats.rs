@@ -7,7 +7,8 @@ pub const EVENTS_LOST: u32 = 0;
 pub const CGROUPS_OVERFLOW: u32 = 1;
 /// Syscalls made in cgroups that found every slot taken.
 pub const CALLS_UNRECORDED: u32 = 2;
-/// Exits with no enter that looked like denials but came from a cgroup without a slot.
+/// Exits with no enter that looked like denials but came from a cgroup without
+/// a slot (an overflowed one; an unwatched cgroup's exits stop at the cache).
 pub const DENIALS_UNATTRIBUTED: u32 = 3;
 /// Counter wraps (a u32 cell passing 2^32) that found the `WRAPS` map full:
 /// that row's total is 2^32 short for each.
