@@ -147,6 +147,9 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
     let cgroup_id = task.cgroup_id();
     let slot = match lookup_slow(cgroup_id) {
         Some(slot) if is_slot(slot) => slot,
+        // Unwatched, and the cache had lost its entry (the agent clears it when
+        // it ignores a cgroup): not looked for, as `record_exit` does with the cache.
+        Some(SLOT_IGNORED) => return None,
         _ => {
             count_stat(stats::DENIALS_UNATTRIBUTED);
             return None;
