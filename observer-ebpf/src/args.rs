@@ -11,9 +11,13 @@ use aya_ebpf::{
 use observer_common::{
     args::{ArgKind, ArgSets, MAX_REGION_VALUES, Place, VALUE_TAG, place},
     counters::Abi,
+    stats::helper,
 };
 
-use crate::maps::{cmpxchg64, opaque, set_bit};
+use crate::{
+    failures::count_failure,
+    maps::{cmpxchg64, opaque, set_bit},
+};
 
 /// The user registers from `rbx` to `rdi` as `pt_regs` lays them out
 /// (arch/x86/include/asm/ptrace.h): one read covers the first three
@@ -45,7 +49,13 @@ pub fn record(ctx: &RawTracePointContext, sets: &mut ArgSets, kind: ArgKind, abi
     let regs: *const pt_regs = ctx.arg(0);
     // SAFETY: only the field's address is computed (no load); the helper reads
     // the 80 bytes from there to the end of `rdi` and fails cleanly on a bad pointer.
-    let r: ArgRegs = unsafe { bpf_probe_read_kernel((&raw const (*regs).rbx).cast::<ArgRegs>()).ok()? };
+    let r: ArgRegs = match unsafe { bpf_probe_read_kernel((&raw const (*regs).rbx).cast::<ArgRegs>()) } {
+        Ok(r) => r,
+        Err(_) => {
+            count_failure(helper::ARGS_READ_REGS);
+            return None;
+        }
+    };
     // x86_64 passes arguments in rdi, rsi, rdx (then r10, r8, r9); i386 in
     // ebx, ecx, edx (then esi, edi, ebp), zero-extended into the registers.
     let mut a = if abi == Abi::X86_64 as u32 { [r.rdi, r.rsi, r.rdx] } else { [r.rbx, r.rcx, r.rdx] };
@@ -57,6 +67,7 @@ pub fn record(ctx: &RawTracePointContext, sets: &mut ArgSets, kind: ArgKind, abi
         match unsafe { bpf_probe_read_user(a[0] as *const u64) } {
             Ok(flags) => a[0] = flags,
             Err(_) => {
+                count_failure(helper::CLONE3_READ_FLAGS);
                 set_bit(&mut sets.overflow, 1 << kind as u64);
                 return None;
             }

@@ -5,10 +5,13 @@ use aya_ebpf::helpers::{
 };
 use observer_common::{
     event::{Event, EventKind},
-    stats,
+    stats::{self, helper},
 };
 
-use crate::maps::{EVENTS, count_stat};
+use crate::{
+    failures::count_failure,
+    maps::{EVENTS, count_stat},
+};
 
 /// Five arguments at most: BPF calls pass arguments in r1-r5 only. The rest
 /// (cgroup, pid, comm) is cheap to ask for again on this rare path.
@@ -31,7 +34,10 @@ pub fn emit(kind: EventKind, slot: u32, row: u32, phase: u32, nr: i64) {
         // SAFETY: as above.
         ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
         nr,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        comm: bpf_get_current_comm().unwrap_or_else(|_| {
+            count_failure(helper::EVENT_COMM);
+            [0; 16]
+        }),
         seccomp_mode: crate::task::current().seccomp_mode(),
         _pad: 0,
     });

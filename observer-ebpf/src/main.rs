@@ -7,6 +7,7 @@
 
 mod args;
 mod events;
+mod failures;
 mod maps;
 mod sys_enter;
 mod sys_exit;

@@ -75,6 +75,13 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::LEN, 0
 #[btf_map]
 pub static NOTES: TaskStorage<EnterMarker> = TaskStorage::new();
 
+/// Thread id -> syscall number of an enter whose note could not be made
+/// (`stats::helper::NOTE_CREATE`): `sys_exit` finds it there instead of taking
+/// that call's error for a denial. Written only when a note fails, read only
+/// on the way to a denial; unallocated until then.
+#[map]
+pub static NOTELESS: HashMap<u32, u32> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+
 /// A `BPF_MAP_TYPE_TASK_STORAGE` map, defined the way aya-ebpf's BTF maps are
 /// (its `btf_maps` has inode and cgroup storage, not task storage): the loader
 /// reads type, key, value and flags from the BTF of these fields.

@@ -5,10 +5,7 @@
 //! `TP_PROTO(struct pt_regs *regs, long id)`.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_ktime_get_ns, bpf_send_signal},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use aya_log_ebpf::warn;
 use observer_common::{
@@ -18,20 +15,19 @@ use observer_common::{
     event::EventKind,
     marker::EnterMarker,
     slot::{NO_INIT, SLOT_OVERFLOW, SlotInfo, enforce, flags, init_exe_for, phase},
-    stats,
+    stats::{self, helper},
 };
 
 use crate::{
     args,
     events::emit,
+    failures::{kill_current, note_failed},
     maps::{
         CGROUPS, FREE_SLOTS, NOTES, SLOTS, bump, cell_for, config, count_stat, is_slot, lookup_cached, lookup_slow,
         opaque, remember, set_bit,
     },
     task,
 };
-
-const SIGKILL: u32 = 9;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -104,16 +100,19 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
     // errors or time calls. Filters are never removed: a filtered task writes
     // its notes from its first call under the filter on.
     let filtered = task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
-    if (TIMED || filtered || config(config::COUNT_ERRORS) != 0)
-        && let Some(note) = NOTES.get(task.ptr(), true)
-    {
-        let start_ns = if TIMED {
-            // SAFETY: a BPF helper without preconditions.
-            unsafe { bpf_ktime_get_ns() }
-        } else {
-            0
-        };
-        *note = EnterMarker { nr: nr as u32, live: 1, slot, row, cgroup_id, start_ns };
+    if TIMED || filtered || config(config::COUNT_ERRORS) != 0 {
+        match NOTES.get(task.ptr(), true) {
+            Some(note) => {
+                let start_ns = if TIMED {
+                    // SAFETY: a BPF helper without preconditions.
+                    unsafe { bpf_ktime_get_ns() }
+                } else {
+                    0
+                };
+                *note = EnterMarker { nr: nr as u32, live: 1, slot, row, cgroup_id, start_ns };
+            }
+            None => note_failed(task, nr),
+        }
     }
     let info = &mut record.info;
     if row == ROW_INVALID {
@@ -121,8 +120,7 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
         // out-of-range number is never in a profile.
         if info.enforce != enforce::OFF && phase_of(task, info) == phase::CONTAINER {
             if info.enforce == enforce::KILL {
-                // SAFETY: a BPF helper without preconditions (it signals the current task).
-                let _ = unsafe { bpf_send_signal(SIGKILL) };
+                kill_current(helper::KILL_INVALID_ROW);
             }
             let first = info.flags & flags::INVALID_VIOLATED == 0;
             if first {
@@ -151,9 +149,7 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
         let allowed = *info.allowed.get(word)?;
         if allowed & bit == 0 {
             if info.enforce == enforce::KILL {
-                // Lands when the task returns to user space: the syscall itself runs.
-                // SAFETY: a BPF helper without preconditions (it signals the current task).
-                let _ = unsafe { bpf_send_signal(SIGKILL) };
+                kill_current(helper::KILL_VIOLATION);
             }
             let violated = info.violated.get_mut(word)?;
             if set_bit(violated, bit) || info.enforce == enforce::KILL {

@@ -16,15 +16,16 @@ use observer_common::{
     config,
     counters::{ROW_INVALID, counter, row_of, wrap_key},
     event::EventKind,
-    slot::phase,
-    stats,
+    slot::{SLOT_IGNORED, phase},
+    stats::{self, helper},
 };
 
 use crate::{
     events::emit,
+    failures::{count_failure, noteless_enter},
     maps::{
-        NOTES, SLOTS, TIMES, add_to_entry, add_u64, bump, cell_for, config, count_stat, is_slot, lookup_slow, opaque,
-        set_bit,
+        NOTES, SLOTS, TIMES, add_to_entry, add_u64, bump, cell_for, config, count_stat, is_slot, lookup_cached,
+        lookup_slow, opaque, set_bit,
     },
     task,
 };
@@ -51,8 +52,7 @@ pub fn sys_exit_timed(ctx: RawTracePointContext) -> i32 {
 #[inline(always)]
 fn time_exit(ctx: &RawTracePointContext, now: u64) -> Option<()> {
     let regs: *const pt_regs = ctx.arg(0);
-    // SAFETY: as in `record_exit`.
-    let nr = unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax).ok()? } as u32;
+    let nr = syscall_number(regs)? as u32;
     let note = NOTES.get(task::current().ptr(), false)?;
     if note.live == 0 || note.nr != nr || note.start_ns == 0 {
         return None;
@@ -88,10 +88,12 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
         // note to consume).
         return None;
     }
-    let regs: *const pt_regs = ctx.arg(0);
-    // SAFETY: only the field's address is computed here (no load); the helper
-    // reads it and fails cleanly on a bad pointer.
-    let nr = unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax).ok()? } as i64;
+    // An unwatched cgroup (the cache says so, one inlined load) has no notes
+    // and no slot: nothing to count, and no hash lookups on the way there.
+    if lookup_cached(task.cgroup_id()) == Some(SLOT_IGNORED) {
+        return None;
+    }
+    let nr = syscall_number(ctx.arg(0))?;
     if let Some(note) = NOTES.get(task.ptr(), false)
         && note.live != 0
         && note.nr == nr as u32
@@ -112,6 +114,21 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
     exit_without_enter(task, nr, ret)
 }
 
+/// `regs->orig_ax`: the number of the syscall that is returning. A failed read
+/// is counted (`stats::helper::EXIT_READ_NR`) and the exit is not.
+#[inline(always)]
+fn syscall_number(regs: *const pt_regs) -> Option<i64> {
+    // SAFETY: only the field's address is computed here (no load); the helper
+    // reads it and fails cleanly on a bad pointer.
+    match unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax) } {
+        Ok(nr) => Some(nr as i64),
+        Err(_) => {
+            count_failure(helper::EXIT_READ_NR);
+            None
+        }
+    }
+}
+
 /// An error exit with no enter of its own on this CPU: counted as a denial when
 /// the task is under a seccomp filter and the errno is one a filter returns.
 #[inline(never)]
@@ -123,9 +140,16 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
     if task.seccomp_mode() != task::SECCOMP_MODE_FILTER {
         return None;
     }
+    if noteless_enter(task.pid_tgid().0, nr) {
+        // It had an enter, whose note could not be made: not a denial.
+        return None;
+    }
     let cgroup_id = task.cgroup_id();
     let slot = match lookup_slow(cgroup_id) {
         Some(slot) if is_slot(slot) => slot,
+        // Unwatched, and the cache had lost its entry (the agent clears it when
+        // it ignores a cgroup): not looked for, as `record_exit` does with the cache.
+        Some(SLOT_IGNORED) => return None,
         _ => {
             count_stat(stats::DENIALS_UNATTRIBUTED);
             return None;

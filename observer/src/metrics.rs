@@ -21,6 +21,9 @@ pub struct MetricsSnapshot {
     pub cgroups_overflow: u64,
     /// Syscalls of such cgroups, counted but not recorded.
     pub calls_unrecorded: u64,
+    /// (call site, failed calls) of each BPF helper call site in the kernel
+    /// programs (`observer_common::stats::helper::SITES`).
+    pub helper_failures: Vec<(&'static str, u64)>,
     /// (container name, container id, distinct syscalls seen).
     pub per_container: Vec<(String, String, u64)>,
     /// (output, its counts) for each alert output asked for (`syslog`, `webhook`).
@@ -53,6 +56,7 @@ pub fn render(m: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
     }
     registry.register_collector(Box::new(DistinctSyscalls(m.per_container.clone())));
     registry.register_collector(Box::new(AlertOutputs(m.alert_outputs.clone())));
+    registry.register_collector(Box::new(HelperFailures(m.helper_failures.clone())));
     let mut out = String::new();
     prometheus_text::encode(&mut out, &registry)?;
     Ok(out)
@@ -76,6 +80,27 @@ impl Collector for DistinctSyscalls {
         for (name, id, count) in &self.0 {
             let labels = [("name", name.as_str()), ("id", id.as_str())];
             ConstGauge::new(*count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `observer_kernel_helper_failures_total{site}`: failed BPF helper calls in
+/// the kernel programs, one series per call site, zeros included (a site
+/// with no series would read as one that is not counted).
+#[derive(Debug)]
+struct HelperFailures(Vec<(&'static str, u64)>);
+
+impl Collector for HelperFailures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "kernel_helper_failures",
+            "BPF helper calls that failed in the kernel programs, by call site.",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (site, count) in &self.0 {
+            ConstCounter::new(*count).encode(family.encode_family(&[("site", *site)])?)?;
         }
         Ok(())
     }
@@ -129,6 +154,7 @@ mod tests {
             alerts: 3,
             cgroups_overflow: 4,
             calls_unrecorded: 99,
+            helper_failures: vec![("send_signal_kill_violation", 2), ("task_storage_create_enter_note", 0)],
             per_container: vec![("web".into(), "3f4e2c1b9a8d".into(), 57), ("we\"ird\\na\nme".into(), "abc".into(), 1)],
             alert_outputs: vec![(
                 "webhook",
@@ -181,6 +207,10 @@ observer_alerts_dropped_total{output=\"webhook\"} 7
 # HELP observer_alerts_queued Alerts waiting for an output now.
 # TYPE observer_alerts_queued gauge
 observer_alerts_queued{output=\"webhook\"} 3
+# HELP observer_kernel_helper_failures_total BPF helper calls that failed in the kernel programs, by call site.
+# TYPE observer_kernel_helper_failures_total counter
+observer_kernel_helper_failures_total{site=\"send_signal_kill_violation\"} 2
+observer_kernel_helper_failures_total{site=\"task_storage_create_enter_note\"} 0
 ";
         assert_eq!(text, want);
     }
@@ -190,7 +220,7 @@ observer_alerts_queued{output=\"webhook\"} 3
         let text = render(&MetricsSnapshot::default()).unwrap();
         assert!(text.contains("# TYPE observer_container_distinct_syscalls gauge\n"));
         assert!(text.contains("# TYPE observer_alerts_dropped_total counter\n"), "declared without outputs too");
-        assert!(text.ends_with("gauge\n"));
+        assert!(text.ends_with("# TYPE observer_kernel_helper_failures_total counter\n"), "declared without sites too");
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);
     }
 }

@@ -316,6 +316,11 @@ pub struct StatusView {
     /// leaves one row 2^32 short (0 unless a row made billions of calls).
     #[serde(default)]
     pub counter_wraps_unrecorded: u64,
+    /// Failed BPF helper calls in the kernel programs, by call site (every
+    /// site, zeros included): a failed kill, a thread note that could not be
+    /// made, a register read that failed.
+    #[serde(default)]
+    pub helper_failures: std::collections::BTreeMap<String, u64>,
     pub alerts: u64,
     pub containers: usize,
     pub enforcements: Vec<EnforceRule>,

@@ -83,6 +83,10 @@ impl Agent {
             calls_unrecorded: stat(observer_common::stats::CALLS_UNRECORDED),
             denials_unattributed: stat(observer_common::stats::DENIALS_UNATTRIBUTED),
             counter_wraps_unrecorded: stat(observer_common::stats::WRAPS_UNRECORDED),
+            helper_failures: observer_common::stats::helper::SITES
+                .iter()
+                .map(|&(i, site)| (site.to_owned(), stat(i)))
+                .collect(),
             alerts: self.alerts_total,
             containers: self.containers.len(),
             enforcements: self.enforcements.clone(),

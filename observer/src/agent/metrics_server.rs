@@ -87,6 +87,7 @@ fn snapshot(a: &Agent) -> MetricsSnapshot {
         alerts: a.alerts_total,
         cgroups_overflow: counts[stats::CGROUPS_OVERFLOW as usize],
         calls_unrecorded: counts[stats::CALLS_UNRECORDED as usize],
+        helper_failures: stats::helper::SITES.iter().map(|&(i, site)| (site, counts[i as usize])).collect(),
         per_container: a
             .containers
             .values()

@@ -44,12 +44,29 @@ pub fn machine() -> serde_json::Value {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // Every line of the kernel's CPU vulnerability report: on a CPU whose
+    // mitigations make each kernel call and return dear (AMD EPYC with Safe
+    // RET and retpolines), the same programs cost several times what they
+    // cost on another, so a figure is only comparable within one machine.
+    let mut vulnerabilities = serde_json::Map::new();
+    let dir = "/sys/devices/system/cpu/vulnerabilities";
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        vulnerabilities.insert(name.clone(), json!(read(&format!("{dir}/{name}")).trim()));
+    }
     let date = Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().map(|o| o.stdout).unwrap_or_default();
     json!({
         "kernel": read("/proc/sys/kernel/osrelease").trim(),
         "cpu": cpu,
         "cores": cores,
         "memory_gib": mem_kb / 1024 / 1024,
+        "cpu_vulnerabilities": vulnerabilities,
         "date": String::from_utf8_lossy(&date).trim(),
     })
 }
@@ -74,6 +91,18 @@ pub fn markdown(r: &serde_json::Value, plot: Option<&str>) -> String {
         r["calls"],
         r["mix_iterations"]
     );
+    if let Some(v) = m["cpu_vulnerabilities"].as_object().filter(|v| !v.is_empty()) {
+        let _ = writeln!(
+            s,
+            "CPU model `{}`; `/sys/devices/system/cpu/vulnerabilities`:\n",
+            m["cpu"].as_str().unwrap_or("")
+        );
+        let _ = writeln!(s, "```");
+        for (name, text) in v {
+            let _ = writeln!(s, "{name}: {}", text.as_str().unwrap_or(""));
+        }
+        let _ = writeln!(s, "```\n");
+    }
     if r["other_links_attached_at_start"].as_u64().unwrap_or(0) > 0 {
         let _ = writeln!(
             s,
@@ -238,4 +267,46 @@ fn agent_section(s: &mut String, a: &serde_json::Value) {
         let _ = writeln!(s, "| {what} | {v} |");
     }
     let _ = writeln!(s, "\nAnswer times are the client's wall time (its start included), {} calls each.", 10);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_is_named_in_the_header_with_every_vulnerability_line() {
+        let report = json!({
+            "machine": {
+                "cpu": "AMD EPYC",
+                "cores": 2,
+                "memory_gib": 24,
+                "kernel": "6.18.0",
+                "date": "2026-12-07T21:00:00Z",
+                "cpu_vulnerabilities": {
+                    "spec_rstack_overflow": "Vulnerable: Safe RET, no microcode",
+                    "spectre_v2": "Mitigation: Retpolines; STIBP: disabled",
+                },
+            },
+            "rounds": 7,
+            "calls": 3_000_000,
+            "mix_iterations": 100_000,
+        });
+        let md = markdown(&report, None);
+        assert!(md.contains("CPU model `AMD EPYC`"), "{md}");
+        assert!(md.contains("\nspec_rstack_overflow: Vulnerable: Safe RET, no microcode\n"), "{md}");
+        assert!(md.contains("\nspectre_v2: Mitigation: Retpolines; STIBP: disabled\n"), "{md}");
+    }
+
+    #[test]
+    fn this_machines_vulnerabilities_are_all_read() {
+        let dir = std::path::Path::new("/sys/devices/system/cpu/vulnerabilities");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            panic!("{} is missing: the bench needs it to say what it ran on", dir.display());
+        };
+        let files = entries.count();
+        let machine = machine();
+        let read = machine["cpu_vulnerabilities"].as_object().map_or(0, |v| v.len());
+        assert_eq!(read, files, "{machine}");
+        assert!(files > 0);
+    }
 }
