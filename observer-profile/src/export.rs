@@ -15,6 +15,7 @@ use crate::{
     args::{
         ArgKind, SeenArgs, kind_name,
         narrow::{KeptByName, NameLevel, Narrowed, kind_of_syscall, narrow},
+        side_doors::{SideDoor, side_doors},
     },
     intersect,
     model::{SPO_API_VERSION, arch, cmp_op_name},
@@ -162,6 +163,9 @@ pub struct ExportedProfile {
     /// With `--args`: names that have recorded values but keep their
     /// name-level rule, and why.
     pub kept_by_name: BTreeMap<String, KeptByName>,
+    /// With `--args`: calls the profile allows that go around a narrowed
+    /// name's conditions (i386's old_mmap, tgkill, socketpair).
+    pub side_doors: Vec<SideDoor>,
 }
 
 /// What the exported profile does with one name.
@@ -250,18 +254,21 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     if clone3_enosys {
         rules.push(ResolvedRule { name: "clone3".into(), action: Action::Errno(ENOSYS), args: Vec::new() });
     }
+    let profile = ResolvedProfile {
+        default_action: Action::Errno(opts.errno),
+        arches: vec![Arch::X86_64, Arch::I386, Arch::X32],
+        rules,
+        unknown_names: Vec::new(),
+    };
+    let side_doors = if opts.args { side_doors(&profile) } else { Vec::new() };
     ExportedProfile {
-        profile: ResolvedProfile {
-            default_action: Action::Errno(opts.errno),
-            arches: vec![Arch::X86_64, Arch::I386, Arch::X32],
-            rules,
-            unknown_names: Vec::new(),
-        },
+        profile,
         metadata: Some(learned.metadata.clone()),
         contributors: BTreeMap::new(),
         left_out,
         beyond_default: beyond,
         kept_by_name,
+        side_doors,
     }
 }
 
@@ -382,6 +389,7 @@ impl ExportedProfile {
             left_out: Vec::new(),
             beyond_default: BTreeSet::new(),
             kept_by_name: BTreeMap::new(),
+            side_doors: Vec::new(),
         }
     }
 
@@ -510,6 +518,10 @@ impl ExportedProfile {
         }
         if let Some(object) = value.as_object_mut().filter(|_| !self.contributors.is_empty()) {
             object.insert("contributors".into(), serde_json::to_value(&self.contributors).unwrap_or_default());
+        }
+        if let Some(object) = value.as_object_mut().filter(|_| !self.side_doors.is_empty()) {
+            let doors: Vec<String> = self.side_doors.iter().map(ToString::to_string).collect();
+            object.insert("side_doors".into(), serde_json::json!(doors));
         }
         Some(value)
     }
