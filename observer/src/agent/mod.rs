@@ -25,6 +25,7 @@ mod server;
 mod store;
 mod tasks;
 mod upkeep;
+mod write_order;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},

@@ -20,6 +20,8 @@ pub struct PendingWrite {
     pub key: Option<String>,
     pub path: PathBuf,
     pub bytes: Vec<u8>,
+    /// The round it was taken in (`write_order::begin`); 0 until set.
+    pub round: u64,
 }
 
 impl PendingWrite {
@@ -149,16 +151,19 @@ impl Store {
             key: Some(record.id.clone()),
             path: self.file_of(&record.id),
             bytes: serde_json::to_vec_pretty(record)?,
+            round: 0,
         })
     }
 
     /// A JSON state file's write, for later.
     pub fn encode_json(&self, name: &str, value: &serde_json::Value) -> anyhow::Result<PendingWrite> {
-        Ok(PendingWrite { key: None, path: self.dir.join(name), bytes: serde_json::to_vec_pretty(value)? })
+        Ok(PendingWrite { key: None, path: self.dir.join(name), bytes: serde_json::to_vec_pretty(value)?, round: 0 })
     }
 
     pub fn remove(&self, key: &str) {
-        let _ = fs::remove_file(self.file_of(key));
+        let path = self.file_of(key);
+        super::write_order::removed(&path);
+        let _ = fs::remove_file(path);
     }
 
     /// Every record that parses; corrupt files are renamed `*.corrupt` and named in a warning.
