@@ -149,7 +149,12 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
     assert_eq!(enforce_count(&agent, &format!("label:pod-template-hash={hash}"), &ids), workload);
     assert_eq!(enforce_count(&agent, "image:observer-busybox", &ids), workload);
     let alerts = agent.alerts();
-    assert!(!alerts.iter().any(|a| a["kind"] == "impostor_cgroup"), "no CRI cgroup is an impostor: {alerts:?}");
+    // (Other cgroups on this host, e.g. a Docker container's left by another test, may be.)
+    let cri_impostors: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "impostor_cgroup" && a["id"].as_str().is_some_and(|p| p.contains("kubepods")))
+        .collect();
+    assert!(cri_impostors.is_empty(), "no CRI cgroup is an impostor: {cri_impostors:?}");
 
     workload_export(&agent, &namespace, &replicas);
 
