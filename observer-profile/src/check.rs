@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, fmt};
 use serde::Serialize;
 
 use crate::{
-    action,
+    action, intersect,
     resolve::{ActionOrConditional, abi_knows, abi_names},
     types::{Action, Arch, ArgCond, ResolvedProfile},
 };
@@ -147,7 +147,11 @@ fn rule_shapes(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
     }
     let mut duplicates = Vec::new();
     let mut same_as_default = Vec::new();
+    let mut argument_twice = Vec::new();
     for (name, rules) in &by_name {
+        if rules.iter().any(|(_, args)| intersect::tests_an_argument_twice(args)) {
+            argument_twice.push((*name).to_owned());
+        }
         if rules.iter().enumerate().any(|(i, r)| rules[..i].contains(r)) {
             duplicates.push((*name).to_owned());
         }
@@ -171,6 +175,17 @@ fn rule_shapes(profile: &ResolvedProfile, findings: &mut Vec<Finding>) {
                 names: vec![(*name).to_owned()],
             });
         }
+    }
+    if !argument_twice.is_empty() {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            code: "argument-tested-twice",
+            message: format!(
+                "a rule tests one argument more than once: runc adds each of those conditions as a rule of its own, so any one of them lets the call through (an OR, not an AND): {}",
+                argument_twice.join(", ")
+            ),
+            names: argument_twice,
+        });
     }
     if !duplicates.is_empty() {
         findings.push(Finding {
@@ -316,6 +331,20 @@ mod tests {
         assert_eq!(report.with_code("duplicate-name")[0].names, ["read"]);
         assert_eq!(report.with_code("rule-equals-default")[0].names, ["mount"]);
         assert_eq!(report.with_code("unknown-name")[0].names, ["no_such_call"]);
+    }
+
+    #[test]
+    fn an_argument_tested_twice_is_an_or_under_runc() {
+        let p = resolved(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_GT"}, {"index": 0, "value": 9, "op": "SCMP_CMP_LT"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}]}"#,
+        );
+        let report = check(&p);
+        assert_eq!(codes(&report), ["argument-tested-twice"]);
+        assert_eq!(report.with_code("argument-tested-twice")[0].names, ["socket"]);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use crate::{
     args::{
         ArgKind, SeenArgs, kind_name,
         narrow::{KeptByName, NameLevel, Narrowed, kind_of_syscall, narrow},
+        side_doors::{SideDoor, side_doors},
     },
+    intersect,
     model::{SPO_API_VERSION, arch, cmp_op_name},
     resolve::{ActionOrConditional, ConditionalRule, abi_knows},
     types::{Action, Arch, ArgCond, ResolvedProfile, ResolvedRule},
@@ -96,6 +98,11 @@ pub enum LeftOutReason {
     /// One argument value (`--args`) that the name-level rule (Docker's
     /// default's or the base's conditions) does not admit.
     ArgumentValueDenied { value: u64, value_name: String },
+    /// The base's argument conditions and the reference's admit no call in
+    /// common, or only one that no runc filter can write exactly
+    /// (`unwritable` rules: two conditions on one argument, which runc
+    /// would turn into an OR).
+    NoCommonConditions { unwritable: usize },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -131,6 +138,13 @@ impl fmt::Display for LeftOut {
                 f,
                 "with {value_name} ({value:#x}): denied by the argument conditions of Docker's default profile (or the base)"
             ),
+            LeftOutReason::NoCommonConditions { unwritable: 0 } => f.write_str(
+                "the base's argument conditions and Docker's default's admit no call in common",
+            ),
+            LeftOutReason::NoCommonConditions { unwritable } => write!(
+                f,
+                "the argument conditions of the base and Docker's default admit calls together only as {unwritable} rule(s) with two conditions on one argument, which runc would turn into an OR: left out"
+            ),
         }
     }
 }
@@ -149,6 +163,9 @@ pub struct ExportedProfile {
     /// With `--args`: names that have recorded values but keep their
     /// name-level rule, and why.
     pub kept_by_name: BTreeMap<String, KeptByName>,
+    /// With `--args`: calls the profile allows that go around a narrowed
+    /// name's conditions (i386's old_mmap, tgkill, socketpair).
+    pub side_doors: Vec<SideDoor>,
 }
 
 /// What the exported profile does with one name.
@@ -237,18 +254,21 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
     if clone3_enosys {
         rules.push(ResolvedRule { name: "clone3".into(), action: Action::Errno(ENOSYS), args: Vec::new() });
     }
+    let profile = ResolvedProfile {
+        default_action: Action::Errno(opts.errno),
+        arches: vec![Arch::X86_64, Arch::I386, Arch::X32],
+        rules,
+        unknown_names: Vec::new(),
+    };
+    let side_doors = if opts.args { side_doors(&profile) } else { Vec::new() };
     ExportedProfile {
-        profile: ResolvedProfile {
-            default_action: Action::Errno(opts.errno),
-            arches: vec![Arch::X86_64, Arch::I386, Arch::X32],
-            rules,
-            unknown_names: Vec::new(),
-        },
+        profile,
         metadata: Some(learned.metadata.clone()),
         contributors: BTreeMap::new(),
         left_out,
         beyond_default: beyond,
         kept_by_name,
+        side_doors,
     }
 }
 
@@ -330,25 +350,33 @@ fn clone3_falls_back_to_clone(
 }
 
 /// What to do with one learned name; `Ok((_, true))` when it is kept only
-/// because of `beyond_default`.
+/// because of `beyond_default`. The base can only narrow: what it allows
+/// under conditions is intersected with what the reference allows, so the
+/// result is never looser than either (the reference yields only to
+/// `beyond_default`, for names it denies).
 fn decide(arch: Arch, name: &str, opts: &ExportOptions) -> Result<(Keep, bool), LeftOutReason> {
-    if let Some(base) = &opts.base {
-        match base.action_for(arch, name) {
-            ActionOrConditional::Action(a) if !action::lets_through(a) => {
-                return Err(LeftOutReason::DeniedByBase { action: a.to_string() });
-            }
-            ActionOrConditional::Conditional(rules) => {
-                return Ok((Keep::Conditional(rules), false));
-            }
-            ActionOrConditional::Action(_) => {}
+    let base = match opts.base.as_ref().map(|b| b.action_for(arch, name)) {
+        Some(ActionOrConditional::Action(a)) if !action::lets_through(a) => {
+            return Err(LeftOutReason::DeniedByBase { action: a.to_string() });
         }
+        Some(ActionOrConditional::Conditional(rules)) => Some(rules),
+        Some(ActionOrConditional::Action(_)) | None => None,
+    };
+    let (reference, beyond) = match opts.reference.action_for(arch, name) {
+        ActionOrConditional::Action(a) if action::lets_through(a) => (None, false),
+        ActionOrConditional::Conditional(rules) => (Some(rules), false),
+        ActionOrConditional::Action(_) if opts.beyond_default => (None, true),
+        ActionOrConditional::Action(a) => return Err(LeftOutReason::DeniedByReference { action: a.to_string() }),
+    };
+    let written = match (base, reference) {
+        (None, None) => return Ok((Keep::Allow, beyond)),
+        (Some(b), Some(r)) => intersect::intersect(&b, &r),
+        (Some(rules), None) | (None, Some(rules)) => intersect::one_per_argument(&rules),
+    };
+    if written.rules.is_empty() {
+        return Err(LeftOutReason::NoCommonConditions { unwritable: written.unwritable });
     }
-    match opts.reference.action_for(arch, name) {
-        ActionOrConditional::Action(a) if action::lets_through(a) => Ok((Keep::Allow, false)),
-        ActionOrConditional::Conditional(rules) => Ok((Keep::Conditional(rules), false)),
-        ActionOrConditional::Action(_) if opts.beyond_default => Ok((Keep::Allow, true)),
-        ActionOrConditional::Action(a) => Err(LeftOutReason::DeniedByReference { action: a.to_string() }),
-    }
+    Ok((Keep::Conditional(written.rules), beyond))
 }
 
 impl ExportedProfile {
@@ -361,6 +389,7 @@ impl ExportedProfile {
             left_out: Vec::new(),
             beyond_default: BTreeSet::new(),
             kept_by_name: BTreeMap::new(),
+            side_doors: Vec::new(),
         }
     }
 
@@ -489,6 +518,10 @@ impl ExportedProfile {
         }
         if let Some(object) = value.as_object_mut().filter(|_| !self.contributors.is_empty()) {
             object.insert("contributors".into(), serde_json::to_value(&self.contributors).unwrap_or_default());
+        }
+        if let Some(object) = value.as_object_mut().filter(|_| !self.side_doors.is_empty()) {
+            let doors: Vec<String> = self.side_doors.iter().map(ToString::to_string).collect();
+            object.insert("side_doors".into(), serde_json::json!(doors));
         }
         Some(value)
     }
@@ -773,6 +806,115 @@ mod tests {
         o.base = None;
         let out = export(&l, &o);
         assert_eq!(out.profile.action_for(Arch::X86_64, "unshare"), ActionOrConditional::Action(Action::Allow));
+    }
+
+    /// Whether a call of `name` with these arguments goes through `p` as runc
+    /// installs it: a rule's conditions on one argument become rules of
+    /// their own (an OR), the others are ANDed.
+    fn runc_lets_through(p: &ResolvedProfile, name: &str, args: [u64; 6]) -> bool {
+        let holds = |c: &ArgCond| {
+            let v = args[c.index as usize];
+            match c.op {
+                CmpOp::Ne => v != c.value,
+                CmpOp::Lt => v < c.value,
+                CmpOp::Le => v <= c.value,
+                CmpOp::Eq => v == c.value,
+                CmpOp::Ge => v >= c.value,
+                CmpOp::Gt => v > c.value,
+                CmpOp::MaskedEq => v & c.value == c.value_two,
+            }
+        };
+        match p.action_for(Arch::X86_64, name) {
+            ActionOrConditional::Action(a) => action::lets_through(a),
+            ActionOrConditional::Conditional(rules) => rules.iter().any(|r| {
+                action::lets_through(r.action)
+                    && if crate::intersect::tests_an_argument_twice(&r.args) {
+                        r.args.iter().any(holds)
+                    } else {
+                        r.args.iter().all(holds)
+                    }
+            }),
+        }
+    }
+
+    const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+    const CLONE_NEWNET: u64 = 0x4000_0000;
+    const SIGCHLD: u64 = 17;
+
+    fn base(text: &str) -> ResolvedProfile {
+        parse(text, "base.json").unwrap().resolve(&opts())
+    }
+
+    #[test]
+    fn a_base_is_never_looser_than_the_reference() {
+        // docker-labs' default predates CLONE_NEWCGROUP in Docker's mask:
+        // its clone rule alone would let a cgroup namespace through.
+        let labs = repo_profile("docker-labs/default.json").resolve(&opts());
+        assert!(runc_lets_through(&labs, "clone", [CLONE_NEWCGROUP | SIGCHLD, 0, 0, 0, 0, 0]));
+        let mut o = ExportOptions::new(reference());
+        o.base = Some(labs);
+        let out = export(&learned(&["read", "clone"]), &o);
+        assert!(!runc_lets_through(&out.profile, "clone", [CLONE_NEWCGROUP | SIGCHLD, 0, 0, 0, 0, 0]));
+        assert!(runc_lets_through(&out.profile, "clone", [SIGCHLD, 0, 0, 0, 0, 0]));
+        let ActionOrConditional::Conditional(clone) = out.profile.action_for(Arch::X86_64, "clone") else {
+            panic!("clone lost its conditions");
+        };
+        assert_eq!(clone[0].args, [ArgCond { index: 0, value: 0x7E02_0000, value_two: 0, op: CmpOp::MaskedEq }]);
+
+        // A base that allows unshare under a condition: Docker's default
+        // (without CAP_SYS_ADMIN) denies unshare whatever its flags.
+        let unshare = base(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read", "clone"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["unshare"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 1073741824, "valueTwo": 1073741824, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#,
+        );
+        o.base = Some(unshare);
+        let out = export(&learned(&["read", "unshare"]), &o);
+        assert!(!runc_lets_through(&out.profile, "unshare", [CLONE_NEWNET, 0, 0, 0, 0, 0]));
+        let why: Vec<(&str, &LeftOutReason)> = out.left_out.iter().map(|l| (l.name.as_str(), &l.reason)).collect();
+        assert!(why.contains(&("unshare", &LeftOutReason::DeniedByReference { action: "errno(1)".into() })), "{why:?}");
+        // Asked for: the base's condition, not more.
+        o.beyond_default = true;
+        let out = export(&learned(&["read", "unshare"]), &o);
+        assert!(runc_lets_through(&out.profile, "unshare", [CLONE_NEWNET, 0, 0, 0, 0, 0]));
+        assert!(!runc_lets_through(&out.profile, "unshare", [0x2_0000, 0, 0, 0, 0, 0]));
+        assert!(out.beyond_default.contains("unshare"));
+    }
+
+    #[test]
+    fn two_open_conditions_on_one_argument_never_become_an_or() {
+        // 5 < family < 9 on socket: runc would add each bound as a rule of
+        // its own, allowing every family.
+        let range = base(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_GT"}, {"index": 0, "value": 9, "op": "SCMP_CMP_LT"}]}]}"#,
+        );
+        let mut o = ExportOptions::new(reference());
+        o.base = Some(range);
+        let out = export(&learned(&["read", "socket"]), &o);
+        for family in [1, 2, 10, 16, 40] {
+            assert!(!runc_lets_through(&out.profile, "socket", [family, 1, 0, 0, 0, 0]), "family {family}");
+        }
+        for rule in &out.profile.rules {
+            assert!(!crate::intersect::tests_an_argument_twice(&rule.args), "{rule:?}");
+        }
+        let socket = out.left_out.iter().find(|l| l.name == "socket").expect("socket is reported");
+        assert!(matches!(socket.reason, LeftOutReason::NoCommonConditions { unwritable: 3 }), "{socket:?}");
+        assert!(socket.to_string().contains("OR"), "{socket}");
+        // Two conditions that one condition says exactly are folded.
+        let folded = base(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_GE"}, {"index": 0, "value": 2, "op": "SCMP_CMP_LE"}]}]}"#,
+        );
+        o.base = Some(folded);
+        let out = export(&learned(&["socket"]), &o);
+        assert!(runc_lets_through(&out.profile, "socket", [1, 1, 0, 0, 0, 0]));
+        assert!(runc_lets_through(&out.profile, "socket", [2, 1, 0, 0, 0, 0]));
+        assert!(!runc_lets_through(&out.profile, "socket", [10, 1, 0, 0, 0, 0]));
     }
 
     #[test]

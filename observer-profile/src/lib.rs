@@ -8,6 +8,7 @@ pub mod bpf;
 pub mod check;
 pub mod diff;
 pub mod export;
+pub mod intersect;
 pub mod merge;
 pub mod model;
 pub mod resolve;

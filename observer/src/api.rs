@@ -101,7 +101,7 @@ pub enum Request {
     Profile {
         container: String,
     },
-    /// Every record of one workload container, `NAMESPACE/WORKLOAD/CONTAINER`.
+    /// Every record of one workload container, `NAMESPACE/KIND/NAME/CONTAINER`.
     Workload {
         workload: String,
     },

@@ -223,6 +223,9 @@ pub fn report_left_out(exported: &ExportedProfile) {
     for (name, why) in &exported.kept_by_name {
         eprintln!("observer: {name} allowed for any argument value: {}", kept_by_name_text(*why));
     }
+    for door in &exported.side_doors {
+        eprintln!("observer: note: {door}");
+    }
 }
 
 fn kept_by_name_text(why: KeptByName) -> &'static str {

@@ -170,7 +170,7 @@ pub struct PsRow {
     pub pod: Option<PodInfo>,
     #[serde(default)]
     pub sandbox: bool,
-    /// `NAMESPACE/WORKLOAD/CONTAINER` for a pod's workload container.
+    /// `NAMESPACE/KIND/NAME/CONTAINER` for a pod's workload container.
     #[serde(default)]
     pub workload: Option<String>,
 }

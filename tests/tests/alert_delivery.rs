@@ -280,7 +280,16 @@ fn an_enforce_alert_reaches_syslog_journald_and_the_webhook_with_its_context() {
     }
     assert_eq!(delivery["syslog"]["target"], syslog.path());
     assert_eq!(delivery["webhook"]["target"], webhook.url.as_str());
-    let text = metrics(&metrics_addr);
+    // Scrapes read a copy of the numbers made once a second: wait for the copy
+    // that has the deliveries `status` showed.
+    let text = agent.wait_for("the deliveries in the metrics", || {
+        let text = metrics(&metrics_addr);
+        ["syslog", "journald", "webhook"]
+            .iter()
+            .all(|o| text.contains(&format!("observer_alerts_delivered_total{{output=\"{o}\"}} ")))
+            .then_some(text)
+            .filter(|t| !t.lines().any(|l| l.starts_with("observer_alerts_delivered_total{") && l.ends_with(" 0")))
+    });
     let sample = |name: &str| -> Option<u64> {
         text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     };

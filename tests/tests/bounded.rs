@@ -133,3 +133,57 @@ fn a_hostile_filter_on_a_process_is_answered_in_bounded_time() {
     let err = stderr(&o);
     assert!(err.contains(&format!("process {pid}")) && err.contains("too complex"), "{err}");
 }
+
+/// Forks `prog` as a process's filter and asks `observer filter --pid` about
+/// it; the process is killed after.
+fn filter_of_a_process_with(mut prog: Vec<libc::sock_filter>) -> (i32, Output) {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: the child only makes raw syscalls (async-signal-safe) and never returns.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &fprog as *const libc::sock_fprog) != 0 {
+                libc::_exit(3);
+            }
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let o = observer_within(&["filter", "--pid", &pid.to_string()], Duration::from_secs(20));
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    (pid, o)
+}
+
+/// An allow-all filter whose value doubles at each `tax; add x` (40 rounds:
+/// 2^40 operations from one argument word) is answered "too complex".
+#[test]
+fn a_filter_of_doubling_values_is_answered_in_bounded_time() {
+    require_root();
+    const LD_ABS_W: u16 = 0x20;
+    const TAX: u16 = 0x07;
+    const ADD_X: u16 = 0x0c;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let mut prog = vec![libc::sock_filter { code: LD_ABS_W, jt: 0, jf: 0, k: 16 }];
+    for _ in 0..40 {
+        prog.push(libc::sock_filter { code: TAX, jt: 0, jf: 0, k: 0 });
+        prog.push(libc::sock_filter { code: ADD_X, jt: 0, jf: 0, k: 0 });
+    }
+    prog.push(libc::sock_filter { code: JEQ_K, jt: 0, jf: 0, k: 0 });
+    prog.push(libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: 0x7fff_0000 });
+    let (pid, o) = filter_of_a_process_with(prog);
+    assert!(
+        !o.status.success(),
+        "a value of 2^40 operations cannot be tabulated: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = stderr(&o);
+    assert!(err.contains(&format!("process {pid}")) && err.contains("too complex"), "{err}");
+}

@@ -84,6 +84,52 @@ fn manifests_validate_offline_against_the_kubernetes_schemas() {
     assert!(!o.status.success(), "a misspelt field must fail: {}", text(&o));
 }
 
+/// What the DaemonSet exposes by default: metrics on the node's loopback
+/// only, no port declared, no scrape annotations; the runtimes reached
+/// through their socket files, read-only, never their directories; every
+/// other host mount read-only but the three the agent writes.
+#[test]
+fn the_daemonset_exposes_nothing_by_default() {
+    let ds = daemonset();
+    let spec = &ds["spec"]["template"]["spec"];
+    let c = &spec["containers"][0];
+    let args = strings(&c["args"]);
+    let metrics: Vec<&String> = args.iter().filter(|a| a.starts_with("--metrics")).collect();
+    assert_eq!(metrics.len(), 1, "{args:?}");
+    let addr = metrics[0].strip_prefix("--metrics=").expect("--metrics=ADDR");
+    let addr: std::net::SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
+    assert!(addr.ip().is_loopback(), "metrics must be on the node's loopback by default: {addr}");
+    assert!(c["ports"].is_null(), "no port is declared (hostNetwork makes it a host port): {:?}", c["ports"]);
+    let annotations = &ds["spec"]["template"]["metadata"]["annotations"];
+    assert!(annotations["prometheus.io/scrape"].is_null(), "no scrape annotation for a loopback address");
+
+    let volumes = spec["volumes"].as_sequence().expect("volumes");
+    let writable = ["bpffs", "cgroup", "state"];
+    let mut sockets = 0;
+    for m in c["volumeMounts"].as_sequence().expect("volumeMounts") {
+        let name = m["name"].as_str().unwrap();
+        let v = volumes.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("volume {name}"));
+        let Some(host) = v["hostPath"]["path"].as_str() else { continue };
+        for dir in ["/run/containerd", "/var/run/crio", "/run/crio", "/var/run/containerd"] {
+            assert_ne!(host.trim_end_matches('/'), dir, "{name}: a runtime's whole directory is mounted");
+        }
+        if host.ends_with(".sock") {
+            sockets += 1;
+            assert_eq!(v["hostPath"]["type"], "Socket", "{name}: the socket must exist, not be made a directory");
+            assert_eq!(m["mountPath"].as_str(), Some(host), "{name}");
+        }
+        if !writable.contains(&name) {
+            assert_eq!(m["readOnly"], true, "{name} ({host}) must be read-only");
+        }
+    }
+    assert!(sockets >= 1, "the runtime's CRI socket is mounted");
+    // Every --cri-socket the agent is given by default that is mounted is a socket mount.
+    for a in args.iter().filter_map(|a| a.strip_prefix("--cri-socket=")) {
+        let mounted = c["volumeMounts"].as_sequence().unwrap().iter().any(|m| m["mountPath"] == a);
+        assert!(mounted || a.contains("crio"), "{a} is not mounted");
+    }
+}
+
 #[test]
 fn exported_seccomp_profiles_validate_against_the_spo_crd() {
     require_root();
@@ -169,6 +215,12 @@ fn docker_args(ds: &Value, state: &Path, pin_dir: &str, metrics: &str) -> Vec<St
             continue;
         }
         let host = v["hostPath"]["path"].as_str().unwrap_or_else(|| panic!("volume {name}: hostPath or emptyDir"));
+        if v["hostPath"]["type"] == "Socket" {
+            // A runtime's socket: here Docker's, mounted the same way.
+            assert_eq!(m["readOnly"], true, "{name}");
+            push(&["-v", "/var/run/docker.sock:/var/run/docker.sock:ro"]);
+            continue;
+        }
         let host = if name == "state" { state.display().to_string() } else { host.to_owned() };
         if v["hostPath"]["type"] == "DirectoryOrCreate" {
             std::fs::create_dir_all(&host).unwrap();
@@ -176,7 +228,6 @@ fn docker_args(ds: &Value, state: &Path, pin_dir: &str, metrics: &str) -> Vec<St
         let ro = if m["readOnly"] == true { ":ro" } else { "" };
         push(&["-v", &format!("{host}:{target}{ro}")]);
     }
-    push(&["-v", "/var/run/docker.sock:/var/run/docker.sock"]);
     push(&["-e", "NODE_NAME=observer-test-node"]);
     args.push("observer:local-test".into());
     for a in strings(&c["args"]) {

@@ -353,6 +353,37 @@ fn clone_conditions_survive_export() {
         );
     }
     assert!(!allowed(&profile).contains("unshare"), "the container never called unshare: {profile}");
+    // With docker-labs' default as the base, whose clone mask (0x7C020000) lacks
+    // CLONE_NEWCGROUP, the export still carries Docker's mask: a base only narrows.
+    let based_file = dir.file("forks-labs-base.json");
+    let o = agent.cli(&[
+        "profile",
+        "export",
+        &n,
+        "--format",
+        "docker",
+        "--base",
+        &profile_path("docker-labs/default.json"),
+        "-o",
+        text(&based_file),
+    ]);
+    assert!(o.status.success(), "export --base: {}", String::from_utf8_lossy(&o.stderr));
+    let based: Value = serde_json::from_str(&std::fs::read_to_string(&based_file).expect("based export"))
+        .expect("based export is JSON");
+    let based_clone: Vec<&Value> = based["syscalls"]
+        .as_array()
+        .expect("syscalls")
+        .iter()
+        .filter(|r| r["names"].as_array().is_some_and(|l| l.iter().any(|n| n == "clone")))
+        .collect();
+    assert!(!based_clone.is_empty(), "no clone rule with --base: {based}");
+    for r in &based_clone {
+        let args = r["args"].as_array().unwrap_or_else(|| panic!("clone allowed with no args under --base: {r}"));
+        assert!(
+            args.iter().all(|a| a["index"] != 0 || (a["op"] == "SCMP_CMP_MASKED_EQ" && a["value"] == 0x7E02_0000_u64)),
+            "clone under docker-labs' base is looser than Docker's default (CLONE_NEWCGROUP): {r}"
+        );
+    }
 
     let o = replay("runc", &file, forks.script, &[]);
     assert_eq!(outcome(&o, false), learned, "{}", String::from_utf8_lossy(&o.stderr));

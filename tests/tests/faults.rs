@@ -494,3 +494,52 @@ fn identity_comes_back_after_dockerd_restarts_and_name_rules_apply() {
     assert_eq!(alert["name"], name);
     let _ = std::fs::remove_file(profile);
 }
+
+/// An enforcement violation whose `Enforce` event the full ring dropped is
+/// rebuilt from the slot's `violated` bitmap once the loss is seen: alerted,
+/// said to come from a lost event.
+#[test]
+fn a_violation_whose_event_was_lost_is_alerted_from_the_slot_table() {
+    require_root();
+    let _serial = one_at_a_time();
+    let agent = TestAgent::start(&["--watch", "all", "--slots", "2048", "--event-ring-kib", "256"]);
+    let base = format!("observer-faults-lostviolation-{}", unique() % 1_000_000_000);
+    // A plain cgroup whose process changes its mode after a while (what the
+    // rule forbids), and is recorded and enforced before that.
+    let target = Cgroup::create(&format!("{base}/target"));
+    let scratch = std::env::temp_dir().join(format!("{base}-file"));
+    std::fs::write(&scratch, b"").expect("scratch file");
+    let mut victim = target
+        .spawn(Command::new("/bin/sh").arg("-c").arg(format!("sleep 6; chmod 600 {}", scratch.display())))
+        .expect("spawn");
+    let key = target.rel();
+    wait_until("the target recorded", Duration::from_secs(20), &agent, || {
+        agent.ps().into_iter().find(|r| r["id"] == key.as_str())
+    });
+    let profile = moby_default_without(&["chmod", "fchmodat", "fchmodat2"]);
+    let o = agent.cli(&["enforce", &key, "--profile", profile.to_str().expect("utf-8"), "--action", "alert"]);
+    assert!(o.status.success(), "enforce: {}", String::from_utf8_lossy(&o.stderr));
+    // The agent stops draining while hundreds of cgroups start and the target's
+    // chmod runs: its event finds the ring full.
+    unsafe { libc::kill(agent.pid() as i32, libc::SIGSTOP) };
+    let burst: Vec<Cgroup> = (0..600)
+        .map(|i| {
+            let cg = Cgroup::create(&format!("{base}/c{i}"));
+            let _ = cg.spawn(Command::new("/bin/ls").arg("/")).and_then(|mut c| c.wait());
+            cg
+        })
+        .collect();
+    let _ = victim.wait();
+    unsafe { libc::kill(agent.pid() as i32, libc::SIGCONT) };
+    let alert = wait_until("the enforce alert of the target", Duration::from_secs(30), &agent, || {
+        agent.alerts().into_iter().find(|a| a["kind"] == "enforce" && a["id"] == key.as_str())
+    });
+    assert!(!alerts_of(&agent, "events_lost").is_empty(), "the loss itself is alerted");
+    assert!(alert["syscall"].as_str().is_some_and(|s| s.contains("chmod")), "{alert}");
+    assert_eq!(alert["comm"], "(event lost)", "{alert}");
+    drop(burst);
+    drop(target);
+    let _ = std::fs::remove_file(scratch);
+    let _ = std::fs::remove_file(profile);
+    let _ = std::fs::remove_dir(observer_tests::churn::v2_root().join(&base));
+}

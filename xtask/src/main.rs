@@ -63,6 +63,12 @@ fn main() -> anyhow::Result<()> {
             setup("build")?;
             cargo(&["build", "--release", "-p", "observer"])?;
             let bin = workspace_root().join("target/release/observer");
+            // The clients (`observer ps`, ...) are the same binary: say where it is.
+            eprintln!(
+                "xtask: running {bin}; for `observer ps` and the other commands, as root: \
+                 install -m 0755 {bin} /usr/local/bin/observer (README.md)",
+                bin = bin.display()
+            );
             let status = Command::new(&bin)
                 .arg("agent")
                 .args(&args)

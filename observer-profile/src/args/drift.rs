@@ -21,7 +21,8 @@ use super::{
 };
 use crate::{
     action::lets_through,
-    bpf::{Cmp, Condition, EvalError, Expr, Field, Half, Insn, Verdict, eval::AluOp, evaluate},
+    bpf::Budget,
+    bpf::{Cmp, Condition, EvalError, Expr, Field, Half, Insn, Verdict, eval::AluOp, evaluate_within},
     syscall_table,
     types::{Action, Arch},
 };
@@ -112,12 +113,17 @@ pub fn drift<P: AsRef<[Insn]>>(
     used: &[(Arch, String)],
 ) -> Result<Vec<ArgDrift>, EvalError> {
     let mut out = Vec::new();
+    // One budget for the whole stack, as a table gets: a dumped filter is
+    // outside input, and each name must not get a budget of its own.
+    let mut budget = Budget::default();
     for kind in ArgKind::ALL {
         let Some(set) = seen.get(kind) else { continue };
         for name in syscall_names(kind) {
             for (arch, _) in used.iter().filter(|(_, n)| n == name) {
                 let Some(nr) = syscall_table::number(*arch, name) else { continue };
-                let Verdict::Conditional { outcomes } = evaluate(stack, *arch, nr)? else { continue };
+                let Verdict::Conditional { outcomes } = evaluate_within(stack, *arch, nr, &mut budget)? else {
+                    continue;
+                };
                 let fate = |value: u64| fate(&outcomes, &known_args(kind, value));
                 let named = |value: u64| Value { value, name: value_name(kind, value) };
                 let mut d = ArgDrift {

@@ -13,6 +13,7 @@ pub mod conditions;
 pub mod drift;
 pub mod names;
 pub mod narrow;
+pub mod side_doors;
 
 use std::collections::{BTreeMap, BTreeSet};
 

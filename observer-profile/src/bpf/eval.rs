@@ -98,9 +98,21 @@ pub enum EvalError {
         "the filters are too complex to evaluate: they took more than {0} steps (instructions run plus conditions copied at each fork); giving up"
     )]
     TooComplex(usize),
+    /// `tax; add x` repeated doubles a value's expression each time: 40
+    /// rounds make a tree of 2^40 operations from one argument word.
+    #[error(
+        "the filters are too complex to evaluate: a value computed from the arguments grows past {0} operations; giving up"
+    )]
+    ValueTooLarge(usize),
 }
 
 const MAX_PATHS: usize = 1 << 16;
+
+/// Largest expression a register or scratch word may hold, in nodes. What
+/// libseccomp and hand-written filters compute from an argument is a load
+/// and a mask or two; a bound keeps every copy, hash and rendering of a
+/// value small whatever a dumped filter does.
+pub const MAX_VALUE_NODES: usize = 64;
 
 /// Work an evaluation may do: instructions run, plus the conditions a path
 /// carries each time it forks (the copy is what grows quadratically). Docker's
@@ -255,6 +267,15 @@ impl Expr {
         match fields.as_slice() {
             [f] => Some(*f),
             _ => None,
+        }
+    }
+
+    /// Nodes in the tree (what a copy, a hash or a rendering walks).
+    pub fn nodes(&self) -> usize {
+        match self {
+            Self::Const(_) | Self::Field(_) => 1,
+            Self::Alu(_, l, r) => 1 + l.nodes() + r.nodes(),
+            Self::Neg(e) => 1 + e.nodes(),
         }
     }
 
@@ -566,6 +587,7 @@ fn explore<P: AsRef<[Insn]>>(
                                 .ok_or_else(|| invalid(pc, "scratch word out of range"))?,
                             _ => return Err(invalid(pc, "load mode seccomp does not allow")),
                         };
+                        bounded(&v, budget)?;
                         if i.class() == BPF_LD {
                             p.a = v;
                         } else {
@@ -574,6 +596,7 @@ fn explore<P: AsRef<[Insn]>>(
                     }
                     BPF_ST | BPF_STX => {
                         let v = if i.class() == BPF_ST { p.a.clone() } else { p.x.clone() };
+                        bounded(&v, budget)?;
                         *p.mem.get_mut(i.k as usize).ok_or_else(|| invalid(pc, "scratch word out of range"))? = v;
                     }
                     BPF_ALU if i.op() == BPF_NEG => {
@@ -581,6 +604,7 @@ fn explore<P: AsRef<[Insn]>>(
                             Expr::Const(v) => Expr::Const(v.wrapping_neg()),
                             e => Expr::Neg(Box::new(e.clone())),
                         };
+                        bounded(&p.a, budget)?;
                     }
                     BPF_ALU => {
                         let op = AluOp::from_code(i.op()).ok_or_else(|| invalid(pc, "unknown ALU operation"))?;
@@ -595,6 +619,7 @@ fn explore<P: AsRef<[Insn]>>(
                             break 'run 0;
                         }
                         p.a = Expr::alu(op, p.a.clone(), rhs);
+                        bounded(&p.a, budget)?;
                     }
                     BPF_JMP if i.op() == BPF_JA => p.pc += i.k as usize,
                     BPF_JMP => {
@@ -639,8 +664,14 @@ fn explore<P: AsRef<[Insn]>>(
                         _ => return Err(invalid(pc, "return source seccomp does not allow")),
                     },
                     _ => match i.misc_op() {
-                        BPF_TAX => p.x = p.a.clone(),
-                        BPF_TXA => p.a = p.x.clone(),
+                        BPF_TAX => {
+                            p.x = p.a.clone();
+                            bounded(&p.x, budget)?;
+                        }
+                        BPF_TXA => {
+                            p.a = p.x.clone();
+                            bounded(&p.a, budget)?;
+                        }
                         _ => return Err(invalid(pc, "unknown misc operation")),
                     },
                 }
@@ -666,6 +697,17 @@ fn explore<P: AsRef<[Insn]>>(
         }
     }
     Ok(done)
+}
+
+/// Charges a value just copied or built to the budget, by its size, and
+/// refuses one past [`MAX_VALUE_NODES`]. Every value is checked when it is
+/// made, so its operands were within the bound and walking it is cheap.
+fn bounded(value: &Expr, budget: &mut Budget) -> Result<(), EvalError> {
+    let nodes = value.nodes();
+    if nodes > MAX_VALUE_NODES {
+        return Err(EvalError::ValueTooLarge(MAX_VALUE_NODES));
+    }
+    budget.spend(nodes)
 }
 
 /// A complete `struct seccomp_data`: one concrete call.

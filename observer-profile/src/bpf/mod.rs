@@ -12,8 +12,8 @@ mod tests;
 
 pub use disasm::{disassemble, disassemble_raw};
 pub use eval::{
-    Budget, Cmp, Condition, EvalError, Expr, Field, Half, SeccompData, Verdict, evaluate, evaluate_call, evaluate_raw,
-    evaluate_within,
+    Budget, Cmp, Condition, EvalError, Expr, Field, Half, MAX_VALUE_NODES, SeccompData, Verdict, evaluate,
+    evaluate_call, evaluate_raw, evaluate_within,
 };
 pub use insn::{DecodeError, Insn, decode, encode};
 pub use ret::{action_of, action_text, precedence, ret_of};

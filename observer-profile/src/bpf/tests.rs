@@ -469,3 +469,32 @@ fn concrete_calls() {
     let read_ip_hi = vec![ld(OFF_IP + 4), Insn::stmt(BPF_RET | BPF_A, 0)];
     assert_eq!(evaluate_call(&[read_ip_hi], &ip).unwrap(), action_of(0x1234_5678));
 }
+
+/// An allow-all filter a container may install to stop whoever reads it:
+/// `tax; add x` doubles A's expression each round (A = A + A), 40 rounds a
+/// tree of 2^40 operations, copied at every `tax`. Refused at once as too
+/// complex, for this filter only.
+#[test]
+fn doubling_expressions_are_refused_not_built() {
+    let mut prog = vec![ld(arg_lo(0))];
+    for _ in 0..40 {
+        prog.push(Insn::stmt(BPF_MISC | BPF_TAX, 0));
+        prog.push(Insn::stmt(BPF_ALU | BPF_ADD | BPF_X, 0));
+    }
+    prog.push(jeq(0, 0, 0));
+    prog.push(ret(SECCOMP_RET_ALLOW));
+    let start = std::time::Instant::now();
+    let stack = vec![prog];
+    assert_eq!(evaluate(&stack, Arch::X86_64, GETPID), Err(EvalError::ValueTooLarge(MAX_VALUE_NODES)));
+    let err = Table::build(&stack).unwrap_err();
+    assert!(err.to_string().contains("too complex to evaluate"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(2), "took {:?}", start.elapsed());
+    // A few rounds stay within the bound and evaluate as usual.
+    let mut few = vec![ld(arg_lo(0))];
+    for _ in 0..4 {
+        few.push(Insn::stmt(BPF_MISC | BPF_TAX, 0));
+        few.push(Insn::stmt(BPF_ALU | BPF_ADD | BPF_X, 0));
+    }
+    few.extend([jeq(0, 0, 1), ret(SECCOMP_RET_ALLOW), ret(SECCOMP_RET_ERRNO | 1)]);
+    assert!(matches!(evaluate(&[few], Arch::X86_64, GETPID), Ok(Verdict::Conditional { .. })));
+}

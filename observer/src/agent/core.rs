@@ -291,7 +291,7 @@ impl Agent {
         self.slot_owner.get(&e.slot).filter(|(_, cgroup_id)| *cgroup_id == e.cgroup_id).map(|(key, _)| key.clone())
     }
 
-    fn on_enforce(&mut self, e: &Event) {
+    pub(super) fn on_enforce(&mut self, e: &Event) {
         let Some(key) = self.owner_of(e) else { return };
         self.alert(&key, AlertKind::Enforce, e);
         // The kernel already killed the caller; in kill mode the container goes too

@@ -90,7 +90,7 @@ impl Agent {
         self.agent_alert(
             AlertKind::EventsLost,
             format!(
-                "the kernel's ring buffer was full: {new} event(s) dropped ({lost} since the programs were loaded; {when}); new cgroups and first uses among them are taken from the slot table"
+                "the kernel's ring buffer was full: {new} event(s) dropped ({lost} since the programs were loaded; {when}); new cgroups, first uses and enforcement violations among them are taken from the slot table"
             ),
         );
     }
@@ -120,8 +120,59 @@ impl Agent {
         self.health.unowned = unowned;
         if std::mem::take(&mut self.health.repair_first_uses) {
             self.repair_first_uses();
+            self.replay_lost_violations();
         }
         jobs
+    }
+
+    /// Violations the kernel marked in a slot's `violated` bitmap (one event
+    /// each) whose `Enforce` event was dropped: alerted now, and in kill mode
+    /// the container killed, as the event would have done. The caller itself
+    /// was already killed by the kernel; what it ran and when is unknown.
+    fn replay_lost_violations(&mut self) {
+        use observer_common::{
+            counters::{ROW_INVALID, SYSCALLS_PER_ABI},
+            event::{Event, EventKind},
+            slot::flags,
+        };
+        let owners: Vec<(u32, String, u64)> =
+            self.slot_owner.iter().map(|(slot, (key, cgroup_id))| (*slot, key.clone(), *cgroup_id)).collect();
+        let mut replayed = 0usize;
+        for (slot, key, cgroup_id) in owners {
+            let info = self.probe.counters().info(slot);
+            if info.cgroup_id != cgroup_id {
+                continue;
+            }
+            let Some(record) = self.containers.get(&key) else { continue };
+            let mut rows: Vec<u32> = rows_of(&info.violated).collect();
+            if info.flags & flags::INVALID_VIOLATED != 0 {
+                rows.push(ROW_INVALID);
+            }
+            rows.retain(|row| !record.alerted.contains(&(AlertKind::Enforce.as_str().to_owned(), *row)));
+            for row in rows {
+                let mut comm = [0u8; 16];
+                comm[..12].copy_from_slice(b"(event lost)");
+                let e = Event {
+                    kind: EventKind::Enforce as u32,
+                    slot,
+                    row,
+                    phase: phase::CONTAINER,
+                    tgid: 0,
+                    tid: 0,
+                    cgroup_id,
+                    ktime_ns: crate::clock::boottime_ns(),
+                    nr: if row == ROW_INVALID { -1 } else { i64::from(row % SYSCALLS_PER_ABI) },
+                    comm,
+                    seccomp_mode: 0,
+                    _pad: 0,
+                };
+                self.on_enforce(&e);
+                replayed += 1;
+            }
+        }
+        if replayed > 0 {
+            tracing::warn!(replayed, "enforcement violations whose events were lost, taken from the slot table");
+        }
     }
 
     /// Rows each live slot's kernel bitmaps mark as seen, missing from the

@@ -6,11 +6,62 @@ use serde_json::{Value, json};
 
 use super::model::ContainerRecord;
 
-/// `NAMESPACE/WORKLOAD/CONTAINER` for a workload container of a pod (not its
+/// `NAMESPACE/KIND/NAME/CONTAINER` for a workload container of a pod (not its
 /// sandbox): the key under which replicas of one workload are one profile.
+/// The owner's kind is part of it, so that a bare pod named `web` is never
+/// merged into the Deployment `web` (anyone who may create pods in the
+/// namespace could otherwise poison the Deployment's profile).
 pub fn workload_key(r: &ContainerRecord) -> Option<String> {
     let pod = r.pod.as_ref().filter(|p| !p.sandbox)?;
-    Some(format!("{}/{}/{}", pod.namespace, pod.workload.name, r.container_name))
+    Some(format!("{}/{}/{}/{}", pod.namespace, pod.workload.kind, pod.workload.name, r.container_name))
+}
+
+/// The records of the workload container `spec` names
+/// (`NAMESPACE/KIND/NAME/CONTAINER`, the kind in any case), or why none.
+pub fn select<'a>(
+    records: impl Iterator<Item = &'a ContainerRecord> + Clone,
+    spec: &str,
+) -> Result<Vec<&'a ContainerRecord>, String> {
+    let known = || -> String {
+        let known: std::collections::BTreeSet<String> = records.clone().filter_map(workload_key).collect();
+        if known.is_empty() {
+            " (no workload container is known)".to_owned()
+        } else {
+            format!("; known: {}", known.into_iter().collect::<Vec<_>>().join(", "))
+        }
+    };
+    let parts: Vec<&str> = spec.split('/').collect();
+    let [namespace, kind, name, container] = parts.as_slice() else {
+        return Err(format!(
+            "--workload {spec:?}: expected NAMESPACE/KIND/NAME/CONTAINER (the owner's kind, e.g. Deployment, is part of the key){}",
+            known()
+        ));
+    };
+    let chosen: Vec<&ContainerRecord> = records
+        .clone()
+        .filter(|r| {
+            r.pod.as_ref().filter(|p| !p.sandbox).is_some_and(|p| {
+                p.namespace == *namespace
+                    && p.workload.kind.eq_ignore_ascii_case(kind)
+                    && p.workload.name == *name
+                    && r.container_name == *container
+            })
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!("no container of workload {spec:?}{}", known()));
+    }
+    Ok(chosen)
+}
+
+/// Why a record's pod was taken as a replica of its workload.
+fn matched_by(pod: &crate::container::PodInfo) -> String {
+    if pod.workload.matched_by.is_empty() {
+        // A record saved before the reason was kept: the same rules again.
+        crate::container::Workload::of_pod(&pod.name, &pod.labels).matched_by
+    } else {
+        pod.workload.matched_by.clone()
+    }
 }
 
 /// The node's name: `$NODE_NAME` (the DaemonSet sets it from the downward
@@ -23,37 +74,29 @@ pub fn node_name() -> String {
         .unwrap_or_default()
 }
 
-/// Every record of one workload container (`NAMESPACE/WORKLOAD/CONTAINER`),
+/// Every record of one workload container (`NAMESPACE/KIND/NAME/CONTAINER`),
 /// replicas and restarts alike, with their profiles and where they come from.
 pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
-    let parts: Vec<&str> = spec.split('/').collect();
-    let [namespace, name, container] = parts.as_slice() else {
-        return Err(format!("--workload {spec:?}: expected NAMESPACE/WORKLOAD/CONTAINER"));
-    };
-    let records: Vec<&ContainerRecord> =
-        a.containers.values().filter(|r| workload_key(r).as_deref() == Some(spec)).collect();
-    if records.is_empty() {
-        let known: std::collections::BTreeSet<String> = a.containers.values().filter_map(workload_key).collect();
-        return Err(format!(
-            "no container of workload {spec:?}{}",
-            if known.is_empty() {
-                " (no workload container is known)".to_owned()
-            } else {
-                format!("; known: {}", known.into_iter().collect::<Vec<_>>().join(", "))
-            }
-        ));
-    }
+    let records = select(a.containers.values(), spec)?;
     let mut pods = std::collections::BTreeSet::new();
     let mut templates = std::collections::BTreeSet::new();
     let mut images = std::collections::BTreeSet::new();
     let mut kind = String::new();
+    let (mut namespace, mut name, mut container) = (String::new(), String::new(), String::new());
     let mut profiles = Vec::new();
+    let mut members = Vec::new();
     for r in &records {
         if let Some(p) = &r.pod {
             pods.insert(p.name.clone());
             templates.extend(p.workload.template.clone());
             kind.clone_from(&p.workload.kind);
+            namespace.clone_from(&p.namespace);
+            name.clone_from(&p.workload.name);
+            members.push(json!({
+                "pod": p.name, "uid": p.uid, "container_id": r.id, "matched_by": matched_by(p),
+            }));
         }
+        container.clone_from(&r.container_name);
         images.insert(r.image.clone());
         profiles.push(a.profile(&r.id)?);
     }
@@ -64,7 +107,7 @@ pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
         .unwrap_or_default();
     let until = records.iter().map(|r| r.last_seen.clone()).max().unwrap_or_default();
     Ok(json!({
-        "workload": spec,
+        "workload": format!("{namespace}/{kind}/{name}/{container}"),
         "namespace": namespace,
         "name": name,
         "kind": kind,
@@ -77,6 +120,55 @@ pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
         "images": images,
         "since": since,
         "until": until,
+        "members": members,
         "profiles": profiles,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::{PodInfo, Workload};
+
+    fn record(id: &str, pod: &str, labels: &[(&str, &str)], container: &str) -> ContainerRecord {
+        let mut r = ContainerRecord::new(id, "containerd".into(), format!("/kubepods/{id}"), 7, "t".into());
+        r.container_name = container.into();
+        let labels: std::collections::BTreeMap<String, String> =
+            labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let workload = Workload::of_pod(pod, &labels);
+        r.pod = Some(PodInfo {
+            namespace: "shop".into(),
+            name: pod.into(),
+            uid: format!("uid-{id}"),
+            labels,
+            sandbox: false,
+            workload,
+        });
+        r
+    }
+
+    #[test]
+    fn a_bare_pod_named_like_a_deployment_is_another_workload() {
+        let replica = record("a", "web-7d4b9c8f6d-x2x9k", &[("pod-template-hash", "7d4b9c8f6d")], "app");
+        let impostor = record("b", "web", &[], "app");
+        let all = [replica.clone(), impostor.clone()];
+        assert_eq!(workload_key(&replica).as_deref(), Some("shop/Deployment/web/app"));
+        assert_eq!(workload_key(&impostor).as_deref(), Some("shop/Pod/web/app"));
+        let ids = |spec: &str| select(all.iter(), spec).map(|v| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        assert_eq!(ids("shop/Deployment/web/app"), Ok(vec!["a".to_owned()]));
+        assert_eq!(ids("shop/deployment/web/app"), Ok(vec!["a".to_owned()]));
+        assert_eq!(ids("shop/Pod/web/app"), Ok(vec!["b".to_owned()]));
+        // The old three-part key is ambiguous: refused, naming both.
+        let e = ids("shop/web/app").unwrap_err();
+        assert!(e.contains("NAMESPACE/KIND/NAME/CONTAINER") && e.contains("shop/Pod/web/app"), "{e}");
+        let e = ids("shop/StatefulSet/web/app").unwrap_err();
+        assert!(e.contains("shop/Deployment/web/app"), "{e}");
+        // Why each matched.
+        let p = replica.pod.as_ref().unwrap();
+        assert_eq!(matched_by(p), "label pod-template-hash=7d4b9c8f6d and pod name web-7d4b9c8f6d-<suffix>");
+        let mut old = p.clone();
+        old.workload.matched_by.clear();
+        assert_eq!(matched_by(&old), matched_by(p));
+        assert!(matched_by(impostor.pod.as_ref().unwrap()).contains("its own workload"));
+    }
 }

@@ -26,6 +26,7 @@ mod server;
 mod store;
 mod tasks;
 mod upkeep;
+mod write_order;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -225,7 +226,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     tasks.catch_every_panic();
     tasks.watch("the API server", server::serve(agent.clone(), &args.socket).await?);
     if let Some(addr) = &args.metrics {
-        tasks.watch("the metrics endpoint", metrics_server::serve_metrics(agent.clone(), addr).await?);
+        let (snapshots, publisher) = metrics_server::publish_snapshots(agent.clone()).await;
+        tasks.spawn("the metrics snapshots", publisher);
+        tasks.watch("the metrics endpoint", metrics_server::serve_metrics(snapshots, addr).await?);
     }
     tasks.spawn("the event reader", read_events(agent.clone(), events));
     {

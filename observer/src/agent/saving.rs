@@ -4,6 +4,7 @@
 use super::{
     core::{Agent, COUNTS_SAVE_INTERVAL},
     store::PendingWrite,
+    write_order,
 };
 use crate::state::batch::{self, Staged};
 
@@ -56,6 +57,14 @@ impl Agent {
                 Err(e) => tracing::warn!("encoding enforce.json: {e:#}"),
             }
         }
+        // The round's number, taken here under the lock: versions land in
+        // the order they were taken (`write_order`).
+        if !writes.is_empty() {
+            let round = write_order::begin();
+            for w in &mut writes {
+                w.round = round;
+            }
+        }
         writes
     }
 
@@ -91,6 +100,8 @@ pub fn write_all(writes: &[PendingWrite]) -> WriteReport {
 /// SIGKILL, see `Store::settle_temps`), waiting for `commit`.
 #[derive(Debug, Default)]
 pub struct StagedRound {
+    /// `write_order`'s number for it (0: nothing was taken).
+    round: u64,
     /// What failed already, and what was written in place (not a regular file).
     report: WriteReport,
     /// Each with the record it saves (None: enforce.json).
@@ -101,7 +112,7 @@ pub struct StagedRound {
 /// or a writable directory, the rest would too: they are marked failed without
 /// being tried, so that a full disk costs one attempt per round, not thousands.
 pub fn stage(writes: &[PendingWrite]) -> StagedRound {
-    let mut round = StagedRound::default();
+    let mut round = StagedRound { round: writes.first().map_or(0, |w| w.round), ..StagedRound::default() };
     let mut blocked: Option<String> = None;
     for w in writes {
         if let Some(why) = &blocked {
@@ -124,27 +135,42 @@ pub fn stage(writes: &[PendingWrite]) -> StagedRound {
 }
 
 /// Puts staged rounds in place, oldest first, with one flush for them all
-/// (`state::batch`: a few flushes, not two per file).
+/// (`state::batch`: a few flushes, not two per file). A file of which a newer
+/// version is already in place (a flush overtook this round) is dropped, not
+/// renamed over it (`write_order`); it counts as written.
 pub fn commit(rounds: Vec<StagedRound>) -> WriteReport {
-    // One commit at a time: the final flush at shutdown must not be overtaken
-    // by the committer's renames of older versions still in flight.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // One commit at a time, and in the order the versions were taken.
+    let mut order = write_order::lock();
     let started = std::time::Instant::now();
     let mut report = WriteReport::default();
     let mut staged = Vec::new();
+    let mut numbers = Vec::new();
     for round in rounds {
         report.written += round.report.written;
         report.failed.extend(round.report.failed);
-        staged.extend(round.staged);
+        for (key, s) in round.staged {
+            if round.round != 0 && !order.may_land(s.path(), round.round) {
+                s.discard();
+                report.written += 1;
+                continue;
+            }
+            staged.push((key, s, round.round));
+        }
+        numbers.push(round.round);
     }
     let files = staged.len();
-    let (keys, staged): (Vec<Option<String>>, Vec<Staged>) = staged.into_iter().unzip();
-    for ((key, s), result) in keys.into_iter().zip(&staged).zip(batch::commit(&staged)) {
+    let results = batch::commit(&staged.iter().map(|(_, s, _)| s).collect::<Vec<_>>());
+    for ((key, s, round), result) in staged.into_iter().zip(results) {
         match result {
-            Ok(()) => report.written += 1,
+            Ok(()) => {
+                report.written += 1;
+                order.landed(s.path(), round);
+            }
             Err(e) => report.failed.push((key, format!("saving {}: {e}", s.path().display()))),
         }
+    }
+    for round in numbers {
+        order.done(round);
     }
     let took = started.elapsed();
     if took > SLOW_COMMIT {
@@ -159,4 +185,44 @@ const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Errors after which every other write of the round would fail too.
 fn blocks_the_rest(e: &std::io::Error) -> bool {
     e.raw_os_error().is_some_and(|n| matches!(n, libc::ENOSPC | libc::EROFS | libc::EDQUOT | libc::EIO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &std::path::Path, text: &str, round: u64) -> PendingWrite {
+        PendingWrite { key: Some("r".into()), path: path.to_path_buf(), bytes: text.as_bytes().to_vec(), round }
+    }
+
+    /// The committer holds version 1 staged; a flush (an API request) takes,
+    /// stages and commits version 2 meanwhile; then the committer's commit
+    /// comes. Version 2 stays.
+    #[test]
+    fn an_older_round_never_lands_over_a_newer_flush() {
+        let dir = std::env::temp_dir().join(format!("observer-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        let older = stage(&[write(&path, "v1", write_order::begin())]);
+        let report = write_all(&[write(&path, "v2", write_order::begin())]);
+        assert_eq!((report.written, report.failed.len()), (1, 0));
+        let report = commit(vec![older]);
+        assert_eq!((report.written, report.failed.len()), (1, 0), "superseded counts as written");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "v2");
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["r.json"], "the superseded temporary is removed");
+        // In order, the newer one lands as before.
+        let a = stage(&[write(&path, "v3", write_order::begin())]);
+        let b = stage(&[write(&path, "v4", write_order::begin())]);
+        commit(vec![a, b]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "v4");
+        // A removal is newer than what was staged before it.
+        let stale = stage(&[write(&path, "v5", write_order::begin())]);
+        std::fs::remove_file(&path).unwrap();
+        write_order::removed(&path);
+        commit(vec![stale]);
+        assert!(!path.exists(), "a removed record came back");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

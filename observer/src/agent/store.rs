@@ -20,6 +20,8 @@ pub struct PendingWrite {
     pub key: Option<String>,
     pub path: PathBuf,
     pub bytes: Vec<u8>,
+    /// The round it was taken in (`write_order::begin`); 0 until set.
+    pub round: u64,
 }
 
 impl PendingWrite {
@@ -90,24 +92,27 @@ impl Store {
         let mut settled = Vec::new();
         for dir in [self.dir.clone(), self.dir.join("containers")] {
             let Ok(entries) = fs::read_dir(&dir) else { continue };
-            // Oldest first, so that of two temporaries of one record the newer wins.
-            let mut temps: Vec<(std::time::SystemTime, PathBuf, String)> = entries
+            // Oldest first, so that of two temporaries of one record the newer
+            // wins: by mtime, then by the writer's counter at the end of the
+            // name (`.NAME.tmp.PID.N`; N in numbers, not as text: 9 before 10).
+            let mut temps: Vec<(std::time::SystemTime, u64, PathBuf, String)> = entries
                 .flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
                     let target = crate::state::atomic::target_of_temp(&name)?.to_owned();
                     let modified = e.metadata().and_then(|m| m.modified()).ok()?;
-                    Some((modified, e.path(), target))
+                    let counter = name.rsplit('.').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    Some((modified, counter, e.path(), target))
                 })
                 .collect();
             temps.sort();
-            for (modified, tmp, target) in temps {
+            for (modified, _, tmp, target) in temps {
                 let target = dir.join(target);
-                let recovered = dir.ends_with("containers")
-                    && target.extension().is_some_and(|e| e == "json")
-                    && fs::read(&tmp).is_ok_and(|b| serde_json::from_slice::<ContainerRecord>(&b).is_ok())
-                    && fs::metadata(&target).and_then(|m| m.modified()).ok().is_none_or(|t| t <= modified)
+                let staged = (dir.ends_with("containers") && target.extension().is_some_and(|e| e == "json"))
+                    .then(|| fs::read(&tmp).ok().and_then(|b| serde_json::from_slice::<ContainerRecord>(&b).ok()))
+                    .flatten();
+                let recovered = staged.is_some_and(|r| newer_than_target(&r, modified, &target))
                     && fs::File::open(&tmp).and_then(|f| f.sync_all()).is_ok()
                     && fs::rename(&tmp, &target).is_ok();
                 if recovered || fs::remove_file(&tmp).is_ok() {
@@ -149,16 +154,19 @@ impl Store {
             key: Some(record.id.clone()),
             path: self.file_of(&record.id),
             bytes: serde_json::to_vec_pretty(record)?,
+            round: 0,
         })
     }
 
     /// A JSON state file's write, for later.
     pub fn encode_json(&self, name: &str, value: &serde_json::Value) -> anyhow::Result<PendingWrite> {
-        Ok(PendingWrite { key: None, path: self.dir.join(name), bytes: serde_json::to_vec_pretty(value)? })
+        Ok(PendingWrite { key: None, path: self.dir.join(name), bytes: serde_json::to_vec_pretty(value)?, round: 0 })
     }
 
     pub fn remove(&self, key: &str) {
-        let _ = fs::remove_file(self.file_of(key));
+        let path = self.file_of(key);
+        super::write_order::removed(&path);
+        let _ = fs::remove_file(path);
     }
 
     /// Every record that parses; corrupt files are renamed `*.corrupt` and named in a warning.
@@ -236,6 +244,30 @@ fn tail_lines(path: &Path, n: usize) -> std::collections::VecDeque<String> {
     let lines: Vec<&str> = text.lines().skip(usize::from(start > 0)).filter(|l| !l.trim().is_empty()).collect();
     out.extend(lines[lines.len().saturating_sub(n)..].iter().map(|l| (*l).to_owned()));
     out
+}
+
+/// Whether a staged record (written at `modified`) is newer than the file in
+/// place at `target`. File times are coarse (one clock tick: a few
+/// milliseconds), so a stale temporary and the newer file that overtook it can
+/// have the same mtime: on a tie the records say which is newer (the later
+/// `last_seen`, then more calls, counted cumulatively), and the file in place
+/// wins when they cannot tell.
+fn newer_than_target(staged: &ContainerRecord, modified: std::time::SystemTime, target: &Path) -> bool {
+    let Ok(in_place) = fs::metadata(target).and_then(|m| m.modified()) else {
+        return true;
+    };
+    match in_place.cmp(&modified) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => {
+            let Some(current) = fs::read(target).ok().and_then(|b| serde_json::from_slice::<ContainerRecord>(&b).ok())
+            else {
+                return true;
+            };
+            let version = |r: &ContainerRecord| (crate::clock::parse_time(&r.last_seen), r.calls(), r.alerts);
+            version(staged) > version(&current)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +388,43 @@ mod tests {
         let loaded = Store::open(&dir).unwrap().load_all();
         assert_eq!(loaded.get("abc").map(|r| r.name.as_str()), Some("web"));
         assert!(!stale.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// File times are coarse: a stale temporary can carry the same mtime as
+    /// the newer file that overtook it. The records decide, and the file in
+    /// place wins what they cannot.
+    #[test]
+    fn on_an_mtime_tie_the_newer_record_wins() {
+        let dir = std::env::temp_dir().join(format!("observer-store-tie-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("containers")).unwrap();
+        let at = |name: &str, last_seen: &str| {
+            let mut r = ContainerRecord::new("abc", "runc".into(), "/docker/abc".into(), 7, "t".into());
+            r.name = name.into();
+            r.last_seen = last_seen.into();
+            r
+        };
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let put = |path: &Path, r: &ContainerRecord| {
+            fs::write(path, serde_json::to_vec(r).unwrap()).unwrap();
+            fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+        };
+        let target = dir.join("containers/abc.json");
+        let name = || Store::open(&dir).unwrap().load_all().get("abc").map(|r| r.name.clone());
+        // A stale temporary, same mtime as the newer record in place: it stays out.
+        put(&target, &at("new", "2026-12-01T00:00:02.5Z"));
+        put(&dir.join("containers/.abc.json.tmp.1.1"), &at("stale", "2026-12-01T00:00:02Z"));
+        assert_eq!(name().as_deref(), Some("new"));
+        // A newer staged version, same mtime: put in place.
+        put(&dir.join("containers/.abc.json.tmp.1.2"), &at("newer", "2026-12-01T00:00:03Z"));
+        assert_eq!(name().as_deref(), Some("newer"));
+        // Two temporaries, same mtime: the later one written (9 before 10) wins.
+        put(&dir.join("containers/.abc.json.tmp.1.10"), &at("ten", "2026-12-01T00:00:05Z"));
+        put(&dir.join("containers/.abc.json.tmp.1.9"), &at("nine", "2026-12-01T00:00:04Z"));
+        assert_eq!(name().as_deref(), Some("ten"));
+        let left: Vec<_> = fs::read_dir(dir.join("containers")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 1, "no temporary file is left: {left:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -22,12 +22,12 @@ use crate::{
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
     /// Write a container's learned profile (also of an ended container), or a
-    /// workload's: every replica of NAMESPACE/WORKLOAD/CONTAINER merged.
+    /// workload's: every replica of NAMESPACE/KIND/NAME/CONTAINER merged.
     Export {
         #[arg(required_unless_present = "workload", conflicts_with = "workload")]
         container: Option<String>,
-        /// A Kubernetes workload's container, NAMESPACE/WORKLOAD/CONTAINER (see `observer ps`'s `workload`).
-        #[arg(long, value_name = "NAMESPACE/WORKLOAD/CONTAINER")]
+        /// A Kubernetes workload's container, NAMESPACE/KIND/NAME/CONTAINER (see `observer ps`'s `workload`).
+        #[arg(long, value_name = "NAMESPACE/KIND/NAME/CONTAINER")]
         workload: Option<String>,
         /// docker (Docker/moby JSON), oci (runtime-spec linux.seccomp) or spo (SeccompProfile YAML).
         #[arg(long, value_enum, default_value = "docker")]

@@ -1,4 +1,4 @@
-//! `observer profile export --workload NAMESPACE/WORKLOAD/CONTAINER`: one
+//! `observer profile export --workload NAMESPACE/KIND/NAME/CONTAINER`: one
 //! profile for every replica (and restart) of a workload's container on this
 //! node, merged with observer-profile's merge, and, as a SeccompProfile, with
 //! metadata saying where, when and from how many replicas and nodes it was learned.
@@ -47,6 +47,24 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
+/// Each merged pod's container, and why its pod was taken as one of the
+/// workload's: `pod web-7d4b9c8f6d-x2x9k (uid ..., container 3f4e2c1b9a8d):
+/// Deployment web by label pod-template-hash=... and pod name ...`.
+fn members(data: &Value) -> Vec<String> {
+    let kind = data["kind"].as_str().unwrap_or_default();
+    let name = data["name"].as_str().unwrap_or_default();
+    data["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().unwrap_or_default();
+            let id: String = s("container_id").chars().take(12).collect();
+            format!("pod {} (uid {}, container {id}): {kind} {name} by {}", s("pod"), s("uid"), s("matched_by"))
+        })
+        .collect()
+}
+
 /// Asks the agent for the workload, merges its replicas and renders the result.
 pub fn export(socket: &std::path::Path, workload: &str, req: &ExportRequest) -> anyhow::Result<String> {
     let data = call(socket, &Request::Workload { workload: workload.to_owned() })?;
@@ -70,6 +88,10 @@ pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
             .push(MergeInput { source: p["name"].as_str().unwrap_or_default().to_owned(), profile: exported.profile });
     }
     anyhow::ensure!(!inputs.is_empty(), "the agent gave no profile for {}", data["workload"]);
+    let matched = members(data);
+    for m in &matched {
+        eprintln!("merged {m}");
+    }
     let mut merged = merge(&inputs);
     let s = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
     merged.metadata = Some(ExportMeta {
@@ -103,6 +125,7 @@ pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
         ("observer/pods", strings(&data["pods"]).join(",")),
         ("observer/nodes", s("node")),
         ("observer/templates", strings(&data["templates"]).join(",")),
+        ("observer/matched", matched.join("; ")),
         ("observer/until", s("until")),
     ]
     .into_iter()
@@ -140,9 +163,13 @@ mod tests {
                                "calls": calls, "baseline": null, "syscalls": syscalls})
         };
         let data = serde_json::json!({
-            "workload": "shop/web/app", "namespace": "shop", "name": "web", "kind": "Deployment", "container": "app",
+            "workload": "shop/Deployment/web/app", "namespace": "shop", "name": "web", "kind": "Deployment", "container": "app",
             "node": "node-1", "replicas": 2, "containers": 2, "pods": ["web-1", "web-2"], "templates": ["7d4b9"],
             "images": ["nginx:1.25"], "since": "2026-12-01T01:00:00Z", "until": "2026-12-01T02:00:00Z",
+            "members": [
+                {"pod": "web-1", "uid": "u1", "container_id": "c1", "matched_by": "label pod-template-hash=7d4b9 and pod name web-7d4b9-<suffix>"},
+                {"pod": "web-2", "uid": "u2", "container_id": "c2", "matched_by": "label pod-template-hash=7d4b9 and pod name web-7d4b9-<suffix>"},
+            ],
             "profiles": [
                 profile("shop/web-1/app", 5, serde_json::json!([row("read"), row("chmod"), init.clone()])),
                 profile("shop/web-2/app", 7, serde_json::json!([row("read"), row("mkdir"), init])),
@@ -166,6 +193,12 @@ mod tests {
         assert_eq!(doc["metadata"]["labels"]["observer/replicas"], "2");
         assert_eq!(doc["metadata"]["labels"]["observer/workload-kind"], "Deployment");
         assert_eq!(doc["metadata"]["annotations"]["observer/calls"], "12");
+        let matched = doc["metadata"]["annotations"]["observer/matched"].as_str().unwrap();
+        assert!(
+            matched.starts_with("pod web-1 (uid u1, container c1): Deployment web by label pod-template-hash=7d4b9")
+                && matched.contains("; pod web-2 "),
+            "{matched}"
+        );
         let allowed: Vec<String> = doc["spec"]["syscalls"]
             .as_sequence()
             .unwrap()

@@ -38,6 +38,10 @@ pub struct Workload {
     /// `controller-revision-hash`), when the controller says.
     #[serde(default)]
     pub template: Option<String>,
+    /// Why the pod was given this owner: the labels and name shape that
+    /// matched (empty in records saved before it was kept).
+    #[serde(default)]
+    pub matched_by: String,
 }
 
 /// The characters Kubernetes' `generateName` draws its 5-character suffixes
@@ -69,38 +73,48 @@ impl Workload {
     /// 5. anything else: the pod itself.
     pub fn of_pod(name: &str, labels: &BTreeMap<String, String>) -> Workload {
         let label = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
-        let w = |kind: &str, name: &str, template: Option<String>| Workload {
+        let w = |kind: &str, name: &str, template: Option<String>, why: String| Workload {
             kind: kind.into(),
             name: name.into(),
             template,
+            matched_by: why,
         };
-        if let Some(job) = label("batch.kubernetes.io/job-name").or_else(|| label("job-name")) {
+        let job_label = ["batch.kubernetes.io/job-name", "job-name"].into_iter().find_map(|k| Some((k, label(k)?)));
+        if let Some((key, job)) = job_label {
             if let Some((cron, minute)) = job.rsplit_once('-')
                 && minute.len() >= 8
                 && minute.bytes().all(|b| b.is_ascii_digit())
             {
-                return w("CronJob", cron, None);
+                return w("CronJob", cron, None, format!("label {key}={job}, a Job named <cronjob>-<minute>"));
             }
-            return w("Job", &job, None);
+            return w("Job", &job, None, format!("label {key}={job}"));
         }
         if let Some(hash) = label("pod-template-hash") {
             let rs = strip_random_suffix(name).unwrap_or(name);
             return match rs.strip_suffix(&format!("-{hash}")) {
-                Some(deployment) if !deployment.is_empty() => w("Deployment", deployment, Some(hash)),
-                _ => w("ReplicaSet", rs, Some(hash)),
+                Some(deployment) if !deployment.is_empty() => {
+                    let why = format!("label pod-template-hash={hash} and pod name {deployment}-{hash}-<suffix>");
+                    w("Deployment", deployment, Some(hash), why)
+                }
+                _ => {
+                    let why = format!("label pod-template-hash={hash} and pod name {rs}-<suffix>");
+                    w("ReplicaSet", rs, Some(hash), why)
+                }
             };
         }
         if let Some(revision) = label("controller-revision-hash") {
             let sts_label = labels.contains_key("statefulset.kubernetes.io/pod-name");
             let ds_label = labels.contains_key("pod-template-generation");
             if !ds_label && let Some(sts) = strip_ordinal(name) {
-                return w("StatefulSet", sts, Some(revision));
+                let why = format!("label controller-revision-hash={revision} and pod name {sts}-<ordinal>");
+                return w("StatefulSet", sts, Some(revision), why);
             }
             if !sts_label && let Some(ds) = strip_random_suffix(name) {
-                return w("DaemonSet", ds, Some(revision));
+                let why = format!("label controller-revision-hash={revision} and pod name {ds}-<suffix>");
+                return w("DaemonSet", ds, Some(revision), why);
             }
         }
-        w("Pod", name, None)
+        w("Pod", name, None, "no controller's labels: the pod is its own workload".into())
     }
 }
 
@@ -230,6 +244,7 @@ mod tests {
         let w =
             Workload::of_pod("backup-29123456-q5z8d", &labels(&[("batch.kubernetes.io/job-name", "backup-29123456")]));
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("CronJob", "backup"));
+        assert_eq!(w.matched_by, "label batch.kubernetes.io/job-name=backup-29123456, a Job named <cronjob>-<minute>");
         let w = Workload::of_pod("debug", &labels(&[]));
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("Pod", "debug"));
         // A suffix with a vowel is not generated: the pod is its own workload.

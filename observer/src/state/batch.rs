@@ -47,12 +47,18 @@ impl Staged {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Drops it unplaced (a newer version is already in place).
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
 }
 
 /// Makes staged files durable and puts them in place: one `syncfs` per
 /// directory's filesystem, the renames, one fsync per directory. One result per
 /// staged file, in order; a file that failed leaves no temporary behind.
-pub fn commit(staged: &[Staged]) -> Vec<io::Result<()>> {
+pub fn commit<S: std::borrow::Borrow<Staged>>(staged: &[S]) -> Vec<io::Result<()>> {
+    let staged: Vec<&Staged> = staged.iter().map(std::borrow::Borrow::borrow).collect();
     // The data first: a rename must never be durable before what it points at.
     let dirs: BTreeSet<&Path> = staged.iter().map(|s| s.dir.as_path()).collect();
     let flushed: BTreeMap<&Path, io::Result<()>> = dirs.into_iter().map(|d| (d, syncfs(d))).collect();
