@@ -7,6 +7,7 @@ pub mod confirm;
 pub mod cri;
 pub mod docker_api;
 pub mod identity;
+pub mod pid_cgroup;
 pub mod podman;
 pub mod v2_mount;
 
