@@ -32,7 +32,7 @@ pub struct TestAgent {
     pub cgroup: Option<PathBuf>,
     pub cgroup_ns: CgroupNs,
     /// A cgroup made for the agent ([`TestAgent::start_in`]), removed on drop.
-    own_cgroup: Option<PathBuf>,
+    pub own_cgroup: Option<PathBuf>,
 }
 
 impl TestAgent {

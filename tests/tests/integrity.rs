@@ -121,10 +121,11 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+in_both_cgroup_namespaces!(a_users_cgroup_named_like_a_container_is_an_impostor);
+
 /// A user with a delegated subtree names a cgroup after a running, enforced
 /// container and runs chmod there: the container keeps running, its profile
 /// has no chmod, and the impostor is alerted as such.
-in_both_cgroup_namespaces!(a_users_cgroup_named_like_a_container_is_an_impostor);
 fn a_users_cgroup_named_like_a_container_is_an_impostor(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();
@@ -209,9 +210,10 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor(ns: CgroupNs) {
     let _ = std::fs::remove_file(&target);
 }
 
+in_both_cgroup_namespaces!(records_without_a_live_slot_end_and_enforce_reports_what_it_armed);
+
 /// After the kernel's slots are gone (an uninstall, a reboot), a record that
 /// held one is not "running" on paper, and `enforce` says what it armed.
-in_both_cgroup_namespaces!(records_without_a_live_slot_end_and_enforce_reports_what_it_armed);
 fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();
@@ -315,10 +317,11 @@ fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+in_both_cgroup_namespaces!(every_overflow_is_an_alert_and_kill_takes_an_enforced_container);
+
 /// With every slot taken, a new container is neither recorded nor enforced
 /// in the kernel: each overflow is an alert and a metric, and `--on-overflow
 /// kill` kills a container an enforcement rule names instead of letting it run.
-in_both_cgroup_namespaces!(every_overflow_is_an_alert_and_kill_takes_an_enforced_container);
 fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();
@@ -368,9 +371,10 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container(ns: CgroupNs)
     assert!(status["cgroups_overflow"].as_u64().unwrap_or(0) >= 2, "{status}");
 }
 
+in_both_cgroup_namespaces!(an_overflowed_container_is_enforced_once_a_slot_frees);
+
 /// A container that overflowed gets a slot once one is free; its start went
 /// unseen, so all of it is the container's own and its rule is enforced.
-in_both_cgroup_namespaces!(an_overflowed_container_is_enforced_once_a_slot_frees);
 fn an_overflowed_container_is_enforced_once_a_slot_frees(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();

@@ -97,18 +97,16 @@ pub fn mount_root(mount: &Path) -> io::Result<String> {
 /// [`mount_root`] from mountinfo text. Of several mounts at one point, the
 /// last is the one on top.
 pub fn parse_mount_root(text: &str, mount: &Path) -> Option<String> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            if right.split(' ').next()? != "cgroup2" {
-                return None;
-            }
-            let mut fields = left.split(' ');
-            let root = fields.nth(3)?;
-            let point = fields.next()?;
-            (Path::new(&unescape_octal(point)) == mount).then(|| unescape_octal(root))
-        })
-        .last()
+    text.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        let mut fields = left.split(' ');
+        let root = fields.nth(3)?;
+        let point = fields.next()?;
+        (Path::new(&unescape_octal(point)) == mount).then(|| unescape_octal(root))
+    })
 }
 
 /// The cgroup id of the cgroup directory at `path` (an absolute filesystem path).
