@@ -31,7 +31,12 @@ pub enum MountError {
 /// The first `cgroup2` mount point in mountinfo text (proc(5) format:
 /// fields before ` - `, then fstype, source, super options).
 pub fn parse_mountinfo(text: &str) -> Option<PathBuf> {
-    text.lines().find_map(|line| {
+    v2_mount_points(text).next()
+}
+
+/// Every `cgroup2` mount point in mountinfo text, in order.
+fn v2_mount_points(text: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    text.lines().filter_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         if right.split(' ').next()? != "cgroup2" {
             return None;
@@ -67,9 +72,15 @@ pub fn find_v2_mount() -> Result<PathBuf, MountError> {
 }
 
 /// As [`find_v2_mount`], from another mountinfo file (`/proc/PID/mountinfo`).
+/// Of several cgroup2 mounts, the first that shows the host's whole tree (a
+/// pod may have its namespace's own at `/sys/fs/cgroup` and the host's bound
+/// elsewhere), else the first.
 pub fn find_v2_mount_in(file: &Path) -> Result<PathBuf, MountError> {
     let text = fs::read_to_string(file).map_err(|source| MountError::Read { file: file.to_owned(), source })?;
-    parse_mountinfo(&text).ok_or_else(|| MountError::NoV2Mount { file: file.to_owned() })
+    v2_mount_points(&text)
+        .find(|m| shows_whole_tree(m).unwrap_or(false))
+        .or_else(|| parse_mountinfo(&text))
+        .ok_or_else(|| MountError::NoV2Mount { file: file.to_owned() })
 }
 
 /// The id of the root of the cgroup v2 hierarchy (`cgrp_dfl_root`'s cgroup,
@@ -212,6 +223,23 @@ mod tests {
         let covered = "35 24 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n36 35 0:30 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
         assert_eq!(parse_mount_root(covered, Path::new("/sys/fs/cgroup")).as_deref(), Some("/.."));
         assert_eq!(parse_mount_root(HYBRID, Path::new("/sys/fs/cgroup")), None);
+    }
+
+    /// A namespace's own cgroup2 mount listed first, the host's second: the
+    /// host's, which shows every container, is the one used.
+    #[test]
+    fn the_mount_showing_the_whole_tree_is_preferred() {
+        let host = find_v2_mount().expect("this machine has a cgroup v2 mount");
+        let dir = test_dir("prefer");
+        let file = dir.join("mountinfo");
+        let text = format!(
+            "35 24 0:30 / {} rw - cgroup2 cgroup2 rw\n36 24 0:30 /.. {} rw - cgroup2 cgroup2 rw\n",
+            dir.display(),
+            host.display()
+        );
+        fs::write(&file, text).unwrap();
+        assert_eq!(find_v2_mount_in(&file).unwrap(), host);
+        fs::remove_dir_all(dir).unwrap();
     }
 
     /// This machine's v2 mount is the host's, seen from the host.
