@@ -7,7 +7,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{observer_bin, unique};
+use crate::{churn::v2_root, observer_bin, unique};
+
+/// Which cgroup namespace the agent runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupNs {
+    /// The test's own (the host's).
+    Host,
+    /// A new one, rooted at the agent's cgroup, as containerd and CRI-O give
+    /// every non-privileged pod on a cgroup-v2 node: `/proc/PID/cgroup` then
+    /// reads relative to it (`0::/../docker/<id>`), while the v2 mount, made
+    /// in the host's namespace, still shows the whole tree (as the DaemonSet's
+    /// hostPath mount of the host's `/sys/fs/cgroup` does).
+    Private,
+}
 
 pub struct TestAgent {
     pub child: Option<Child>,
@@ -17,6 +30,9 @@ pub struct TestAgent {
     pub args: Vec<String>,
     /// A cgroup (directory under the v2 mount) the agent starts in.
     pub cgroup: Option<PathBuf>,
+    pub cgroup_ns: CgroupNs,
+    /// A cgroup made for the agent ([`TestAgent::start_in`]), removed on drop.
+    pub own_cgroup: Option<PathBuf>,
 }
 
 impl TestAgent {
@@ -39,13 +55,37 @@ impl TestAgent {
             dir,
             args: args.iter().map(|s| s.to_string()).collect(),
             cgroup: None,
+            cgroup_ns: CgroupNs::Host,
+            own_cgroup: None,
         }
+    }
+
+    /// As `start`, in the cgroup namespace `ns`. A private namespace gets a
+    /// cgroup of its own, under the v2 root, as its root (a pod's namespace is
+    /// rooted at the pod's container cgroup).
+    pub fn start_in(args: &[&str], ns: CgroupNs) -> Self {
+        let mut agent = Self::prepare(args);
+        if ns == CgroupNs::Private {
+            let dir = v2_root().join(format!("observer-test-ns-{}", unique() % 1_000_000_000));
+            std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("making {}: {e}", dir.display()));
+            agent.cgroup = Some(dir.clone());
+            agent.own_cgroup = Some(dir);
+        }
+        agent.cgroup_ns = ns;
+        agent.spawn();
+        agent
     }
 
     /// As `start`, the agent's process placed in `cgroup` before it runs.
     pub fn start_in_cgroup(args: &[&str], cgroup: PathBuf) -> Self {
+        Self::start_in_cgroup_with(args, cgroup, CgroupNs::Host)
+    }
+
+    /// As `start_in_cgroup`, in the cgroup namespace `ns` (rooted at `cgroup`).
+    pub fn start_in_cgroup_with(args: &[&str], cgroup: PathBuf, ns: CgroupNs) -> Self {
         let mut agent = Self::prepare(args);
         agent.cgroup = Some(cgroup);
+        agent.cgroup_ns = ns;
         agent.spawn();
         agent
     }
@@ -75,21 +115,27 @@ impl TestAgent {
         // A killed agent leaves its socket file behind.
         let _ = std::fs::remove_file(&self.socket);
         let mut command = Command::new(observer_bin());
-        if let Some(cgroup) = &self.cgroup {
-            let procs = cgroup.join("cgroup.procs");
-            // SAFETY: only async-signal-safe calls between fork and exec: one
-            // open, write and close of a path prepared before the fork.
-            let path = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).expect("cgroup path");
-            unsafe {
-                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+        let procs = self.cgroup.as_ref().map(|cgroup| {
+            std::ffi::CString::new(cgroup.join("cgroup.procs").as_os_str().as_encoded_bytes()).expect("cgroup path")
+        });
+        let new_ns = self.cgroup_ns == CgroupNs::Private;
+        // SAFETY: only async-signal-safe calls between fork and exec: one open,
+        // write and close of a path prepared before the fork, and unshare.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                if let Some(path) = &procs {
                     let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
                     if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                         return Err(std::io::Error::last_os_error());
                     }
                     libc::close(fd);
-                    Ok(())
-                });
-            }
+                }
+                // The namespace's root is the cgroup the process is in now.
+                if new_ns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         let child = command
             .arg("agent")
@@ -112,6 +158,10 @@ impl TestAgent {
             }
             assert!(start.elapsed() < Duration::from_secs(30), "agent socket did not appear: {}", self.stderr());
             std::thread::sleep(Duration::from_millis(50));
+        }
+        if new_ns {
+            let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).expect("a cgroup namespace");
+            assert_ne!(ns(&self.pid().to_string()), ns("self"), "the agent runs in a cgroup namespace of its own");
         }
     }
 
@@ -198,6 +248,15 @@ impl Drop for TestAgent {
             let _ = c.wait();
         }
         let _ = Command::new(observer_bin()).args(["agent", "--uninstall", "--pin-dir"]).arg(&self.pin_dir).output();
+        if let Some(dir) = &self.own_cgroup {
+            // Empty once the agent has exited; the kernel frees it a moment later.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

@@ -6,7 +6,11 @@
 use std::{path::Path, process::Command};
 
 use observer_profile::{syscall_table, types::Arch};
-use observer_tests::{agent::TestAgent, churn::v2_root, require_root, row, testprog, trace_json, unique};
+use observer_tests::{
+    agent::{CgroupNs, TestAgent},
+    churn::v2_root,
+    require_root, row, testprog, trace_json, unique,
+};
 use serde_json::Value;
 
 /// The values of one kind in a profile's `args`, and whether its set overflowed.
@@ -101,11 +105,22 @@ fn harmless() -> Vec<i64> {
 
 #[test]
 fn the_agents_own_calls_are_not_recorded_but_its_neighbours_are() {
+    the_agents_own_calls_are_not_recorded_in(CgroupNs::Host);
+}
+
+/// As a pod on a cgroup-v2 node: the agent sees its own cgroup as `/`, and
+/// must still find its id in the host's tree.
+#[test]
+fn the_agents_own_calls_are_not_recorded_in_a_private_cgroup_namespace() {
+    the_agents_own_calls_are_not_recorded_in(CgroupNs::Private);
+}
+
+fn the_agents_own_calls_are_not_recorded_in(ns: CgroupNs) {
     require_root();
     let name = format!("observer-self-{}", unique() % 1_000_000_000);
     let dir = v2_root().join(&name);
     std::fs::create_dir(&dir).expect("mkdir cgroup");
-    let agent = TestAgent::start_in_cgroup(&["--watch", "all"], dir.clone());
+    let agent = TestAgent::start_in_cgroup_with(&["--watch", "all"], dir.clone(), ns);
     // A neighbour in the agent's cgroup: its calls are recorded.
     run_in(&dir, &format!("exec {} calls 500", testprog().display()));
     let key = format!("/{name}");

@@ -15,7 +15,7 @@ use std::{
 };
 
 use observer_tests::{
-    agent::TestAgent,
+    agent::{CgroupNs, TestAgent},
     churn::v2_root,
     docker::{Cleanup, name, require_docker, run},
     observer_bin, require_root, unique,
@@ -169,6 +169,8 @@ fn agent_with_socket(socket: &Path, prepare: impl FnOnce(&Path)) -> TestAgent {
         dir: scratch_dir("agent"),
         args: Vec::new(),
         cgroup: None,
+        cgroup_ns: CgroupNs::Host,
+        own_cgroup: None,
     };
     prepare(&agent.state_dir());
     agent.spawn();
@@ -279,6 +281,8 @@ fn a_hostile_docker_chunk_size_is_an_error_not_a_dead_agent() {
         dir: dir.clone(),
         args: Vec::new(),
         cgroup: None,
+        cgroup_ns: CgroupNs::Host,
+        own_cgroup: None,
     };
     let child = Command::new(observer_bin())
         .args(["agent", "--state-dir"])
@@ -367,6 +371,8 @@ fn an_agent_in_its_own_pid_namespace_does_not_record_itself() {
         dir: dir.clone(),
         args: Vec::new(),
         cgroup: None,
+        cgroup_ns: CgroupNs::Host,
+        own_cgroup: None,
     };
     let script = format!(
         "echo $$ > {}/cgroup.procs && exec unshare --pid --kill-child=SIGTERM --mount-proc {} agent --watch all --state-dir {} --socket {} --pin-dir {}",

@@ -8,13 +8,32 @@ use std::{
 };
 
 use observer_tests::{
-    agent::{TestAgent, rows},
+    agent::{CgroupNs, TestAgent, rows},
     churn::v2_root,
     docker::{Cleanup, docker, moby_default_without, name, require_docker, run},
     require_root, unique,
 };
 
 const USER: &str = "observer-itest";
+
+/// Runs a scenario twice: with the agent in the host's cgroup namespace, and
+/// in a private one rooted at a cgroup of its own (a pod's, on a cgroup-v2
+/// node). Containers must be confirmed, named, enforced and killed the same.
+macro_rules! in_both_cgroup_namespaces {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn host() {
+                super::$scenario(observer_tests::agent::CgroupNs::Host);
+            }
+
+            #[test]
+            fn private_cgroupns() {
+                super::$scenario(observer_tests::agent::CgroupNs::Private);
+            }
+        }
+    };
+}
 
 /// The tests here start agents with few slots and count what they see: one
 /// at a time, so that one test's containers do not take another's slots.
@@ -102,11 +121,12 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+in_both_cgroup_namespaces!(a_users_cgroup_named_like_a_container_is_an_impostor);
+
 /// A user with a delegated subtree names a cgroup after a running, enforced
 /// container and runs chmod there: the container keeps running, its profile
 /// has no chmod, and the impostor is alerted as such.
-#[test]
-fn a_users_cgroup_named_like_a_container_is_an_impostor() {
+fn a_users_cgroup_named_like_a_container_is_an_impostor(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();
     require_docker();
@@ -118,7 +138,7 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
     let id = String::from_utf8_lossy(&docker(&["inspect", "-f", "{{.Id}}", &victim]).stdout).trim().to_owned();
     assert_eq!(id.len(), 64, "container id: {id:?}");
 
-    let agent = TestAgent::start(&[]);
+    let agent = TestAgent::start_in(&[], ns);
     agent.wait_for("the victim in ps", || agent.container(&victim).filter(|c| c["image"] == "observer-busybox:latest"));
     let no_chmod = moby_default_without(&["chmod"]);
     let o = agent.cli(&["enforce", &victim, "--profile", no_chmod.to_str().expect("utf-8"), "--action", "kill"]);
@@ -165,9 +185,13 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
         !rows(&profile).iter().any(|r| r.0 == "chmod" || r.0 == "fchmodat"),
         "the impostor's chmod must not pollute the container's profile: {profile}"
     );
-    let alert =
-        agent.wait_for("the impostor alert", || agent.alerts().into_iter().find(|a| a["kind"] == "impostor_cgroup"));
-    assert!(alert["id"].as_str().is_some_and(|p| p.contains(&format!("docker-{id}.scope"))), "{alert}");
+    // This one's: other tests on the machine may make impostors of their own.
+    let alert = agent.wait_for("the impostor alert", || {
+        agent.alerts().into_iter().find(|a| {
+            a["kind"] == "impostor_cgroup"
+                && a["id"].as_str().is_some_and(|p| p.contains(&format!("docker-{id}.scope")))
+        })
+    });
     assert_ne!(alert["name"], victim.as_str(), "an impostor never takes the container's name: {alert}");
     assert_eq!(profile["id"], id.as_str(), "profile show NAME resolves to the real container");
     let impostor =
@@ -186,16 +210,17 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor() {
     let _ = std::fs::remove_file(&target);
 }
 
+in_both_cgroup_namespaces!(records_without_a_live_slot_end_and_enforce_reports_what_it_armed);
+
 /// After the kernel's slots are gone (an uninstall, a reboot), a record that
 /// held one is not "running" on paper, and `enforce` says what it armed.
-#[test]
-fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed() {
+fn records_without_a_live_slot_end_and_enforce_reports_what_it_armed(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();
     require_docker();
     let (gone, alive) = (name("gone"), name("alive"));
     let _cleanup = Cleanup(vec![gone.clone(), alive.clone()]);
-    let mut agent = TestAgent::start(&[]);
+    let mut agent = TestAgent::start_in(&[], ns);
     for n in [&gone, &alive] {
         let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -292,11 +317,12 @@ fn a_corrupt_enforce_json_stops_the_agent_until_someone_decides() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+in_both_cgroup_namespaces!(every_overflow_is_an_alert_and_kill_takes_an_enforced_container);
+
 /// With every slot taken, a new container is neither recorded nor enforced
 /// in the kernel: each overflow is an alert and a metric, and `--on-overflow
 /// kill` kills a container an enforcement rule names instead of letting it run.
-#[test]
-fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
+fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();
     require_docker();
@@ -306,7 +332,7 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
     all.extend([enforced.clone(), plain.clone()]);
     let _cleanup = Cleanup(all);
     let slots = (slots_taken_by_others() + 3).to_string();
-    let agent = TestAgent::start(&["--slots", &slots, "--on-overflow", "kill"]);
+    let agent = TestAgent::start_in(&["--slots", &slots, "--on-overflow", "kill"], ns);
     for n in &fillers {
         let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -345,10 +371,11 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container() {
     assert!(status["cgroups_overflow"].as_u64().unwrap_or(0) >= 2, "{status}");
 }
 
+in_both_cgroup_namespaces!(an_overflowed_container_is_enforced_once_a_slot_frees);
+
 /// A container that overflowed gets a slot once one is free; its start went
 /// unseen, so all of it is the container's own and its rule is enforced.
-#[test]
-fn an_overflowed_container_is_enforced_once_a_slot_frees() {
+fn an_overflowed_container_is_enforced_once_a_slot_frees(ns: CgroupNs) {
     require_root();
     let _serial = one_at_a_time();
     require_docker();
@@ -358,7 +385,7 @@ fn an_overflowed_container_is_enforced_once_a_slot_frees() {
     all.push(late.clone());
     let _cleanup = Cleanup(all);
     let slots = (slots_taken_by_others() + 2).to_string();
-    let agent = TestAgent::start(&["--slots", &slots]);
+    let agent = TestAgent::start_in(&["--slots", &slots], ns);
     for n in &fillers {
         let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -160,9 +160,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     )?;
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
     let kernel_log = probe.take_logger();
+    let mount = crate::container::v2_mount::find_v2_mount()?;
+    warn_unless_whole_tree(&mount);
     let resolver = Arc::new(
         Resolver::new(
-            crate::container::v2_mount::find_v2_mount()?,
+            mount,
             match &args.docker_socket {
                 Some(path) => Some(crate::container::DockerClient::new(path)),
                 None => crate::container::DockerClient::from_env().ok(),
@@ -570,6 +572,21 @@ fn load_enforcements(state_dir: &Path) -> anyhow::Result<Vec<EnforceRule>> {
             std::fs::rename(&file, &aside).with_context(|| format!("setting {} aside", file.display()))?;
             anyhow::bail!("{} is corrupt ({e}); it was moved to {}: {decide}", file.display(), aside.display())
         }
+    }
+}
+
+/// Containers are named by finding their cgroup ids in the v2 mount: a mount
+/// of a namespace's subtree (cgroup2 mounted inside a private cgroup
+/// namespace, instead of the host's tree bound in) cannot name them.
+fn warn_unless_whole_tree(mount: &Path) {
+    match crate::container::v2_mount::shows_whole_tree(mount) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "the cgroup v2 mount at {} shows a subtree, not the host's whole hierarchy: cgroups outside it \
+             cannot be named or confirmed (mount the host's cgroup v2 tree there, as deploy/observer.yaml does)",
+            mount.display()
+        ),
+        Err(e) => tracing::warn!("the cgroup v2 mount at {}: {e}", mount.display()),
     }
 }
 

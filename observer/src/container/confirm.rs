@@ -8,6 +8,11 @@
 //! - the runtime knows the container; and, while the container runs, its init
 //!   process (the runtime's answer, e.g. Docker's `State.Pid`) lives in the
 //!   container's cgroup, of which this cgroup is the cgroup or a descendant.
+//!
+//! Where the init lives is asked by cgroup id ([`super::pid_cgroup`]), never
+//! by the path in `/proc/PID/cgroup`: that path is relative to the agent's own
+//! cgroup namespace, and a pod's private namespace would make every container
+//! look like an impostor.
 
 use std::{
     os::unix::fs::MetadataExt as _,
@@ -62,12 +67,6 @@ pub fn unprivileged_ancestor(mount: &Path, cgroup: &str) -> Option<PathBuf> {
     }
 }
 
-/// The v2 cgroup of a process, from `/proc/PID/cgroup` (`0::/path`).
-pub fn cgroup_of_pid(pid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_owned)
-}
-
 /// Whether `path` is `ancestor` or lies below it.
 pub fn is_at_or_below(path: &str, ancestor: &str) -> bool {
     let ancestor = ancestor.trim_end_matches('/');
@@ -111,17 +110,27 @@ pub fn confirm(mount: &Path, cgroup: &str, container_cgroup: &str, answer: &Runt
         RuntimeAnswer::Known { pid: 0, state } => {
             Verdict::new(Confirmation::Confirmed, format!("root-owned path, container {state}"))
         }
-        RuntimeAnswer::Known { pid, .. } => match cgroup_of_pid(*pid) {
-            Some(init_cgroup) if is_at_or_below(&init_cgroup, container_cgroup) => {
-                Verdict::new(Confirmation::Confirmed, format!("its init (pid {pid}) is in {init_cgroup}"))
-            }
-            Some(init_cgroup) => Verdict::new(
-                Confirmation::Impostor,
-                format!("the container's init (pid {pid}) is in {init_cgroup}, not in {container_cgroup}"),
-            ),
-            // The init just exited: the root-owned path stands.
-            None => Verdict::new(Confirmation::Confirmed, format!("root-owned path, init {pid} gone")),
-        },
+        RuntimeAnswer::Known { pid, .. } => init_verdict(mount, container_cgroup, *pid),
+    }
+}
+
+/// Whether the container's init `pid` lives in `container_cgroup` (or below it).
+fn init_verdict(mount: &Path, container_cgroup: &str, pid: u32) -> Verdict {
+    let id = match super::pid_cgroup::cgroup_id_of_pid(mount, pid) {
+        Ok(id) => id,
+        // The init just exited: the root-owned path stands.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Verdict::new(Confirmation::Confirmed, format!("root-owned path, init {pid} gone"));
+        }
+        Err(e) => return Verdict::new(Confirmation::Pending, format!("where the init (pid {pid}) lives: {e}")),
+    };
+    match super::pid_cgroup::is_id_at_or_below(mount, container_cgroup, id) {
+        Ok(true) => Verdict::new(Confirmation::Confirmed, format!("its init (pid {pid}) is in it (cgroup id {id})")),
+        Ok(false) => Verdict::new(
+            Confirmation::Impostor,
+            format!("the container's init (pid {pid}) is in cgroup id {id}, not in {container_cgroup}"),
+        ),
+        Err(e) => Verdict::new(Confirmation::Pending, format!("reading {container_cgroup}: {e}")),
     }
 }
 
@@ -190,19 +199,21 @@ mod tests {
         assert_eq!(c(RuntimeAnswer::Unknown), Confirmation::Impostor);
         assert_eq!(c(RuntimeAnswer::Known { pid: 0, state: "created".into() }), Confirmation::Pending);
         assert_eq!(c(RuntimeAnswer::Known { pid: 0, state: "exited".into() }), Confirmation::Confirmed);
-        // Our own pid lives in some other cgroup: not this container's init.
-        let ours = cgroup_of_pid(std::process::id()).unwrap();
+        // Our own pid lives in a cgroup of the real v2 tree, never in this
+        // scratch directory: not this container's init.
         let v = confirm(
             &dir,
             "/docker/abc",
             "/docker/abc",
             &RuntimeAnswer::Known { pid: std::process::id(), state: "running".into() },
         );
-        if is_at_or_below(&ours, "/docker/abc") {
-            assert_eq!(v.confirmation, Confirmation::Confirmed);
-        } else {
-            assert_eq!(v.confirmation, Confirmation::Impostor, "{v:?}");
-        }
+        assert_eq!(v.confirmation, Confirmation::Impostor, "{v:?}");
+        // The real mount, our own cgroup: confirmed by id, in a namespace or out of one.
+        let mount = super::super::v2_mount::find_v2_mount().expect("a cgroup v2 mount");
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let own = super::super::pid_cgroup::v2_line(&own).expect("a 0:: line").to_owned();
+        let v = init_verdict(&mount, &own, std::process::id());
+        assert_eq!(v.confirmation, Confirmation::Confirmed, "{v:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -4,6 +4,7 @@
 //! through tonic); the answer is read within a timeout and a size bound.
 
 use std::{
+    collections::BTreeMap,
     env,
     error::Error as _,
     fmt, io,
@@ -95,6 +96,9 @@ pub struct DockerInfo {
     pub started_at: String,
     /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`.
     pub state: String,
+    /// `Config.Labels`: the image's labels and those given with `--label`, which
+    /// `--match label:` and `--baseline label:` rules name.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The seccomp setting a container was started with.
@@ -152,6 +156,9 @@ struct Inspect {
 struct InspectConfig {
     #[serde(default)]
     image: Option<String>,
+    /// `null` for a container with no label at all.
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -183,6 +190,7 @@ impl From<Inspect> for DockerInfo {
             id: i.id,
             name: i.name.trim_start_matches('/').to_owned(),
             image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default(),
             image_id: i.image,
             runtime: host.runtime.unwrap_or_default(),
             seccomp: Seccomp::from_security_opts(&host.security_opt.unwrap_or_default()),
@@ -464,7 +472,7 @@ pub(crate) mod tests {
     #[test]
     fn inspect_json_maps_to_docker_info() {
         let body = br#"{"Id":"3f4e","Name":"/web","Image":"sha256:965f","State":{"Status":"running","Pid":4242,"StartedAt":"2026-05-20T10:00:00.123Z"},
-            "Config":{"Image":"observer-busybox"},"HostConfig":{"Runtime":"crun","SecurityOpt":["label=disable","seccomp=unconfined"]}}"#;
+            "Config":{"Image":"observer-busybox","Labels":{"team":"db","tier":""}},"HostConfig":{"Runtime":"crun","SecurityOpt":["label=disable","seccomp=unconfined"]}}"#;
         let info = parse_inspect(body, "/containers/3f4e/json").unwrap();
         assert_eq!(
             info,
@@ -478,10 +486,13 @@ pub(crate) mod tests {
                 pid: 4242,
                 started_at: "2026-05-20T10:00:00.123Z".into(),
                 state: "running".into(),
+                labels: BTreeMap::from([("team".into(), "db".into()), ("tier".into(), String::new())]),
             }
         );
         let minimal = parse_inspect(br#"{"Id":"x","HostConfig":{"SecurityOpt":null}}"#, "r").unwrap();
         assert_eq!(minimal.seccomp, Seccomp::Default);
+        let unlabelled = parse_inspect(br#"{"Id":"x","Config":{"Image":"i","Labels":null}}"#, "r").unwrap();
+        assert!(unlabelled.labels.is_empty());
         assert!(matches!(parse_inspect(b"[1,2]", "r"), Err(DockerError::Json { .. })));
     }
 

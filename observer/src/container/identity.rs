@@ -162,7 +162,7 @@ impl From<DockerInfo> for RuntimeIdentity {
             started_at: d.started_at,
             seccomp: Some(d.seccomp.to_string()),
             pod: None,
-            labels: BTreeMap::new(),
+            labels: d.labels,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod cri;
 pub mod docker_api;
 pub mod docker_events;
 pub mod identity;
+pub mod pid_cgroup;
 pub mod podman;
 pub mod v2_mount;
 

@@ -31,7 +31,12 @@ pub enum MountError {
 /// The first `cgroup2` mount point in mountinfo text (proc(5) format:
 /// fields before ` - `, then fstype, source, super options).
 pub fn parse_mountinfo(text: &str) -> Option<PathBuf> {
-    text.lines().find_map(|line| {
+    v2_mount_points(text).next()
+}
+
+/// Every `cgroup2` mount point in mountinfo text, in order.
+fn v2_mount_points(text: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    text.lines().filter_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         if right.split(' ').next()? != "cgroup2" {
             return None;
@@ -67,9 +72,52 @@ pub fn find_v2_mount() -> Result<PathBuf, MountError> {
 }
 
 /// As [`find_v2_mount`], from another mountinfo file (`/proc/PID/mountinfo`).
+/// Of several cgroup2 mounts, the first that shows the host's whole tree (a
+/// pod may have its namespace's own at `/sys/fs/cgroup` and the host's bound
+/// elsewhere), else the first.
 pub fn find_v2_mount_in(file: &Path) -> Result<PathBuf, MountError> {
     let text = fs::read_to_string(file).map_err(|source| MountError::Read { file: file.to_owned(), source })?;
-    parse_mountinfo(&text).ok_or_else(|| MountError::NoV2Mount { file: file.to_owned() })
+    v2_mount_points(&text)
+        .find(|m| shows_whole_tree(m).unwrap_or(false))
+        .or_else(|| parse_mountinfo(&text))
+        .ok_or_else(|| MountError::NoV2Mount { file: file.to_owned() })
+}
+
+/// The id of the root of the cgroup v2 hierarchy (`cgrp_dfl_root`'s cgroup,
+/// the first kernfs node of its root; `stat -c %i` of a host v2 mount shows 1).
+pub const ROOT_CGROUP_ID: u64 = 1;
+
+/// Whether the mount shows the host's whole v2 tree. A cgroup2 mount made
+/// inside a cgroup namespace shows only that namespace's subtree, and the
+/// cgroups of containers outside it cannot be named from there; a bind of the
+/// host's mount (the DaemonSet's hostPath `/sys/fs/cgroup`) shows all of it.
+pub fn shows_whole_tree(mount: &Path) -> io::Result<bool> {
+    Ok(path_to_id(mount)? == ROOT_CGROUP_ID)
+}
+
+/// The root field of the cgroup2 mount at `mount` in this process's
+/// mountinfo: the cgroup the mount shows at its top, written relative to the
+/// process's cgroup namespace (`/` for its root; `/..` above it).
+pub fn mount_root(mount: &Path) -> io::Result<String> {
+    let text = fs::read_to_string(MOUNTINFO)?;
+    parse_mount_root(&text, mount).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("no cgroup2 mount at {} in {MOUNTINFO}", mount.display()))
+    })
+}
+
+/// [`mount_root`] from mountinfo text. Of several mounts at one point, the
+/// last is the one on top.
+pub fn parse_mount_root(text: &str, mount: &Path) -> Option<String> {
+    text.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        let mut fields = left.split(' ');
+        let root = fields.nth(3)?;
+        let point = fields.next()?;
+        (Path::new(&unescape_octal(point)) == mount).then(|| unescape_octal(root))
+    })
 }
 
 /// The cgroup id of the cgroup directory at `path` (an absolute filesystem path).
@@ -162,6 +210,45 @@ mod tests {
     fn finds_v2_on_a_unified_host_with_optional_fields() {
         let text = "35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 master:1 - cgroup2 cgroup2 rw,nsdelegate\n";
         assert_eq!(parse_mountinfo(text), Some(PathBuf::from("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn the_mount_root_is_read_relative_to_the_namespace() {
+        let mount = Path::new("/sys/fs/cgroup/unified");
+        assert_eq!(parse_mount_root(HYBRID, mount).as_deref(), Some("/"));
+        // The host's mount seen from a private cgroup namespace two levels down.
+        let inside = HYBRID.replace("41 30 0:38 / /sys/fs/cgroup/unified", "41 30 0:38 /../.. /sys/fs/cgroup/unified");
+        assert_eq!(parse_mount_root(&inside, mount).as_deref(), Some("/../.."));
+        // A pod's own mount, covered by the host's at the same point: the last wins.
+        let covered = "35 24 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n36 35 0:30 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(parse_mount_root(covered, Path::new("/sys/fs/cgroup")).as_deref(), Some("/.."));
+        assert_eq!(parse_mount_root(HYBRID, Path::new("/sys/fs/cgroup")), None);
+    }
+
+    /// A namespace's own cgroup2 mount listed first, the host's second: the
+    /// host's, which shows every container, is the one used.
+    #[test]
+    fn the_mount_showing_the_whole_tree_is_preferred() {
+        let host = find_v2_mount().expect("this machine has a cgroup v2 mount");
+        let dir = test_dir("prefer");
+        let file = dir.join("mountinfo");
+        let text = format!(
+            "35 24 0:30 / {} rw - cgroup2 cgroup2 rw\n36 24 0:30 /.. {} rw - cgroup2 cgroup2 rw\n",
+            dir.display(),
+            host.display()
+        );
+        fs::write(&file, text).unwrap();
+        assert_eq!(find_v2_mount_in(&file).unwrap(), host);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// This machine's v2 mount is the host's, seen from the host.
+    #[test]
+    fn the_real_mount_shows_the_whole_tree() {
+        let mount = find_v2_mount().expect("this machine has a cgroup v2 mount");
+        assert!(shows_whole_tree(&mount).unwrap());
+        assert!(!shows_whole_tree(&mount.join("docker")).unwrap_or(false));
+        assert_eq!(mount_root(&mount).unwrap(), "/");
     }
 
     #[test]
