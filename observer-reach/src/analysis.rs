@@ -154,6 +154,7 @@ struct RootSet {
 /// Analyses a root filesystem.
 pub fn analyse(root: &Root, opts: &Options) -> Reach {
     let cache = opts.cache.as_ref();
+    let t0 = std::time::Instant::now();
     let mut objects = Objects::default();
     let mut walk_errors = Vec::new();
     let whole_image = opts.entries.is_empty();
@@ -176,6 +177,7 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
         v
     };
 
+    let t_load = t0.elapsed().as_secs_f64();
     let mut system: HashMap<Bits, Vec<String>> = HashMap::new();
     let mut sets = Vec::new();
     let mut needed_by_others: BTreeSet<usize> = BTreeSet::new();
@@ -203,6 +205,7 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
         }
     }
 
+    let t_closure = t0.elapsed().as_secs_f64();
     let facts: Vec<Arc<FileFacts>> = objects.list.iter().map(|o| Arc::clone(&o.facts)).collect();
     let refs: Vec<&FileFacts> = facts.iter().map(|f| f.as_ref()).collect();
     let mut global: GlobalExports = HashMap::new();
@@ -228,6 +231,7 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
         let walk = Walk::new(&refs, &set.scope, set.dlopen.then_some(&global));
         results.push((set.obj, set.dlopen, walk.run(&roots)));
     }
+    let t_walk = t0.elapsed().as_secs_f64();
     if let Some(c) = cache {
         c.prune();
     }
@@ -242,6 +246,7 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
         foreign: &objects.foreign,
         missing: &missing,
         walk_errors: &walk_errors,
+        seconds: report::Seconds { files: t_load, loader: t_closure - t_load, reachability: t_walk - t_closure },
     })
 }
 

@@ -36,6 +36,17 @@ pub struct Reach {
     pub foreign_files: Vec<FileProblem>,
     /// DT_NEEDED libraries (or interpreters) the loader would not find.
     pub missing_libraries: Vec<Missing>,
+    /// Where the analysis spent its time.
+    pub timing: Seconds,
+}
+
+/// Seconds spent reading and decoding files (or finding them in the
+/// cache), following the loader, and walking reachability.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Seconds {
+    pub files: f64,
+    pub loader: f64,
+    pub reachability: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -95,6 +106,7 @@ pub struct Inputs<'a> {
     pub foreign: &'a BTreeMap<String, String>,
     pub missing: &'a [(String, String)],
     pub walk_errors: &'a [String],
+    pub seconds: Seconds,
 }
 
 fn function_name(objects: &[Object], node: (usize, u32)) -> String {
@@ -184,5 +196,6 @@ pub fn build(i: Inputs<'_>) -> Reach {
             .map(|(f, why)| FileProblem { file: f.clone(), problems: vec![why.clone()] })
             .collect(),
         missing_libraries: missing,
+        timing: i.seconds,
     }
 }
