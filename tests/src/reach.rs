@@ -59,3 +59,26 @@ pub fn unreachable_observed(profile: &Value, image: &str) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check can fail: a call busybox cannot make (kexec_load, bpf) in
+    /// the container's phase is named; one it makes (getppid) or one seen
+    /// only in the runtime's init (bpf there) is not.
+    #[test]
+    fn a_call_the_image_cannot_make_is_named() {
+        let row = |name: &str, phase: &str| {
+            serde_json::json!({"name": name, "abi": "x86_64", "phases": [phase], "calls": 1, "denied": 0, "comm": "sh"})
+        };
+        let profile = serde_json::json!({"syscalls": [
+            row("getppid", "container"),
+            row("kexec_load", "container"),
+            row("bpf", "init_after_filter"),
+        ]});
+        let found = unreachable_observed(&profile, crate::docker::IMAGE);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("kexec_load (x86_64) made by sh"), "{found:?}");
+    }
+}
