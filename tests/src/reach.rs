@@ -69,9 +69,7 @@ mod tests {
     /// only in the runtime's init (bpf there) is not.
     #[test]
     fn a_call_the_image_cannot_make_is_named() {
-        let row = |name: &str, phase: &str| {
-            serde_json::json!({"name": name, "abi": "x86_64", "phases": [phase], "calls": 1, "denied": 0, "comm": "sh"})
-        };
+        let row = |name: &str, phase: &str| serde_json::json!({"name": name, "abi": "x86_64", "phases": [phase], "calls": 1, "denied": 0, "comm": "sh"});
         let profile = serde_json::json!({"syscalls": [
             row("getppid", "container"),
             row("kexec_load", "container"),

@@ -150,7 +150,7 @@ fn resolve_target(target: &str, entries: &[String]) -> anyhow::Result<Resolved> 
     }
     if path.is_file() {
         // One ELF file: its libraries come from this machine's root.
-        let abs = std::fs::canonicalize(path).with_context(|| format!("{target}"))?;
+        let abs = std::fs::canonicalize(path).with_context(|| target.to_owned())?;
         let mut all = vec![abs.display().to_string()];
         all.extend(entries.iter().cloned());
         return Ok(Resolved::root(PathBuf::from("/"), &all));
