@@ -23,8 +23,9 @@ pub struct Reach {
     pub root: String,
     /// `x86_64`, `i386`: the reachable syscalls of that ABI.
     pub abis: BTreeMap<String, Vec<SyscallReach>>,
-    /// False when a site's number was undecided or a file that a root needs
-    /// could not be analysed: the truth may hold more.
+    /// False when a site's number was undecided, a file that a root needs
+    /// could not be analysed, or the loader would not find a library here
+    /// (the image may set LD_LIBRARY_PATH): the truth may hold more.
     pub complete: bool,
     pub files: usize,
     pub executables: usize,
@@ -183,7 +184,7 @@ pub fn build(i: Inputs<'_>) -> Reach {
     Reach {
         root: i.root,
         abis,
-        complete: undecided_total == 0 && incomplete_files.is_empty(),
+        complete: undecided_total == 0 && incomplete_files.is_empty() && missing.is_empty(),
         files: i.objects.len(),
         executables: i.results.iter().filter(|r| !r.1).count(),
         dlopen_roots: i.results.iter().filter(|r| r.1).count(),

@@ -250,9 +250,10 @@ fn table(target: &str, reach: &Reach, against: &[AgainstDefault], seconds: f64) 
     } else {
         let _ = writeln!(
             s,
-            "\nINCOMPLETE: {} undecided sites, {} files not fully analysed; the truth may hold more",
+            "\nINCOMPLETE: {} undecided sites, {} files not fully analysed, {} libraries not found; the truth may hold more",
             reach.undecided_total,
-            reach.incomplete_files.len()
+            reach.incomplete_files.len(),
+            reach.missing_libraries.len()
         );
         for u in reach.undecided.iter().take(50) {
             let _ = writeln!(s, "  {}:{} at {}: {} (from {})", u.file, u.function, u.address, u.why, u.reached_from);
