@@ -134,3 +134,14 @@ while read -r dir; do
 done < <(find "$v2" -mindepth 1 -maxdepth 6 -type d | head -n 40)
 cp /proc/self/mountinfo "$seeds/cgroup_path/mountinfo"
 say "seeds written under $seeds"
+
+# --- ELF files: a real dynamic executable and two tiny ones (static, shared) --
+mkdir -p "$seeds/elf"
+cp /bin/true "$seeds/elf/bin-true"
+cat > /tmp/observer-seed.c <<'C'
+long ppid(void){long r;__asm__ volatile("mov $110,%%eax\n syscall":"=a"(r)::"rcx","r11");return r;}
+long w(long n){long r;__asm__ volatile("mov %%rdi,%%rax\n syscall":"=a"(r):"D"(n):"rcx","r11");return r;}
+void _start(void){ppid();w(39);for(;;)__asm__ volatile("mov $60,%%eax\n syscall":::"rcx","r11");}
+C
+gcc -O2 -static -nostdlib -fno-pie -no-pie -s -o "$seeds/elf/tiny-static" /tmp/observer-seed.c
+gcc -O2 -shared -fPIC -nostdlib -s -o "$seeds/elf/tiny-shared.so" /tmp/observer-seed.c

@@ -259,6 +259,12 @@ impl ResolvedProfile {
     pub fn table(&self, arch: Arch) -> BTreeMap<String, String> {
         abi_names(arch).into_iter().map(|name| (name.to_owned(), self.action_for(arch, name).to_string())).collect()
     }
+
+    /// Names of `arch` whose calls can reach the kernel (always or under
+    /// argument conditions): what `observer reach` counts against.
+    pub fn runnable_names(&self, arch: Arch) -> BTreeSet<String> {
+        abi_names(arch).into_iter().filter(|name| self.action_for(arch, name).may_run()).map(str::to_owned).collect()
+    }
 }
 
 #[cfg(test)]

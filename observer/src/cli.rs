@@ -49,6 +49,8 @@ pub enum Command {
     Run(crate::run::RunArgs),
     /// Act in the kernel when a container leaves a profile: --action alert|kill, or --off.
     Enforce(crate::commands::enforce::EnforceArgs),
+    /// The syscalls an image's (or directory's, container's, file's) binaries can make, by static analysis.
+    Reach(crate::commands::reach::ReachArgs),
     /// Benchmark helper: attach empty programs (the floor) until SIGINT/SIGTERM.
     #[command(hide = true)]
     Floor {
@@ -86,6 +88,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Compare(args) => crate::commands::compare::run(&args),
         Command::Run(args) => crate::commands::run::run(&args),
         Command::Enforce(args) => crate::commands::enforce::run(&args),
+        Command::Reach(args) => crate::commands::reach::run(&args),
         Command::Floor { enter_only } => {
             let _programs = crate::probe::load_floor(!enter_only)?;
             eprintln!("observer: empty programs attached; waiting for SIGINT or SIGTERM");

@@ -95,5 +95,6 @@ pub mod churn;
 pub mod cri;
 pub mod docker;
 pub mod filters;
+pub mod reach;
 pub mod scratch;
 pub mod timed_run;

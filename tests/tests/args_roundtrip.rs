@@ -19,7 +19,9 @@ use observer_profile::resolve::DOCKER_DEFAULT_CAPS;
 use observer_tests::{
     agent::{TestAgent, rows},
     docker::{self, Cleanup},
-    observer, require_root,
+    observer,
+    reach::unreachable_observed,
+    require_root,
     scratch::{Dir, text},
     timed_run::TimedRun,
 };
@@ -404,6 +406,8 @@ fn round_trip(runtime: &str) {
             learned.describe()
         );
         let seen = learned_profile(&agent, &learned.name, w.kinds);
+        let unsound = unreachable_observed(&seen, w.image);
+        assert!(unsound.is_empty(), "{label}: observed but not reachable:\n{}", unsound.join("\n"));
 
         let file = dir.file(&format!("{}-args.json", w.label));
         let (profile, export_said) = export(&agent, &learned.name, &file, &["--args"]);

@@ -22,7 +22,9 @@ use std::{
 use observer_tests::{
     agent::{TestAgent, rows},
     docker::{Cleanup, docker},
-    observer, require_root,
+    observer,
+    reach::unreachable_observed,
+    require_root,
     scratch::{Dir, text},
     timed_run::TimedRun,
 };
@@ -276,6 +278,8 @@ fn round_trip(runtime: &str, w: &Workload) {
     assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO", "{label}: {profile}");
     let check = observer(&["profile", "check", text(&file), "--json"]);
     let mut failures = Vec::new();
+    // Soundness of the static analysis: what ran is what the image can reach.
+    failures.extend(unreachable_observed(&seen, IMAGE));
     if check.status.code() != Some(0) {
         failures.push(format!(
             "observer profile check of the exported profile: exit {:?}: {}",

@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 /// Every target in fuzz/Cargo.toml, with what it reads.
-pub const TARGETS: [(&str, &str); 6] = [
+pub const TARGETS: [(&str, &str); 7] = [
     (
         "profile",
         "profiles: Docker old/new, OCI, OCI config.json, SPO; JSON and YAML; resolve, check, diff, merge, export round trip",
@@ -33,6 +33,10 @@ pub const TARGETS: [(&str, &str); 6] = [
     ("cgroup_path", "cgroup v2 paths (owner naming, idempotent), mountinfo"),
     ("api_request", "API socket request lines: Request, match rules"),
     ("state_files", "state directory: containers/<id>.json records, enforce.json rules"),
+    (
+        "elf",
+        "ELF files of an image: parse, decode every code section, syscall sites and wrappers, facts JSON, reachability walk",
+    ),
 ];
 
 /// Seconds each target runs inside `cargo xtask test`.

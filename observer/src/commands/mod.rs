@@ -6,5 +6,6 @@ pub mod filter;
 pub mod policy;
 pub mod profile;
 pub mod ps;
+pub mod reach;
 pub mod run;
 pub mod workload;

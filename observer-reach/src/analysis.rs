@@ -1,0 +1,300 @@
+//! The analysis of a root: its ELF objects (every one, or the loader closure
+//! of named entry points), each executable's loader scope, the libraries
+//! nothing needs (dlopen-ed: their exports are roots), one reachability walk
+//! per root set, and the report.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use crate::{
+    cache::{Cache, digest},
+    decode,
+    elf::{self, Bits},
+    error::ReachError,
+    facts::FileFacts,
+    graph::{GlobalExports, Node, RootReach, Walk},
+    loader,
+    report::{self, Reach},
+    root::{FileId, Root, read_all},
+};
+
+/// What to analyse and how.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Executables to start from (paths in the root). Empty: every ELF
+    /// object of the root, libraries nothing needs included as dlopen roots.
+    pub entries: Vec<String>,
+    pub cache: Option<Cache>,
+    /// Worker threads decoding files (at least 1).
+    pub threads: usize,
+}
+
+/// One analysed ELF object.
+#[derive(Debug)]
+pub struct Object {
+    pub path: String,
+    pub id: FileId,
+    pub facts: Arc<FileFacts>,
+}
+
+#[derive(Default)]
+struct Objects {
+    list: Vec<Object>,
+    by_id: HashMap<FileId, usize>,
+    by_path: HashMap<String, Option<usize>>,
+    /// Files that could not be analysed at all, with why.
+    failed: BTreeMap<String, String>,
+    /// Files of another machine, not analysed.
+    foreign: BTreeMap<String, String>,
+}
+
+enum Loaded {
+    Facts(FileId, Box<FileFacts>),
+    Foreign(String),
+}
+
+fn load_file(root: &Root, path: &str, cache: Option<&Cache>) -> Result<Loaded, ReachError> {
+    let mut opened = root.open_file(path)?;
+    let data = read_all(&mut opened, path)?;
+    if !data.starts_with(b"\x7fELF") {
+        return Err(ReachError::NotElf { path: path.to_owned() });
+    }
+    match elf::machine(&data) {
+        Some(m) if m == object::elf::EM_X86_64 || m == object::elf::EM_386 => {}
+        Some(m) => {
+            return Ok(Loaded::Foreign(ReachError::ForeignMachine { path: path.to_owned(), machine: m }.to_string()));
+        }
+        None => return Err(ReachError::BadElf { path: path.to_owned(), reason: "unreadable header".to_owned() }),
+    }
+    let key = digest(&data);
+    if let Some(facts) = cache.and_then(|c| c.get(&key)) {
+        return Ok(Loaded::Facts(opened.id, Box::new(facts)));
+    }
+    let facts = decode::analyse(&data);
+    if let Some(c) = cache {
+        c.put(&key, &facts);
+    }
+    Ok(Loaded::Facts(opened.id, Box::new(facts)))
+}
+
+impl Objects {
+    fn insert(&mut self, path: &str, loaded: Result<Loaded, ReachError>) -> Option<usize> {
+        let index = match loaded {
+            Ok(Loaded::Facts(id, facts)) => Some(*self.by_id.entry(id).or_insert_with(|| {
+                self.list.push(Object { path: path.to_owned(), id, facts: Arc::new(*facts) });
+                self.list.len() - 1
+            })),
+            Ok(Loaded::Foreign(why)) => {
+                self.foreign.insert(path.to_owned(), why);
+                None
+            }
+            Err(e) => {
+                self.failed.insert(path.to_owned(), e.to_string());
+                None
+            }
+        };
+        self.by_path.insert(path.to_owned(), index);
+        index
+    }
+
+    fn load(&mut self, root: &Root, path: &str, cache: Option<&Cache>) -> Option<usize> {
+        if let Some(i) = self.by_path.get(path) {
+            return *i;
+        }
+        let loaded = load_file(root, path, cache);
+        if let Err(ReachError::Io { source, .. }) = &loaded
+            && source.kind() == std::io::ErrorKind::NotFound
+        {
+            // A loader candidate that is not there is no failure.
+            self.by_path.insert(path.to_owned(), None);
+            return None;
+        }
+        self.insert(path, loaded)
+    }
+
+    /// Loads many files on `threads` threads.
+    fn load_all(&mut self, root: &Root, paths: &[String], cache: Option<&Cache>, threads: usize) {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<(usize, Result<Loaded, ReachError>)>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = paths.get(i) else { break };
+                        let r = load_file(root, path, cache);
+                        results.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.sort_by_key(|r| r.0);
+        for (i, r) in results {
+            self.insert(&paths[i], r);
+        }
+    }
+}
+
+/// One root set: what starts it and which objects the loader maps for it.
+struct RootSet {
+    obj: usize,
+    /// The interpreter, whose entry point runs first.
+    interp: Option<usize>,
+    dlopen: bool,
+    scope: Vec<usize>,
+    missing: Vec<(String, String)>,
+}
+
+/// Analyses a root filesystem.
+pub fn analyse(root: &Root, opts: &Options) -> Reach {
+    let cache = opts.cache.as_ref();
+    let t0 = std::time::Instant::now();
+    let mut objects = Objects::default();
+    let mut walk_errors = Vec::new();
+    let whole_image = opts.entries.is_empty();
+    let starts: Vec<usize> = if whole_image {
+        let (paths, errors) = root.elf_files();
+        walk_errors.extend(errors.into_iter().map(|e| e.to_string()));
+        objects.load_all(root, &paths, cache, opts.threads);
+        (0..objects.list.len()).collect()
+    } else {
+        let mut v = Vec::new();
+        for e in &opts.entries {
+            match objects.load(root, e, cache) {
+                Some(i) => v.push(i),
+                None if !objects.failed.contains_key(e) && !objects.foreign.contains_key(e) => {
+                    objects.failed.insert(e.clone(), format!("entry {e} not found in the root"));
+                }
+                None => {}
+            }
+        }
+        v
+    };
+
+    let t_load = t0.elapsed().as_secs_f64();
+    let mut system: HashMap<Bits, Vec<String>> = HashMap::new();
+    let mut sets = Vec::new();
+    let mut needed_by_others: BTreeSet<usize> = BTreeSet::new();
+    for &o in &starts {
+        let facts = Arc::clone(&objects.list[o].facts);
+        if !facts.executable {
+            continue;
+        }
+        let set = closure(root, &mut objects, &mut system, o, cache);
+        needed_by_others.extend(set.scope.iter().copied().filter(|s| *s != o));
+        sets.push(set);
+    }
+    if whole_image {
+        // Libraries no executable maps through DT_NEEDED: a program may
+        // dlopen them (Python's extensions, NSS and PAM modules...).
+        let count = objects.list.len();
+        for o in 0..count {
+            let f = Arc::clone(&objects.list[o].facts);
+            if f.executable || needed_by_others.contains(&o) {
+                continue;
+            }
+            let mut set = closure(root, &mut objects, &mut system, o, cache);
+            set.dlopen = true;
+            sets.push(set);
+        }
+    }
+
+    let t_closure = t0.elapsed().as_secs_f64();
+    let facts: Vec<Arc<FileFacts>> = objects.list.iter().map(|o| Arc::clone(&o.facts)).collect();
+    let refs: Vec<&FileFacts> = facts.iter().map(|f| f.as_ref()).collect();
+    let mut global: GlobalExports = HashMap::new();
+    if sets.iter().any(|s| s.dlopen) {
+        for (o, f) in refs.iter().enumerate() {
+            for (name, fs) in &f.exports {
+                let e = global.entry(name.clone()).or_default();
+                if e.len() < 4 {
+                    e.extend(fs.iter().map(|x| (o, *x)));
+                }
+            }
+        }
+    }
+    let mut results: Vec<(usize, bool, RootReach)> = Vec::new();
+    for set in &sets {
+        let f = refs[set.obj];
+        let roots: Vec<Node> = if set.dlopen {
+            f.exports.values().flatten().map(|x| (set.obj, *x)).collect()
+        } else {
+            let interp = set.interp.into_iter().flat_map(|i| refs[i].entry.iter().map(move |x| (i, *x)));
+            f.entry.iter().map(|x| (set.obj, *x)).chain(interp).collect()
+        };
+        let walk = Walk::new(&refs, &set.scope, set.dlopen.then_some(&global));
+        results.push((set.obj, set.dlopen, walk.run(&roots)));
+    }
+    let t_walk = t0.elapsed().as_secs_f64();
+    if let Some(c) = cache {
+        c.prune();
+    }
+    let missing: Vec<(String, String)> = sets.iter().flat_map(|s| s.missing.iter().cloned()).collect();
+    let used: BTreeSet<usize> = sets.iter().flat_map(|s| s.scope.iter().copied()).collect();
+    report::build(report::Inputs {
+        root: root.path().display().to_string(),
+        objects: &objects.list,
+        results: &results,
+        used: &used,
+        failed: &objects.failed,
+        foreign: &objects.foreign,
+        missing: &missing,
+        walk_errors: &walk_errors,
+        seconds: report::Seconds { files: t_load, loader: t_closure - t_load, reachability: t_walk - t_closure },
+    })
+}
+
+/// The objects the loader maps for `start`, in its lookup order: the
+/// object, its DT_NEEDED breadth first, then the interpreter.
+fn closure(
+    root: &Root,
+    objects: &mut Objects,
+    system: &mut HashMap<Bits, Vec<String>>,
+    start: usize,
+    cache: Option<&Cache>,
+) -> RootSet {
+    let start_facts = Arc::clone(&objects.list[start].facts);
+    let bits = start_facts.bits.unwrap_or(Bits::B64);
+    let dirs = system.entry(bits).or_insert_with(|| loader::system_dirs(root, bits)).clone();
+    let mut scope = vec![start];
+    let mut missing = Vec::new();
+    let mut queue = VecDeque::from([start]);
+    while let Some(o) = queue.pop_front() {
+        let f = Arc::clone(&objects.list[o].facts);
+        let requester = objects.list[o].path.clone();
+        for name in &f.needed {
+            let cands = loader::candidates(name, &requester, &f.rpath, &f.runpath, &start_facts.rpath, &dirs);
+            let found = cands.iter().find_map(|c| {
+                let i = objects.load(root, c, cache)?;
+                (objects.list[i].facts.bits == Some(bits)).then_some(i)
+            });
+            match found {
+                Some(i) if !scope.contains(&i) => {
+                    scope.push(i);
+                    queue.push_back(i);
+                }
+                Some(_) => {}
+                None => missing.push((requester.clone(), name.clone())),
+            }
+        }
+    }
+    let mut interp_obj = None;
+    if let Some(interp) = start_facts.interp.as_ref().filter(|_| start_facts.executable) {
+        match objects.load(root, interp, cache) {
+            Some(i) => {
+                interp_obj = Some(i);
+                if !scope.contains(&i) {
+                    scope.push(i);
+                }
+            }
+            None => missing.push((objects.list[start].path.clone(), interp.clone())),
+        }
+    }
+    RootSet { obj: start, interp: interp_obj, dlopen: false, scope, missing }
+}
