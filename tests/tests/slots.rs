@@ -35,7 +35,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// Every slot that names a cgroup is that cgroup's slot in CGROUPS: a slot the
 /// kernel took and gave back (a lost insert) owns nothing.
-fn slot_owners_consistent(pin_dir: &Path) -> Result<usize, String> {
+fn slot_owners_consistent(pin_dir: &Path) -> Result<usize, (String, u64)> {
     let cgroups: HashMap<u64, u32> = dump(&pin_dir.join("CGROUPS"))
         .into_iter()
         .map(|(k, v)| (u64_at(&k, 0), u32::from_le_bytes(v[..4].try_into().expect("4 bytes"))))
@@ -49,27 +49,64 @@ fn slot_owners_consistent(pin_dir: &Path) -> Result<usize, String> {
         }
         owned += 1;
         if cgroups.get(&cgroup_id) != Some(&slot) {
-            return Err(format!(
-                "slot {slot} names cgroup {cgroup_id}, which CGROUPS maps to {:?}",
-                cgroups.get(&cgroup_id)
+            return Err((
+                format!("slot {slot} names cgroup {cgroup_id}, which CGROUPS maps to {:?}", cgroups.get(&cgroup_id)),
+                cgroup_id,
             ));
         }
     }
     Ok(owned)
 }
 
+/// Where a cgroup id is under the v2 tree (for a failure's message).
+fn path_of(root: &Path, cgroup_id: u64) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if std::fs::metadata(&dir).is_ok_and(|m| m.ino() == cgroup_id) {
+            return dir.display().to_string();
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+        }
+    }
+    "(gone)".into()
+}
+
+/// Detaches the pinned programs (their links' pins are their last
+/// references) so that nothing changes the maps any more; the maps stay
+/// pinned until the agent's uninstall. Two reads of SLOTS and CGROUPS are not
+/// one atomic snapshot: while the programs run, every new cgroup on the host
+/// (another test's, another container's) may be claimed between them.
+fn freeze(pin_dir: &Path) {
+    for link in ["link_sys_enter", "link_sys_exit"] {
+        std::fs::remove_file(pin_dir.join(link)).unwrap_or_else(|e| panic!("unpinning {link}: {e}"));
+    }
+    // A program that was running when its link went finishes within microseconds.
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// The race this test is about: two threads of one process make their first
+/// calls in a fresh cgroup on two CPUs; both miss `CGROUPS`, both pop and
+/// claim a slot, one insert wins, and the loser must unclaim its slot before
+/// it pushes it back on `FREE_SLOTS`. A loser that forgot would leave a free
+/// slot naming a cgroup that `CGROUPS` maps elsewhere.
+///
+/// `FREE_SLOTS` is a FIFO queue. With more slots than cgroups are opened
+/// while the test runs, a slot that went back to the queue is never popped
+/// (and claimed again) before the end: every leaked claim of the 300 moves is
+/// still there when the maps are read, not only the last few.
 #[test]
 fn a_slot_lost_in_a_race_owns_no_cgroup() {
     require_root();
-    let mut agent = TestAgent::start(&["--slots", "8"]);
-    // Two threads spinning on two CPUs; each move of the process into a fresh
-    // cgroup makes both threads' next calls race to open its slot: the loser's
-    // insert fails and its slot goes back to the free list.
+    const MOVES: usize = 300;
+    const SLOTS: usize = 4096;
+    let mut agent = TestAgent::start(&["--slots", &SLOTS.to_string()]);
     let mut spinner = Command::new(testprog()).args(["spin", "2"]).stdout(Stdio::null()).spawn().expect("testprog");
     let root = v2_root();
     let tag = format!("observer-race-{}", unique());
     let mut dirs = Vec::new();
-    for i in 0..300 {
+    for i in 0..MOVES {
         let dir = root.join(format!("{tag}-{i}"));
         std::fs::create_dir(&dir).expect("mkdir cgroup");
         std::fs::write(dir.join("cgroup.procs"), spinner.id().to_string()).expect("move the spinner");
@@ -79,15 +116,46 @@ fn a_slot_lost_in_a_race_owns_no_cgroup() {
     std::fs::write(root.join("cgroup.procs"), spinner.id().to_string()).expect("move back");
     let _ = spinner.kill();
     let _ = spinner.wait();
-    // The agent ignores these plain cgroups; give it time, then stop it so that
-    // nothing changes the maps while they are read (the programs stay pinned).
+    // The agent ignores these plain cgroups; give it time, then stop it
+    // between two of its operations (SIGTERM: an agent killed between
+    // removing a cgroup's CGROUPS entry and clearing its slot would leave
+    // that half-released slot for its next start to find), and detach the
+    // programs so that the maps hold still while they are read.
     std::thread::sleep(Duration::from_secs(1));
-    agent.kill();
+    agent.terminate();
+    freeze(&agent.pin_dir);
     let result = slot_owners_consistent(&agent.pin_dir);
+    let result = result.map_err(|(e, cgroup_id)| format!("{e} ({})", path_of(&root, cgroup_id)));
     for d in &dirs {
         let _ = std::fs::remove_dir(d);
     }
     result.unwrap_or_else(|e| panic!("{e}"));
+    // The queue's head is the next slot to pop: with no slot popped twice,
+    // its index is how many were popped. At least one per move, and far from
+    // the end of the table, so no claim was overwritten by a later one.
+    let popped = free_slots_head(&agent.pin_dir);
+    assert!(
+        (MOVES as u32..(SLOTS - MOVES) as u32).contains(&popped),
+        "{popped} slots were popped: the moves did not open their slots, or slots were popped twice"
+    );
+}
+
+/// The slot at the head of the pinned `FREE_SLOTS` queue.
+fn free_slots_head(pin_dir: &Path) -> u32 {
+    let o = Command::new("bpftool")
+        .args(["-j", "map", "peek", "pinned"])
+        .arg(pin_dir.join("FREE_SLOTS"))
+        .output()
+        .expect("bpftool is needed");
+    assert!(o.status.success(), "bpftool map peek: {}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("bpftool JSON");
+    let bytes: Vec<u8> = v["value"]
+        .as_array()
+        .expect("hex bytes")
+        .iter()
+        .map(|b| u8::from_str_radix(b.as_str().expect("hex").trim_start_matches("0x"), 16).expect("hex"))
+        .collect();
+    u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"))
 }
 
 #[test]
