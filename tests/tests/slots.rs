@@ -192,3 +192,149 @@ fn ignored_cgroups_leave_the_table_to_containers() {
         let _ = std::fs::remove_dir(d);
     }
 }
+
+/// The uid a delegated subtree is given to in these tests: `nobody`.
+const USER: u32 = 65534;
+
+/// A cgroup v2 subtree delegated to `USER` as systemd delegates
+/// `user@UID.service`: the directory and its `cgroup.procs`,
+/// `cgroup.threads` and `cgroup.subtree_control` are the user's. Removed
+/// (deepest first) on drop.
+struct Delegated {
+    dir: std::path::PathBuf,
+}
+
+impl Delegated {
+    fn new() -> Self {
+        let dir = v2_root().join(format!("observer-delegated-{}", unique()));
+        std::fs::create_dir(&dir).expect("mkdir the delegated cgroup");
+        for p in [dir.clone(), dir.join("cgroup.procs"), dir.join("cgroup.threads"), dir.join("cgroup.subtree_control")]
+        {
+            std::os::unix::fs::chown(&p, Some(USER), Some(USER))
+                .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+        }
+        Self { dir }
+    }
+
+    /// `n` container-shaped cgroups (`<subtree>/docker/<64 hex>`), each made
+    /// by a process of `USER`, and entered by one that makes its syscalls
+    /// there and exits: every one of them opens a slot in the kernel.
+    fn make_container_shaped(&self, n: usize) {
+        // The user's processes start in a cgroup of the subtree: moving one
+        // takes write access to the common ancestor's cgroup.procs, which the
+        // user has only inside its subtree.
+        let script = format!(
+            "mkdir {d}/init && echo $$ > {d}/init/cgroup.procs && exec setpriv --reuid {USER} --regid {USER} --clear-groups sh -c '\
+             for i in $(seq 1 {n}); do c={d}/docker/$(printf %064x $i); mkdir -p $c && sh -c \"echo \\$\\$ > $c/cgroup.procs && exec true\" || exit 1; done'",
+            d = self.dir.display()
+        );
+        let o = Command::new("sh").args(["-c", &script]).output().expect("sh");
+        assert!(o.status.success(), "the user's cgroups: {}", String::from_utf8_lossy(&o.stderr));
+        std::os::unix::fs::chown(self.dir.join("init"), Some(USER), Some(USER)).expect("chown init");
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let mut dirs = Vec::new();
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+            }
+            dirs.push(d);
+        }
+        for d in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn alive(n: &str) -> bool {
+    let o = observer_tests::docker::docker(&["inspect", "-f", "{{.State.Running}}", n]);
+    String::from_utf8_lossy(&o.stdout).trim() == "true"
+}
+
+/// Issue 26: a user with a delegated subtree makes twice the table's size of
+/// container-shaped cgroups; a Docker container started afterwards must still
+/// be recorded, and its kill rule must work. `extra`: agent options.
+/// Returns how many slots the user's cgroups held before the container started.
+fn a_users_cgroups_leave_room_for(extra: &[&str]) -> (TestAgent, usize) {
+    require_root();
+    require_docker();
+    let mut args = vec!["--slots", "32"];
+    args.extend_from_slice(extra);
+    let agent = TestAgent::start(&args);
+    let user = Delegated::new();
+    user.make_container_shaped(64);
+    // Time for the agent to take in the user's cgroups.
+    std::thread::sleep(Duration::from_secs(2));
+    let held = agent
+        .ps()
+        .iter()
+        .filter(|c| c["name"].as_str().is_some_and(|n| n.contains("/observer-delegated-")) && c["state"] == "running")
+        .count();
+    let n = name("after-user");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let no_chmod = observer_tests::docker::moby_default_without(&["chmod"]);
+    let matcher = format!("name:{n}");
+    let o = agent.cli(&[
+        "enforce",
+        "--match",
+        &matcher,
+        "--profile",
+        no_chmod.to_str().expect("utf-8"),
+        "--action",
+        "kill",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Told to chmod through a host directory, not `docker exec`: a slot
+    // given after the container's start has no init phase, so an exec's
+    // runtime init would be enforced as the container's own.
+    let go = std::env::temp_dir().join(format!("observer-go-{}", unique()));
+    std::fs::create_dir_all(&go).expect("mkdir");
+    let volume = format!("{}:/w", go.display());
+    let script = "while [ ! -e /w/go ]; do sleep 0.2; done; chmod 600 /w/go; sleep 30";
+    let o = run(&["-d", "--name", &n, "-v", &volume], &["sh", "-c", script]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("the container to be recorded, running", || agent.container(&n).filter(|c| c["state"] == "running"));
+    // Confirmed by its runtime (the kill rule is armed only then).
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(alive(&n), "not killed before its chmod");
+    std::fs::write(go.join("go"), "").expect("touch go");
+    agent.wait_for("the container to be killed for its chmod", || (!alive(&n)).then_some(()));
+    let alerts = agent.alerts();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == n.as_str() && a["syscall"] == "chmod"),
+        "killed for its chmod: {alerts:?}"
+    );
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "overflow" && a["name"] == format!("uid {USER}")),
+        "an overflow alert names the user: {alerts:?}"
+    );
+    let _ = std::fs::remove_file(&no_chmod);
+    let _ = std::fs::remove_dir_all(&go);
+    drop(user);
+    (agent, held)
+}
+
+/// With the default share (an eighth of the table), the user holds at most 4
+/// of the 32 slots: the container finds one free.
+#[test]
+fn a_users_cgroups_hold_at_most_their_share() {
+    let (_agent, held) = a_users_cgroups_leave_room_for(&[]);
+    assert!((1..=4).contains(&held), "the user's cgroups held {held} slots");
+}
+
+/// With a share as large as the table, the user's cgroups take every slot:
+/// the container, which root's runtime made, takes one of theirs back.
+#[test]
+fn a_container_takes_a_slot_back_from_a_user() {
+    let (agent, held) = a_users_cgroups_leave_room_for(&["--slots-per-owner", "64"]);
+    assert!(held > 16, "the user's cgroups held only {held} slots");
+    assert!(
+        agent.stderr().contains("goes to a container"),
+        "the user's cgroups filled the table, and the container took a slot back: {}",
+        agent.stderr()
+    );
+}
