@@ -229,6 +229,8 @@ impl Agent {
             }
         } else {
             record.cgroup_id = cgroup_id;
+            // A restarted container's cgroup before this one is an ended one now.
+            record.retire_ended_cgroups();
         }
         let cg = record.cgroups.entry(cgroup_id).or_insert_with(|| CgroupRecord {
             path,

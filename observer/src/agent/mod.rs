@@ -378,6 +378,11 @@ async fn reconcile(agent: &mut Agent) {
                 }
             }
         }
+        // Records written before ended cgroups were retired, or whose slots
+        // ended while no agent ran.
+        if record.retire_ended_cgroups() > 0 {
+            agent.dirty.insert(record.id.clone());
+        }
     }
     agent.slot_owner = owned;
     agent.count_shares();

@@ -245,6 +245,7 @@ impl Agent {
                 }
                 cg.slot = None;
             }
+            record.retire_ended_cgroups();
             if record.cgroups.values().all(|c| c.slot.is_none()) {
                 let own = record
                     .first_use
