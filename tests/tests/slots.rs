@@ -338,3 +338,60 @@ fn a_container_takes_a_slot_back_from_a_user() {
         agent.stderr()
     );
 }
+
+/// Issue 26: a container with a writable cgroupfs makes, enters and removes
+/// nested cgroups in a loop. Each one gets a slot and joins the container's
+/// record; once ended, each is retired into one entry, so the record (and its
+/// state file, re-written on every change) stays bounded.
+#[test]
+fn a_container_making_cgroups_keeps_a_bounded_record() {
+    require_root();
+    require_docker();
+    const LOOPS: usize = 200;
+    let agent = TestAgent::start(&[]);
+    let n = name("cgroup-loop");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let volume = format!("{}:/cgv2", v2_root().display());
+    let script = format!(
+        "cg=/cgv2$(sed -n 's/^0:://p' /proc/self/cgroup); for i in $(seq 1 {LOOPS}); do \
+         mkdir $cg/n$i && echo $$ > $cg/n$i/cgroup.procs && echo $$ > $cg/cgroup.procs && rmdir $cg/n$i || exit 1; \
+         done; touch /tmp/done; sleep 60"
+    );
+    let o = run(&["-d", "--name", &n, "-v", &volume], &["sh", "-c", &script]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = agent.wait_for("the container", || agent.container(&n).and_then(|c| c["id"].as_str().map(str::to_owned)));
+    agent.wait_for("the loop to end", || {
+        observer_tests::docker::docker(&["exec", &n, "test", "-e", "/tmp/done"]).status.success().then_some(())
+    });
+    // The state file, once the agent has read every nested cgroup's end.
+    let file = agent.state_dir().join("containers").join(format!("{id}.json"));
+    let read = || -> Option<serde_json::Map<String, serde_json::Value>> {
+        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
+        record["cgroups"].as_object().cloned()
+    };
+    let start = std::time::Instant::now();
+    let cgroups = loop {
+        let cgroups = read();
+        if let Some(c) = cgroups.as_ref().filter(|c| c.len() <= 3 && c.contains_key("0")) {
+            break c.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the record's ended cgroups were not retired: {:?} cgroups: {:?}\nps: {:?}",
+            cgroups.as_ref().map(|c| c.len()),
+            cgroups.map(|c| c
+                .values()
+                .take(4)
+                .map(|v| format!("{} {} {}", v["path"], v["slot"], v["confirmation"]))
+                .collect::<Vec<_>>()),
+            agent.ps().iter().map(|c| (c["name"].clone(), c["state"].clone())).take(10).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(cgroups["0"]["path"], "(ended cgroups)", "{cgroups:?}");
+    // What the nested cgroups did is still counted: each ran `echo` there
+    // (a write) at least.
+    let write_calls =
+        cgroups["0"]["rows"].as_object().expect("rows").values().map(|r| r["calls"].as_u64().unwrap_or(0)).sum::<u64>();
+    assert!(write_calls > 0, "{cgroups:?}");
+}
