@@ -14,6 +14,16 @@ use observer_tests::{
     require_root, testprog, unique,
 };
 
+/// The tests of this file make hundreds of cgroups each, and every agent's
+/// table sees every cgroup on the host: run side by side, one test's cgroups
+/// take the slots another test is counting. One at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed while holding it poisons it; the next one still runs.
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// (key, value) bytes of every entry of a pinned map, through bpftool.
 fn dump(pin: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let o = Command::new("bpftool").args(["-j", "map", "dump", "pinned"]).arg(pin).output().expect("bpftool is needed");
@@ -99,6 +109,7 @@ fn freeze(pin_dir: &Path) {
 #[test]
 fn a_slot_lost_in_a_race_owns_no_cgroup() {
     require_root();
+    let _serial = one_at_a_time();
     const MOVES: usize = 300;
     const SLOTS: usize = 4096;
     let mut agent = TestAgent::start(&["--slots", &SLOTS.to_string()]);
@@ -162,6 +173,7 @@ fn free_slots_head(pin_dir: &Path) -> u32 {
 #[test]
 fn ignored_cgroups_leave_the_table_to_containers() {
     require_root();
+    let _serial = one_at_a_time();
     require_docker();
     // Eight slots: CGROUPS holds 74 entries. A hundred plain cgroups, each
     // ignored by the agent, must not fill it. (Not fewer slots: containers
@@ -263,6 +275,7 @@ fn alive(n: &str) -> bool {
 /// Returns how many slots the user's cgroups held before the container started.
 fn a_users_cgroups_leave_room_for(extra: &[&str]) -> (TestAgent, usize) {
     require_root();
+    let _serial = one_at_a_time();
     require_docker();
     let mut args = vec!["--slots", "32"];
     args.extend_from_slice(extra);
@@ -348,6 +361,7 @@ fn a_container_takes_a_slot_back_from_a_user() {
 #[test]
 fn a_container_making_cgroups_keeps_a_bounded_record() {
     require_root();
+    let _serial = one_at_a_time();
     require_docker();
     const LOOPS: usize = 200;
     let agent = TestAgent::start(&[]);
