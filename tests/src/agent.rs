@@ -165,6 +165,17 @@ impl TestAgent {
         }
     }
 
+    /// SIGTERM, and waits for the agent to exit: it stops between two of its
+    /// operations (never halfway through one) and flushes its records; the
+    /// pinned programs keep recording.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
     /// SIGKILL, as a crash would: pinned programs keep recording.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -2,6 +2,7 @@
 //! the test suite as root, the agent, and benchmarks.
 
 mod bench;
+mod flaky;
 mod fuzz;
 mod soak;
 
@@ -45,6 +46,10 @@ enum Task {
     /// Run every fuzz target long (default 300 s each) and write the fuzz section
     /// of docs/reliability.md.
     Fuzz(fuzz::FuzzArgs),
+    /// Run every root test binary (tests/tests) N times in a row, as `cargo test`
+    /// runs it, and report each failure with its message; `--report` writes the
+    /// flaky section of docs/reliability.md.
+    Flaky(flaky::FlakyArgs),
     /// Run the agent under cgroup churn for N minutes (plain cgroups, containers,
     /// enforcement, SIGKILL and restart) and write the soak section of docs/reliability.md.
     Soak(soak::SoakArgs),
@@ -124,6 +129,11 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz(args) => {
             setup("build")?;
             fuzz::run(&args, &workspace_root())
+        }
+        Task::Flaky(args) => {
+            require_root("the tests load eBPF programs and start containers")?;
+            setup("test")?;
+            flaky::run(&args, &workspace_root())
         }
         Task::Soak(args) => {
             require_root("the soak loads eBPF programs, makes cgroups and starts containers")?;

@@ -59,6 +59,20 @@ impl CgroupRows {
         }
     }
 
+    /// Adds another cgroup's totals to these (a cgroup that ended, retired
+    /// into its container's `ENDED_CGROUPS` entry). Its readings mean nothing
+    /// here: no slot counts for either any more.
+    pub fn absorb(&mut self, other: &CgroupRows) {
+        for (row, t) in &other.by_row {
+            let mine = self.by_row.entry(*row).or_default();
+            mine.calls = mine.calls.saturating_add(t.calls);
+            mine.errors = mine.errors.saturating_add(t.errors);
+            mine.denied = mine.denied.saturating_add(t.denied);
+        }
+        self.calls = self.calls.saturating_add(other.calls);
+        self.denied = self.denied.saturating_add(other.denied);
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&u32, &RowTotals)> {
         self.by_row.iter()
     }

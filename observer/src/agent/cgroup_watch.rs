@@ -5,7 +5,14 @@
 //! directory appears.
 //!
 //! Bounded for months of churn: a watch is forgotten when its directory goes
-//! (the kernel sends `IN_IGNORED`), and the id→path map is capped.
+//! (the kernel sends `IN_IGNORED`), and the id→path map is capped. Bounded
+//! against users too: the watches count against root's inotify limit
+//! (`fs.inotify.max_user_watches`, shared with every other process of root),
+//! and a user with a delegated subtree can make directories by the
+//! thousand. So at most `MAX_WATCHES` in all, and at most
+//! `MAX_WATCHES_PER_OWNER` for the directories of one owner other than root.
+//! A directory left unwatched only loses the naming of cgroups that end
+//! before the agent walks the tree.
 
 use std::{
     collections::HashMap,
@@ -32,6 +39,14 @@ pub fn watched_dirs() -> usize {
 /// How deep below the mount new directories are watched (kubepods nests 4 deep).
 const MAX_DEPTH: usize = 6;
 
+/// At most this many directories are watched (a node's container cgroups
+/// and their parents are far fewer).
+const MAX_WATCHES: usize = 16_384;
+
+/// At most this many directories of one owner other than root (the uid of
+/// the directory: a user's delegated subtree).
+const MAX_WATCHES_PER_OWNER: usize = 256;
+
 /// Paths kept for the agent to pick up; the agent takes them as it names
 /// cgroups, so this only fills when it is far behind.
 const MAX_FRESH: usize = 100_000;
@@ -50,27 +65,82 @@ pub fn spawn(mount: PathBuf) -> FreshPaths {
     fresh
 }
 
-/// The directories watched, by watch descriptor: (path, depth below the mount).
+/// The directories watched, by watch descriptor: (path, depth below the
+/// mount, owner uid).
 struct Watches {
     inotify: Inotify,
-    dirs: HashMap<WatchDescriptor, (PathBuf, usize)>,
+    dirs: HashMap<WatchDescriptor, (PathBuf, usize, u32)>,
+    /// Watched directories per owner other than root.
+    by_owner: HashMap<u32, usize>,
+    /// Directories left unwatched because of a cap (logged at the first).
+    refused: usize,
+    max_watches: usize,
+    max_per_owner: usize,
 }
 
 impl Watches {
+    fn new(inotify: Inotify) -> Self {
+        Self {
+            inotify,
+            dirs: HashMap::new(),
+            by_owner: HashMap::new(),
+            refused: 0,
+            max_watches: MAX_WATCHES,
+            max_per_owner: MAX_WATCHES_PER_OWNER,
+        }
+    }
+
     fn add(&mut self, dir: PathBuf, depth: usize) {
+        let Ok(owner) = std::fs::metadata(&dir).map(|m| m.uid()) else { return };
+        let owned = if owner == 0 { 0 } else { self.by_owner.get(&owner).copied().unwrap_or(0) };
+        if self.dirs.len() >= self.max_watches || owned >= self.max_per_owner {
+            if self.refused == 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    owner,
+                    "cgroup directories past the watch cap (at most {} in all, {} per owner other than root) are not watched: cgroups made below them that end at once may go unnamed",
+                    self.max_watches,
+                    self.max_per_owner
+                );
+            }
+            self.refused += 1;
+            return;
+        }
         let mask = WatchMask::CREATE | WatchMask::ONLYDIR;
         if let Ok(wd) = self.inotify.watches().add(&dir, mask) {
-            self.dirs.insert(wd, (dir, depth));
+            // Adding a watch of a directory watched already gives its descriptor again.
+            if let Some((_, _, before)) = self.dirs.insert(wd, (dir, depth, owner)) {
+                self.forget_owner(before);
+            }
+            if owner != 0 {
+                *self.by_owner.entry(owner).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Forgets a watch the kernel dropped (its directory went).
+    fn forget(&mut self, wd: &WatchDescriptor) {
+        if let Some((_, _, owner)) = self.dirs.remove(wd) {
+            self.forget_owner(owner);
+        }
+    }
+
+    fn forget_owner(&mut self, owner: u32) {
+        if let Some(n) = self.by_owner.get_mut(&owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_owner.remove(&owner);
+            }
         }
     }
 
     /// Drops the watches of directories that are gone.
     fn prune(&mut self) {
         let gone: Vec<WatchDescriptor> =
-            self.dirs.iter().filter(|(_, (dir, _))| !dir.exists()).map(|(wd, _)| wd.clone()).collect();
+            self.dirs.iter().filter(|(_, (dir, _, _))| !dir.exists()).map(|(wd, _)| wd.clone()).collect();
         for wd in gone {
             let _ = self.inotify.watches().remove(wd.clone());
-            self.dirs.remove(&wd);
+            self.forget(&wd);
         }
     }
 
@@ -94,7 +164,7 @@ impl Watches {
 }
 
 fn watch(mount: &Path, out: &FreshPaths) -> std::io::Result<()> {
-    let mut watches = Watches { inotify: Inotify::init()?, dirs: HashMap::new() };
+    let mut watches = Watches::new(Inotify::init()?);
     watches.add_tree(mount.to_path_buf(), 0);
     WATCHED.store(watches.dirs.len(), Ordering::Relaxed);
     let mut buf = vec![0u8; 64 * 1024];
@@ -116,7 +186,7 @@ fn watch(mount: &Path, out: &FreshPaths) -> std::io::Result<()> {
         for (wd, mask, name) in events {
             if mask.contains(EventMask::IGNORED) {
                 // The directory went (or the watch was dropped): forget it.
-                watches.dirs.remove(&wd);
+                watches.forget(&wd);
                 WATCHED.store(watches.dirs.len(), Ordering::Relaxed);
                 continue;
             }
@@ -125,7 +195,7 @@ fn watch(mount: &Path, out: &FreshPaths) -> std::io::Result<()> {
                 continue;
             }
             let (Some(name), true) = (name, mask.contains(EventMask::ISDIR)) else { continue };
-            let Some((parent, depth)) = watches.dirs.get(&wd).cloned() else { continue };
+            let Some((parent, depth, _)) = watches.dirs.get(&wd).cloned() else { continue };
             let path = parent.join(name);
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             if let Ok(rel) = path.strip_prefix(mount)
@@ -155,7 +225,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!("observer-cgroup-watch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("a")).unwrap();
-        let mut w = Watches { inotify: Inotify::init().unwrap(), dirs: HashMap::new() };
+        let mut w = Watches::new(Inotify::init().unwrap());
         w.add_tree(root.clone(), 0);
         assert_eq!(w.dirs.len(), 2);
         std::fs::remove_dir(root.join("a")).unwrap();
@@ -168,9 +238,44 @@ mod tests {
             .map(|e| e.wd)
             .collect();
         for wd in ignored {
-            w.dirs.remove(&wd);
+            w.forget(&wd);
         }
         assert_eq!(w.dirs.len(), 1, "the removed directory's watch is forgotten");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// A user's directories take at most their share of the watches, and
+    /// all of them at most the cap; root's go on being watched.
+    #[test]
+    fn watches_are_capped_in_all_and_per_owner() {
+        let root = std::env::temp_dir().join(format!("observer-cgroup-watch-cap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("user")).unwrap();
+        std::os::unix::fs::chown(root.join("user"), Some(65534), Some(65534)).unwrap();
+        let mut w = Watches::new(Inotify::init().unwrap());
+        w.max_per_owner = 3;
+        w.max_watches = 8;
+        w.add(root.clone(), 0);
+        w.add(root.join("user"), 1);
+        for i in 0..10 {
+            let d = root.join("user").join(format!("c{i}"));
+            std::fs::create_dir(&d).unwrap();
+            std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+            w.add(d, 2);
+        }
+        assert_eq!(w.by_owner.get(&65534), Some(&3), "the user's share");
+        assert_eq!(w.dirs.len(), 4);
+        for i in 0..10 {
+            let d = root.join(format!("r{i}"));
+            std::fs::create_dir(&d).unwrap();
+            w.add(d, 1);
+        }
+        assert_eq!(w.dirs.len(), 8, "the cap in all");
+        assert_eq!(w.refused, 8 + 6, "c2..c9, r4..r9");
+        // A watch the kernel dropped gives its owner's share back.
+        let wd = w.dirs.iter().find(|(_, (_, _, o))| *o == 65534).map(|(wd, _)| wd.clone()).unwrap();
+        w.forget(&wd);
+        assert_eq!(w.by_owner.get(&65534), Some(&2));
         let _ = std::fs::remove_dir_all(&root);
     }
 }

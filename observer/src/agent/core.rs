@@ -88,6 +88,8 @@ pub struct Agent {
     /// `enforce.json` as last written: it is written only when the rules change.
     pub enforcements_saved: String,
     pub on_overflow: OverflowAction,
+    /// Slots held by unprivileged owners' cgroups, each bounded (`slot_share`).
+    pub shares: super::slot_share::SlotShares,
     /// Overflowed cgroups already alerted (forgotten when they are gone).
     pub overflow_alerted: std::collections::HashSet<u64>,
     /// Overflowed container cgroups waiting for the runtime to confirm them.
@@ -229,6 +231,8 @@ impl Agent {
             }
         } else {
             record.cgroup_id = cgroup_id;
+            // A restarted container's cgroup before this one is an ended one now.
+            record.retire_ended_cgroups();
         }
         let cg = record.cgroups.entry(cgroup_id).or_insert_with(|| CgroupRecord {
             path,

@@ -15,6 +15,7 @@ use super::{
     alerts::Alert,
     core::{Agent, OverflowAction, Watch},
     model::{ContainerRecord, State},
+    slot_share::owner_of,
 };
 use crate::{
     api::Target,
@@ -111,6 +112,9 @@ impl Agent {
             if let Err(e) = self.probe.ignore(cgroup_id, Some(slot)) {
                 tracing::warn!("could not ignore cgroup {path}: {e:#}");
             }
+            return None;
+        }
+        if !self.within_share(cgroup_id, slot, &path, tgid, comm) {
             return None;
         }
         if !cref.is_container() {
@@ -356,10 +360,28 @@ impl Agent {
         let path = self.path_of(cgroup_id)?;
         let cref = cgroup_path::parse(&path);
         if self.watch == Watch::Containers && !cref.is_container() {
+            // Never recorded: out of `CGROUPS`, whose entries containers need.
+            if let Err(e) = self.probe.ignore(cgroup_id, None) {
+                tracing::warn!("could not ignore cgroup {path}: {e:#}");
+            }
+            return None;
+        }
+        let mount = self.resolver.mount().to_path_buf();
+        if let Some(uid) = owner_of(&mount.join(path.trim_start_matches('/'))).filter(|u| *u != 0) {
+            self.refuse_overflowed(cgroup_id, uid, &path, tgid, comm);
             return None;
         }
         if !self.overflow_alerted.insert(cgroup_id) {
             return None;
+        }
+        // A container root's runtime made (no unprivileged user could have
+        // made its path) takes a slot back from an unprivileged owner.
+        if cref.is_container()
+            && confirm::unprivileged_ancestor(&mount, &path).is_none()
+            && let Some(slot) = self.slot_taken_back(cgroup_id, &path)
+        {
+            self.overflow_alerted.remove(&cgroup_id);
+            return self.on_new_cgroup(cgroup_id, slot, tgid, comm);
         }
         tracing::warn!(cgroup = %path, "every slot is taken (raise --slots): its syscalls are counted, not recorded");
         let job =
@@ -421,7 +443,7 @@ impl Agent {
             engine: identity.as_ref().map(|d| d.engine.clone()).unwrap_or_default(),
             namespace: identity.as_ref().and_then(|d| Some(d.pod.as_ref()?.namespace.clone())),
             pod: identity.as_ref().and_then(|d| Some(d.pod.as_ref()?.name.clone())),
-            detail: Some(format!("{path}: every slot is taken; {what}")),
+            detail: Some(format!("{path}: every slot is taken ({}); {what}", self.table_holders())),
             ..super::alerting::blank(AlertKind::Overflow)
         };
         self.alerts_total += 1;

@@ -23,6 +23,7 @@ pub mod priority;
 mod rules;
 mod saving;
 mod server;
+mod slot_share;
 mod store;
 mod tasks;
 mod upkeep;
@@ -84,6 +85,14 @@ pub struct AgentArgs {
     /// How many cgroups the kernel can record at once (about 3.4 KiB each).
     #[arg(long, default_value_t = 1024)]
     pub slots: u32,
+    /// At most this many slots for the cgroups of one owner other than root
+    /// (the uid of the cgroup's directory: a user's delegated subtree, a
+    /// rootless container). Default: an eighth of `--slots`. Past it, that
+    /// owner's new cgroups are not recorded (one `overflow` alert names the
+    /// owner), and a container root's runtime starts when the table is full
+    /// takes one of their slots.
+    #[arg(long, value_name = "N")]
+    pub slots_per_owner: Option<u32>,
     /// Size of the kernel's event ring buffer in KiB (a power of two, at least
     /// 4): 2 MiB holds 32,768 events, about ten seconds of 10,000 cgroups
     /// starting a minute (e.g. while the agent restarts). Set when the programs
@@ -190,6 +199,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         baselines,
         enforcements_saved: serde_json::to_string(&enforcements).unwrap_or_default(),
         on_overflow: args.on_overflow,
+        shares: slot_share::SlotShares::new(args.slots_per_owner.unwrap_or(args.slots / 8)),
         overflow_alerted: Default::default(),
         overflow_pending: Default::default(),
         enforcements,
@@ -379,6 +389,11 @@ async fn reconcile(agent: &mut Agent) {
                 }
             }
         }
+        // Records written before ended cgroups were retired, or whose slots
+        // ended while no agent ran.
+        if record.retire_ended_cgroups() > 0 {
+            agent.dirty.insert(record.id.clone());
+        }
     }
     agent.slot_owner = owned;
     // The kernel's rules as enforce.json says now: the file may have changed
@@ -387,6 +402,7 @@ async fn reconcile(agent: &mut Agent) {
     for key in keys {
         agent.arm(&key);
     }
+    agent.count_shares();
     // Running on record but holding no live slot (after a reboot or an uninstall
     // the kernel's slots are gone): ended, so that nothing counts on them, until
     // the cgroup shows up again below.

@@ -60,6 +60,12 @@ pub struct CgroupRecord {
     pub confirmation: Confirmation,
 }
 
+/// The key, in `ContainerRecord::cgroups`, of the totals of every ended
+/// cgroup but the container's own (`retire_ended_cgroups`). No cgroup has id 0.
+pub const ENDED_CGROUPS: u64 = 0;
+/// Its path, for whoever lists a record's cgroups.
+pub const ENDED_CGROUPS_PATH: &str = "(ended cgroups)";
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
@@ -155,6 +161,34 @@ impl ContainerRecord {
             args: SeenArgs::default(),
             facts_read: false,
         }
+    }
+
+    /// Folds every ended cgroup but the container's own into one entry,
+    /// `ENDED_CGROUPS`: a container allowed to make cgroups (privileged,
+    /// podman `--systemd`, CAP_SYS_ADMIN) can make, enter and remove them in a
+    /// loop, and its record (re-serialised on every change) must not grow with
+    /// each one. What remains: the live cgroups (each holds a kernel slot, so
+    /// they are bounded by the table), the container's own, and that entry.
+    /// Totals, profile and first uses are unchanged. Returns how many went.
+    pub fn retire_ended_cgroups(&mut self) -> usize {
+        let ended: Vec<u64> = self
+            .cgroups
+            .iter()
+            .filter(|(id, c)| c.slot.is_none() && **id != self.cgroup_id && **id != ENDED_CGROUPS)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ended {
+            let Some(cg) = self.cgroups.remove(id) else { continue };
+            let retired = self.cgroups.entry(ENDED_CGROUPS).or_insert_with(|| CgroupRecord {
+                path: ENDED_CGROUPS_PATH.into(),
+                slot: None,
+                rows: Default::default(),
+                // Never asked about, never killed: it has no slot.
+                confirmation: Confirmation::Confirmed,
+            });
+            retired.rows.absorb(&cg.rows);
+        }
+        ended.len()
     }
 
     /// Adds a reading of a slot's value sets; whether it brought anything new.
@@ -300,6 +334,42 @@ mod tests {
         assert_eq!(pivot_root.owner, Owner::Runtime);
         assert_eq!(pivot_root.container_first_use, None);
         assert_eq!(pivot_root.owners_first_use().map(|f| f.comm), Some("runc:[2:INIT]".into()));
+    }
+
+    /// A container that makes, enters and removes cgroups in a loop: its
+    /// record keeps its own cgroup, its live ones and one entry for the rest,
+    /// with the same totals.
+    #[test]
+    fn ended_cgroups_are_retired_into_one_entry() {
+        let mut r = ContainerRecord::new("c", "docker".into(), "/docker/c".into(), 10, String::new());
+        let cg = |path: &str, slot: Option<u32>, calls: u64| {
+            let mut rows = CgroupRows::default();
+            rows.update(&RowCounts { row: 1, calls, errors: 0, denied: 1 });
+            rows.update(&RowCounts { row: 2, calls: 1, errors: 0, denied: 0 });
+            CgroupRecord { path: path.into(), slot, rows, confirmation: Confirmation::Confirmed }
+        };
+        r.cgroups.insert(10, cg("/docker/c", None, 5));
+        r.cgroups.insert(11, cg("/docker/c/live", Some(3), 7));
+        let before = r.totals();
+        for round in 0..3u64 {
+            for i in 0..1000u64 {
+                let id = 100 + round * 1000 + i;
+                r.cgroups.insert(id, cg(&format!("/docker/c/n{id}"), None, 2));
+            }
+            r.retire_ended_cgroups();
+            assert_eq!(r.cgroups.len(), 3, "its own, the live one, the ended ones");
+        }
+        assert_eq!(r.retire_ended_cgroups(), 0);
+        let after = r.totals();
+        assert_eq!(after[&1].calls, before[&1].calls + 3000 * 2);
+        assert_eq!(after[&1].denied, before[&1].denied + 3000);
+        assert_eq!(after[&2].calls, before[&2].calls + 3000);
+        assert_eq!(r.calls(), after.values().map(|t| t.calls).sum::<u64>());
+        assert_eq!(r.cgroups[&ENDED_CGROUPS].path, ENDED_CGROUPS_PATH);
+        assert_eq!(r.cgroups[&11].slot, Some(3), "a live cgroup stays");
+        // Round trip through the state file.
+        let back: ContainerRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.totals(), r.totals());
     }
 
     #[test]

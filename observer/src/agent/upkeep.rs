@@ -117,12 +117,10 @@ impl Agent {
         // Cgroups that came when every slot was taken: a slot now, if one is free.
         // Their start went unseen, so the slot has no init phase: everything in
         // them is the container's own (and enforced as such).
-        let overflowed: Vec<u64> = self
-            .probe
-            .maps
-            .cgroups
-            .iter()
-            .filter_map(Result::ok)
+        let entries: Vec<(u64, u32)> = self.probe.maps.cgroups.iter().filter_map(Result::ok).collect();
+        self.check_cgroups_room(entries.len());
+        let overflowed: Vec<u64> = entries
+            .into_iter()
             .filter(|(_, slot)| *slot == observer_common::slot::SLOT_OVERFLOW)
             .map(|(id, _)| id)
             .collect();
@@ -218,6 +216,24 @@ impl Agent {
 
     /// The final read of an ended cgroup, then its slot goes back to the kernel.
     pub(super) fn end_cgroup(&mut self, key: &str, cgroup_id: u64, slot: u32) {
+        self.final_read(key, cgroup_id, slot);
+        if let Err(e) = self.probe.release_slot(cgroup_id, slot) {
+            tracing::warn!("releasing slot {slot}: {e:#}");
+        }
+    }
+
+    /// As `end_cgroup`, for a cgroup that lives on but loses its slot (taken
+    /// back for a container, see `slot_share`): it goes to the kernel's
+    /// `IGNORED` map, so that it never opens a slot again.
+    pub(super) fn end_cgroup_ignored(&mut self, key: &str, cgroup_id: u64, slot: u32) {
+        self.final_read(key, cgroup_id, slot);
+        if let Err(e) = self.probe.ignore(cgroup_id, Some(slot)) {
+            tracing::warn!("giving slot {slot} back: {e:#}");
+        }
+    }
+
+    /// A cgroup's last reading into its record, which forgets its slot.
+    fn final_read(&mut self, key: &str, cgroup_id: u64, slot: u32) {
         let rows = self.probe.rows(slot, &self.probe.wraps());
         let args = self.probe.args(slot);
         self.last_reads.remove(&(slot, cgroup_id));
@@ -229,6 +245,7 @@ impl Agent {
                 }
                 cg.slot = None;
             }
+            record.retire_ended_cgroups();
             if record.cgroups.values().all(|c| c.slot.is_none()) {
                 let own = record
                     .first_use
@@ -247,9 +264,6 @@ impl Agent {
         }
         self.slot_owner.remove(&slot);
         self.known_paths.remove(&cgroup_id);
-        if let Err(e) = self.probe.release_slot(cgroup_id, slot) {
-            tracing::warn!("releasing slot {slot}: {e:#}");
-        }
     }
 
     /// Pids and seccomp modes of running records never read yet (new

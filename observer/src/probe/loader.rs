@@ -464,6 +464,11 @@ impl Probe {
         self.slots
     }
 
+    /// How many entries `CGROUPS` holds at most.
+    pub fn cgroups_capacity(&self) -> u32 {
+        cgroups_entries(self.slots)
+    }
+
     pub fn counters(&self) -> &CounterView {
         &self.counters
     }
@@ -569,6 +574,12 @@ pub fn load_floor(both: bool) -> anyhow::Result<Ebpf> {
     Ok(ebpf)
 }
 
+/// Entries of `CGROUPS` for a table of `slots`: every slot's cgroup, plus
+/// room for the markers of cgroups that came while every slot was taken.
+pub fn cgroups_entries(slots: u32) -> u32 {
+    slots.saturating_add(slots / 4).saturating_add(64)
+}
+
 /// Entries of the `IGNORED` LRU: a host's plain cgroups (systemd units,
 /// pod-level cgroups), whatever the number of containers.
 const IGNORED_ENTRIES: u32 = 8192;
@@ -585,7 +596,7 @@ fn load_object(options: LoadOptions) -> anyhow::Result<(Ebpf, u32, Option<Kernel
         .override_global(observer_common::task::GLOBAL, &offsets, true)
         // Every slot's cgroup, plus room for the markers of cgroups that came
         // while every slot was taken.
-        .map_max_entries("CGROUPS", slots.saturating_add(slots / 4).saturating_add(64))
+        .map_max_entries("CGROUPS", cgroups_entries(slots))
         // Ignored cgroups are the host's own (an LRU: an evicted one only
         // costs a slot opening again), not a share of each container.
         .map_max_entries("IGNORED", IGNORED_ENTRIES)
