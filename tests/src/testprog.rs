@@ -47,7 +47,21 @@ fn main() {
         "calls" => getppid_n(arg_n()),
         "threads" => {
             let n = arg_n();
-            let handles: Vec<_> = (0..4).map(|_| std::thread::spawn(move || getppid_n(n))).collect();
+            // Every thread meets the others (and the main thread) before its
+            // calls: whether a join waits on a futex would otherwise depend on
+            // timing, and a run under strace (slower) would differ from one
+            // under observer by a futex row. A barrier's waiters always wait.
+            let start = std::sync::Arc::new(std::sync::Barrier::new(5));
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let start = start.clone();
+                    std::thread::spawn(move || {
+                        start.wait();
+                        getppid_n(n)
+                    })
+                })
+                .collect();
+            start.wait();
             for h in handles {
                 h.join().expect("thread");
             }
