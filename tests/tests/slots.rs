@@ -311,7 +311,7 @@ fn a_users_cgroups_leave_room_for(extra: &[&str]) -> (TestAgent, usize) {
     let volume = format!("{}:/w", go.display());
     let script = "while [ ! -e /w/go ]; do sleep 0.2; done; chmod 600 /w/go; sleep 30";
     let o = run(&["-d", "--name", &n, "-v", &volume], &["sh", "-c", script]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}\nAGENT LOG:\n{}", String::from_utf8_lossy(&o.stderr), agent.stderr());
     agent.wait_for("the container to be recorded, running", || agent.container(&n).filter(|c| c["state"] == "running"));
     // Confirmed by its runtime (the kill rule is armed only then).
     std::thread::sleep(Duration::from_secs(2));

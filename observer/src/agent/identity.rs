@@ -378,7 +378,7 @@ impl Agent {
         // made its path) takes a slot back from an unprivileged owner.
         if cref.is_container()
             && confirm::unprivileged_ancestor(&mount, &path).is_none()
-            && let Some(slot) = self.slot_taken_back(cgroup_id, &path)
+            && let Some(slot) = self.slot_taken_back(cgroup_id, &path, tgid, comm)
         {
             self.overflow_alerted.remove(&cgroup_id);
             return self.on_new_cgroup(cgroup_id, slot, tgid, comm);

@@ -165,7 +165,7 @@ impl Agent {
     /// final read, then it goes to `IGNORED`). None when no unprivileged
     /// owner holds a slot, or the kernel gave each freed slot to another new
     /// cgroup first.
-    pub(super) fn slot_taken_back(&mut self, cgroup_id: u64, path: &str) -> Option<u32> {
+    pub(super) fn slot_taken_back(&mut self, cgroup_id: u64, path: &str, tgid: u32, comm: &str) -> Option<u32> {
         let dir = self.resolver.mount().join(path.trim_start_matches('/'));
         for _ in 0..4 {
             let owners = &self.slot_owner;
@@ -173,8 +173,12 @@ impl Agent {
             let Some((key, _)) = self.slot_owner.get(&slot).cloned() else { continue };
             tracing::warn!(cgroup = %path, slot, uid, victim, "every slot is taken: a slot of uid {uid}'s cgroup {victim} goes to a container");
             self.end_cgroup_ignored(&key, victim, slot);
-            let all_filtered = super::core::all_under_seccomp_filter(&dir);
-            match self.probe.give_slot_without_init(cgroup_id, all_filtered) {
+            // The slot comes at the cgroup's first call, made by the runtime's
+            // init: while that init still runs unfiltered, the kernel learns
+            // its executable from its next call (LEARN_INIT), so that the
+            // container's start is not judged as the container's own calls.
+            let learn_init = super::core::all_under_seccomp_filter(&dir) || runtime_init_unfiltered(tgid, comm);
+            match self.probe.give_slot_without_init(cgroup_id, learn_init) {
                 Ok(Some(slot)) => return Some(slot),
                 // Another new cgroup took the freed slot first.
                 Ok(None) => {}
@@ -221,6 +225,23 @@ impl Agent {
             }
         }
     }
+}
+
+/// Whether `tgid`, which made the cgroup's first call as `comm`, is a
+/// container runtime's init (runc's or crun's) that runs without a seccomp
+/// filter yet: the one task a slot given without an init may learn its init
+/// from. Its executable is often no help here (runc's init runs a copy of
+/// runc that /proc shows as `/`), so the kernel's comm at that call counts too.
+fn runtime_init_unfiltered(tgid: u32, comm: &str) -> bool {
+    let is_runtime = |name: &str| name.starts_with("runc") || name.starts_with("crun");
+    let exe = std::fs::read_link(format!("/proc/{tgid}/exe")).unwrap_or_default();
+    let exe_name = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let runtime = is_runtime(comm) || is_runtime(&exe_name) || exe.to_string_lossy().contains("memfd:runc");
+    let unfiltered = std::fs::read_to_string(format!("/proc/{tgid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Seccomp:")).map(|v| v.trim() == "0"))
+        .unwrap_or(false);
+    runtime && unfiltered
 }
 
 /// Who holds the slot table: "uid 65534 holds 4, uid 0 holds 28 (of 32)",

@@ -321,13 +321,15 @@ impl Probe {
     /// enforced. Replaces a `SLOT_OVERFLOW` marker (or no entry); a cgroup
     /// that has a slot, or is ignored, is left alone. The kernel emits no
     /// `NewCgroup` event for it: the caller adopts the returned slot itself.
-    /// `all_filtered`: every process of the container is under a seccomp
-    /// filter (Docker's default), so a `docker exec`'s init, the one task
-    /// there without a filter, is learned as the runtime's init
-    /// (`slot::flags::LEARN_INIT`); pass false when unsure (an unconfined
-    /// container): then a `docker exec`'s start is enforced too.
+    /// `learn_init`: the first task without a seccomp filter that calls in
+    /// the cgroup is the runtime's init, learned as such
+    /// (`slot::flags::LEARN_INIT`): true when every process of the container is
+    /// under a filter (Docker's default: a `docker exec`'s init is the one
+    /// task there without one), or when the runtime's init itself still runs
+    /// unfiltered (the container is starting); pass false when unsure (an
+    /// unconfined container): then a `docker exec`'s start is enforced too.
     /// `Ok(None)`: no slot is free, or the cgroup has its own entry already.
-    pub fn give_slot_without_init(&mut self, cgroup_id: u64, all_filtered: bool) -> anyhow::Result<Option<u32>> {
+    pub fn give_slot_without_init(&mut self, cgroup_id: u64, learn_init: bool) -> anyhow::Result<Option<u32>> {
         use observer_common::slot::{NO_INIT, SLOT_OVERFLOW};
         const BPF_NOEXIST: u64 = 1;
         const BPF_EXIST: u64 = 2;
@@ -345,10 +347,10 @@ impl Probe {
         self.forget_wraps(slot);
         self.counters.reset(slot, cgroup_id, NO_INIT);
         let agent_here = cgroup_id == self.agent_cgroup_id();
-        if all_filtered || agent_here {
+        if learn_init || agent_here {
             use observer_common::slot::flags::{AGENT_HERE, LEARN_INIT};
             self.counters.with_info(slot, |i| {
-                i.flags = if all_filtered { LEARN_INIT } else { 0 } | if agent_here { AGENT_HERE } else { 0 };
+                i.flags = if learn_init { LEARN_INIT } else { 0 } | if agent_here { AGENT_HERE } else { 0 };
             });
         }
         // Only user space changes an overflow marker, so BPF_EXIST replaces just
