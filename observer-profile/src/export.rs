@@ -812,18 +812,7 @@ mod tests {
     /// installs it: a rule's conditions on one argument become rules of
     /// their own (an OR), the others are ANDed.
     fn runc_lets_through(p: &ResolvedProfile, name: &str, args: [u64; 6]) -> bool {
-        let holds = |c: &ArgCond| {
-            let v = args[c.index as usize];
-            match c.op {
-                CmpOp::Ne => v != c.value,
-                CmpOp::Lt => v < c.value,
-                CmpOp::Le => v <= c.value,
-                CmpOp::Eq => v == c.value,
-                CmpOp::Ge => v >= c.value,
-                CmpOp::Gt => v > c.value,
-                CmpOp::MaskedEq => v & c.value == c.value_two,
-            }
-        };
+        let holds = |c: &ArgCond| crate::intersect::holds(c, args[c.index as usize]);
         match p.action_for(Arch::X86_64, name) {
             ActionOrConditional::Action(a) => action::lets_through(a),
             ActionOrConditional::Conditional(rules) => rules.iter().any(|r| {

@@ -109,7 +109,7 @@ enum Joined {
 
 /// Whether `c` holds for the argument value `v` (libseccomp's comparisons,
 /// on the whole 64-bit value).
-fn holds(c: &ArgCond, v: u64) -> bool {
+pub(crate) fn holds(c: &ArgCond, v: u64) -> bool {
     match c.op {
         CmpOp::Ne => v != c.value,
         CmpOp::Lt => v < c.value,
