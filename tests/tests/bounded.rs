@@ -104,27 +104,7 @@ fn a_hostile_filter_on_a_process_is_answered_in_bounded_time() {
         prog.push(libc::sock_filter { code: JSET_K, jt: 0, jf: 0, k: 1 << (bit % 32) });
     }
     prog.push(libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: 0x7fff_0000 });
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
-    // SAFETY: the child only makes raw syscalls (async-signal-safe) and never returns.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork");
-    if pid == 0 {
-        unsafe {
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-            if libc::syscall(libc::SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &fprog as *const libc::sock_fprog) != 0 {
-                libc::_exit(3);
-            }
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let o = observer_within(&["filter", "--pid", &pid.to_string()], Duration::from_secs(20));
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, std::ptr::null_mut(), 0);
-    }
+    let (pid, o) = filter_of_a_process_with(prog);
     assert!(
         !o.status.success(),
         "a filter with 2^40 paths cannot be tabulated: {}",
