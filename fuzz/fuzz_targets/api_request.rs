@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
             vec![Target::Container(container.clone())]
         }
         Request::Workload { workload } => {
-            let _ = Target::parse_match(workload);
+            // A key that read reads back as itself from its printed form.
+            let printed = workload.to_string();
+            assert_eq!(printed.parse::<observer_contract::workload::WorkloadKey>().as_ref(), Ok(workload), "{printed}");
+            let _ = Target::parse_match(&printed);
             Vec::new()
         }
         // `observer top`'s feed: the container it names is matched as `profile`'s is.

@@ -19,4 +19,5 @@ pub mod seccomp;
 pub(crate) mod state;
 pub(crate) mod top;
 pub(crate) mod trace;
-pub mod views;
+// Old path, kept while branches merge.
+pub use observer_contract::views;

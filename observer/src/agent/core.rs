@@ -14,7 +14,7 @@ use observer_common::{
 
 use crate::{
     clock::{boottime_ns, now, time_of},
-    views::{AlertKind, EnforceAction},
+    views::AlertKind,
 };
 
 use super::{
@@ -52,14 +52,8 @@ pub struct BaselineRule {
     pub source: String,
 }
 
-/// An enforcement the agent keeps applying (also to containers yet to start).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EnforceRule {
-    pub target: Target,
-    pub action: EnforceAction,
-    pub allowed_rows: Vec<u32>,
-    pub profile: String,
-}
+// Old path, kept while branches merge.
+pub use observer_contract::rules::EnforceRule;
 
 /// A live slot at its last read, to tell what changed since.
 #[derive(Clone, Copy, Debug, Default)]

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use observer_common::slot::{SLOT_FIRST_MARKER, enforce};
+use observer_contract::alerts::Alert;
 
 use super::{
-    alerts::Alert,
     core::{Agent, OverflowAction, Watch},
     model::{ContainerRecord, State},
     slot_share::owner_of,

@@ -2,54 +2,32 @@
 //! engine, pod, workload, labels. Kept apart from `core` so that the agent's
 //! state machine and these views change independently.
 
-use serde_json::{Value, json};
+use observer_contract::workload::{WorkloadKey, WorkloadMember, WorkloadView};
 
 use super::model::ContainerRecord;
 
-/// `NAMESPACE/KIND/NAME/CONTAINER` for a workload container of a pod (not its
-/// sandbox): the key under which replicas of one workload are one profile.
-/// The owner's kind is part of it, so that a bare pod named `web` is never
-/// merged into the Deployment `web` (anyone who may create pods in the
-/// namespace could otherwise poison the Deployment's profile).
-pub fn workload_key(r: &ContainerRecord) -> Option<String> {
-    let pod = r.pod.as_ref().filter(|p| !p.sandbox)?;
-    Some(format!("{}/{}/{}/{}", pod.namespace, pod.workload.kind, pod.workload.name, r.container_name))
+/// The workload container a record is a replica of (None for a pod's sandbox
+/// and for containers outside Kubernetes).
+pub fn workload_key(r: &ContainerRecord) -> Option<WorkloadKey> {
+    WorkloadKey::of(r.pod.as_ref()?, &r.container_name)
 }
 
-/// The records of the workload container `spec` names
-/// (`NAMESPACE/KIND/NAME/CONTAINER`, the kind in any case), or why none.
+/// The records of the workload container `key` names (the kind in any case), or why none.
 pub fn select<'a>(
     records: impl Iterator<Item = &'a ContainerRecord> + Clone,
-    spec: &str,
+    key: &WorkloadKey,
 ) -> Result<Vec<&'a ContainerRecord>, String> {
-    let known = || -> String {
-        let known: std::collections::BTreeSet<String> = records.clone().filter_map(workload_key).collect();
-        if known.is_empty() {
+    let chosen: Vec<&ContainerRecord> =
+        records.clone().filter(|r| r.pod.as_ref().is_some_and(|p| key.names(p, &r.container_name))).collect();
+    if chosen.is_empty() {
+        let known: std::collections::BTreeSet<String> =
+            records.filter_map(workload_key).map(|k| k.to_string()).collect();
+        let known = if known.is_empty() {
             " (no workload container is known)".to_owned()
         } else {
             format!("; known: {}", known.into_iter().collect::<Vec<_>>().join(", "))
-        }
-    };
-    let parts: Vec<&str> = spec.split('/').collect();
-    let [namespace, kind, name, container] = parts.as_slice() else {
-        return Err(format!(
-            "--workload {spec:?}: expected NAMESPACE/KIND/NAME/CONTAINER (the owner's kind, e.g. Deployment, is part of the key){}",
-            known()
-        ));
-    };
-    let chosen: Vec<&ContainerRecord> = records
-        .clone()
-        .filter(|r| {
-            r.pod.as_ref().filter(|p| !p.sandbox).is_some_and(|p| {
-                p.namespace == *namespace
-                    && p.workload.kind.eq_ignore_ascii_case(kind)
-                    && p.workload.name == *name
-                    && r.container_name == *container
-            })
-        })
-        .collect();
-    if chosen.is_empty() {
-        return Err(format!("no container of workload {spec:?}{}", known()));
+        };
+        return Err(format!("no container of workload {:?}{known}", key.to_string()));
     }
     Ok(chosen)
 }
@@ -76,8 +54,8 @@ pub fn node_name() -> String {
 
 /// Every record of one workload container (`NAMESPACE/KIND/NAME/CONTAINER`),
 /// replicas and restarts alike, with their profiles and where they come from.
-pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
-    let records = select(a.containers.values(), spec)?;
+pub fn workload(a: &super::Agent, key: &WorkloadKey) -> Result<WorkloadView, String> {
+    let records = select(a.containers.values(), key)?;
     let mut pods = std::collections::BTreeSet::new();
     let mut templates = std::collections::BTreeSet::new();
     let mut images = std::collections::BTreeSet::new();
@@ -92,9 +70,12 @@ pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
             kind.clone_from(&p.workload.kind);
             namespace.clone_from(&p.namespace);
             name.clone_from(&p.workload.name);
-            members.push(json!({
-                "pod": p.name, "uid": p.uid, "container_id": r.id, "matched_by": matched_by(p),
-            }));
+            members.push(WorkloadMember {
+                pod: p.name.clone(),
+                uid: p.uid.clone(),
+                container_id: r.id.clone(),
+                matched_by: matched_by(p),
+            });
         }
         container.clone_from(&r.container_name);
         images.insert(r.image.clone());
@@ -106,23 +87,29 @@ pub fn workload(a: &super::Agent, spec: &str) -> Result<Value, String> {
         .min()
         .unwrap_or_default();
     let until = records.iter().map(|r| r.last_seen.clone()).max().unwrap_or_default();
-    Ok(json!({
-        "workload": format!("{namespace}/{kind}/{name}/{container}"),
-        "namespace": namespace,
-        "name": name,
-        "kind": kind,
-        "container": container,
-        "node": node_name(),
-        "replicas": pods.len(),
-        "pods": pods,
-        "containers": records.len(),
-        "templates": templates,
-        "images": images,
-        "since": since,
-        "until": until,
-        "members": members,
-        "profiles": profiles,
-    }))
+    Ok(WorkloadView {
+        // The records' own spelling of the kind, not the request's.
+        workload: WorkloadKey {
+            namespace: namespace.clone(),
+            kind: kind.clone(),
+            name: name.clone(),
+            container: container.clone(),
+        },
+        namespace,
+        name,
+        kind,
+        container,
+        node: node_name(),
+        replicas: pods.len(),
+        pods: pods.into_iter().collect(),
+        containers: records.len(),
+        templates: templates.into_iter().collect(),
+        images: images.into_iter().collect(),
+        since,
+        until,
+        members,
+        profiles,
+    })
 }
 
 #[cfg(test)]
@@ -152,17 +139,18 @@ mod tests {
         let replica = record("a", "web-7d4b9c8f6d-x2x9k", &[("pod-template-hash", "7d4b9c8f6d")], "app");
         let impostor = record("b", "web", &[], "app");
         let all = [replica.clone(), impostor.clone()];
-        assert_eq!(workload_key(&replica).as_deref(), Some("shop/Deployment/web/app"));
-        assert_eq!(workload_key(&impostor).as_deref(), Some("shop/Pod/web/app"));
-        let ids = |spec: &str| select(all.iter(), spec).map(|v| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        let key = |r: &ContainerRecord| workload_key(r).map(|k| k.to_string());
+        assert_eq!(key(&replica).as_deref(), Some("shop/Deployment/web/app"));
+        assert_eq!(key(&impostor).as_deref(), Some("shop/Pod/web/app"));
+        let ids = |spec: &str| {
+            select(all.iter(), &spec.parse().unwrap()).map(|v| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+        };
         assert_eq!(ids("shop/Deployment/web/app"), Ok(vec!["a".to_owned()]));
         assert_eq!(ids("shop/deployment/web/app"), Ok(vec!["a".to_owned()]));
         assert_eq!(ids("shop/Pod/web/app"), Ok(vec!["b".to_owned()]));
-        // The old three-part key is ambiguous: refused, naming both.
-        let e = ids("shop/web/app").unwrap_err();
-        assert!(e.contains("NAMESPACE/KIND/NAME/CONTAINER") && e.contains("shop/Pod/web/app"), "{e}");
+        // The old three-part key is ambiguous: refused when parsed (observer_contract::workload's tests).
         let e = ids("shop/StatefulSet/web/app").unwrap_err();
-        assert!(e.contains("shop/Deployment/web/app"), "{e}");
+        assert!(e.contains("shop/Deployment/web/app") && e.contains("shop/Pod/web/app"), "{e}");
         // Why each matched.
         let p = replica.pod.as_ref().unwrap();
         assert_eq!(matched_by(p), "label pod-template-hash=7d4b9c8f6d and pod name web-7d4b9c8f6d-<suffix>");

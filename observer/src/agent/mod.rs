@@ -3,7 +3,6 @@
 //! drift alerts, and answers the CLI on a root-only unix socket.
 
 mod alerting;
-mod alerts;
 mod announced;
 mod answers;
 mod cgroup_rows;
@@ -41,10 +40,10 @@ use clap::Args;
 use observer_common::{config, event::Event, slot::SLOT_FIRST_MARKER};
 use tokio::{io::unix::AsyncFd, sync::Mutex};
 
-pub use self::{
-    alerts::Alert,
-    core::{Agent, BaselineRule, EnforceRule, Watch},
-};
+// Old path (`agent::Alert`), kept while branches merge.
+pub use observer_contract::alerts::Alert;
+
+pub use self::core::{Agent, BaselineRule, EnforceRule, Watch};
 use crate::{
     api::Target,
     clock::now,

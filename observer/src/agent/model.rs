@@ -66,14 +66,8 @@ pub const ENDED_CGROUPS: u64 = 0;
 /// Its path, for whoever lists a record's cgroups.
 pub const ENDED_CGROUPS_PATH: &str = "(ended cgroups)";
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Running,
-    Exited,
-    /// Ended without its own process ever running (e.g. seccomp denied the runtime's init).
-    FailedToStart,
-}
+// Old path, kept while branches merge.
+pub use observer_contract::views::State;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerRecord {

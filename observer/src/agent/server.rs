@@ -140,7 +140,7 @@ fn respond(a: &mut Agent, request: Request) -> Response {
             Err(e) => Response::error(e),
         },
         Request::Workload { workload } => match super::identity_view::workload(a, &workload) {
-            Ok(v) => Response::ok(v),
+            Ok(v) => Response::of(&v),
             Err(e) => Response::error(e),
         },
         Request::Enforce { target, action, allowed_rows, profile } => {

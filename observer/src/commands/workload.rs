@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
+use observer_contract::workload::{WorkloadKey, WorkloadView};
 use observer_profile::{
     export::ExportMeta,
     merge::{MergeInput, merge},
 };
-use serde_json::Value;
 
 use crate::{
-    api::{Request, call},
+    api::{Request, call_as},
     learned::{self, ExportRequest},
+    views::ExportFormat,
 };
 
 /// A Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
@@ -43,96 +44,83 @@ fn compact_time(rfc3339: &str) -> String {
     if digits.is_empty() { String::new() } else { format!("{digits}Z") }
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
-}
-
 /// Each merged pod's container, and why its pod was taken as one of the
 /// workload's: `pod web-7d4b9c8f6d-x2x9k (uid ..., container 3f4e2c1b9a8d):
 /// Deployment web by label pod-template-hash=... and pod name ...`.
-fn members(data: &Value) -> Vec<String> {
-    let kind = data["kind"].as_str().unwrap_or_default();
-    let name = data["name"].as_str().unwrap_or_default();
-    data["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn members(data: &WorkloadView) -> Vec<String> {
+    data.members
+        .iter()
         .map(|m| {
-            let s = |k: &str| m[k].as_str().unwrap_or_default();
-            let id: String = s("container_id").chars().take(12).collect();
-            format!("pod {} (uid {}, container {id}): {kind} {name} by {}", s("pod"), s("uid"), s("matched_by"))
+            let id: String = m.container_id.chars().take(12).collect();
+            format!("pod {} (uid {}, container {id}): {} {} by {}", m.pod, m.uid, data.kind, data.name, m.matched_by)
         })
         .collect()
 }
 
 /// Asks the agent for the workload, merges its replicas and renders the result.
-pub fn export(socket: &std::path::Path, workload: &str, req: &ExportRequest) -> anyhow::Result<String> {
-    let data = call(socket, &Request::Workload { workload: workload.to_owned() })?;
+pub fn export(socket: &std::path::Path, workload: &WorkloadKey, req: &ExportRequest) -> anyhow::Result<String> {
+    let data: WorkloadView = call_as(socket, &Request::Workload { workload: workload.clone() })?;
     render(&data, req)
 }
 
 /// The merged profile of an agent's `workload` answer, in `req.format`.
-pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
-    let per_replica = ExportRequest { format: crate::views::ExportFormat::Docker, ..req.clone() };
+pub fn render(data: &WorkloadView, req: &ExportRequest) -> anyhow::Result<String> {
+    let per_replica = ExportRequest { format: ExportFormat::Docker, ..req.clone() };
     let mut inputs = Vec::new();
     let mut calls = 0;
-    for p in data["profiles"].as_array().into_iter().flatten() {
-        let view: crate::views::ProfileView = serde_json::from_value(p.clone())
-            .context("the agent's workload answer does not match this CLI's contract")?;
-        let learned = learned::learned_from_agent(&view);
+    for view in &data.profiles {
+        let learned = learned::learned_from_agent(view);
         calls += learned.metadata.calls;
-        let (exported, _) = learned::export_learned(&learned, &per_replica)
-            .with_context(|| format!("exporting {}", p["name"].as_str().unwrap_or_default()))?;
+        let (exported, _) =
+            learned::export_learned(&learned, &per_replica).with_context(|| format!("exporting {}", view.name))?;
         learned::report_left_out(&exported);
-        inputs
-            .push(MergeInput { source: p["name"].as_str().unwrap_or_default().to_owned(), profile: exported.profile });
+        inputs.push(MergeInput { source: view.name.clone(), profile: exported.profile });
     }
-    anyhow::ensure!(!inputs.is_empty(), "the agent gave no profile for {}", data["workload"]);
+    anyhow::ensure!(!inputs.is_empty(), "the agent gave no profile for {:?}", data.workload.to_string());
     let matched = members(data);
     for m in &matched {
         eprintln!("merged {m}");
     }
     let mut merged = merge(&inputs);
-    let s = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
     merged.metadata = Some(ExportMeta {
-        container: s("workload"),
-        image: strings(&data["images"]).join(","),
-        since: s("since"),
+        container: data.workload.to_string(),
+        image: data.images.join(","),
+        since: data.since.clone(),
         calls,
         generator: format!("observer {}", env!("CARGO_PKG_VERSION")),
     });
-    if req.format != crate::views::ExportFormat::Spo {
+    if req.format != ExportFormat::Spo {
         return learned::render(&merged, req);
     }
-    let replicas = data["replicas"].as_u64().unwrap_or(0).to_string();
+    let replicas = data.replicas.to_string();
     let labels: BTreeMap<String, String> = [
-        ("observer/workload", label_value(&s("name"))),
-        ("observer/workload-kind", label_value(&s("kind"))),
-        ("observer/container", label_value(&s("container"))),
+        ("observer/workload", label_value(&data.name)),
+        ("observer/workload-kind", label_value(&data.kind)),
+        ("observer/container", label_value(&data.container)),
         ("observer/replicas", replicas.clone()),
         ("observer/nodes", "1".to_owned()),
-        ("observer/node", label_value(&s("node"))),
-        ("observer/learned-until", compact_time(&s("until"))),
+        ("observer/node", label_value(&data.node)),
+        ("observer/learned-until", compact_time(&data.until)),
     ]
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let annotations: BTreeMap<String, String> = [
-        ("observer/workload", s("workload")),
+        ("observer/workload", data.workload.to_string()),
         ("observer/replicas", replicas),
-        ("observer/containers", data["containers"].as_u64().unwrap_or(0).to_string()),
-        ("observer/pods", strings(&data["pods"]).join(",")),
-        ("observer/nodes", s("node")),
-        ("observer/templates", strings(&data["templates"]).join(",")),
+        ("observer/containers", data.containers.to_string()),
+        ("observer/pods", data.pods.join(",")),
+        ("observer/nodes", data.node.clone()),
+        ("observer/templates", data.templates.join(",")),
         ("observer/matched", matched.join("; ")),
-        ("observer/until", s("until")),
+        ("observer/until", data.until.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let name = req.name.clone().unwrap_or_else(|| object_name(&format!("{}-{}", s("name"), s("container"))));
-    let namespace = req.namespace.clone().unwrap_or_else(|| s("namespace"));
+    let name = req.name.clone().unwrap_or_else(|| object_name(&format!("{}-{}", data.name, data.container)));
+    let namespace = req.namespace.clone().unwrap_or_else(|| data.namespace.clone());
     Ok(merged.to_spo_yaml_with(&name, &namespace, &labels, &annotations))
 }
 
@@ -162,7 +150,7 @@ mod tests {
                                "first_seen": "2026-12-01T01:00:00Z", "observed_since": null, "seccomp_mode": 2,
                                "calls": calls, "baseline": null, "syscalls": syscalls})
         };
-        let data = serde_json::json!({
+        let data: WorkloadView = serde_json::from_value(serde_json::json!({
             "workload": "shop/Deployment/web/app", "namespace": "shop", "name": "web", "kind": "Deployment", "container": "app",
             "node": "node-1", "replicas": 2, "containers": 2, "pods": ["web-1", "web-2"], "templates": ["7d4b9"],
             "images": ["nginx:1.25"], "since": "2026-12-01T01:00:00Z", "until": "2026-12-01T02:00:00Z",
@@ -174,9 +162,10 @@ mod tests {
                 profile("shop/web-1/app", 5, serde_json::json!([row("read"), row("chmod"), init.clone()])),
                 profile("shop/web-2/app", 7, serde_json::json!([row("read"), row("mkdir"), init])),
             ],
-        });
+        }))
+        .expect("a workload answer");
         let req = ExportRequest {
-            format: crate::views::ExportFormat::Spo,
+            format: ExportFormat::Spo,
             include_denied: false,
             beyond_default: false,
             base: None,
