@@ -91,6 +91,17 @@ pub enum State {
     FailedToStart,
 }
 
+impl State {
+    /// Its name as the JSON spells it (`running`, `exited`, `failed_to_start`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Exited => "exited",
+            State::FailedToStart => "failed_to_start",
+        }
+    }
+}
+
 /// The formats a profile is exported in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -363,6 +374,9 @@ mod tests {
     fn phases_and_kinds_keep_their_spelling() {
         assert_eq!(serde_json::to_value(Phase::InitAfterFilter).unwrap(), "init_after_filter");
         assert_eq!(Phase::of_kernel(observer_common::slot::phase::CONTAINER), Phase::Container);
+        for s in [State::Running, State::Exited, State::FailedToStart] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 }
 

@@ -420,16 +420,17 @@ impl ExportedProfile {
     /// `config` (an OCI `config.json`) with its `linux.seccomp` replaced by
     /// this profile.
     pub fn embed_in_oci_config(&self, config: &str) -> Result<String, serde_json::Error> {
+        // The rest of the config is the user's, of any shape: kept as a JSON tree.
+        let empty = || serde_json::Value::Object(serde_json::Map::new());
         let mut value: serde_json::Value = serde_json::from_str(config)?;
         let seccomp = serde_json::to_value(self.oci_seccomp())?;
         if !value.is_object() {
-            value = serde_json::json!({});
+            value = empty();
         }
-        let linux =
-            value.as_object_mut().into_iter().next().map(|o| o.entry("linux").or_insert_with(|| serde_json::json!({})));
+        let linux = value.as_object_mut().into_iter().next().map(|o| o.entry("linux").or_insert_with(empty));
         if let Some(linux) = linux {
             if !linux.is_object() {
-                *linux = serde_json::json!({});
+                *linux = empty();
             }
             if let Some(linux) = linux.as_object_mut() {
                 linux.insert("seccomp".into(), seccomp);
@@ -508,22 +509,20 @@ impl ExportedProfile {
         }
     }
 
-    fn observer_meta(&self) -> Option<serde_json::Value> {
+    fn observer_meta(&self) -> Option<ObserverMetaOut<'_>> {
         if self.metadata.is_none() && self.contributors.is_empty() {
             return None;
         }
-        let mut value = serde_json::to_value(&self.metadata).unwrap_or_default();
-        if !value.is_object() {
-            value = serde_json::json!({});
-        }
-        if let Some(object) = value.as_object_mut().filter(|_| !self.contributors.is_empty()) {
-            object.insert("contributors".into(), serde_json::to_value(&self.contributors).unwrap_or_default());
-        }
-        if let Some(object) = value.as_object_mut().filter(|_| !self.side_doors.is_empty()) {
-            let doors: Vec<String> = self.side_doors.iter().map(ToString::to_string).collect();
-            object.insert("side_doors".into(), serde_json::json!(doors));
-        }
-        Some(value)
+        let m = self.metadata.as_ref();
+        Some(ObserverMetaOut {
+            calls: m.map(|m| m.calls),
+            container: m.map(|m| m.container.as_str()),
+            contributors: &self.contributors,
+            generator: m.map(|m| m.generator.as_str()),
+            image: m.map(|m| m.image.as_str()),
+            side_doors: self.side_doors.iter().map(ToString::to_string).collect(),
+            since: m.map(|m| m.since.as_str()),
+        })
     }
 }
 
@@ -556,14 +555,35 @@ fn rules_out(profile: &ResolvedProfile) -> Vec<RuleOut> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DockerOut {
+struct DockerOut<'a> {
     default_action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     default_errno_ret: Option<u32>,
     arch_map: Vec<ArchMapOut>,
     syscalls: Vec<RuleOut>,
     #[serde(rename = "x-observer", skip_serializing_if = "Option::is_none")]
-    observer: Option<serde_json::Value>,
+    observer: Option<ObserverMetaOut<'a>>,
+}
+
+/// `x-observer`: where the profile comes from (`ExportMeta`, when known),
+/// which inputs gave each syscall (a merge), and its side doors. Fields in
+/// name order, as the profile always wrote them.
+#[derive(Serialize)]
+struct ObserverMetaOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calls: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    contributors: &'a BTreeMap<String, BTreeSet<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generator: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    side_doors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -16,7 +16,7 @@ use crate::{
     decode,
     elf::{self, Bits},
     error::ReachError,
-    facts::FileFacts,
+    facts::{FileFacts, Object},
     graph::{GlobalExports, Node, RootReach, Walk},
     loader,
     report::{self, Reach},
@@ -32,14 +32,6 @@ pub struct Options {
     pub cache: Option<Cache>,
     /// Worker threads decoding files (at least 1).
     pub threads: usize,
-}
-
-/// One analysed ELF object.
-#[derive(Debug)]
-pub struct Object {
-    pub path: String,
-    pub id: FileId,
-    pub facts: Arc<FileFacts>,
 }
 
 #[derive(Default)]

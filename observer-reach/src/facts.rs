@@ -2,12 +2,20 @@
 //! file content (and cached by its digest): its functions with their calls,
 //! imports and syscall sites, its roots, and how the loader treats it.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use observer_profile::types::Arch;
 use serde::{Deserialize, Serialize};
 
-use crate::elf::Bits;
+use crate::{elf::Bits, root::FileId};
+
+/// One analysed ELF object: where it is in the root, which file it is, and its facts.
+#[derive(Debug)]
+pub struct Object {
+    pub path: String,
+    pub id: FileId,
+    pub facts: Arc<FileFacts>,
+}
 
 /// One file's facts. Function references are indexes into `functions`,
 /// import references indexes into `imports`.

@@ -9,7 +9,7 @@ use observer_profile::{syscall_table, types::Arch};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    analysis::Object,
+    facts::Object,
     graph::{OBJECT, RootReach},
 };
 

@@ -142,7 +142,7 @@ pub fn learned_from_agent(profile: &ProfileView) -> Learned {
 }
 
 /// What a trace report says the command needs (everything it ran; nothing was init).
-pub fn learned_from_trace(report: &crate::trace::Report, command: &[String]) -> Learned {
+pub fn learned_from_trace(report: &crate::trace::report::Report, command: &[String]) -> Learned {
     let mut syscalls: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
     let mut denied_only = BTreeSet::new();
     for r in &report.syscalls {

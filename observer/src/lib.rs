@@ -7,7 +7,6 @@ pub mod cli;
 pub(crate) mod clock;
 pub(crate) mod commands;
 pub mod container;
-pub(crate) mod export;
 pub(crate) mod learned;
 pub(crate) mod metrics;
 pub(crate) mod printable;

@@ -45,7 +45,7 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<i32> {
     let socket = socket_path(args.socket.as_deref());
     let answer = if args.off {
         let released: ReleaseAnswer = call_as(&socket, &Request::EnforceOff { target })?;
-        serde_json::to_value(released)?
+        serde_json::to_string_pretty(&released)?
     } else {
         let profile = args.profile.as_ref().expect("clap requires --profile without --off");
         let rows = crate::profile_rows::allowed_rows_of_file(profile, args.caps.as_deref())?;
@@ -56,8 +56,8 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<i32> {
             profile: profile.display().to_string(),
         };
         let armed: EnforceAnswer = call_as(&socket, &request)?;
-        serde_json::to_value(armed)?
+        serde_json::to_string_pretty(&armed)?
     };
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    println!("{answer}");
     Ok(0)
 }

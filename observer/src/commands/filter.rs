@@ -6,9 +6,9 @@ use std::{fmt::Write as _, path::PathBuf};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use observer_profile::{bpf::disassemble, resolve::ResolveOptions, types::Arch};
-use serde_json::json;
+use serde::Serialize;
 
-use super::policy::PolicyTable;
+use super::policy::{Conditions, PolicyTable};
 use crate::seccomp::{SeccompMode, dump_filters, read_status};
 
 #[derive(Args, Debug)]
@@ -39,12 +39,29 @@ pub struct FilterArgs {
     pub compiled: bool,
 }
 
+/// `filter --json`. Fields in name order, as the output always had them.
+#[derive(Debug, Default, Serialize)]
+struct FilterJson<'a> {
+    abis: std::collections::BTreeMap<&'a str, std::collections::BTreeMap<&'a str, &'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conditions: Option<&'a Conditions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disasm: Option<&'a [String]>,
+    filters: &'a [usize],
+    mode: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<i32>,
+}
+
 pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
     let (mode, counts, table, disasm) = if let Some(pid) = args.pid {
         let status = read_status(pid).with_context(|| format!("process {pid}"))?;
         if status.mode == SeccompMode::Disabled {
             if args.json {
-                println!("{}", json!({"pid": pid, "mode": 0, "filters": [], "abis": {}, "note": "no filter"}));
+                let none = FilterJson { note: Some("no filter"), pid: Some(pid), ..FilterJson::default() };
+                println!("{}", serde_json::to_string(&none)?);
             } else {
                 println!("process {pid}: seccomp mode 0: no filter");
             }
@@ -74,13 +91,15 @@ pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
         bail!("give --pid PID or --profile FILE");
     };
     if args.json {
-        let mut v = json!({"mode": mode, "filters": counts, "abis": table.actions(), "conditions": table.conditions});
-        if let Some(pid) = args.pid {
-            v["pid"] = json!(pid);
-        }
-        if args.disasm {
-            v["disasm"] = json!(disasm);
-        }
+        let v = FilterJson {
+            abis: table.actions(),
+            conditions: Some(&table.conditions),
+            disasm: args.disasm.then_some(disasm.as_slice()),
+            filters: &counts,
+            mode,
+            note: None,
+            pid: args.pid,
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }

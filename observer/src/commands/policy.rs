@@ -33,8 +33,13 @@ pub const ABIS: [(&str, Arch); 2] = [("x86_64", Arch::X86_64), ("i386", Arch::I3
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PolicyTable {
     pub abis: BTreeMap<String, BTreeMap<String, Decision>>,
-    pub conditions: serde_json::Value,
+    /// Per ABI, per conditional syscall: its rules (a profile's) or outcomes
+    /// (a filter's), as JSON, for `filter --json` to print.
+    pub conditions: Conditions,
 }
+
+/// ABI -> syscall name -> its conditions as JSON.
+pub type Conditions = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
 
 impl PolicyTable {
     pub fn from_filter(table: &Table) -> Self {
@@ -64,16 +69,25 @@ impl PolicyTable {
             }
             abis.insert(abi.to_owned(), names);
         }
-        let conditions = serde_json::to_value(table).ok().map(|v| v["conditions"].clone()).unwrap_or_default();
+        let conditions = ABIS
+            .iter()
+            .map(|(abi, arch)| {
+                let per_name = table
+                    .conditions(*arch)
+                    .into_iter()
+                    .map(|(name, outcomes)| (name, serde_json::to_value(outcomes).unwrap_or_default()));
+                ((*abi).to_owned(), per_name.collect())
+            })
+            .collect();
         Self { abis, conditions }
     }
 
     pub fn from_profile(profile: &ResolvedProfile) -> Self {
         let mut abis = BTreeMap::new();
-        let mut conditions = serde_json::Map::new();
+        let mut conditions = Conditions::new();
         for (abi, arch) in ABIS {
             let mut names = BTreeMap::new();
-            let mut conds = serde_json::Map::new();
+            let mut conds = BTreeMap::new();
             for (_, name) in syscall_table::all(arch) {
                 let decision = profile.action_for(arch, name);
                 let outcome = match &decision {
@@ -98,9 +112,9 @@ impl PolicyTable {
                 names.insert(name.to_owned(), Decision { action: decision.to_string(), outcome });
             }
             abis.insert(abi.to_owned(), names);
-            conditions.insert(abi.to_owned(), serde_json::Value::Object(conds));
+            conditions.insert(abi.to_owned(), conds);
         }
-        Self { abis, conditions: serde_json::Value::Object(conditions) }
+        Self { abis, conditions }
     }
 
     pub fn get(&self, abi: &str, name: &str) -> Option<&Decision> {
@@ -108,13 +122,10 @@ impl PolicyTable {
     }
 
     /// `{"x86_64": {"<name>": "<action>"}, "i386": {...}}`.
-    pub fn actions(&self) -> serde_json::Value {
-        let mut out = serde_json::Map::new();
-        for (abi, names) in &self.abis {
-            let m: serde_json::Map<String, serde_json::Value> =
-                names.iter().map(|(n, d)| (n.clone(), serde_json::Value::String(d.action.clone()))).collect();
-            out.insert(abi.clone(), serde_json::Value::Object(m));
-        }
-        serde_json::Value::Object(out)
+    pub fn actions(&self) -> BTreeMap<&str, BTreeMap<&str, &str>> {
+        self.abis
+            .iter()
+            .map(|(abi, names)| (abi.as_str(), names.iter().map(|(n, d)| (n.as_str(), d.action.as_str())).collect()))
+            .collect()
     }
 }

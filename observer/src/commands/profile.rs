@@ -226,7 +226,7 @@ fn table(view: &ProfileView) -> String {
     let mut out = String::new();
     // Names and comm come from the kernel, the container and profile files: escaped.
     let s = |v: &str| printable(v).into_owned();
-    let state = serde_json::to_value(view.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let state = view.state.as_str();
     let _ = writeln!(
         out,
         "container {} ({}), image {}, state {state}",

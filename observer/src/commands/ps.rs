@@ -27,7 +27,7 @@ pub fn table(rows: &[PsRow]) -> String {
     );
     for c in rows {
         let id = crate::printable::short(&c.id);
-        let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let state = c.state.as_str();
         let _ = writeln!(
             out,
             "{:<12} {:<20} {:<20} {:<10} {:<24} {:<15} {:>8} {:>10} {:>7} {:>6} {:>6}",

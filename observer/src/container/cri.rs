@@ -58,9 +58,14 @@ fn ns_to_rfc3339(ns: i64) -> String {
 /// The init pid in a verbose status's `info` map: `{"info": "{\"pid\": 1234, ...}"}`
 /// (containerd and CRI-O both write it there).
 pub fn pid_from_info(info: &std::collections::HashMap<String, String>) -> u32 {
+    /// The one field of the verbose info read here (the rest is ignored).
+    #[derive(serde::Deserialize)]
+    struct VerboseInfo {
+        pid: Option<u64>,
+    }
     info.get("info")
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| v["pid"].as_u64())
+        .and_then(|s| serde_json::from_str::<VerboseInfo>(s).ok())
+        .and_then(|v| v.pid)
         .and_then(|p| u32::try_from(p).ok())
         .unwrap_or(0)
 }

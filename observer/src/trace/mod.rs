@@ -4,6 +4,7 @@
 
 mod cgroup;
 mod launch;
+mod profile_out;
 pub mod report;
 
 use std::{
@@ -59,7 +60,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<i32> {
         None => eprint!("{text}"),
     }
     if let Some(path) = &args.profile_out {
-        let profile = crate::export::trace_profile(report, args.format, &args.command)?;
+        let profile = profile_out::trace_profile(report, args.format, &args.command)?;
         crate::state::write_atomic(path, profile.as_bytes())
             .with_context(|| format!("writing the profile to {}", path.display()))?;
     }

@@ -93,7 +93,7 @@ impl GroupReport {
         }
         let abis: BTreeMap<String, AbiUse> =
             ABIS.iter().map(|(abi, arch)| ((*abi).to_owned(), abi_use(used, table, abi, *arch))).collect();
-        let x = &abis["x86_64"];
+        let x = abi_use(used, table, "x86_64", Arch::X86_64);
         let verdict = if used_but_denied.is_empty() {
             format!(
                 "everything used is allowed; {} of {} allowed x86_64 syscalls ({:.0}%) were never used: a profile learned from this container would remove them",

@@ -1,10 +1,8 @@
 //! The profile `observer trace --profile-out` writes: the same exporter as
 //! `observer profile export`, fed from the trace report.
 
-use crate::{
-    learned::{ExportRequest, export_learned, learned_from_trace, report_left_out},
-    trace::Report,
-};
+use super::report::Report;
+use crate::learned::{ExportRequest, export_learned, learned_from_trace, report_left_out};
 
 pub fn trace_profile(
     report: &Report,
