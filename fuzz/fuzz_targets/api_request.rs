@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         Request::Workload { workload } => {
             // A key that read reads back as itself from its printed form.
             let printed = workload.to_string();
-            assert_eq!(printed.parse::<observer_contract::workload::WorkloadKey>().as_ref(), Ok(workload), "{printed}");
+            assert_eq!(printed.parse::<observer_contract::pod::WorkloadKey>().as_ref(), Ok(workload), "{printed}");
             let _ = Target::parse_match(&printed);
             Vec::new()
         }

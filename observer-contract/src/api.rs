@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    pod::WorkloadKey,
     rules::{EnforceAction, Target},
-    workload::WorkloadKey,
 };
 
 /// Where the agent listens unless told otherwise.

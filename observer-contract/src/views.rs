@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 // Old path, kept while branches merge: these moved to `alerts` and `rules`.
 pub use crate::alerts::{Alert, AlertDelivery, AlertKind, AlertRule, OutputCounts};
-use crate::{pod::PodInfo, workload::WorkloadKey};
+use crate::pod::{PodInfo, WorkloadKey};
 // Old path, kept while branches merge.
 pub use crate::rules::{Armed, EnforceAction, EnforceAnswer, EnforceRule, ReleaseAnswer};
 

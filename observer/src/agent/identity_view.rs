@@ -2,7 +2,10 @@
 //! engine, pod, workload, labels. Kept apart from `core` so that the agent's
 //! state machine and these views change independently.
 
-use observer_contract::workload::{WorkloadKey, WorkloadMember, WorkloadView};
+use observer_contract::{
+    pod::WorkloadKey,
+    workload::{WorkloadMember, WorkloadView},
+};
 
 use super::model::ContainerRecord;
 

@@ -28,7 +28,7 @@ pub enum ProfileCommand {
         container: Option<String>,
         /// A Kubernetes workload's container, NAMESPACE/KIND/NAME/CONTAINER (see `observer ps`'s `workload`).
         #[arg(long, value_name = "NAMESPACE/KIND/NAME/CONTAINER")]
-        workload: Option<observer_contract::workload::WorkloadKey>,
+        workload: Option<observer_contract::pod::WorkloadKey>,
         /// docker (Docker/moby JSON), oci (runtime-spec linux.seccomp) or spo (SeccompProfile YAML).
         #[arg(long, value_enum, default_value = "docker")]
         format: ExportFormat,

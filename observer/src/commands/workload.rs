@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use observer_contract::workload::{WorkloadKey, WorkloadView};
+use observer_contract::{pod::WorkloadKey, workload::WorkloadView};
 use observer_profile::{
     export::ExportMeta,
     merge::{MergeInput, merge},
