@@ -10,7 +10,8 @@ pub mod container;
 pub(crate) mod learned;
 pub(crate) mod metrics;
 pub(crate) mod printable;
-pub(crate) mod probe;
+// Old path, kept while branches merge: the kernel seam is the observer-probe crate.
+pub(crate) use observer_probe as probe;
 pub(crate) mod profile_rows;
 pub(crate) mod rows;
 pub mod run;

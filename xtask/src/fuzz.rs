@@ -2,7 +2,7 @@
 //! long, and the fuzz section of docs/reliability.md written from the run.
 //! `cargo xtask test` runs each target for a few seconds through [`quick`].
 //!
-//! The targets are built with `OBSERVER_SKIP_EBPF_BUILD=fuzz` (observer/build.rs
+//! The targets are built with `OBSERVER_SKIP_EBPF_BUILD=fuzz` (observer-probe/build.rs
 //! then skips the nested eBPF build: see fuzz/Cargo.toml for why). The short
 //! run builds `--dev` (fast to compile, for CI); the long run builds release.
 

@@ -193,7 +193,7 @@ fn fmt_fuzz() -> anyhow::Result<()> {
 
 /// Clippy on the kernel crate, which the workspace's clippy never sees (it is
 /// not a default member, and it only builds for the BPF target): built as
-/// observer/build.rs (aya-build) builds it, on nightly with `-Z build-std=core`,
+/// observer-probe/build.rs (aya-build) builds it, on nightly with `-Z build-std=core`,
 /// in a target directory of its own so that it never invalidates the host build.
 fn clippy_ebpf() -> anyhow::Result<()> {
     let root = workspace_root();

@@ -8,11 +8,12 @@ pub mod cri;
 pub mod docker_api;
 pub mod docker_events;
 pub mod identity;
-pub mod pid_cgroup;
 pub mod podman;
-pub mod v2_mount;
 
 use std::{collections::HashMap, io, path::PathBuf, sync::Mutex};
+
+// Old paths, kept while branches merge: both moved to the kernel seam (observer-probe).
+pub use observer_probe::{pid_cgroup, v2_mount};
 
 pub use cgroup_path::{ContainerRef, Kind, Runtime};
 pub use docker_api::{DockerClient, DockerError, DockerInfo, Seccomp};

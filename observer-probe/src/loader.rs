@@ -707,7 +707,7 @@ fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
 /// (its directory's inode number is its id, as `bpf_get_current_cgroup_id` sees it).
 fn scratch_cgroup_id() -> anyhow::Result<u64> {
     use std::os::unix::fs::MetadataExt as _;
-    let mount = crate::container::v2_mount::find_v2_mount()?;
+    let mount = crate::v2_mount::find_v2_mount()?;
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let dir = mount.join(format!("observer-epoch-{}-{nanos}", std::process::id()));
     std::fs::create_dir(&dir).with_context(|| format!("creating the scratch cgroup {}", dir.display()))?;

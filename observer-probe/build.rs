@@ -1,9 +1,9 @@
 //! Builds the kernel programs (observer-ebpf) for the BPF target with aya-build;
-//! the agent embeds the object with `include_bytes_aligned!`.
+//! the loader (src/loader.rs) embeds the object with `include_bytes_aligned!`.
 //!
 //! `OBSERVER_SKIP_EBPF_BUILD=fuzz` skips that nested build and embeds an empty
 //! object instead. Only the fuzz targets (fuzz/, `cargo xtask fuzz`) set it:
-//! they reach the agent's parsers through this crate and are built with
+//! they reach the agent's parsers through observer (which depends on this crate) and are built with
 //! sanitizer and coverage RUSTFLAGS that the nested BPF build must not see (nor
 //! need bpf-linker for). A binary built that way refuses to load the programs
 //! (`probe::loader`: "built without its kernel programs"), so it can never run

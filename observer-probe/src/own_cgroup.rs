@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 
-use crate::container::{pid_cgroup, v2_mount};
+use crate::{pid_cgroup, v2_mount};
 
 pub fn own_cgroup_id() -> anyhow::Result<u64> {
     let mount = v2_mount::find_v2_mount()?;
