@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{agent::AgentArgs, trace::TraceArgs};
+use crate::{agent::AgentArgs, commands::trace::TraceArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,7 +30,7 @@ pub enum Command {
         socket: Option<PathBuf>,
     },
     /// A live terminal view of every container, its profile and the latest alerts.
-    Top(crate::top::TopArgs),
+    Top(crate::commands::top::TopArgs),
     /// List the containers the agent knows.
     Ps {
         #[arg(long)]
@@ -62,49 +62,19 @@ pub enum Command {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    use crate::commands;
     match cli.command {
-        Command::Trace(args) => crate::trace::run(&args),
-        Command::Agent(args) => {
-            // Before the runtime starts: its threads inherit the main thread's
-            // nice, and find the arena limit set.
-            crate::agent::priority::set_nice(args.nice);
-            crate::agent::heap::limit_arenas();
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?
-                .block_on(crate::agent::run(args))
-        }
-        Command::Status { socket } => {
-            let status: crate::views::StatusView =
-                crate::api::call_as(&crate::api::socket_path(socket.as_deref()), &crate::api::Request::Status)?;
-            println!("{}", serde_json::to_string_pretty(&status)?);
-            Ok(0)
-        }
-        Command::Ps { json, socket } => crate::commands::ps::run(json, socket.as_deref()),
-        Command::Top(args) => crate::top::run(&args),
-        Command::Profile(cmd) => crate::commands::profile::run(cmd),
-        Command::Filter(args) => crate::commands::filter::run(&args),
-        Command::Compare(args) => crate::commands::compare::run(&args),
-        Command::Run(args) => crate::commands::run::run(&args),
-        Command::Enforce(args) => crate::commands::enforce::run(&args),
-        Command::Reach(args) => crate::commands::reach::run(&args),
-        Command::Floor { enter_only } => {
-            let _programs = crate::probe::load_floor(!enter_only)?;
-            eprintln!("observer: empty programs attached; waiting for SIGINT or SIGTERM");
-            // SAFETY: sigset_t is plain old data; sigemptyset initialises it next.
-            let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-            let mut sig = 0;
-            // SAFETY: `set` and `sig` are valid for the calls; the mask only
-            // blocks the two signals this thread then waits for.
-            unsafe {
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGINT);
-                libc::sigaddset(&mut set, libc::SIGTERM);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-                libc::sigwait(&set, &mut sig);
-            }
-            Ok(0)
-        }
+        Command::Trace(args) => commands::trace::run(&args),
+        Command::Agent(args) => commands::agent::run(args),
+        Command::Status { socket } => commands::status::run(socket.as_deref()),
+        Command::Ps { json, socket } => commands::ps::run(json, socket.as_deref()),
+        Command::Top(args) => commands::top::run(&args),
+        Command::Profile(cmd) => commands::profile::run(cmd),
+        Command::Filter(args) => commands::filter::run(&args),
+        Command::Compare(args) => commands::compare::run(&args),
+        Command::Run(args) => commands::run::run(&args),
+        Command::Enforce(args) => commands::enforce::run(&args),
+        Command::Reach(args) => commands::reach::run(&args),
+        Command::Floor { enter_only } => commands::floor::run(enter_only),
     }
 }

@@ -38,9 +38,12 @@ pub enum OverflowAction {
     Kill,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the agent records (`--watch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Watch {
+    /// Containers only (their runtimes name them).
     Containers,
+    /// Every cgroup, containers or not.
     All,
 }
 

@@ -57,8 +57,8 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/observer";
 #[derive(Args, Debug, Clone)]
 pub struct AgentArgs {
     /// What to record: `containers` (default) or `all` cgroups.
-    #[arg(long, default_value = "containers", value_parser = ["containers", "all"])]
-    pub watch: String,
+    #[arg(long, value_enum, default_value = "containers")]
+    pub watch: Watch,
     /// The API socket (root only).
     #[arg(long, default_value = crate::api::DEFAULT_SOCKET)]
     pub socket: PathBuf,
@@ -189,7 +189,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         probe,
         resolver,
         store,
-        watch: if args.watch == "all" { Watch::All } else { Watch::Containers },
+        watch: args.watch,
         started_at: now(),
         learn_for: args.learn_for,
         retention: args.retention,
