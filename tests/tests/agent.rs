@@ -453,7 +453,11 @@ sleep 60"#;
     let ps = agent.ps();
     let own: Vec<&serde_json::Value> =
         ps.iter().filter(|r| ids.iter().any(|i| r["id"] == format!("cgroup:{i}").as_str())).collect();
-    assert!(own.is_empty(), "nested cgroups became records of their own: {own:?}");
+    assert!(
+        own.is_empty(),
+        "nested cgroups became records of their own: {own:?}\nagent: {}",
+        agent.stderr().lines().filter(|l| l.contains("vanished")).collect::<Vec<_>>().join("\n")
+    );
     // The levels it made are the container's to leave empty: removed here,
     // deepest first, once it is gone.
     let _ = docker(&["rm", "-f", &n]);

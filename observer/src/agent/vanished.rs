@@ -24,20 +24,50 @@ impl Agent {
             self.apply_rules(&key);
             return;
         }
+        tracing::info!(
+            cgroup_id,
+            slot,
+            tgid,
+            "a vanished cgroup, recorded under its id: its first caller is gone, or not in a container"
+        );
         let key = format!("cgroup:{cgroup_id}");
         self.adopt(&key, cgroup_id, slot, path, None, Confirmation::Pending);
     }
 
-    /// The container record whose live cgroup process `tgid` is in now, with
-    /// the container's reference (for a nested adoption).
-    fn enclosing_container(&self, cgroup_id: u64, tgid: u32) -> Option<(String, crate::container::ContainerRef)> {
+    /// The container record of the cgroup process `tgid` is in now, with the
+    /// container's reference (for a nested adoption). That cgroup may itself
+    /// be a newer one below the container (a loop that makes them one after
+    /// another is already in the next, maybe not named yet): the container is
+    /// guessed from its slot's owner, its known path or `/proc`'s, and then
+    /// checked by id, whatever the agent's cgroup namespace: the cgroup must be
+    /// the container's own or one below it, which no one outside can make.
+    fn enclosing_container(&mut self, cgroup_id: u64, tgid: u32) -> Option<(String, crate::container::ContainerRef)> {
         if tgid == 0 {
             return None;
         }
-        let now = pid_cgroup::cgroup_id_of_pid(&self.mount(), tgid).ok().filter(|id| *id != cgroup_id)?;
-        let (key, _) = self.slot_owner.values().find(|(_, id)| *id == now)?;
-        let record = self.containers.get(key)?;
+        // The caller may be gone from the cgroup it was in by the check (a
+        // loop moves on at once): asked again, a few times.
+        (0..3).find_map(|_| self.container_of_caller(cgroup_id, tgid))
+    }
+
+    fn container_of_caller(&mut self, cgroup_id: u64, tgid: u32) -> Option<(String, crate::container::ContainerRef)> {
+        let mount = self.mount();
+        let now = pid_cgroup::cgroup_id_of_pid(&mount, tgid).ok().filter(|id| *id != cgroup_id)?;
+        let guess = match self.slot_owner.values().find(|(_, id)| *id == now) {
+            Some((key, _)) => key.clone(),
+            None => {
+                let proc_path = || {
+                    let text = std::fs::read_to_string(format!("/proc/{tgid}/cgroup")).ok()?;
+                    pid_cgroup::v2_line(&text).map(str::to_owned)
+                };
+                cgroup_path::parse(&self.path_of(now).or_else(proc_path)?).id
+            }
+        };
+        let record = self.containers.get(&guess)?;
         let cref = cgroup_path::parse(&record.cgroup_path);
-        (cref.is_container() && cref.id == *key).then(|| (key.clone(), cref))
+        if !cref.is_container() || cref.id != guess {
+            return None;
+        }
+        pid_cgroup::is_id_at_or_below(&mount, &record.cgroup_path, now).ok()?.then_some((guess, cref))
     }
 }
