@@ -197,6 +197,20 @@ impl TestAgent {
             .collect()
     }
 
+    /// The `impostor_cgroup` alerts about these containers' cgroups: those
+    /// whose cgroup path (the alert's id) or claim (its detail) names one of
+    /// `ids`. Other tests on the host make impostors of their own, which every
+    /// agent sees: a test that expects none of its own must not count those.
+    pub fn impostor_alerts_about(&self, ids: &[&str]) -> Vec<serde_json::Value> {
+        let names = |a: &serde_json::Value, field: &str| {
+            a[field].as_str().is_some_and(|text| ids.iter().any(|id| !id.is_empty() && text.contains(id)))
+        };
+        self.alerts()
+            .into_iter()
+            .filter(|a| a["kind"] == "impostor_cgroup" && (names(a, "id") || names(a, "detail")))
+            .collect()
+    }
+
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(observer_bin()).args(args).arg("--socket").arg(&self.socket).output().expect("observer CLI")
     }

@@ -385,3 +385,86 @@ fn first_use_carries_the_kernels_time() {
         "{syscall} at {t}, made between {before} and {after} minus the 2 s wait"
     );
 }
+
+/// A container allowed to (CAP_SYS_ADMIN, unconfined) makes cgroups below its own, deeper than the
+/// agent's inotify watch reaches, makes calls in each and removes it at
+/// once: gone before the agent can name them. What they did is the
+/// container's, never a record of its own per cgroup.
+#[test]
+fn nested_cgroups_gone_before_they_are_named_are_the_containers() {
+    require_root();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let n = name("nested");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let shared = std::env::temp_dir().join(format!("observer-nested-{}", observer_tests::unique()));
+    std::fs::create_dir_all(&shared).expect("shared dir");
+    let volume = format!("{}:/w", shared.display());
+    // Seven levels below the container's cgroup (the watch goes six below
+    // the mount); the shell moves itself in, writes, moves back, removes it.
+    let script = r#"mkdir -p /c && mount -t cgroup2 none /c || exit 3
+d=/c$(sed -n 's/^0:://p' /proc/self/cgroup)
+deep=$d/a/b/c/d/e
+mkdir -p $deep || exit 4
+i=0
+while [ $i -lt 20 ]; do
+  mkdir $deep/n$i
+  stat -c %i $deep/n$i >> /w/ids
+  echo $$ > $deep/n$i/cgroup.procs
+  echo x > /dev/null
+  echo $$ > $d/cgroup.procs
+  rmdir $deep/n$i
+  i=$((i+1))
+done
+touch /w/done
+sleep 60"#;
+    let o = run(
+        &["-d", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--name", &n, "-v", &volume],
+        &["sh", "-c", script],
+    );
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    let c = agent.wait_for("the container in ps", || agent.container(&n).filter(|c| c["image"] != ""));
+    let id = c["id"].as_str().expect("id").to_owned();
+    agent.wait_for("the container's loop to end", || {
+        let logs = docker(&["logs", &n]);
+        assert!(
+            shared.join("done").exists()
+                || docker(&["inspect", "-f", "{{.State.Running}}", &n]).stdout.starts_with(b"true"),
+            "the container stopped: {}",
+            String::from_utf8_lossy(&logs.stderr)
+        );
+        shared.join("done").exists().then_some(())
+    });
+    let ids: Vec<u64> = std::fs::read_to_string(shared.join("ids"))
+        .expect("the nested cgroups' ids")
+        .lines()
+        .map(|l| l.trim().parse().expect("an inode number"))
+        .collect();
+    assert_eq!(ids.len(), 20, "{ids:?}");
+    // The container's record takes them in (folded into its ended cgroups'
+    // entry once they are read as ended), as saved on disk.
+    let state = agent.state_dir().join("containers").join(format!("{id}.json"));
+    agent.wait_for("the nested cgroups in the container's record", || {
+        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).ok()?).ok()?;
+        let cgroups = record["cgroups"].as_object()?;
+        cgroups.keys().any(|k| k == "0" || ids.iter().any(|i| *k == i.to_string())).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let ps = agent.ps();
+    let own: Vec<&serde_json::Value> =
+        ps.iter().filter(|r| ids.iter().any(|i| r["id"] == format!("cgroup:{i}").as_str())).collect();
+    assert!(
+        own.is_empty(),
+        "nested cgroups became records of their own: {own:?}\nagent: {}",
+        agent.stderr().lines().filter(|l| l.contains("vanished")).collect::<Vec<_>>().join("\n")
+    );
+    // The levels it made are the container's to leave empty: removed here,
+    // deepest first, once it is gone.
+    let _ = docker(&["rm", "-f", &n]);
+    let mut dir = observer_tests::churn::v2_root().join(format!("docker/{id}/a/b/c/d/e"));
+    for _ in 0..5 {
+        let _ = std::fs::remove_dir(&dir);
+        dir.pop();
+    }
+    let _ = std::fs::remove_dir_all(&shared);
+}

@@ -148,12 +148,9 @@ fn cri_pods_are_named_matched_and_merged_by_workload() {
     assert_eq!(enforce_count(&agent, &format!("namespace:{namespace}"), &ids), workload);
     assert_eq!(enforce_count(&agent, &format!("label:pod-template-hash={hash}"), &ids), workload);
     assert_eq!(enforce_count(&agent, "image:observer-busybox", &ids), workload);
-    let alerts = agent.alerts();
-    // (Other cgroups on this host, e.g. a Docker container's left by another test, may be.)
-    let cri_impostors: Vec<&Value> = alerts
-        .iter()
-        .filter(|a| a["kind"] == "impostor_cgroup" && a["id"].as_str().is_some_and(|p| p.contains("kubepods")))
-        .collect();
+    // This test's pods' cgroups: the containers' and the pods' (by uid).
+    let mine: Vec<&str> = ids.iter().map(String::as_str).chain(replicas.iter().map(|r| r.pod.uid.as_str())).collect();
+    let cri_impostors = agent.impostor_alerts_about(&mine);
     assert!(cri_impostors.is_empty(), "no CRI cgroup is an impostor: {cri_impostors:?}");
 
     workload_export(&agent, &namespace, &replicas);

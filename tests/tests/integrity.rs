@@ -210,6 +210,53 @@ fn a_users_cgroup_named_like_a_container_is_an_impostor(ns: CgroupNs) {
     let _ = std::fs::remove_file(&target);
 }
 
+/// A cgroup named like a Docker container that dockerd never made (made by
+/// root here, so nothing marks it before dockerd is asked): recorded as
+/// pending under the container id it claims, then split off as an impostor
+/// when dockerd disowns it. Nothing stays behind under that id: no record
+/// in `ps`, no state file, and what it did is in the impostor's record.
+#[test]
+fn a_cgroup_dockerd_disowns_leaves_no_record_under_the_id_it_claimed() {
+    require_root();
+    let _serial = one_at_a_time();
+    require_docker();
+    let agent = TestAgent::start(&[]);
+    let fake = format!("{:064x}", unique());
+    let cg = observer_tests::churn::Cgroup::create(&format!("docker/{fake}"));
+    let mut child = cg
+        .spawn(Command::new("sh").args(["-c", "cat /etc/hostname > /dev/null; exec sleep 60"]))
+        .expect("start sh in the cgroup");
+    let path = cg.rel();
+    let alert = agent.wait_for("the impostor alert", || {
+        agent.alerts().into_iter().find(|a| a["kind"] == "impostor_cgroup" && a["id"] == path.as_str())
+    });
+    assert!(alert["detail"].as_str().is_some_and(|d| d.contains(&fake)), "{alert}");
+    // Saved once a second: a record left behind would be on disk by then.
+    std::thread::sleep(Duration::from_secs(2));
+    let ps = agent.ps();
+    assert!(
+        !ps.iter().any(|c| c["id"] == fake.as_str()),
+        "a record under the id the impostor claimed stayed behind: {ps:?}"
+    );
+    let files: Vec<String> = std::fs::read_dir(agent.state_dir().join("containers"))
+        .expect("containers/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // (The impostor's own record is saved under its path, `_docker_<id>.json`.)
+    assert!(!files.contains(&format!("{fake}.json")), "its state file stayed behind: {files:?}");
+    let impostor = ps.iter().find(|c| c["id"] == path.as_str());
+    let impostor = impostor.unwrap_or_else(|| panic!("the impostor is a record of its own: {ps:?}"));
+    assert_eq!(impostor["runtime"], "plain", "{impostor}");
+    let profile = agent.profile(&path);
+    assert!(
+        rows(&profile).iter().any(|r| r.0 == "execve" || r.0 == "nanosleep" || r.0 == "clock_nanosleep"),
+        "what it did is in the impostor's record: {profile}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 in_both_cgroup_namespaces!(records_without_a_live_slot_end_and_enforce_reports_what_it_armed);
 
 /// After the kernel's slots are gone (an uninstall, a reboot), a record that

@@ -114,10 +114,77 @@ fn podman_containers_are_named_imaged_and_confirmed() {
     let o = agent.cli(&["enforce", "--match", &format!("image:{IMAGE}"), "--off"]);
     assert!(o.status.success(), "enforce --off: {}", String::from_utf8_lossy(&o.stderr));
 
-    let alerts = agent.alerts();
-    assert!(!alerts.iter().any(|a| a["kind"] == "impostor_cgroup"), "no podman cgroup is an impostor: {alerts:?}");
+    let impostors = agent.impostor_alerts_about(&[&id, &b_id]);
+    assert!(impostors.is_empty(), "no podman cgroup is an impostor: {impostors:?}");
 
     // Ended: podman's stop ends the record, which keeps its profile.
     assert!(podman(&["rm", "-f", "-t", "0", &a]).status.success());
     agent.wait_for("the ended state", || agent.container(&a).filter(|c| c["state"] == "exited"));
+}
+
+/// Announced at create, as Docker's are: podman's `create` event names the
+/// container before crun makes its cgroup, so a kill rule that names it
+/// before it exists is armed in the kernel before its first own call. Its
+/// forbidden first call (`umask`, in the shell itself) is then the shell's
+/// last: the kernel's SIGKILL comes as that call returns, and the next
+/// command never runs. A rule armed only once podman answered an inspect
+/// would kill the container later, after the next command wrote its file.
+#[test]
+fn a_podman_containers_forbidden_first_call_is_its_last() {
+    require_root();
+    require_podman();
+    let agent = TestAgent::start(&[]);
+    // The agent's podman follower is a child it starts: give it a moment.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let no_umask = observer_tests::docker::moby_default_without(&["umask"]);
+    let runs = 5;
+    let mut survived = Vec::new();
+    for i in 0..runs {
+        let n = name("podman-first");
+        let _cleanup = Cleanup(vec![n.clone()]);
+        let o = agent.cli(&[
+            "enforce",
+            "--match",
+            &format!("name:{n}"),
+            "--profile",
+            no_umask.to_str().expect("utf-8"),
+            "--action",
+            "kill",
+        ]);
+        assert!(o.status.success(), "enforce: {}", String::from_utf8_lossy(&o.stderr));
+        let dir = std::env::temp_dir().join(format!("observer-podman-first-{}", observer_tests::unique()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let volume = format!("{}:/w", dir.display());
+        let o = podman(&[
+            "run",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--name",
+            &n,
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=4096:4096",
+            "-v",
+            &volume,
+            IMAGE,
+            "sh",
+            "-c",
+            "umask 077; echo ran > /w/ran; sleep 2",
+        ]);
+        let ran = dir.join("ran").exists();
+        if ran || o.status.code() != Some(137) {
+            survived.push((i, ran, o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(
+        survived.is_empty(),
+        "{} of {runs} ran on after their umask (run, next command ran, exit code, stderr): {survived:?}\nagent: {}",
+        survived.len(),
+        agent.stderr()
+    );
+    let _ = std::fs::remove_file(&no_umask);
 }

@@ -411,3 +411,45 @@ fn a_container_making_cgroups_keeps_a_bounded_record() {
         cgroups["0"]["rows"].as_object().expect("rows").values().map(|r| r["calls"].as_u64().unwrap_or(0)).sum::<u64>();
     assert!(write_calls > 0, "{cgroups:?}");
 }
+
+/// Issue 26: once the kernel's `CGROUPS` map itself is full (slots + a
+/// quarter + 64 entries), an insert fails in the kernel with no event: the
+/// agent must say so, once, naming the table and who holds it, not go
+/// silent. Eight slots (74 entries) under `--watch all`, filled with 90 real
+/// cgroups of root, each with a process that calls every 0.2 s (so that an
+/// entry another cgroup frees is taken again at once and the table stays full).
+#[test]
+fn a_full_cgroup_table_is_one_alert_naming_it() {
+    require_root();
+    let _serial = one_at_a_time();
+    let agent = TestAgent::start(&["--slots", "8", "--watch", "all"]);
+    let full = |a: &serde_json::Value| {
+        a["kind"] == "overflow" && a["detail"].as_str().is_some_and(|d| d.contains("cgroup table (CGROUPS) is full"))
+    };
+    let tag = format!("observer-full-{}", unique() % 1_000_000_000);
+    let cgroups: Vec<observer_tests::churn::Cgroup> =
+        (0..90).map(|i| observer_tests::churn::Cgroup::create(&format!("{tag}/c{i}"))).collect();
+    let mut children = Vec::new();
+    for cg in &cgroups {
+        let child = cg
+            .spawn(Command::new("sh").args(["-c", "while true; do sleep 0.2; done"]))
+            .expect("a busy process in the cgroup");
+        children.push(child);
+    }
+    let alert = agent.wait_for("the full-table alert", || agent.alerts().into_iter().find(full));
+    let detail = alert["detail"].as_str().expect("detail");
+    assert!(detail.contains("of 74 entries"), "the table's size: {alert}");
+    assert!(detail.contains("uid 0 holds"), "who holds it: {alert}");
+    // Still full, and still one alert over two more checks (one every 10 s).
+    std::thread::sleep(Duration::from_secs(21));
+    let fulls: Vec<serde_json::Value> = agent.alerts().into_iter().filter(full).collect();
+    assert_eq!(fulls.len(), 1, "one alert while the table stays full: {fulls:?}");
+    let status = agent.status();
+    assert!(status["cgroups_overflow"].as_u64() > Some(0), "{status}");
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(cgroups);
+    let _ = std::fs::remove_dir(v2_root().join(&tag));
+}

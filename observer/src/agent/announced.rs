@@ -88,7 +88,8 @@ impl Agent {
     /// if the runtime made one (see `where_docker_puts_it`).
     pub(super) fn announced_for(&self, cref: &ContainerRef, path: &str) -> Option<(Confirmation, RuntimeIdentity)> {
         let identity = self.announced.get(&cref.id)?.clone();
-        let confirmation = if where_docker_puts_it(cref, path, &self.announced.cgroup_driver) {
+        let confirmation = if super::announced_podman::where_runtime_puts_it(cref, path, &self.announced.cgroup_driver)
+        {
             Confirmation::Confirmed
         } else {
             Confirmation::Pending
@@ -110,10 +111,10 @@ impl Agent {
             .collect();
         for (cgroup_id, path) in pending {
             let cref = crate::container::cgroup_path::parse(&path);
-            if where_docker_puts_it(&cref, &path, &self.announced.cgroup_driver)
+            if super::announced_podman::where_runtime_puts_it(&cref, &path, &self.announced.cgroup_driver)
                 && let Some(cg) = self.containers.get_mut(id).and_then(|r| r.cgroups.get_mut(&cgroup_id))
             {
-                tracing::info!(cgroup = %path, "confirmed by dockerd's create event");
+                tracing::info!(cgroup = %path, "confirmed by its runtime's create event");
                 cg.confirmation = Confirmation::Confirmed;
             }
         }

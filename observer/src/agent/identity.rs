@@ -98,9 +98,8 @@ impl Agent {
             return None;
         }
         let Some(path) = self.path_of(cgroup_id) else {
-            // Gone before we could name it: keep what it did under its id.
-            let key = format!("cgroup:{cgroup_id}");
-            self.adopt(&key, cgroup_id, slot, format!("(vanished cgroup {cgroup_id})"), None, Confirmation::Pending);
+            // Gone before we could name it (see `vanished`).
+            self.adopt_vanished(cgroup_id, slot, tgid);
             return None;
         };
         let cref = cgroup_path::parse(&path);
@@ -129,14 +128,14 @@ impl Agent {
             self.adopt_impostor(cgroup_id, slot, path, &cref, &reason, tgid, comm);
             return None;
         }
-        // Announced by the runtime (Docker's `create` event): named, and armed
+        // Announced by the runtime (Docker's or podman's `create` event): named, and armed
         // now, before runc's init execs the container's process.
         let (confirmation, announced) = match self.announced_for(&cref, &path) {
             Some((confirmation, identity)) => (confirmation, Some(identity)),
             None => (Confirmation::Pending, None),
         };
         if confirmation == Confirmation::Confirmed {
-            tracing::info!(cgroup = %path, slot, tgid, comm, "recording container cgroup (confirmed by dockerd's create event)");
+            tracing::info!(cgroup = %path, slot, tgid, comm, "recording container cgroup (confirmed by its runtime's create event)");
         } else {
             tracing::info!(cgroup = %path, slot, tgid, comm, "recording container cgroup (pending its runtime's answer)");
         }
@@ -197,13 +196,17 @@ impl Agent {
     ) {
         let Some(mut cg) = self.containers.get_mut(key).and_then(|r| r.cgroups.remove(&cgroup_id)) else { return };
         self.dirty.insert(key.to_owned());
+        let left = self.remove_if_emptied(key);
         if let Some(slot) = cg.slot {
             self.slot_owner.remove(&slot);
             self.adopt_impostor(cgroup_id, slot, path, cref, reason, tgid, comm);
-            if let Some(moved) =
-                self.containers.get_mut(&self_key(&cg.path)).and_then(|r| r.cgroups.get_mut(&cgroup_id))
-            {
-                moved.rows = std::mem::take(&mut cg.rows);
+            if let Some(record) = self.containers.get_mut(&self_key(&cg.path)) {
+                if let Some(moved) = record.cgroups.get_mut(&cgroup_id) {
+                    moved.rows = std::mem::take(&mut cg.rows);
+                }
+                if let Some(left) = left {
+                    inherit(record, left);
+                }
             }
             return;
         }
@@ -215,6 +218,9 @@ impl Agent {
         record.state = State::Exited;
         record.ended_at = Some(now());
         record.cgroups.insert(cgroup_id, cg);
+        if let Some(left) = left {
+            inherit(&mut record, left);
+        }
         self.make_room_for_record();
         self.containers.insert(path.clone(), record);
         let runtime = format!("{:?}", cref.runtime).to_lowercase();
@@ -225,6 +231,20 @@ impl Agent {
             comm,
             format!("claims to be {runtime} container {}: {reason}", cref.id),
         );
+    }
+
+    /// The record a disowned cgroup was split from, removed (and its file)
+    /// when that cgroup was all it held: a record the runtime never vouched
+    /// for, named after a container that does not exist, kept nothing of its own.
+    fn remove_if_emptied(&mut self, key: &str) -> Option<ContainerRecord> {
+        if !self.containers.get(key).is_some_and(|r| r.cgroups.is_empty()) {
+            return None;
+        }
+        tracing::info!(record = %short(key), "record of a disowned cgroup removed");
+        self.dirty.remove(key);
+        self.counts_dirty.remove(key);
+        self.store.remove(key);
+        self.containers.remove(key)
     }
 
     /// A container-shaped cgroup the runtime does not vouch for: a record of its
@@ -457,6 +477,23 @@ impl Agent {
                 Err(e) => tracing::warn!("killing {}: {e}", file.display()),
             }
         }
+    }
+}
+
+/// What a record held only for the cgroup split off from it goes with that
+/// cgroup: its first uses, argument values and alerts were all the impostor's.
+fn inherit(record: &mut ContainerRecord, left: ContainerRecord) {
+    for (row, first) in left.first_use {
+        record.first_use.entry(row).or_insert(first);
+    }
+    record.args.merge(&left.args);
+    record.alerts += left.alerts;
+    record.alerted.extend(left.alerted);
+    if left.first_seen < record.first_seen {
+        record.first_seen = left.first_seen;
+    }
+    if let Some(mode) = left.seccomp_mode {
+        record.seccomp_mode = Some(record.seccomp_mode.unwrap_or(0).max(mode));
     }
 }
 

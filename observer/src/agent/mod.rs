@@ -4,6 +4,7 @@
 
 mod alerting;
 mod announced;
+mod announced_podman;
 mod answers;
 mod cgroup_rows;
 mod cgroup_watch;
@@ -26,6 +27,7 @@ mod slot_share;
 mod store;
 mod tasks;
 mod upkeep;
+mod vanished;
 mod write_order;
 
 use std::{
@@ -244,7 +246,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     tasks.spawn("the event reader", read_events(agent.clone(), events));
     {
         let resolver = agent.lock().await.resolver.clone();
-        tasks.spawn("dockerd's event follower", announced::follow_docker(agent.clone(), resolver));
+        tasks.spawn("dockerd's event follower", announced::follow_docker(agent.clone(), resolver.clone()));
+        tasks.spawn("podman's event follower", announced_podman::follow_podman(agent.clone(), resolver));
     }
     alert_workers.spawn_into(&mut tasks);
     if let Some(log) = kernel_log {

@@ -87,7 +87,7 @@ pub fn parse_event(line: &[u8]) -> Option<ContainerEvent> {
 
 /// Splits complete lines off `buffer`, keeping the unfinished tail; a tail
 /// longer than [`MAX_LINE`] is dropped up to its end.
-fn take_lines(buffer: &mut Vec<u8>, skipping: &mut bool) -> Vec<Vec<u8>> {
+pub(super) fn take_lines(buffer: &mut Vec<u8>, skipping: &mut bool) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
         let line: Vec<u8> = buffer.drain(..=end).collect();

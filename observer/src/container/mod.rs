@@ -9,6 +9,7 @@ pub mod docker_api;
 pub mod docker_events;
 pub mod identity;
 pub mod podman;
+pub mod podman_events;
 
 use std::{collections::HashMap, io, path::PathBuf, sync::Mutex};
 
@@ -108,6 +109,11 @@ impl Resolver {
     /// or its default socket.
     pub fn from_host() -> anyhow::Result<Self> {
         Ok(Self::new(v2_mount::find_v2_mount()?, Some(DockerClient::from_env()?)))
+    }
+
+    /// The podman client, when podman containers are asked about.
+    pub fn podman(&self) -> Option<&podman::PodmanClient> {
+        self.podman.as_ref()
     }
 
     pub fn mount(&self) -> &std::path::Path {

@@ -138,6 +138,11 @@ impl PodmanClient {
         PodmanClient { bin: bin.into(), timeout: Duration::from_secs(5) }
     }
 
+    /// The podman CLI this client runs.
+    pub fn bin(&self) -> &std::path::Path {
+        &self.bin
+    }
+
     /// Podman's answer for a 64-hex container id: `Ok(None)` when podman does
     /// not know it. The child runs outside the agent's runtime threads and is
     /// killed on timeout.
