@@ -8,6 +8,7 @@ pub(crate) mod clock;
 pub(crate) mod commands;
 pub mod container;
 pub(crate) mod export;
+pub(crate) mod export_arch;
 pub(crate) mod learned;
 pub(crate) mod metrics;
 pub(crate) mod printable;

@@ -99,6 +99,9 @@ pub enum AlertKind {
     /// A state file could not be written (disk full, read-only): records stay
     /// in memory and are written again once the directory takes writes.
     StateWriteFailed,
+    /// A workload runs a new image digest, and its previous image had a
+    /// profile (`observer agent --profiles`).
+    NewImage,
 }
 
 impl AlertKind {
@@ -111,6 +114,7 @@ impl AlertKind {
             AlertKind::Overflow => "overflow",
             AlertKind::EventsLost => "events_lost",
             AlertKind::StateWriteFailed => "state_write_failed",
+            AlertKind::NewImage => "new_image",
         }
     }
 }
@@ -170,6 +174,10 @@ pub struct PsRow {
     pub pod: Option<PodInfo>,
     #[serde(default)]
     pub sandbox: bool,
+    /// With `observer agent --profiles`: the image profile the container is
+    /// bound to, or `none` when its image has none; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_profile: Option<String>,
     /// `NAMESPACE/KIND/NAME/CONTAINER` for a pod's workload container.
     #[serde(default)]
     pub workload: Option<String>,

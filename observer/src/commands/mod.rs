@@ -8,4 +8,5 @@ pub mod profile;
 pub mod ps;
 pub mod reach;
 pub mod run;
+pub mod within;
 pub mod workload;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use observer_profile::{
     action::lets_through,
-    bpf::{Table, Verdict},
+    bpf::{Table, Verdict, action_text, table::Entry},
     resolve::ActionOrConditional,
     syscall_table,
     types::{Arch, ResolvedProfile},
@@ -40,38 +40,43 @@ impl PolicyTable {
     pub fn from_filter(table: &Table) -> Self {
         let mut abis = BTreeMap::new();
         for (abi, arch) in ABIS {
-            let mut names = BTreeMap::new();
-            for e in table.entries(arch) {
-                let outcome = match &e.verdict {
-                    Verdict::Fixed(a) => {
-                        if lets_through(*a) {
-                            Outcome::Allowed
-                        } else {
-                            Outcome::Denied
-                        }
-                    }
-                    Verdict::Conditional { outcomes } => {
-                        if outcomes.iter().all(|(_, a)| lets_through(*a)) {
-                            Outcome::Allowed
-                        } else if outcomes.iter().all(|(_, a)| !lets_through(*a)) {
-                            Outcome::Denied
-                        } else {
-                            Outcome::Conditional
-                        }
-                    }
-                };
-                names.insert(e.name.clone(), Decision { action: e.verdict.text(), outcome });
-            }
-            abis.insert(abi.to_owned(), names);
+            abis.insert(abi.to_owned(), decisions(table.entries(arch)));
         }
         let conditions = serde_json::to_value(table).ok().map(|v| v["conditions"].clone()).unwrap_or_default();
         Self { abis, conditions }
     }
 
+    /// One ABI's evaluated entries (arm64's, evaluated apart from the x86
+    /// table), conditions under `conditions.<abi>`.
+    pub fn from_abi_entries(abi: &str, entries: &[Entry]) -> Self {
+        let conds: serde_json::Map<String, serde_json::Value> = entries
+            .iter()
+            .filter_map(|e| match &e.verdict {
+                Verdict::Conditional { outcomes } => {
+                    let list: Vec<serde_json::Value> = outcomes
+                        .iter()
+                        .map(|(when, action)| serde_json::json!({"when": when, "action": action_text(*action)}))
+                        .collect();
+                    Some((e.name.clone(), serde_json::Value::Array(list)))
+                }
+                Verdict::Fixed(_) => None,
+            })
+            .collect();
+        Self {
+            abis: [(abi.to_owned(), decisions(entries))].into(),
+            conditions: serde_json::json!({ abi: serde_json::Value::Object(conds) }),
+        }
+    }
+
     pub fn from_profile(profile: &ResolvedProfile) -> Self {
+        Self::from_profile_for(profile, &ABIS)
+    }
+
+    /// What `profile` does on each of `abis`.
+    pub fn from_profile_for(profile: &ResolvedProfile, abis_wanted: &[(&str, Arch)]) -> Self {
         let mut abis = BTreeMap::new();
         let mut conditions = serde_json::Map::new();
-        for (abi, arch) in ABIS {
+        for &(abi, arch) in abis_wanted {
             let mut names = BTreeMap::new();
             let mut conds = serde_json::Map::new();
             for (_, name) in syscall_table::all(arch) {
@@ -117,4 +122,31 @@ impl PolicyTable {
         }
         serde_json::Value::Object(out)
     }
+}
+
+/// What each evaluated entry of one ABI does.
+fn decisions(entries: &[Entry]) -> BTreeMap<String, Decision> {
+    let mut names = BTreeMap::new();
+    for e in entries {
+        let outcome = match &e.verdict {
+            Verdict::Fixed(a) => {
+                if lets_through(*a) {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                }
+            }
+            Verdict::Conditional { outcomes } => {
+                if outcomes.iter().all(|(_, a)| lets_through(*a)) {
+                    Outcome::Allowed
+                } else if outcomes.iter().all(|(_, a)| !lets_through(*a)) {
+                    Outcome::Denied
+                } else {
+                    Outcome::Conditional
+                }
+            }
+        };
+        names.insert(e.name.clone(), Decision { action: e.verdict.text(), outcome });
+    }
+    names
 }
