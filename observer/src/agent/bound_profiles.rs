@@ -34,6 +34,9 @@ use crate::{
 
 /// Profiles kept in the cache; the least recently written go first.
 pub const MAX_CACHED: usize = 256;
+/// Workloads whose last image is remembered (for `new_image`); past it the
+/// memory starts again, so a change right then goes unsaid.
+pub const MAX_WORKLOADS: usize = 20_000;
 
 /// What one container is bound to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,9 +85,9 @@ impl BoundProfiles {
         self.bindings.get(key)
     }
 
-    /// Containers bound to no profile.
-    pub fn without_profile(&self) -> u64 {
-        self.bindings.values().filter(|b| **b == Binding::NoProfile).count() as u64
+    /// Of `running` container keys, how many are bound to no profile.
+    pub fn without_profile<'a>(&self, running: impl Iterator<Item = &'a String>) -> u64 {
+        running.filter(|k| self.bindings.get(*k) == Some(&Binding::NoProfile)).count() as u64
     }
 
     /// What the directory holds for `tag`: copied into the cache, read back
@@ -165,7 +168,15 @@ impl Agent {
         let has_profile = matches!(binding, Binding::Profile { .. });
         let workload = workload_key(record).unwrap_or_else(|| record.name.clone());
         let digest = record.image_digest.clone();
+        if bound.workloads.len() >= MAX_WORKLOADS && !bound.workloads.contains_key(&workload) {
+            bound.workloads.clear();
+        }
         let previous = bound.workloads.insert(workload.clone(), (digest.clone(), has_profile));
+        // Bindings of records the agent no longer keeps go (records are bounded
+        // by --max-records; bindings follow them).
+        if bound.bindings.len() >= 2 * self.containers.len() + 64 {
+            bound.bindings.retain(|k, _| self.containers.contains_key(k));
+        }
         bound.bindings.insert(key.to_owned(), binding.clone());
         if let Binding::Profile { source, rows } = binding
             && let Some(r) = self.containers.get_mut(key)

@@ -82,7 +82,7 @@ pub struct AgentArgs {
     pub baseline: Vec<String>,
     /// Bind each container to the profile of its image digest, DIR/sha256-<hex>.json
     /// (cosign's tag convention): its baseline, for drift alerts, unless a --baseline
-    /// names it (docs/arch.md... see docs/cli.md, `observer agent --profiles`).
+    /// names it (docs/cli.md, `observer agent --profiles`).
     #[arg(long, value_name = "DIR")]
     pub profiles: Option<PathBuf>,
     /// Also enforce the bound profile: `alert` or `kill` on a syscall outside it.
