@@ -80,3 +80,54 @@ fn a_container_is_bound_to_its_images_profile_and_alerts_on_drift() {
     let _ = docker(&["rmi", &committed]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn alive(n: &str) -> bool {
+    let o = docker(&["inspect", "-f", "{{.State.Running}}", n]);
+    String::from_utf8_lossy(&o.stdout).trim() == "true"
+}
+
+#[test]
+fn enforce_bound_kills_a_container_that_leaves_its_images_profile() {
+    require_root();
+    require_docker();
+    let n = name("boundkill");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    // An image of this test's own (a commit of a container that never ran):
+    // the agent kills only what runs it, never another test's busybox.
+    let (maker, image) = (name("boundmaker"), format!("observer-bound-kill:{}", std::process::id()));
+    let o = docker(&["create", "--network", "none", "--name", &maker, "observer-busybox:latest", "true"]);
+    assert!(o.status.success(), "docker create: {}", String::from_utf8_lossy(&o.stderr));
+    let o = docker(&["commit", &maker, &image]);
+    let _ = docker(&["rm", "-f", &maker]);
+    assert!(o.status.success(), "docker commit: {}", String::from_utf8_lossy(&o.stderr));
+    let hex = image_id(&image).strip_prefix("sha256:").expect("a sha256 image id").to_owned();
+    let dir = std::env::temp_dir().join(format!("observer-bound-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("profiles dir");
+    std::fs::copy(moby_default_without(&["chmod"]), dir.join(format!("sha256-{hex}.json"))).expect("profile");
+    let agent = TestAgent::start(&["--profiles", &dir.display().to_string(), "--enforce-bound", "kill"]);
+    // Waits for a file, then makes chmod, which the image's profile leaves out.
+    let script = "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30";
+    let o = docker(&["run", "--network", "none", "-d", "--name", &n, &image, "sh", "-c", script]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("the container, bound", || {
+        agent
+            .container(&n)
+            .filter(|c| c["state"] == "running" && c["image_profile"].as_str().is_some_and(|p| p != "none"))
+    });
+    let o = docker(&["exec", &n, "touch", "/tmp/go"]);
+    assert!(
+        o.status.success(),
+        "its own start and a docker exec inside the profile are not killed: {}\nalerts: {:?}",
+        String::from_utf8_lossy(&o.stderr),
+        agent.alerts()
+    );
+    agent.wait_for("the container to be killed", || (!alive(&n)).then_some(()));
+    let alerts = agent.alerts();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "enforce" && a["name"] == n.as_str() && a["syscall"] == "chmod"),
+        "{alerts:?}"
+    );
+    let _ = docker(&["rm", "-f", &n]);
+    let _ = docker(&["rmi", &image]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
