@@ -47,3 +47,45 @@ fn annotate(text: &str, arch: Arch, changes: &[Change]) -> anyhow::Result<String
     out.push('\n');
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use observer_profile::types::{Action, ResolvedProfile, ResolvedRule};
+
+    use super::*;
+
+    #[test]
+    fn docker_json_for_arm64_lists_what_was_mapped() {
+        let profile = ResolvedProfile {
+            default_action: Action::Errno(1),
+            arches: vec![Arch::X86_64, Arch::I386],
+            rules: ["read", "open", "arch_prctl"]
+                .iter()
+                .map(|n| ResolvedRule { name: (*n).into(), action: Action::Allow, args: Vec::new() })
+                .collect(),
+            unknown_names: Vec::new(),
+        };
+        let req = ExportRequest {
+            format: ExportFormat::Docker,
+            include_denied: false,
+            beyond_default: false,
+            base: None,
+            caps: None,
+            name: None,
+            namespace: None,
+            args: false,
+        };
+        let text = render_for(&ExportedProfile::from_resolved(profile), Arch::Aarch64, &req).expect("renders");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["archMap"][0]["architecture"], "SCMP_ARCH_AARCH64", "{v}");
+        assert_eq!(v["x-observer"]["arch"], "aarch64");
+        let mapped = &v["x-observer"]["arch_mapped"];
+        assert_eq!(mapped[0]["from"], "open");
+        assert_eq!(mapped[0]["change"], "mapped");
+        assert_eq!(mapped[0]["to"], "openat");
+        assert_eq!(mapped[1]["change"], "no_equivalent");
+        let names: Vec<&str> =
+            v["syscalls"][0]["names"].as_array().expect("names").iter().filter_map(|n| n.as_str()).collect();
+        assert_eq!(names, ["openat", "read"]);
+    }
+}
