@@ -24,6 +24,9 @@ pub enum AlertKind {
     /// A state file could not be written (disk full, read-only): records stay
     /// in memory and are written again once the directory takes writes.
     StateWriteFailed,
+    /// A workload runs a new image digest, and its previous image had a
+    /// profile (`observer agent --profiles`).
+    NewImage,
 }
 
 impl AlertKind {
@@ -36,6 +39,7 @@ impl AlertKind {
             AlertKind::Overflow => "overflow",
             AlertKind::EventsLost => "events_lost",
             AlertKind::StateWriteFailed => "state_write_failed",
+            AlertKind::NewImage => "new_image",
         }
     }
 }

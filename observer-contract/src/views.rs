@@ -148,6 +148,10 @@ pub struct PsRow {
     pub pod: Option<PodInfo>,
     #[serde(default)]
     pub sandbox: bool,
+    /// With `observer agent --profiles`: the image profile the container is
+    /// bound to, or `none` when its image has none; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_profile: Option<String>,
     /// `NAMESPACE/KIND/NAME/CONTAINER` for a pod's workload container.
     #[serde(default)]
     pub workload: Option<WorkloadKey>,

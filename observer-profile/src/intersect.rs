@@ -70,6 +70,13 @@ fn push(out: &mut Written, action: Action, conds: impl Iterator<Item = ArgCond>)
     }
 }
 
+/// Whether some call satisfies every condition: `false` only when no value
+/// can (conditions that hold together but not as one condition per argument
+/// count as satisfiable).
+pub(crate) fn satisfiable(conds: impl Iterator<Item = ArgCond>) -> bool {
+    !matches!(fold(conds), Folded::Never)
+}
+
 fn stricter(a: Action, b: Action) -> Action {
     if action::strictness(a) >= action::strictness(b) { a } else { b }
 }

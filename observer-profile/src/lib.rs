@@ -3,6 +3,7 @@
 //! exporting, merging, diffing and checking. Pure logic: no root, no kernel.
 
 pub mod action;
+pub mod arch_map;
 pub mod args;
 pub mod bpf;
 pub mod check;
@@ -14,3 +15,4 @@ pub mod model;
 pub mod resolve;
 pub mod syscall_table;
 pub mod types;
+pub mod within;

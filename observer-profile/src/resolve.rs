@@ -145,7 +145,7 @@ impl Profile {
 
     /// The ABIs the filter accepts, native first. libseccomp always includes
     /// the native ABI, whatever the profile lists; ABIs observer does not
-    /// model (arm, s390...) are dropped.
+    /// model (arm, s390...) or of another machine are dropped.
     fn resolved_arches(&self, native: Arch) -> Vec<Arch> {
         let listed: Vec<&str> = if !self.arch_map.is_empty() {
             self.arch_map
@@ -161,7 +161,10 @@ impl Profile {
             self.architectures.iter().map(String::as_str).collect()
         };
         let mut arches = vec![native];
-        for a in listed.into_iter().filter_map(arch::from_scmp_name) {
+        // A profile written for both machines (x86 and arm64 ABIs in one
+        // list) gets only the native machine's: the other's numbers never
+        // reach this filter.
+        for a in listed.into_iter().filter_map(arch::from_scmp_name).filter(|a| arch::same_machine(*a, native)) {
             if !arches.contains(&a) {
                 arches.push(a);
             }

@@ -24,6 +24,9 @@ pub enum Arch {
     X86_64,
     I386,
     X32,
+    /// arm64. Observer only evaluates and writes profiles for it (no probe
+    /// runs there); its names and numbers come from libseccomp.
+    Aarch64,
 }
 
 /// Comparison of one syscall argument, as in libseccomp / the OCI spec.

@@ -95,6 +95,7 @@ pub fn abi_name(arch: Arch) -> &'static str {
         Arch::X86_64 => "x86_64",
         Arch::I386 => "i386",
         Arch::X32 => "x32",
+        Arch::Aarch64 => "aarch64",
     }
 }
 

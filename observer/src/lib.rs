@@ -7,6 +7,7 @@ pub mod cli;
 pub(crate) mod clock;
 pub(crate) mod commands;
 pub mod container;
+pub(crate) mod export_arch;
 pub(crate) mod learned;
 pub(crate) mod metrics;
 pub(crate) mod printable;

@@ -28,6 +28,8 @@ pub struct MetricsSnapshot {
     pub per_container: Vec<(String, String, u64)>,
     /// (output, its counts) for each alert output asked for (`syslog`, `webhook`).
     pub alert_outputs: Vec<(&'static str, crate::views::OutputCounts)>,
+    /// With `agent --profiles`: containers whose image has no profile.
+    pub containers_without_image_profile: Option<u64>,
 }
 
 /// The content type to serve [`render`]'s output with.
@@ -44,6 +46,13 @@ pub fn render(m: &MetricsSnapshot) -> Result<String, std::fmt::Error> {
         "Containers whose syscalls are being recorded",
         ConstGauge::new(m.containers_watched),
     );
+    if let Some(n) = m.containers_without_image_profile {
+        registry.register(
+            "containers_without_image_profile",
+            "Containers whose image has no profile in the --profiles directory",
+            ConstGauge::new(n),
+        );
+    }
     let counters = [
         ("syscalls_recorded", "Syscalls recorded across all watched containers", m.syscalls_recorded),
         ("events_lost", "Kernel events dropped because the ring buffer was full", m.events_lost),
@@ -154,6 +163,7 @@ mod tests {
             alerts: 3,
             cgroups_overflow: 4,
             calls_unrecorded: 99,
+            containers_without_image_profile: Some(1),
             helper_failures: vec![("send_signal_kill_violation", 2), ("task_storage_create_enter_note", 0)],
             per_container: vec![("web".into(), "3f4e2c1b9a8d".into(), 57), ("we\"ird\\na\nme".into(), "abc".into(), 1)],
             alert_outputs: vec![(
@@ -173,6 +183,9 @@ mod tests {
 # HELP observer_containers_watched Containers whose syscalls are being recorded.
 # TYPE observer_containers_watched gauge
 observer_containers_watched 2
+# HELP observer_containers_without_image_profile Containers whose image has no profile in the --profiles directory.
+# TYPE observer_containers_without_image_profile gauge
+observer_containers_without_image_profile 1
 # HELP observer_syscalls_recorded_total Syscalls recorded across all watched containers.
 # TYPE observer_syscalls_recorded_total counter
 observer_syscalls_recorded_total 12345

@@ -22,6 +22,32 @@ pub fn resolve_file(path: &Path, caps: Option<&str>) -> anyhow::Result<ResolvedP
 /// Loads and resolves a profile for `options`, with `caps` (if given) replacing its capabilities.
 pub fn resolve_with(path: &Path, caps: Option<&str>, options: &ResolveOptions) -> anyhow::Result<ResolvedProfile> {
     let profile = model::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    resolve_loaded(path, &profile, caps, options)
+}
+
+/// [`resolve_with`] for `options.arch`, the profile first mapped to that
+/// architecture (`observer_profile::arch_map`: arm64's equivalents of calls
+/// it lacks); what the mapping changed is printed on stderr.
+pub fn resolve_mapped(path: &Path, caps: Option<&str>, options: &ResolveOptions) -> anyhow::Result<ResolvedProfile> {
+    let profile = model::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mapped = observer_profile::arch_map::for_arch(&profile, options.arch)?;
+    for change in &mapped.changes {
+        eprintln!(
+            "{} for {}: {}",
+            path.display(),
+            model::arch::short_name(options.arch),
+            crate::printable::printable(&change.to_string())
+        );
+    }
+    resolve_loaded(path, &mapped.profile, caps, options)
+}
+
+fn resolve_loaded(
+    path: &Path,
+    profile: &model::Profile,
+    caps: Option<&str>,
+    options: &ResolveOptions,
+) -> anyhow::Result<ResolvedProfile> {
     let mut options = options.clone();
     // --caps replaces Docker's default set.
     if let Some(caps) = caps {

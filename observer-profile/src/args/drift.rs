@@ -60,6 +60,7 @@ fn arch_name<S: serde::Serializer>(arch: &Arch, s: S) -> Result<S::Ok, S::Error>
         Arch::X86_64 => "x86_64",
         Arch::I386 => "i386",
         Arch::X32 => "x32",
+        Arch::Aarch64 => "aarch64",
     })
 }
 

@@ -10,7 +10,9 @@ use thiserror::Error;
 
 use super::{
     insn::*,
-    ret::{AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, action_of, action_text, precedence},
+    ret::{
+        AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, action_of, action_text, precedence,
+    },
 };
 use crate::types::{Action, Arch};
 
@@ -502,6 +504,7 @@ pub fn seccomp_data_for(arch: Arch, nr: u32) -> (u32, u32) {
         Arch::X86_64 => (AUDIT_ARCH_X86_64, nr),
         Arch::I386 => (AUDIT_ARCH_I386, nr),
         Arch::X32 => (AUDIT_ARCH_X86_64, nr | 0x4000_0000),
+        Arch::Aarch64 => (AUDIT_ARCH_AARCH64, nr),
     }
 }
 

@@ -45,7 +45,7 @@ impl Table {
         match arch {
             Arch::X86_64 => &self.x86_64,
             Arch::I386 => &self.i386,
-            Arch::X32 => &[],
+            Arch::X32 | Arch::Aarch64 => &[],
         }
     }
 
@@ -97,6 +97,13 @@ impl Serialize for Table {
         m.serialize_entry("conditions", &conditions)?;
         m.end()
     }
+}
+
+/// Evaluates `stack` for every number of one ABI (what [`Table::build`]
+/// does for the x86 ABIs; arm64's table is built alone, for profiles
+/// compiled for arm64).
+pub fn abi_entries<P: AsRef<[Insn]>>(stack: &[P], arch: Arch) -> Result<Vec<Entry>, EvalError> {
+    entries(stack, arch, &mut Budget::default())
 }
 
 fn entries<P: AsRef<[Insn]>>(stack: &[P], arch: Arch, budget: &mut Budget) -> Result<Vec<Entry>, EvalError> {

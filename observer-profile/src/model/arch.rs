@@ -38,6 +38,7 @@ pub fn scmp_name(arch: Arch) -> &'static str {
         Arch::X86_64 => "SCMP_ARCH_X86_64",
         Arch::I386 => "SCMP_ARCH_X86",
         Arch::X32 => "SCMP_ARCH_X32",
+        Arch::Aarch64 => "SCMP_ARCH_AARCH64",
     }
 }
 
@@ -47,6 +48,7 @@ pub fn from_scmp_name(name: &str) -> Option<Arch> {
         "SCMP_ARCH_X86_64" => Some(Arch::X86_64),
         "SCMP_ARCH_X86" => Some(Arch::I386),
         "SCMP_ARCH_X32" => Some(Arch::X32),
+        "SCMP_ARCH_AARCH64" => Some(Arch::Aarch64),
         _ => None,
     }
 }
@@ -60,15 +62,36 @@ pub fn docker_arch_matches(name: &str, arch: Arch) -> bool {
         Arch::X86_64 => matches!(name.as_str(), "amd64" | "x86_64"),
         Arch::I386 => matches!(name.as_str(), "386" | "x86" | "i386" | "i686"),
         Arch::X32 => name == "x32",
+        Arch::Aarch64 => matches!(name.as_str(), "arm64" | "aarch64"),
     }
 }
 
-/// Short lower-case name used in reports and keys (`x86_64`, `i386`, `x32`).
+/// Whether two ABIs run on the same machine: a filter for one may list the
+/// other as a sub-architecture (x86_64 with i386 and x32). observer models
+/// no 32-bit arm ABI, so arm64 stands alone.
+pub fn same_machine(a: Arch, b: Arch) -> bool {
+    (a == Arch::Aarch64) == (b == Arch::Aarch64)
+}
+
+/// The ABI a `--arch` value names (short names, Go's `GOARCH` names and
+/// `SCMP_ARCH_*` tokens).
+pub fn parse_arch(name: &str) -> Option<Arch> {
+    Some(match name {
+        "x86_64" | "amd64" | "SCMP_ARCH_X86_64" => Arch::X86_64,
+        "i386" | "x86" | "386" | "SCMP_ARCH_X86" => Arch::I386,
+        "aarch64" | "arm64" | "SCMP_ARCH_AARCH64" => Arch::Aarch64,
+        _ => return None,
+    })
+}
+
+/// Short lower-case name used in reports and keys (`x86_64`, `i386`, `x32`,
+/// `aarch64`).
 pub fn short_name(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "x86_64",
         Arch::I386 => "i386",
         Arch::X32 => "x32",
+        Arch::Aarch64 => "aarch64",
     }
 }
 
@@ -82,7 +105,12 @@ mod tests {
             assert_eq!(from_scmp_name(scmp_name(arch)), Some(arch));
             assert!(SCMP_ARCHES.contains(&scmp_name(arch)));
         }
-        assert_eq!(from_scmp_name("SCMP_ARCH_AARCH64"), None);
+        assert_eq!(from_scmp_name("SCMP_ARCH_ARM"), None);
+        assert_eq!(from_scmp_name("SCMP_ARCH_AARCH64"), Some(Arch::Aarch64));
+        assert!(docker_arch_matches("arm64", Arch::Aarch64));
+        assert!(!same_machine(Arch::X86_64, Arch::Aarch64));
+        assert!(same_machine(Arch::X86_64, Arch::X32));
+        assert_eq!(parse_arch("arm64"), Some(Arch::Aarch64));
         assert!(docker_arch_matches("amd64", Arch::X86_64));
         assert!(!docker_arch_matches("x32", Arch::X86_64));
         assert!(docker_arch_matches("x86", Arch::I386));

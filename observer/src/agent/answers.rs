@@ -30,6 +30,7 @@ fn ps_row(r: &ContainerRecord) -> PsRow {
         pod: r.pod.clone(),
         sandbox: r.pod.as_ref().is_some_and(|p| p.sandbox),
         workload: workload_key(r),
+        image_profile: None,
     }
 }
 
@@ -46,7 +47,7 @@ fn sorted(d: &std::collections::VecDeque<u64>) -> Vec<u64> {
 
 impl Agent {
     pub fn ps(&self) -> Vec<PsRow> {
-        self.containers.values().map(ps_row).collect()
+        self.containers.iter().map(|(key, r)| PsRow { image_profile: self.image_profile(key), ..ps_row(r) }).collect()
     }
 
     pub fn profile(&self, what: &str) -> Result<ProfileView, String> {

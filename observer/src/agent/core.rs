@@ -81,6 +81,8 @@ pub struct Agent {
     /// slot -> (container key, cgroup id)
     pub slot_owner: HashMap<u32, (String, u64)>,
     pub baselines: Vec<BaselineRule>,
+    /// `--profiles DIR`: containers bound to their image's profile.
+    pub bound: Option<super::bound_profiles::BoundProfiles>,
     pub enforcements: Vec<EnforceRule>,
     /// `enforce.json` as last written: it is written only when the rules change.
     pub enforcements_saved: String,

@@ -145,6 +145,10 @@ fn snapshot(a: &Agent) -> MetricsSnapshot {
             .map(|r| (r.name.clone(), r.id.clone(), r.first_use.len() as u64))
             .collect(),
         alert_outputs: a.alert_outputs.counts(),
+        containers_without_image_profile: a
+            .bound
+            .as_ref()
+            .map(|b| b.without_profile(a.containers.iter().filter(|(_, r)| r.state == State::Running).map(|(k, _)| k))),
     }
 }
 

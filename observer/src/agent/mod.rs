@@ -6,6 +6,7 @@ mod alerting;
 mod announced;
 mod announced_podman;
 mod answers;
+mod bound_profiles;
 mod cgroup_rows;
 mod cgroup_watch;
 mod core;
@@ -80,6 +81,14 @@ pub struct AgentArgs {
     /// pod:NAMESPACE/NAME=FILE, namespace:NAME=FILE, label:KEY=VALUE=FILE.
     #[arg(long, value_name = "NAME=FILE")]
     pub baseline: Vec<String>,
+    /// Bind each container to the profile of its image digest, DIR/sha256-<hex>.json
+    /// (cosign's tag convention): its baseline, for drift alerts, unless a --baseline
+    /// names it (docs/cli.md, `observer agent --profiles`).
+    #[arg(long, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
+    /// Also enforce the bound profile: `alert` or `kill` on a syscall outside it.
+    #[arg(long, value_enum, value_name = "ACTION", requires = "profiles")]
+    pub enforce_bound: Option<crate::views::EnforceAction>,
     /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9464). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -155,6 +164,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let _lock = lock::AgentLock::acquire(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir)?.with_alerts_max_bytes(args.alerts_max_bytes.max(1));
     let baselines = parse_baselines(&args.baseline)?;
+    let bound = args
+        .profiles
+        .as_deref()
+        .map(|dir| bound_profiles::BoundProfiles::open(dir, &args.state_dir, args.enforce_bound))
+        .transpose()?;
     // Before the programs load: a refusal leaves nothing attached behind.
     let enforcements = load_enforcements(&args.state_dir)?;
     let (alert_outputs, alert_workers) = delivery::AlertOutputs::open(&args.alert_outputs)?;
@@ -198,6 +212,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         containers: BTreeMap::new(),
         slot_owner: HashMap::new(),
         baselines,
+        bound,
         enforcements_saved: serde_json::to_string(&enforcements).unwrap_or_default(),
         on_overflow: args.on_overflow,
         shares: slot_share::SlotShares::new(args.slots_per_owner.unwrap_or(args.slots / 8)),

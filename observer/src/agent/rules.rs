@@ -33,6 +33,7 @@ impl Agent {
             r.baseline = Some(b.rows);
             r.baseline_source = Some(b.source);
         }
+        self.bind_image_profile(key);
         self.arm(key);
     }
 
@@ -41,7 +42,7 @@ impl Agent {
     /// follows the rules (`enforce.json`), whichever of them changed.
     pub fn arm(&mut self, key: &str) -> Armed {
         let Some(record) = self.containers.get(key) else { return Armed::default() };
-        let rule = rules_for(record, &[], &self.enforcements).1.cloned();
+        let rule = rules_for(record, &[], &self.enforcements).1.cloned().or_else(|| self.bound_rule(key));
         self.enforce_on(key, rule.as_ref())
     }
 

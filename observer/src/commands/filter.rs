@@ -22,7 +22,8 @@ pub struct FilterArgs {
     /// Capabilities to resolve the profile for (comma-separated CAP_* names; default Docker's).
     #[arg(long)]
     pub caps: Option<String>,
-    /// Architecture to resolve the profile for (x86_64).
+    /// Architecture to resolve the profile for: x86_64, i386 or aarch64 (the
+    /// profile mapped to arm64's calls first; evaluation only).
     #[arg(long, default_value = "x86_64")]
     pub arch: String,
     /// Kernel version to resolve the profile for (e.g. 6.1; default this machine's).
@@ -78,12 +79,25 @@ pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
         let disasm: Vec<String> = applied.filters.iter().map(|f| disassemble(f)).collect();
         (2, counts, PolicyTable::from_filter(&table), disasm)
     } else if let Some(path) = &args.profile {
-        let profile = crate::profile_rows::resolve_with(path, args.caps.as_deref(), &options(args)?)?;
+        let options = options(args)?;
+        let profile = crate::profile_rows::resolve_mapped(path, args.caps.as_deref(), &options)?;
+        let arm64 = options.arch == Arch::Aarch64;
         if args.compiled {
             let compiled = crate::run::compile(&profile).with_context(|| format!("compiling {}", path.display()))?;
-            let table = observer_profile::bpf::Table::build(&[&compiled.insns])
-                .with_context(|| format!("evaluating the filter compiled from {}", path.display()))?;
-            (2, vec![compiled.insns.len()], PolicyTable::from_filter(&table), vec![disassemble(&compiled.insns)])
+            let evaluating = || format!("evaluating the filter compiled from {}", path.display());
+            let table = if arm64 {
+                // Evaluation only: no arm64 machine runs it here.
+                let entries = observer_profile::bpf::table::abi_entries(&[&compiled.insns], Arch::Aarch64)
+                    .with_context(evaluating)?;
+                PolicyTable::from_abi_entries("aarch64", &entries)
+            } else {
+                PolicyTable::from_filter(
+                    &observer_profile::bpf::Table::build(&[&compiled.insns]).with_context(evaluating)?,
+                )
+            };
+            (2, vec![compiled.insns.len()], table, vec![disassemble(&compiled.insns)])
+        } else if arm64 {
+            (2, Vec::new(), PolicyTable::from_profile_for(&profile, &[("aarch64", Arch::Aarch64)]), Vec::new())
         } else {
             (2, Vec::new(), PolicyTable::from_profile(&profile), Vec::new())
         }
@@ -122,11 +136,11 @@ pub fn run(args: &FilterArgs) -> anyhow::Result<i32> {
 
 fn options(args: &FilterArgs) -> anyhow::Result<ResolveOptions> {
     let mut o = ResolveOptions::docker_default();
-    o.arch = match args.arch.as_str() {
-        "x86_64" | "amd64" | "SCMP_ARCH_X86_64" => Arch::X86_64,
-        "i386" | "x86" | "SCMP_ARCH_X86" => Arch::I386,
-        other => bail!("unknown --arch {other:?} (x86_64 or i386)"),
-    };
+    o.arch = observer_profile::model::arch::parse_arch(&args.arch)
+        .with_context(|| format!("unknown --arch {:?} (x86_64, i386 or aarch64)", args.arch))?;
+    if o.arch == Arch::Aarch64 && args.pid.is_some() {
+        bail!("--arch aarch64 evaluates profiles (--profile FILE); a process here runs x86 code");
+    }
     if let Some(k) = &args.kernel {
         o.kernel = observer_profile::resolve::parse_kernel_release(k)
             .with_context(|| format!("--kernel {k:?}: expected a version like 6.1"))?;

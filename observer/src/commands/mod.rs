@@ -15,4 +15,5 @@ pub mod run;
 pub mod status;
 pub mod top;
 pub mod trace;
+pub mod within;
 pub mod workload;

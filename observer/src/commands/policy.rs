@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use observer_profile::{
     action::lets_through,
-    bpf::{Table, Verdict},
+    bpf::{Table, Verdict, action_text, table::Entry},
     resolve::ActionOrConditional,
     syscall_table,
     types::{Arch, ResolvedProfile},
@@ -45,29 +45,7 @@ impl PolicyTable {
     pub fn from_filter(table: &Table) -> Self {
         let mut abis = BTreeMap::new();
         for (abi, arch) in ABIS {
-            let mut names = BTreeMap::new();
-            for e in table.entries(arch) {
-                let outcome = match &e.verdict {
-                    Verdict::Fixed(a) => {
-                        if lets_through(*a) {
-                            Outcome::Allowed
-                        } else {
-                            Outcome::Denied
-                        }
-                    }
-                    Verdict::Conditional { outcomes } => {
-                        if outcomes.iter().all(|(_, a)| lets_through(*a)) {
-                            Outcome::Allowed
-                        } else if outcomes.iter().all(|(_, a)| !lets_through(*a)) {
-                            Outcome::Denied
-                        } else {
-                            Outcome::Conditional
-                        }
-                    }
-                };
-                names.insert(e.name.clone(), Decision { action: e.verdict.text(), outcome });
-            }
-            abis.insert(abi.to_owned(), names);
+            abis.insert(abi.to_owned(), decisions(table.entries(arch)));
         }
         let conditions = ABIS
             .iter()
@@ -82,10 +60,34 @@ impl PolicyTable {
         Self { abis, conditions }
     }
 
+    /// One ABI's evaluated entries (arm64's, evaluated apart from the x86
+    /// table), conditions under `conditions.<abi>`, in the shape
+    /// [`Table::conditions`] gives them.
+    pub fn from_abi_entries(abi: &str, entries: &[Entry]) -> Self {
+        let conds = entries
+            .iter()
+            .filter_map(|e| match &e.verdict {
+                Verdict::Conditional { outcomes } => {
+                    let list: Vec<observer_profile::bpf::table::Outcome> = outcomes
+                        .iter()
+                        .map(|(when, action)| observer_profile::bpf::table::Outcome { when, action: action_text(*action) }).collect();
+                    Some((e.name.clone(), serde_json::to_value(list).unwrap_or_default()))
+                }
+                Verdict::Fixed(_) => None,
+            })
+            .collect();
+        Self { abis: [(abi.to_owned(), decisions(entries))].into(), conditions: [(abi.to_owned(), conds)].into() }
+    }
+
     pub fn from_profile(profile: &ResolvedProfile) -> Self {
+        Self::from_profile_for(profile, &ABIS)
+    }
+
+    /// What `profile` does on each of `abis`.
+    pub fn from_profile_for(profile: &ResolvedProfile, abis_wanted: &[(&str, Arch)]) -> Self {
         let mut abis = BTreeMap::new();
         let mut conditions = Conditions::new();
-        for (abi, arch) in ABIS {
+        for &(abi, arch) in abis_wanted {
             let mut names = BTreeMap::new();
             let mut conds = BTreeMap::new();
             for (_, name) in syscall_table::all(arch) {
@@ -128,4 +130,31 @@ impl PolicyTable {
             .map(|(abi, names)| (abi.as_str(), names.iter().map(|(n, d)| (n.as_str(), d.action.as_str())).collect()))
             .collect()
     }
+}
+
+/// What each evaluated entry of one ABI does.
+fn decisions(entries: &[Entry]) -> BTreeMap<String, Decision> {
+    let mut names = BTreeMap::new();
+    for e in entries {
+        let outcome = match &e.verdict {
+            Verdict::Fixed(a) => {
+                if lets_through(*a) {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                }
+            }
+            Verdict::Conditional { outcomes } => {
+                if outcomes.iter().all(|(_, a)| lets_through(*a)) {
+                    Outcome::Allowed
+                } else if outcomes.iter().all(|(_, a)| !lets_through(*a)) {
+                    Outcome::Denied
+                } else {
+                    Outcome::Conditional
+                }
+            }
+        };
+        names.insert(e.name.clone(), Decision { action: e.verdict.text(), outcome });
+    }
+    names
 }

@@ -58,6 +58,11 @@ pub enum ProfileCommand {
         /// its plain rule.
         #[arg(long)]
         args: bool,
+        /// Write the profile for this architecture: aarch64 maps calls arm64 lacks
+        /// (open, stat...) to the ones it has (openat, newfstatat...) and prints each
+        /// change on stderr (docs/arch.md).
+        #[arg(long, value_name = "ARCH", conflicts_with = "workload")]
+        arch: Option<String>,
         #[arg(long)]
         socket: Option<PathBuf>,
     },
@@ -91,6 +96,12 @@ pub enum ProfileCommand {
         json: bool,
         #[arg(long)]
         caps: Option<String>,
+        /// Refuse FILE (exit status 1) if it lets through anything this baseline profile
+        /// denies, argument conditions included, as a runtime intersecting a pulled profile
+        /// with its baseline would; also warn past the limits runtimes enforce on pulled
+        /// profiles (docs/arch.md).
+        #[arg(long, value_name = "BASELINE")]
+        within: Option<PathBuf>,
     },
     /// A container's syscalls: per ABI, whose each is (the container's or its runtime's), every
     /// start phase it was seen in, counts (totals over every phase) and first use.
@@ -118,8 +129,10 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             name,
             namespace,
             args,
+            arch,
             socket,
         } => {
+            let arch = arch.as_deref().map(crate::export_arch::parse).transpose()?;
             if let Some(workload) = workload {
                 let request = learned::ExportRequest {
                     format,
@@ -148,6 +161,10 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                 learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace, args };
             let (exported, text) = learned::export_learned(&learned, &request)?;
             learned::report_left_out(&exported);
+            let text = match arch {
+                Some(arch) => crate::export_arch::render_for(&exported, arch, &request)?,
+                None => text,
+            };
             learned::write_out(output.as_deref(), &text)?;
             Ok(0)
         }
@@ -193,7 +210,11 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             }
             Ok(if d.is_empty() { 0 } else { 1 })
         }
-        ProfileCommand::Check { file, json, caps } => {
+        ProfileCommand::Check { file, json, caps, within: Some(baseline) } => {
+            let options = learned::resolve_options(caps.as_deref());
+            crate::commands::within::run(&file, &baseline, &options, json)
+        }
+        ProfileCommand::Check { file, json, caps, within: None } => {
             let options = learned::resolve_options(caps.as_deref());
             let profile = match crate::profile_rows::resolve_with(&file, None, &options) {
                 Ok(p) => p,

@@ -44,6 +44,23 @@ pub fn table(rows: &[PsRow]) -> String {
             c.alerts,
         );
     }
+    with_image_profiles(out, rows)
+}
+
+/// With `agent --profiles`: a last column, PROFILE, naming each container's
+/// image profile (`none` when its image has none, `-` when not bound).
+fn with_image_profiles(table: String, rows: &[PsRow]) -> String {
+    if rows.iter().all(|r| r.image_profile.is_none()) {
+        return table;
+    }
+    let mut out = String::new();
+    for (i, line) in table.lines().enumerate() {
+        let column = match i {
+            0 => "PROFILE".to_owned(),
+            n => rows.get(n - 1).and_then(|r| r.image_profile.as_deref()).map_or_else(|| "-".to_owned(), printable),
+        };
+        let _ = writeln!(out, "{line} {column}");
+    }
     out
 }
 

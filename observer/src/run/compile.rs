@@ -47,6 +47,7 @@ fn scmp_arch(arch: Arch) -> ScmpArch {
         Arch::X86_64 => ScmpArch::X8664,
         Arch::I386 => ScmpArch::X86,
         Arch::X32 => ScmpArch::X32,
+        Arch::Aarch64 => ScmpArch::Aarch64,
     }
 }
 
@@ -93,6 +94,13 @@ pub fn compile(profile: &ResolvedProfile) -> Result<CompiledFilter> {
     }
     // runc leaves libseccomp's bad-arch action (SCMP_ACT_KILL_THREAD) for
     // ABIs the profile does not name; say so explicitly.
+    if profile.arches.first() == Some(&Arch::Aarch64) {
+        // libseccomp starts every filter with the native ABI (x86_64 here);
+        // a filter for another machine (arm64, evaluated only) must not
+        // carry it. Rule names are still resolved through the native table
+        // and translated by name, as libseccomp does for every added ABI.
+        ctx.remove_arch(ScmpArch::X8664).context("libseccomp: removing the native architecture")?;
+    }
     ctx.set_act_badarch(ScmpAction::KillThread).context("libseccomp: bad-arch action")?;
     // no_new_privs is decided by `run` (only without CAP_SYS_ADMIN), not by
     // libseccomp; and the program is loaded by hand, so this only documents.

@@ -50,6 +50,7 @@ pub fn drift_text(drifts: &[ArgDrift]) -> String {
             observer_profile::types::Arch::X86_64 => "x86_64",
             observer_profile::types::Arch::I386 => "i386",
             observer_profile::types::Arch::X32 => "x32",
+            observer_profile::types::Arch::Aarch64 => "aarch64",
         };
         let syscall = label(arch, &d.syscall);
         if !d.denied.is_empty() {
