@@ -13,4 +13,5 @@ pub mod merge;
 pub mod model;
 pub mod resolve;
 pub mod syscall_table;
+pub mod tiers;
 pub mod types;

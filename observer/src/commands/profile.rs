@@ -10,6 +10,8 @@ use observer_profile::{
     check::check,
     diff::diff,
     merge::{MergeInput, merge},
+    tiers::{ReachableTier, TierAction},
+    types::Arch,
 };
 
 use crate::{
@@ -58,6 +60,15 @@ pub enum ProfileCommand {
         /// its plain rule.
         #[arg(long)]
         args: bool,
+        /// Also let through the syscalls the container's image can make (`observer reach`) that
+        /// were never learned: `log` (SCMP_ACT_LOG: allowed, and the kernel logs each call) or
+        /// `allow`. Never beyond Docker's default.
+        #[arg(long, value_enum, value_name = "log|allow")]
+        reachable: Option<ReachableArg>,
+        /// Where the reachable set comes from (an `observer reach` TARGET: image, container,
+        /// root directory, ELF file); default the container's image, else the container.
+        #[arg(long, value_name = "TARGET", requires = "reachable")]
+        reach_target: Option<String>,
         #[arg(long)]
         socket: Option<PathBuf>,
     },
@@ -118,9 +129,23 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             name,
             namespace,
             args,
+            reachable,
+            reach_target,
             socket,
         } => {
             if let Some(workload) = workload {
+                let socket = socket_path(socket.as_deref());
+                let data = crate::api::call(&socket, &Request::Workload { workload: workload.clone() })?;
+                let images: Vec<String> = data["images"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                let reachable = match reachable {
+                    Some(action) => Some(reach_tier(action, reach_target.as_deref(), &images)?),
+                    None => None,
+                };
                 let request = learned::ExportRequest {
                     format,
                     include_denied,
@@ -130,24 +155,41 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                     name,
                     namespace,
                     args,
+                    reachable,
                 };
-                let text = crate::commands::workload::export(&socket_path(socket.as_deref()), &workload, &request)?;
+                let text = crate::commands::workload::render(&data, &request)?;
                 learned::write_out(output.as_deref(), &text)?;
                 return Ok(0);
             }
             let container = container.unwrap_or_default();
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             let learned = learned::learned_from_agent(&view);
+            let reachable = match reachable {
+                Some(action) => {
+                    Some(reach_tier(action, reach_target.as_deref(), &[view.image.clone(), view.id.clone()])?)
+                }
+                None => None,
+            };
             if args && view.args.is_empty() {
                 eprintln!(
                     "observer: the agent recorded no argument values for {}: every syscall keeps its plain rule",
                     printable(&view.name)
                 );
             }
-            let request =
-                learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace, args };
+            let request = learned::ExportRequest {
+                format,
+                include_denied,
+                beyond_default,
+                base,
+                caps,
+                name,
+                namespace,
+                args,
+                reachable,
+            };
             let (exported, text) = learned::export_learned(&learned, &request)?;
             learned::report_left_out(&exported);
+            report_tiers(&exported);
             learned::write_out(output.as_deref(), &text)?;
             Ok(0)
         }
@@ -168,6 +210,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                 name,
                 namespace,
                 args: false,
+                reachable: None,
             };
             learned::write_out(output.as_deref(), &learned::render(&merged, &request)?)?;
             Ok(0)
@@ -219,6 +262,69 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+    }
+}
+
+/// `--reachable log|allow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReachableArg {
+    Log,
+    Allow,
+}
+
+/// The reachable tier: `observer reach` on `target`, or on the first of
+/// `candidates` (the container's image, then the container) that resolves.
+fn reach_tier(action: ReachableArg, target: Option<&str>, candidates: &[String]) -> anyhow::Result<ReachableTier> {
+    let action = match action {
+        ReachableArg::Log => TierAction::Log,
+        ReachableArg::Allow => TierAction::Allow,
+    };
+    let tried: Vec<&str> = match target {
+        Some(t) => vec![t],
+        None => candidates.iter().map(String::as_str).filter(|c| !c.is_empty()).collect(),
+    };
+    let mut errors = Vec::new();
+    for t in &tried {
+        match crate::commands::reach::analyse_target(&crate::commands::reach::ReachArgs::of(t)) {
+            Ok(reach) => {
+                if !reach.complete {
+                    eprintln!(
+                        "observer: the reachable set of {} is incomplete ({} undecided sites, {} files not fully analysed): `observer reach {}` lists them",
+                        printable(t),
+                        reach.undecided_total,
+                        reach.incomplete_files.len(),
+                        printable(t)
+                    );
+                }
+                let names = [Arch::X86_64, Arch::I386].into_iter().map(|arch| (arch, reach.names(arch))).collect();
+                return Ok(ReachableTier { names, action, source: (*t).to_owned(), complete: reach.complete });
+            }
+            Err(e) => errors.push(format!("{}: {e:#}", printable(t))),
+        }
+    }
+    anyhow::bail!(
+        "--reachable: no reachable set ({}); name one with --reach-target IMAGE|CONTAINER|DIR",
+        if errors.is_empty() { "the agent named no image".to_owned() } else { errors.join("; ") }
+    )
+}
+
+/// Says how many names each tier of the export holds (stderr).
+fn report_tiers(exported: &observer_profile::export::ExportedProfile) {
+    let Some(t) = &exported.tiers else { return };
+    let action = match t.reachable_action {
+        Some(TierAction::Log) => "logged (SCMP_ACT_LOG)",
+        _ => "allowed",
+    };
+    eprintln!(
+        "observer: tiers: {} learned names allowed; {} reachable but unlearned names {action} (from {}); everything else {}",
+        t.learned,
+        t.reachable,
+        printable(&t.reachable_source),
+        exported.profile.default_action
+    );
+    if !t.reachable_denied.is_empty() {
+        let names: Vec<&str> = t.reachable_denied.iter().map(String::as_str).collect();
+        eprintln!("observer: reachable but denied by Docker's default (or the base), left denied: {}", names.join(" "));
     }
 }
 

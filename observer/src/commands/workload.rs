@@ -12,10 +12,7 @@ use observer_profile::{
 };
 use serde_json::Value;
 
-use crate::{
-    api::{Request, call},
-    learned::{self, ExportRequest},
-};
+use crate::learned::{self, ExportRequest};
 
 /// A Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
 /// starting and ending with an alphanumeric one.
@@ -65,15 +62,10 @@ fn members(data: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Asks the agent for the workload, merges its replicas and renders the result.
-pub fn export(socket: &std::path::Path, workload: &str, req: &ExportRequest) -> anyhow::Result<String> {
-    let data = call(socket, &Request::Workload { workload: workload.to_owned() })?;
-    render(&data, req)
-}
-
 /// The merged profile of an agent's `workload` answer, in `req.format`.
 pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
-    let per_replica = ExportRequest { format: crate::views::ExportFormat::Docker, ..req.clone() };
+    // The reachable tier is added to the merged profile: merging would turn its logged names into allowed ones.
+    let per_replica = ExportRequest { format: crate::views::ExportFormat::Docker, reachable: None, ..req.clone() };
     let mut inputs = Vec::new();
     let mut calls = 0;
     for p in data["profiles"].as_array().into_iter().flatten() {
@@ -93,6 +85,9 @@ pub fn render(data: &Value, req: &ExportRequest) -> anyhow::Result<String> {
         eprintln!("merged {m}");
     }
     let mut merged = merge(&inputs);
+    if let Some(tier) = &req.reachable {
+        observer_profile::tiers::add_reachable(&mut merged, tier, &learned::export_options(req)?);
+    }
     let s = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
     merged.metadata = Some(ExportMeta {
         container: s("workload"),
@@ -184,6 +179,7 @@ mod tests {
             name: None,
             namespace: None,
             args: false,
+            reachable: None,
         };
         let yaml = render(&data, &req).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
