@@ -53,7 +53,31 @@ struct Pair {
     ok: &'static str,
 }
 
-const COMMON: &str = ". /etc/observer-realsoft/common.sh";
+/// The drivers' helpers (wait_for, stop, die), and nginx's site configuration.
+const COMMON: &str = r#". /etc/observer-realsoft/common.sh
+nginx_conf() {
+  cat >/tmp/site.conf <<'CONF'
+worker_processes 2;
+pid /tmp/nginx.pid;
+error_log /tmp/server.log warn;
+events { worker_connections 64; }
+http {
+  access_log /tmp/access.log;
+  sendfile on;
+  aio threads;
+  client_body_temp_path /tmp/nginx-body;
+  proxy_temp_path /tmp/nginx-proxy;
+  fastcgi_temp_path /tmp/nginx-fastcgi;
+  uwsgi_temp_path /tmp/nginx-uwsgi;
+  scgi_temp_path /tmp/nginx-scgi;
+  server {
+    listen 127.0.0.1:8080;
+    root /srv/www;
+    location /status { return 200 "status ok\n"; }
+  }
+}
+CONF
+}"#;
 
 /// memcached: narrow is one ping; broad is the image's driver (memcslap with 4
 /// client threads, memccp/memccat/memcrm).
@@ -90,33 +114,46 @@ const REDIS: Pair = Pair {
     ok: "redis broad: OK",
 };
 
-/// nginx: narrow is one GET; broad is the image's driver plus a configuration
-/// reload (new workers) and a log reopen, with requests between them.
+/// nginx, configured as a site would be (access log, sendfile, a thread pool for
+/// reads): narrow is one GET of a fixed answer; broad is files served to several
+/// clients at once, a configuration reload (new workers) and a log reopen.
 const NGINX: Pair = Pair {
     label: "nginx",
-    narrow: "c=/etc/observer-realsoft/nginx.conf; nginx -c $c 2>>$log || die start; master=$(cat /tmp/nginx.pid); \
+    narrow: "nginx_conf; nginx -c /tmp/site.conf 2>>$log || die start; master=$(cat /tmp/nginx.pid); \
              wait_for nginx $master curl -sf --max-time 2 http://127.0.0.1:8080/status; \
-             nginx -c $c -s quit; while kill -0 $master 2>/dev/null; do sleep 0.1; done; echo ok",
-    broad: "workload-nginx >/dev/null || exit 1; c=/etc/observer-realsoft/nginx.conf; \
-            nginx -c $c 2>>$log || die start; master=$(cat /tmp/nginx.pid); \
+             nginx -c /tmp/site.conf -s quit; while kill -0 $master 2>/dev/null; do sleep 0.1; done; echo ok",
+    broad: "nginx_conf; nginx -c /tmp/site.conf 2>>$log || die start; master=$(cat /tmp/nginx.pid); \
             wait_for nginx $master curl -sf --max-time 2 http://127.0.0.1:8080/status; \
-            nginx -c $c -s reload 2>>$log || die reload; sleep 1; \
-            echo \"after reload: $(timeout 10 curl -s --max-time 5 http://127.0.0.1:8080/status)\"; \
-            nginx -c $c -s reopen 2>>$log || die reopen; sleep 0.5; \
-            echo \"after reopen: $(timeout 10 curl -s --max-time 5 http://127.0.0.1:8080/numbers.txt | wc -l) lines\"; \
-            nginx -c $c -s quit; while kill -0 $master 2>/dev/null; do sleep 0.1; done; echo 'nginx broad: OK'",
+            for f in index.html numbers.txt sub/file.txt; do \
+              timeout 10 curl -sf --max-time 5 http://127.0.0.1:8080/$f -o /tmp/got-$(basename $f) & done; wait; \
+            for f in index.html numbers.txt sub/file.txt; do \
+              cmp -s /srv/www/$f /tmp/got-$(basename $f) || die \"GET /$f returned other bytes\"; echo \"GET /$f: same as on disk\"; done; \
+            nginx -c /tmp/site.conf -s reload 2>>$log || die reload; sleep 1; \
+            echo \"after reload: $(timeout 10 curl -s --max-time 5 http://127.0.0.1:8080/numbers.txt | wc -l) lines\"; \
+            nginx -c /tmp/site.conf -s reopen 2>>$log || die reopen; sleep 0.5; \
+            echo \"after reopen: $(timeout 10 curl -s --max-time 5 http://127.0.0.1:8080/index.html)\"; \
+            nginx -c /tmp/site.conf -s quit; while kill -0 $master 2>/dev/null; do sleep 0.1; done; \
+            echo \"access log: $(wc -l </tmp/access.log) requests\"; echo 'nginx broad: OK'",
     ok: "nginx broad: OK",
 };
 
-/// socat: narrow is one client; broad is the image's driver (5 clients at once, a
-/// forked child per connection exec'ing tr, 3000 lines).
+/// socat: narrow is one TCP client; broad is the image's driver (5 clients at once,
+/// a forked child per connection exec'ing tr, 3000 lines), then a UNIX-socket relay,
+/// a UDP service and a file copy.
 const SOCAT: Pair = Pair {
     label: "socat",
     narrow: "socat -t 5 TCP-LISTEN:7000,bind=127.0.0.1,fork,reuseaddr EXEC:'tr a-z A-Z' >$log 2>&1 & pid=$!; \
              wait_for socat $pid sh -c 'echo ping | timeout 2 socat -t 2 -T 2 - TCP:127.0.0.1:7000 | grep -q PING'; \
              stop $pid socat; echo ok",
-    broad: "workload-socat",
-    ok: "socat: OK",
+    broad: "workload-socat >/dev/null || exit 1; \
+            socat UNIX-LISTEN:/tmp/s.sock,fork EXEC:'tr a-z A-Z' >$log 2>&1 & pid=$!; \
+            wait_for socat-unix $pid sh -c 'echo ping | timeout 2 socat -t 2 - UNIX-CONNECT:/tmp/s.sock | grep -q PING'; \
+            echo \"unix: $(echo hello unix | timeout 5 socat -t 2 - UNIX-CONNECT:/tmp/s.sock)\"; stop $pid socat; \
+            socat -T 5 UDP-RECVFROM:7001,bind=127.0.0.1,fork EXEC:'tr a-z A-Z' >>$log 2>&1 & pid=$!; sleep 0.5; \
+            echo \"udp: $(echo hello udp | timeout 5 socat -t 2 - UDP:127.0.0.1:7001)\"; stop $pid socat; \
+            seq 1 1000 >/tmp/in; timeout 10 socat -u OPEN:/tmp/in CREATE:/tmp/out,perm=0600 || die copy; \
+            echo \"copied: $(wc -l </tmp/out) lines\"; echo 'socat broad: OK'",
+    ok: "socat broad: OK",
 };
 
 /// perl: narrow prints a line; broad is the image's driver (ithreads, fork/exec,
@@ -135,8 +172,10 @@ const PYTHON: Pair =
 const SQLITE: Pair = Pair {
     label: "sqlite",
     narrow: "python3 -c 'import sqlite3; print(sqlite3.connect(\":memory:\").execute(\"select 1+1\").fetchone())'",
-    broad: r#"python3 - <<'EOF'
-import sqlite3, threading
+    // The script as python3's argument: a here-document would need a pipe, and
+    // writing a file a write, that the plain export may deny to the shell before the
+    // program starts.
+    broad: r#"python3 -c 'import sqlite3, threading
 path = "/tmp/db.sqlite"
 db = sqlite3.connect(path)
 print("journal:", db.execute("pragma journal_mode=wal").fetchone()[0])
@@ -161,12 +200,12 @@ print("after delete:", db.execute("select count(*) from t").fetchone()[0])
 print("integrity:", db.execute("pragma integrity_check").fetchone()[0])
 db.close()
 print("sqlite broad: OK")
-EOF"#,
+'"#,
     ok: "sqlite broad: OK",
 };
 
 fn wrapped(command: &str) -> String {
-    format!("{COMMON}; log=/tmp/server.log; {command}\nrc=$?; sleep 1; exit $rc")
+    format!("{COMMON}\nlog=/tmp/server.log; {command}\nrc=$?; sleep 1; exit $rc")
 }
 
 fn docker_run(dir: &Dir, cleanup: &mut Cleanup, extra: &[&str], command: &str, limit: Duration) -> TimedRun {
