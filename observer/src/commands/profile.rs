@@ -14,8 +14,11 @@ use observer_profile::{
     types::Arch,
 };
 
+use anyhow::Context as _;
+
 use crate::{
     api::{Request, call_as, socket_path},
+    commands::reach_groups,
     learned,
     printable::printable,
     views::{ExportFormat, ProfileView},
@@ -110,6 +113,13 @@ pub enum ProfileCommand {
         container: String,
         #[arg(long)]
         json: bool,
+        /// Also set the container's syscalls against what its image can call (`observer reach`):
+        /// seen and reachable; reachable, not seen; seen, not reachable.
+        #[arg(long)]
+        reach: bool,
+        /// The `observer reach` TARGET for `--reach` (default the container's image, else the container).
+        #[arg(long, value_name = "TARGET", requires = "reach")]
+        reach_target: Option<String>,
         #[arg(long)]
         socket: Option<PathBuf>,
     },
@@ -253,12 +263,26 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             }
             Ok(i32::from(report.has_errors()))
         }
-        ProfileCommand::Show { container, json, socket } => {
+        ProfileCommand::Show { container, json, reach, reach_target, socket } => {
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
+            let groups = if reach {
+                let (source, r) =
+                    reach_groups::find_reach(reach_target.as_deref(), &[view.image.clone(), view.id.clone()])?;
+                Some(reach_groups::groups(&view, &source, &r))
+            } else {
+                None
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                let mut value = serde_json::to_value(&view)?;
+                if let (Some(object), Some(g)) = (value.as_object_mut(), &groups) {
+                    object.insert("reach".into(), serde_json::to_value(g)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", table(&view));
+                if let Some(g) = &groups {
+                    print!("{}", reach_groups::text(g));
+                }
             }
             Ok(0)
         }
@@ -279,33 +303,18 @@ fn reach_tier(action: ReachableArg, target: Option<&str>, candidates: &[String])
         ReachableArg::Log => TierAction::Log,
         ReachableArg::Allow => TierAction::Allow,
     };
-    let tried: Vec<&str> = match target {
-        Some(t) => vec![t],
-        None => candidates.iter().map(String::as_str).filter(|c| !c.is_empty()).collect(),
-    };
-    let mut errors = Vec::new();
-    for t in &tried {
-        match crate::commands::reach::analyse_target(&crate::commands::reach::ReachArgs::of(t)) {
-            Ok(reach) => {
-                if !reach.complete {
-                    eprintln!(
-                        "observer: the reachable set of {} is incomplete ({} undecided sites, {} files not fully analysed): `observer reach {}` lists them",
-                        printable(t),
-                        reach.undecided_total,
-                        reach.incomplete_files.len(),
-                        printable(t)
-                    );
-                }
-                let names = [Arch::X86_64, Arch::I386].into_iter().map(|arch| (arch, reach.names(arch))).collect();
-                return Ok(ReachableTier { names, action, source: (*t).to_owned(), complete: reach.complete });
-            }
-            Err(e) => errors.push(format!("{}: {e:#}", printable(t))),
-        }
+    let (source, reach) = reach_groups::find_reach(target, candidates).context("--reachable")?;
+    if !reach.complete {
+        eprintln!(
+            "observer: the reachable set of {} is incomplete ({} undecided sites, {} files not fully analysed): `observer reach {}` lists them",
+            printable(&source),
+            reach.undecided_total,
+            reach.incomplete_files.len(),
+            printable(&source)
+        );
     }
-    anyhow::bail!(
-        "--reachable: no reachable set ({}); name one with --reach-target IMAGE|CONTAINER|DIR",
-        if errors.is_empty() { "the agent named no image".to_owned() } else { errors.join("; ") }
-    )
+    let names = [Arch::X86_64, Arch::I386].into_iter().map(|arch| (arch, reach.names(arch))).collect();
+    Ok(ReachableTier { names, action, source, complete: reach.complete })
 }
 
 /// Says how many names each tier of the export holds (stderr).
