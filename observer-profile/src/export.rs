@@ -20,6 +20,7 @@ use crate::{
     intersect,
     model::{SPO_API_VERSION, arch, cmp_op_name},
     resolve::{ActionOrConditional, ConditionalRule, abi_knows},
+    tiers::{ReachableTier, TierCounts, add_reachable},
     types::{Action, Arch, ArgCond, ResolvedProfile, ResolvedRule},
 };
 
@@ -69,11 +70,22 @@ pub struct ExportOptions {
     /// Narrow the rules of names with recorded argument values to those
     /// values (`--args`).
     pub args: bool,
+    /// `--reachable log|allow`: the unlearned names the image can reach get
+    /// the tier's action (see `tiers`).
+    pub reachable: Option<ReachableTier>,
 }
 
 impl ExportOptions {
     pub fn new(reference: ResolvedProfile) -> Self {
-        Self { include_denied: false, beyond_default: false, base: None, reference, errno: DEFAULT_ERRNO, args: false }
+        Self {
+            include_denied: false,
+            beyond_default: false,
+            base: None,
+            reference,
+            errno: DEFAULT_ERRNO,
+            args: false,
+            reachable: None,
+        }
     }
 }
 
@@ -166,10 +178,12 @@ pub struct ExportedProfile {
     /// With `--args`: calls the profile allows that go around a narrowed
     /// name's conditions (i386's old_mmap, tgkill, socketpair).
     pub side_doors: Vec<SideDoor>,
+    /// With `--reachable`: how many names each tier holds.
+    pub tiers: Option<TierCounts>,
 }
 
 /// What the exported profile does with one name.
-enum Keep {
+pub(crate) enum Keep {
     Allow,
     Conditional(Vec<ConditionalRule>),
 }
@@ -261,7 +275,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
         unknown_names: Vec::new(),
     };
     let side_doors = if opts.args { side_doors(&profile) } else { Vec::new() };
-    ExportedProfile {
+    let mut exported = ExportedProfile {
         profile,
         metadata: Some(learned.metadata.clone()),
         contributors: BTreeMap::new(),
@@ -269,7 +283,13 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
         beyond_default: beyond,
         kept_by_name,
         side_doors,
+        tiers: None,
+    };
+    if let Some(tier) = &opts.reachable {
+        // After narrowing: an unlearned name has no recorded values to narrow to.
+        add_reachable(&mut exported, tier, opts);
     }
+    exported
 }
 
 /// Replaces the rules of every kept name whose arguments were recorded by
@@ -354,7 +374,7 @@ fn clone3_falls_back_to_clone(
 /// under conditions is intersected with what the reference allows, so the
 /// result is never looser than either (the reference yields only to
 /// `beyond_default`, for names it denies).
-fn decide(arch: Arch, name: &str, opts: &ExportOptions) -> Result<(Keep, bool), LeftOutReason> {
+pub(crate) fn decide(arch: Arch, name: &str, opts: &ExportOptions) -> Result<(Keep, bool), LeftOutReason> {
     let base = match opts.base.as_ref().map(|b| b.action_for(arch, name)) {
         Some(ActionOrConditional::Action(a)) if !action::lets_through(a) => {
             return Err(LeftOutReason::DeniedByBase { action: a.to_string() });
@@ -390,6 +410,7 @@ impl ExportedProfile {
             beyond_default: BTreeSet::new(),
             kept_by_name: BTreeMap::new(),
             side_doors: Vec::new(),
+            tiers: None,
         }
     }
 
@@ -463,6 +484,9 @@ impl ExportedProfile {
             annotations.insert("observer/calls".into(), meta.calls.to_string());
             annotations.insert("observer/generator".into(), meta.generator.clone());
         }
+        if let Some(tiers) = &self.tiers {
+            annotations.insert("observer/tiers".into(), serde_json::to_string(tiers).unwrap_or_default());
+        }
         annotations.extend(extra_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
         let (default_action, _) = action::to_profile(self.profile.default_action);
         let out = SpoOut {
@@ -510,7 +534,7 @@ impl ExportedProfile {
     }
 
     fn observer_meta(&self) -> Option<ObserverMetaOut<'_>> {
-        if self.metadata.is_none() && self.contributors.is_empty() {
+        if self.metadata.is_none() && self.contributors.is_empty() && self.tiers.is_none() {
             return None;
         }
         let m = self.metadata.as_ref();
@@ -522,6 +546,7 @@ impl ExportedProfile {
             image: m.map(|m| m.image.as_str()),
             side_doors: self.side_doors.iter().map(ToString::to_string).collect(),
             since: m.map(|m| m.since.as_str()),
+            tiers: self.tiers.as_ref(),
         })
     }
 }
@@ -584,6 +609,8 @@ struct ObserverMetaOut<'a> {
     side_doors: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tiers: Option<&'a TierCounts>,
 }
 
 #[derive(Serialize)]

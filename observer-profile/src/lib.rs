@@ -14,5 +14,6 @@ pub mod merge;
 pub mod model;
 pub mod resolve;
 pub mod syscall_table;
+pub mod tiers;
 pub mod types;
 pub mod within;

@@ -18,6 +18,7 @@ use crate::{
     error::ReachError,
     facts::{FileFacts, Object},
     graph::{GlobalExports, Node, RootReach, Walk},
+    index::{Entry, FileKey, StatIndex},
     loader,
     report::{self, Reach},
     root::{FileId, Root, read_all},
@@ -50,8 +51,27 @@ enum Loaded {
     Foreign(String),
 }
 
-fn load_file(root: &Root, path: &str, cache: Option<&Cache>) -> Result<Loaded, ReachError> {
+/// The cache and the stat index, old and being made, as the loading threads share them.
+struct Ctx<'a> {
+    cache: Option<&'a Cache>,
+    /// What the last analysis of this root saw.
+    old: &'a StatIndex,
+    /// What this one sees: digests of the files read (or taken from `old`).
+    new: Mutex<HashMap<String, Entry>>,
+}
+
+fn load_file(root: &Root, path: &str, ctx: &Ctx) -> Result<Loaded, ReachError> {
+    let cache = ctx.cache;
     let mut opened = root.open_file(path)?;
+    let key = FileKey::new(opened.id, opened.stamp);
+    // The stamps of the descriptor that would be read are the ones indexed:
+    // the content is the one whose digest the index holds.
+    if let Some(digest) = ctx.old.unchanged(path, &key).and_then(|e| e.digest.as_ref())
+        && let Some(facts) = cache.and_then(|c| c.get(digest))
+    {
+        remember(ctx, path, key, digest);
+        return Ok(Loaded::Facts(opened.id, Box::new(facts)));
+    }
     let data = read_all(&mut opened, path)?;
     if !data.starts_with(b"\x7fELF") {
         return Err(ReachError::NotElf { path: path.to_owned() });
@@ -63,15 +83,21 @@ fn load_file(root: &Root, path: &str, cache: Option<&Cache>) -> Result<Loaded, R
         }
         None => return Err(ReachError::BadElf { path: path.to_owned(), reason: "unreadable header".to_owned() }),
     }
-    let key = digest(&data);
-    if let Some(facts) = cache.and_then(|c| c.get(&key)) {
+    let content = digest(&data);
+    remember(ctx, path, key, &content);
+    if let Some(facts) = cache.and_then(|c| c.get(&content)) {
         return Ok(Loaded::Facts(opened.id, Box::new(facts)));
     }
     let facts = decode::analyse(&data);
     if let Some(c) = cache {
-        c.put(&key, &facts);
+        c.put(&content, &facts);
     }
     Ok(Loaded::Facts(opened.id, Box::new(facts)))
+}
+
+fn remember(ctx: &Ctx, path: &str, key: FileKey, digest: &str) {
+    let entry = Entry { key, elf: true, digest: Some(digest.to_owned()) };
+    ctx.new.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_owned(), entry);
 }
 
 impl Objects {
@@ -94,11 +120,11 @@ impl Objects {
         index
     }
 
-    fn load(&mut self, root: &Root, path: &str, cache: Option<&Cache>) -> Option<usize> {
+    fn load(&mut self, root: &Root, path: &str, ctx: &Ctx) -> Option<usize> {
         if let Some(i) = self.by_path.get(path) {
             return *i;
         }
-        let loaded = load_file(root, path, cache);
+        let loaded = load_file(root, path, ctx);
         if let Err(ReachError::Io { source, .. }) = &loaded
             && source.kind() == std::io::ErrorKind::NotFound
         {
@@ -110,7 +136,7 @@ impl Objects {
     }
 
     /// Loads many files on `threads` threads.
-    fn load_all(&mut self, root: &Root, paths: &[String], cache: Option<&Cache>, threads: usize) {
+    fn load_all(&mut self, root: &Root, paths: &[String], ctx: &Ctx, threads: usize) {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<(usize, Result<Loaded, ReachError>)>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
@@ -119,7 +145,7 @@ impl Objects {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { break };
-                        let r = load_file(root, path, cache);
+                        let r = load_file(root, path, ctx);
                         results.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
                     }
                 });
@@ -147,18 +173,35 @@ struct RootSet {
 pub fn analyse(root: &Root, opts: &Options) -> Reach {
     let cache = opts.cache.as_ref();
     let t0 = std::time::Instant::now();
+    let root_name = root.path().display().to_string();
+    let old = cache.map(|c| c.index(&root_name)).unwrap_or_default();
+    let ctx = Ctx { cache, old: &old, new: Mutex::new(HashMap::new()) };
     let mut objects = Objects::default();
     let mut walk_errors = Vec::new();
     let whole_image = opts.entries.is_empty();
+    let mut result_key = None;
     let starts: Vec<usize> = if whole_image {
-        let (paths, errors) = root.elf_files();
-        walk_errors.extend(errors.into_iter().map(|e| e.to_string()));
-        objects.load_all(root, &paths, cache, opts.threads);
+        let walked = root.walk(&old);
+        if let Some(c) = cache {
+            // Nothing changed since a result was stored: that result.
+            let key = digest(format!("{}:{}", env!("CARGO_PKG_VERSION"), walked.fingerprint).as_bytes());
+            if let Some(mut reach) = c.result(&key) {
+                reach.root = root_name;
+                reach.timing = report::Seconds { files: t0.elapsed().as_secs_f64(), loader: 0.0, reachability: 0.0 };
+                reach.unchanged = true;
+                return reach;
+            }
+            result_key = Some(key);
+        }
+        *ctx.new.lock().unwrap_or_else(|e| e.into_inner()) = walked.seen;
+        walk_errors.extend(walked.errors.into_iter().map(|e| e.to_string()));
+        let paths = walked.files;
+        objects.load_all(root, &paths, &ctx, opts.threads);
         (0..objects.list.len()).collect()
     } else {
         let mut v = Vec::new();
         for e in &opts.entries {
-            match objects.load(root, e, cache) {
+            match objects.load(root, e, &ctx) {
                 Some(i) => v.push(i),
                 None if !objects.failed.contains_key(e) && !objects.foreign.contains_key(e) => {
                     objects.failed.insert(e.clone(), format!("entry {e} not found in the root"));
@@ -178,7 +221,7 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
         if !facts.executable {
             continue;
         }
-        let set = closure(root, &mut objects, &mut system, o, cache);
+        let set = closure(root, &mut objects, &mut system, o, &ctx);
         needed_by_others.extend(set.scope.iter().copied().filter(|s| *s != o));
         sets.push(set);
     }
@@ -191,7 +234,7 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
             if f.executable || needed_by_others.contains(&o) {
                 continue;
             }
-            let mut set = closure(root, &mut objects, &mut system, o, cache);
+            let mut set = closure(root, &mut objects, &mut system, o, &ctx);
             set.dlopen = true;
             sets.push(set);
         }
@@ -224,12 +267,9 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
         results.push((set.obj, set.dlopen, walk.run(&roots)));
     }
     let t_walk = t0.elapsed().as_secs_f64();
-    if let Some(c) = cache {
-        c.prune();
-    }
     let missing: Vec<(String, String)> = sets.iter().flat_map(|s| s.missing.iter().cloned()).collect();
     let used: BTreeSet<usize> = sets.iter().flat_map(|s| s.scope.iter().copied()).collect();
-    report::build(report::Inputs {
+    let reach = report::build(report::Inputs {
         root: root.path().display().to_string(),
         objects: &objects.list,
         results: &results,
@@ -239,7 +279,16 @@ pub fn analyse(root: &Root, opts: &Options) -> Reach {
         missing: &missing,
         walk_errors: &walk_errors,
         seconds: report::Seconds { files: t_load, loader: t_closure - t_load, reachability: t_walk - t_closure },
-    })
+    });
+    if let Some(c) = cache {
+        let index = StatIndex { files: ctx.new.into_inner().unwrap_or_else(|e| e.into_inner()) };
+        c.put_index(&root_name, &index);
+        if let Some(key) = &result_key {
+            c.put_result(key, &reach);
+        }
+        c.prune();
+    }
+    reach
 }
 
 /// The objects the loader maps for `start`, in its lookup order: the
@@ -249,7 +298,7 @@ fn closure(
     objects: &mut Objects,
     system: &mut HashMap<Bits, Vec<String>>,
     start: usize,
-    cache: Option<&Cache>,
+    ctx: &Ctx,
 ) -> RootSet {
     let start_facts = Arc::clone(&objects.list[start].facts);
     let bits = start_facts.bits.unwrap_or(Bits::B64);
@@ -263,7 +312,7 @@ fn closure(
         for name in &f.needed {
             let cands = loader::candidates(name, &requester, &f.rpath, &f.runpath, &start_facts.rpath, &dirs);
             let found = cands.iter().find_map(|c| {
-                let i = objects.load(root, c, cache)?;
+                let i = objects.load(root, c, ctx)?;
                 (objects.list[i].facts.bits == Some(bits)).then_some(i)
             });
             match found {
@@ -278,7 +327,7 @@ fn closure(
     }
     let mut interp_obj = None;
     if let Some(interp) = start_facts.interp.as_ref().filter(|_| start_facts.executable) {
-        match objects.load(root, interp, cache) {
+        match objects.load(root, interp, ctx) {
             Some(i) => {
                 interp_obj = Some(i);
                 if !scope.contains(&i) {

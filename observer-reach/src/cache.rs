@@ -8,9 +8,10 @@ use std::{
     time::SystemTime,
 };
 
+use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest as _, Sha256};
 
-use crate::{error::ReachError, facts::FileFacts};
+use crate::{error::ReachError, facts::FileFacts, index::StatIndex, report::Reach};
 
 /// Bytes the cache keeps at most by default.
 pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
@@ -35,27 +36,54 @@ impl Cache {
         Ok(Self { dir, max_bytes })
     }
 
-    fn path(&self, digest: &str) -> PathBuf {
-        self.dir.join(format!("{digest}.json"))
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
     }
 
     /// The facts of a content digest, if cached and readable (a damaged
     /// entry is a miss).
     pub fn get(&self, digest: &str) -> Option<FileFacts> {
-        let path = self.path(digest);
-        let data = std::fs::read(&path).ok()?;
-        let facts = serde_json::from_slice(&data).ok();
-        if facts.is_some() {
-            // The entry's mtime is its last use, for eviction.
-            let _ = std::fs::File::options().append(true).open(&path).and_then(|f| f.set_modified(SystemTime::now()));
-        }
-        facts
+        self.get_json(digest)
     }
 
     pub fn put(&self, digest: &str, facts: &FileFacts) {
-        let Ok(data) = serde_json::to_vec(facts) else { return };
-        let tmp = self.dir.join(format!(".{digest}.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, data).is_ok() && std::fs::rename(&tmp, self.path(digest)).is_err() {
+        self.put_json(digest, facts);
+    }
+
+    /// What the last analysis of the root `root` saw of its files (empty when none).
+    pub fn index(&self, root: &str) -> StatIndex {
+        self.get_json(&format!("stat-{}", digest(root.as_bytes()))).unwrap_or_default()
+    }
+
+    pub fn put_index(&self, root: &str, index: &StatIndex) {
+        self.put_json(&format!("stat-{}", digest(root.as_bytes())), index);
+    }
+
+    /// The result of an analysis of a tree with this fingerprint (and options).
+    pub fn result(&self, key: &str) -> Option<Reach> {
+        self.get_json(&format!("result-{key}"))
+    }
+
+    pub fn put_result(&self, key: &str, reach: &Reach) {
+        self.put_json(&format!("result-{key}"), reach);
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let path = self.path(name);
+        let data = std::fs::read(&path).ok()?;
+        let value = serde_json::from_slice(&data).ok();
+        if value.is_some() {
+            // The entry's mtime is its last use, for eviction.
+            let _ = std::fs::File::options().append(true).open(&path).and_then(|f| f.set_modified(SystemTime::now()));
+        }
+        value
+    }
+
+    /// Written atomically: a temporary name, then rename.
+    fn put_json<T: Serialize>(&self, name: &str, value: &T) {
+        let Ok(data) = serde_json::to_vec(value) else { return };
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, data).is_err() || std::fs::rename(&tmp, self.path(name)).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }

@@ -12,6 +12,7 @@ pub mod elf;
 pub mod error;
 pub mod facts;
 pub mod graph;
+pub mod index;
 pub mod loader;
 pub mod numbers;
 pub mod report;

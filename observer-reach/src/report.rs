@@ -39,6 +39,10 @@ pub struct Reach {
     pub missing_libraries: Vec<Missing>,
     /// Where the analysis spent its time.
     pub timing: Seconds,
+    /// True when the root was unchanged since a stored result (every path,
+    /// symlink and file stamp the same), which is returned as it was.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 /// Seconds spent reading and decoding files (or finding them in the
@@ -199,5 +203,6 @@ pub fn build(i: Inputs<'_>) -> Reach {
             .collect(),
         missing_libraries: missing,
         timing: i.seconds,
+        unchanged: false,
     }
 }

@@ -5,15 +5,19 @@
 //! it and a symlink loop ends in `ELOOP`, never outside the root.
 
 use std::{
+    collections::HashMap,
     fs::File,
     io::Read as _,
     os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
-use rustix::fs::{Dir, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
 
-use crate::error::ReachError;
+use crate::{
+    error::ReachError,
+    index::{Entry, FileKey, Fingerprint, StatIndex},
+};
 
 /// Files above this size are not read (listed as incomplete instead).
 pub const MAX_FILE_BYTES: u64 = 512 << 20;
@@ -41,6 +45,18 @@ pub struct Stamp {
 }
 
 /// A root directory, held open.
+/// What [`Root::walk`] found.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// Paths of the ELF files, sorted.
+    pub files: Vec<String>,
+    pub errors: Vec<ReachError>,
+    /// Of the whole tree: equal when nothing the analysis reads changed.
+    pub fingerprint: String,
+    /// Every regular file with its stamps (and digest, when the index had it).
+    pub seen: HashMap<String, Entry>,
+}
+
 #[derive(Debug)]
 pub struct Root {
     dir: OwnedFd,
@@ -98,16 +114,27 @@ impl Root {
     /// path). Pseudo filesystems (proc, sys, ...) are not entered. Bounded in
     /// entries and files; what the bounds cut off is returned as an error.
     pub fn elf_files(&self) -> (Vec<String>, Vec<ReachError>) {
-        let mut out = Vec::new();
-        let mut errors = Vec::new();
+        let w = self.walk(&StatIndex::default());
+        (w.files, w.errors)
+    }
+
+    /// [`Self::elf_files`], with every file's stamps (taken without opening
+    /// it): a file whose stamps `known` holds is not opened to look for the
+    /// magic. Also the fingerprint of the whole tree (paths, kinds, stamps,
+    /// symlink targets) and what was seen of each regular file.
+    pub fn walk(&self, known: &StatIndex) -> Walked {
+        let mut w = Walked::default();
+        let mut print = Fingerprint::default();
         let mut entries = 0usize;
         let mut stack: Vec<(String, usize)> = vec![(String::new(), 0)];
         while let Some((dir_path, depth)) = stack.pop() {
             let shown = if dir_path.is_empty() { "/".to_owned() } else { dir_path.clone() };
+            print.dir(&shown);
             let fd = match self.open_dir(&dir_path) {
                 Ok(fd) => fd,
                 Err(e) => {
-                    errors.push(ReachError::io(&shown, e.into()));
+                    print.other(&format!("{shown}: {e}"));
+                    w.errors.push(ReachError::io(&shown, e.into()));
                     continue;
                 }
             };
@@ -117,7 +144,8 @@ impl Root {
             let dir = match Dir::read_from(&fd) {
                 Ok(d) => d,
                 Err(e) => {
-                    errors.push(ReachError::io(&shown, e.into()));
+                    print.other(&format!("{shown}: {e}"));
+                    w.errors.push(ReachError::io(&shown, e.into()));
                     continue;
                 }
             };
@@ -126,36 +154,65 @@ impl Root {
                 let Ok(entry) = entry else { break };
                 entries += 1;
                 if entries > MAX_WALK_ENTRIES {
-                    errors.push(ReachError::Limit { what: "directory entries", limit: MAX_WALK_ENTRIES });
-                    return (out, errors);
+                    print.other("entries");
+                    w.errors.push(ReachError::Limit { what: "directory entries", limit: MAX_WALK_ENTRIES });
+                    w.fingerprint = print.finish();
+                    w.files.sort();
+                    return w;
                 }
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name == "." || name == ".." {
                     continue;
                 }
-                names.push((name, entry.file_type()));
+                names.push((name, entry.file_name().to_owned(), entry.file_type()));
             }
             names.sort_by(|a, b| a.0.cmp(&b.0));
-            for (name, kind) in names.into_iter().rev() {
+            for (name, raw, kind) in names.into_iter().rev() {
                 let child = format!("{dir_path}/{name}");
                 match kind {
                     FileType::Directory if depth < MAX_DEPTH => stack.push((child, depth + 1)),
-                    FileType::RegularFile | FileType::Unknown if self.has_elf_magic(&child) => {
-                        if out.len() >= MAX_ELF_FILES {
-                            errors.push(ReachError::Limit { what: "ELF files", limit: MAX_ELF_FILES });
-                            return (out, errors);
-                        }
-                        out.push(child);
+                    FileType::Symlink => {
+                        let target = rustix::fs::readlinkat(&fd, raw.as_c_str(), Vec::new())
+                            .map(|t| t.into_bytes())
+                            .unwrap_or_default();
+                        print.link(&child, &target);
                     }
-                    _ => {}
+                    FileType::RegularFile | FileType::Unknown => {
+                        let Ok(st) = rustix::fs::statat(&fd, raw.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+                            print.other(&child);
+                            continue;
+                        };
+                        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                            print.other(&child);
+                            continue;
+                        }
+                        let key = FileKey::new(FileId { dev: st.st_dev, ino: st.st_ino }, stamp_of(&st));
+                        print.file(&child, &key);
+                        let entry = match known.unchanged(&child, &key) {
+                            Some(e) => e.clone(),
+                            None => Entry { key, elf: self.has_elf_magic(&child), digest: None },
+                        };
+                        if entry.elf {
+                            if w.files.len() >= MAX_ELF_FILES {
+                                print.other("files");
+                                w.errors.push(ReachError::Limit { what: "ELF files", limit: MAX_ELF_FILES });
+                                w.fingerprint = print.finish();
+                                w.files.sort();
+                                return w;
+                            }
+                            w.files.push(child.clone());
+                        }
+                        w.seen.insert(child, entry);
+                    }
+                    _ => print.other(&child),
                 }
             }
         }
-        out.sort();
-        (out, errors)
+        w.files.sort();
+        w.fingerprint = print.finish();
+        w
     }
 
-    /// Names in a directory of the root (empty when it cannot be read).
     pub fn list_dir(&self, path: &str) -> Vec<String> {
         let Ok(fd) = self.open_dir_resolved(path) else { return Vec::new() };
         let Ok(dir) = Dir::read_from(&fd) else { return Vec::new() };

@@ -157,3 +157,54 @@ fn hostile_files_are_listed_not_fatal() {
     assert!(!r2.complete);
     assert!(r2.incomplete_files.iter().any(|f| f.file == "/loop"), "{:?}", r2.incomplete_files);
 }
+
+/// The stat index: an unchanged root answers from the stored result without
+/// reading a file; a file changed in place (same path, same size) is read and
+/// analysed again, and so is a symlink pointed elsewhere.
+#[test]
+fn an_unchanged_root_is_not_read_again_and_a_changed_file_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    // Two programs of one size: getppid (110) and getuid (102) in the same code shape.
+    let program = |nr: u32| {
+        format!(
+            "void _start(void) {{ long r; __asm__ volatile (\"mov ${nr}, %%eax\\n syscall\" : \"=a\"(r) :: \"rcx\", \"r11\", \"memory\");\n\
+             for (;;) __asm__ volatile (\"mov $60, %%eax\\n xor %%edi, %%edi\\n syscall\" ::: \"rcx\", \"r11\"); }}\n"
+        )
+    };
+    let flags = ["-O2", "-static", "-nostdlib", "-fno-pie", "-no-pie"];
+    let a = build(dir.path(), "a", &program(110), &flags);
+    let b = build(dir.path(), "b", &program(102), &flags);
+    let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    assert_eq!(a.len(), b.len(), "the two programs should have one size");
+    std::fs::write(root.join("bin/prog"), &a).unwrap();
+    let run = || {
+        let cache = observer_reach::cache::Cache::new(cache_dir.path(), 64 << 20).unwrap();
+        analyse(&Root::open(&root).unwrap(), &Options { entries: Vec::new(), cache: Some(cache), threads: 2 })
+    };
+    let first = run();
+    assert!(first.names(Arch::X86_64).contains("getppid"), "{:?}", first.abis);
+    assert!(!first.unchanged);
+    let second = run();
+    assert!(second.unchanged, "nothing changed: the stored result");
+    assert_eq!(second.names(Arch::X86_64), first.names(Arch::X86_64));
+
+    // Rewritten in place, same size, mtime set back: ctime still moves.
+    let mtime = std::fs::metadata(root.join("bin/prog")).unwrap().modified().unwrap();
+    std::fs::write(root.join("bin/prog"), &b).unwrap();
+    std::fs::File::options().append(true).open(root.join("bin/prog")).unwrap().set_modified(mtime).unwrap();
+    let third = run();
+    assert!(!third.unchanged, "a file changed");
+    let names = third.names(Arch::X86_64);
+    assert!(names.contains("getuid") && !names.contains("getppid"), "the changed file was analysed again: {names:?}");
+
+    // A symlink the loader would follow, pointed elsewhere: not the stored result.
+    std::os::unix::fs::symlink("prog", root.join("bin/link")).unwrap();
+    assert!(!run().unchanged, "a symlink was added");
+    assert!(run().unchanged);
+    std::fs::remove_file(root.join("bin/link")).unwrap();
+    std::os::unix::fs::symlink("other", root.join("bin/link")).unwrap();
+    assert!(!run().unchanged, "a symlink's target changed");
+}

@@ -13,6 +13,7 @@ use observer_profile::{
     export::{ExportMeta, ExportOptions, ExportedProfile, Learned, export},
     model,
     resolve::ResolveOptions,
+    tiers::ReachableTier,
     types::Arch,
 };
 
@@ -90,6 +91,9 @@ pub struct ExportRequest {
     pub namespace: Option<String>,
     /// Narrow rules to the argument values seen (`--args`).
     pub args: bool,
+    /// `--reachable log|allow`: the image's reachable set and the action for
+    /// its unlearned names.
+    pub reachable: Option<ReachableTier>,
 }
 
 fn arch_of(abi: &str) -> Option<Arch> {
@@ -177,6 +181,13 @@ pub fn resolve_options(caps: Option<&str>) -> ResolveOptions {
 }
 
 pub fn export_learned(learned: &Learned, req: &ExportRequest) -> anyhow::Result<(ExportedProfile, String)> {
+    let exported = export(learned, &export_options(req)?);
+    let text = render(&exported, req)?;
+    Ok((exported, text))
+}
+
+/// The exporter's options for `req`: Docker's default for its capabilities, its base, its tiers.
+pub fn export_options(req: &ExportRequest) -> anyhow::Result<ExportOptions> {
     let options = resolve_options(req.caps.as_deref());
     let reference =
         model::parse(MOBY_DEFAULT, "moby default.json").map_err(|e| anyhow::anyhow!("{e}"))?.resolve(&options);
@@ -184,12 +195,11 @@ pub fn export_learned(learned: &Learned, req: &ExportRequest) -> anyhow::Result<
     export_options.include_denied = req.include_denied;
     export_options.beyond_default = req.beyond_default;
     export_options.args = req.args;
+    export_options.reachable = req.reachable.clone();
     if let Some(base) = &req.base {
         export_options.base = Some(crate::profile_rows::resolve_with(base, req.caps.as_deref(), &options)?);
     }
-    let exported = export(learned, &export_options);
-    let text = render(&exported, req)?;
-    Ok((exported, text))
+    Ok(export_options)
 }
 
 pub fn render(exported: &ExportedProfile, req: &ExportRequest) -> anyhow::Result<String> {
@@ -258,6 +268,7 @@ mod tests {
             name: None,
             namespace: None,
             args: false,
+            reachable: None,
         }
     }
 

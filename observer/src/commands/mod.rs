@@ -11,6 +11,7 @@ pub mod policy;
 pub mod profile;
 pub mod ps;
 pub mod reach;
+pub mod reach_groups;
 pub mod run;
 pub mod status;
 pub mod top;

@@ -10,10 +10,15 @@ use observer_profile::{
     check::check,
     diff::diff,
     merge::{MergeInput, merge},
+    tiers::{ReachableTier, TierAction},
+    types::Arch,
 };
+
+use anyhow::Context as _;
 
 use crate::{
     api::{Request, call_as, socket_path},
+    commands::reach_groups,
     learned,
     printable::printable,
     views::{ExportFormat, ProfileView},
@@ -63,6 +68,15 @@ pub enum ProfileCommand {
         /// change on stderr (docs/arch.md).
         #[arg(long, value_name = "ARCH", conflicts_with = "workload")]
         arch: Option<String>,
+        /// Also let through the syscalls the container's image can make (`observer reach`) that
+        /// were never learned: `log` (SCMP_ACT_LOG: allowed, and the kernel logs each call) or
+        /// `allow`. Never beyond Docker's default.
+        #[arg(long, value_enum, value_name = "log|allow")]
+        reachable: Option<ReachableArg>,
+        /// Where the reachable set comes from (an `observer reach` TARGET: image, container,
+        /// root directory, ELF file); default the container's image, else the container.
+        #[arg(long, value_name = "TARGET", requires = "reachable")]
+        reach_target: Option<String>,
         #[arg(long)]
         socket: Option<PathBuf>,
     },
@@ -110,6 +124,13 @@ pub enum ProfileCommand {
         container: String,
         #[arg(long)]
         json: bool,
+        /// Also set the container's syscalls against what its image can call (`observer reach`):
+        /// seen and reachable; reachable, not seen; seen, not reachable.
+        #[arg(long)]
+        reach: bool,
+        /// The `observer reach` TARGET for `--reach` (default the container's image, else the container).
+        #[arg(long, value_name = "TARGET", requires = "reach")]
+        reach_target: Option<String>,
         #[arg(long)]
         socket: Option<PathBuf>,
     },
@@ -130,10 +151,19 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             namespace,
             args,
             arch,
+            reachable,
+            reach_target,
             socket,
         } => {
             let arch = arch.as_deref().map(crate::export_arch::parse).transpose()?;
             if let Some(workload) = workload {
+                let socket = socket_path(socket.as_deref());
+                let data: crate::views::WorkloadView =
+                    call_as(&socket, &Request::Workload { workload: workload.clone() })?;
+                let reachable = match reachable {
+                    Some(action) => Some(reach_tier(action, reach_target.as_deref(), &data.images)?),
+                    None => None,
+                };
                 let request = learned::ExportRequest {
                     format,
                     include_denied,
@@ -143,28 +173,45 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                     name,
                     namespace,
                     args,
+                    reachable,
                 };
-                let text = crate::commands::workload::export(&socket_path(socket.as_deref()), &workload, &request)?;
+                let text = crate::commands::workload::render(&data, &request)?;
                 learned::write_out(output.as_deref(), &text)?;
                 return Ok(0);
             }
             let container = container.unwrap_or_default();
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             let learned = learned::learned_from_agent(&view);
+            let reachable = match reachable {
+                Some(action) => {
+                    Some(reach_tier(action, reach_target.as_deref(), &[view.image.clone(), view.id.clone()])?)
+                }
+                None => None,
+            };
             if args && view.args.is_empty() {
                 eprintln!(
                     "observer: the agent recorded no argument values for {}: every syscall keeps its plain rule",
                     printable(&view.name)
                 );
             }
-            let request =
-                learned::ExportRequest { format, include_denied, beyond_default, base, caps, name, namespace, args };
+            let request = learned::ExportRequest {
+                format,
+                include_denied,
+                beyond_default,
+                base,
+                caps,
+                name,
+                namespace,
+                args,
+                reachable,
+            };
             let (exported, text) = learned::export_learned(&learned, &request)?;
             learned::report_left_out(&exported);
             let text = match arch {
                 Some(arch) => crate::export_arch::render_for(&exported, arch, &request)?,
                 None => text,
             };
+            report_tiers(&exported);
             learned::write_out(output.as_deref(), &text)?;
             Ok(0)
         }
@@ -185,6 +232,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                 name,
                 namespace,
                 args: false,
+                reachable: None,
             };
             learned::write_out(output.as_deref(), &learned::render(&merged, &request)?)?;
             Ok(0)
@@ -231,15 +279,77 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             }
             Ok(i32::from(report.has_errors()))
         }
-        ProfileCommand::Show { container, json, socket } => {
+        ProfileCommand::Show { container, json, reach, reach_target, socket } => {
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
+            let groups = if reach {
+                let (source, r) =
+                    reach_groups::find_reach(reach_target.as_deref(), &[view.image.clone(), view.id.clone()])?;
+                Some(reach_groups::groups(&view, &source, &r))
+            } else {
+                None
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                let mut value = serde_json::to_value(&view)?;
+                if let (Some(object), Some(g)) = (value.as_object_mut(), &groups) {
+                    object.insert("reach".into(), serde_json::to_value(g)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", table(&view));
+                if let Some(g) = &groups {
+                    print!("{}", reach_groups::text(g));
+                }
             }
             Ok(0)
         }
+    }
+}
+
+/// `--reachable log|allow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReachableArg {
+    Log,
+    Allow,
+}
+
+/// The reachable tier: `observer reach` on `target`, or on the first of
+/// `candidates` (the container's image, then the container) that resolves.
+fn reach_tier(action: ReachableArg, target: Option<&str>, candidates: &[String]) -> anyhow::Result<ReachableTier> {
+    let action = match action {
+        ReachableArg::Log => TierAction::Log,
+        ReachableArg::Allow => TierAction::Allow,
+    };
+    let (source, reach) = reach_groups::find_reach(target, candidates).context("--reachable")?;
+    if !reach.complete {
+        eprintln!(
+            "observer: the reachable set of {} is incomplete ({} undecided sites, {} files not fully analysed): `observer reach {}` lists them",
+            printable(&source),
+            reach.undecided_total,
+            reach.incomplete_files.len(),
+            printable(&source)
+        );
+    }
+    let names = [Arch::X86_64, Arch::I386].into_iter().map(|arch| (arch, reach.names(arch))).collect();
+    Ok(ReachableTier { names, action, source, complete: reach.complete })
+}
+
+/// Says how many names each tier of the export holds (stderr).
+fn report_tiers(exported: &observer_profile::export::ExportedProfile) {
+    let Some(t) = &exported.tiers else { return };
+    let action = match t.reachable_action {
+        Some(TierAction::Log) => "logged (SCMP_ACT_LOG)",
+        _ => "allowed",
+    };
+    eprintln!(
+        "observer: tiers: {} learned names allowed; {} reachable but unlearned names {action} (from {}); everything else {}",
+        t.learned,
+        t.reachable,
+        printable(&t.reachable_source),
+        exported.profile.default_action
+    );
+    if !t.reachable_denied.is_empty() {
+        let names: Vec<&str> = t.reachable_denied.iter().map(String::as_str).collect();
+        eprintln!("observer: reachable but denied by Docker's default (or the base), left denied: {}", names.join(" "));
     }
 }
 

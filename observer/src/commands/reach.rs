@@ -19,6 +19,8 @@ use observer_profile::{model, resolve::ResolveOptions, types::Arch};
 use observer_reach::{Options, Reach, cache::Cache, root::Root};
 use serde::Serialize;
 
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/observer/reach-cache";
+
 #[derive(Args, Debug)]
 pub struct ReachArgs {
     /// A root directory, an ELF file, `pid:PID`, a running container, or a local image.
@@ -29,7 +31,7 @@ pub struct ReachArgs {
     #[arg(long = "entry", value_name = "PATH")]
     pub entries: Vec<String>,
     /// Where analysed files are cached by content digest.
-    #[arg(long, default_value = "/var/lib/observer/reach-cache")]
+    #[arg(long, default_value = DEFAULT_CACHE_DIR)]
     pub cache_dir: PathBuf,
     /// Bytes the cache keeps at most.
     #[arg(long, default_value_t = observer_reach::cache::DEFAULT_MAX_BYTES)]
@@ -76,6 +78,20 @@ impl Resolved {
 
 pub fn run(args: &ReachArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
+    let reach = analyse_target(args)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let against = against_default(&reach)?;
+    if args.json {
+        let answer = Answer { target: &args.target, seconds, reach: &reach, docker_default: against };
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", table(&args.target, &reach, &against, seconds));
+    }
+    Ok(0)
+}
+
+/// The analysis of `args.target` (from the image's cached result when there is one).
+pub fn analyse_target(args: &ReachArgs) -> anyhow::Result<Reach> {
     let target = resolve_target(&args.target, &args.entries)?;
     let cache = if args.no_cache {
         None
@@ -97,28 +113,31 @@ pub fn run(args: &ReachArgs) -> anyhow::Result<i32> {
     };
     let cached: Option<Reach> =
         image_result.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|d| serde_json::from_slice(&d).ok());
-    let reach = match cached {
-        Some(r) => r,
-        None => {
-            let target = if target.image_id.is_some() { export(target)? } else { target };
-            let root = Root::open(&target.root)?;
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let reach = observer_reach::analyse(&root, &Options { entries: target.entries.clone(), cache, threads });
-            if let Some(path) = &image_result {
-                store(path, &reach);
-            }
-            reach
-        }
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    let against = against_default(&reach)?;
-    if args.json {
-        let answer = Answer { target: &args.target, seconds, reach: &reach, docker_default: against };
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-    } else {
-        print!("{}", table(&args.target, &reach, &against, seconds));
+    if let Some(r) = cached {
+        return Ok(r);
     }
-    Ok(0)
+    let target = if target.image_id.is_some() { export(target)? } else { target };
+    let root = Root::open(&target.root)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let reach = observer_reach::analyse(&root, &Options { entries: target.entries.clone(), cache, threads });
+    if let Some(path) = &image_result {
+        store(path, &reach);
+    }
+    Ok(reach)
+}
+
+impl ReachArgs {
+    /// `observer reach TARGET` with the default cache.
+    pub fn of(target: &str) -> Self {
+        Self {
+            target: target.to_owned(),
+            json: false,
+            entries: Vec::new(),
+            cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
+            cache_max_bytes: observer_reach::cache::DEFAULT_MAX_BYTES,
+            no_cache: false,
+        }
+    }
 }
 
 /// Writes an image's result atomically; a failure only costs a later run time.

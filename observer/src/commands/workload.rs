@@ -65,7 +65,8 @@ pub fn export(socket: &std::path::Path, workload: &WorkloadKey, req: &ExportRequ
 
 /// The merged profile of an agent's `workload` answer, in `req.format`.
 pub fn render(data: &WorkloadView, req: &ExportRequest) -> anyhow::Result<String> {
-    let per_replica = ExportRequest { format: ExportFormat::Docker, ..req.clone() };
+    // The reachable tier is added to the merged profile: merging would turn its logged names into allowed ones.
+    let per_replica = ExportRequest { format: ExportFormat::Docker, reachable: None, ..req.clone() };
     let mut inputs = Vec::new();
     let mut calls = 0;
     for view in &data.profiles {
@@ -82,6 +83,9 @@ pub fn render(data: &WorkloadView, req: &ExportRequest) -> anyhow::Result<String
         eprintln!("merged {m}");
     }
     let mut merged = merge(&inputs);
+    if let Some(tier) = &req.reachable {
+        observer_profile::tiers::add_reachable(&mut merged, tier, &learned::export_options(req)?);
+    }
     merged.metadata = Some(ExportMeta {
         container: data.workload.to_string(),
         image: data.images.join(","),
@@ -173,6 +177,7 @@ mod tests {
             name: None,
             namespace: None,
             args: false,
+            reachable: None,
         };
         let yaml = render(&data, &req).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();

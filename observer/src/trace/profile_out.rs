@@ -21,6 +21,7 @@ pub fn trace_profile(
         name: None,
         namespace: None,
         args: false,
+        reachable: None,
     };
     let (exported, text) = export_learned(&learned, &request)?;
     report_left_out(&exported);

@@ -12,6 +12,7 @@ mod env;
 mod fleet;
 mod memory;
 mod plot;
+mod reach;
 mod report;
 mod running;
 mod scale;
@@ -80,6 +81,8 @@ pub enum Section {
     Fleet,
     /// The agent's CPU with 100 busy cgroups, and latencies.
     Cpu,
+    /// `observer reach` on the test images: cold, cached, and a directory unchanged.
+    Reach,
 }
 
 impl BenchArgs {
@@ -157,6 +160,25 @@ pub fn run(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
             "ms",
         ));
         report["extra"] = json!({"cpu": cpu, "start": start});
+    }
+    if args.runs(Section::Reach) {
+        let reach = reach::measure(&env)?;
+        for row in reach.as_array().into_iter().flatten() {
+            let image = row["image"].as_str().unwrap_or_default();
+            targets.push(target(
+                &format!("`observer reach {image}` cold (empty cache: exported, every ELF decoded) <= 30 s"),
+                row["cold_s"].as_f64().unwrap_or(f64::INFINITY),
+                30.0,
+                "s",
+            ));
+            targets.push(target(
+                &format!("`observer reach DIR` on {image}'s files, nothing changed, <= 1 s"),
+                row["directory_unchanged_s"].as_f64().unwrap_or(f64::INFINITY),
+                1.0,
+                "s",
+            ));
+        }
+        report["reach"] = reach;
     }
     report["targets"] = json!(targets);
     write_report(&report, plot.as_deref(), &out_dir)
