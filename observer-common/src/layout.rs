@@ -7,7 +7,7 @@ use crate::{args, config, counters, event::Event, marker::EnterMarker, slot, sta
 
 /// Bump on any change of meaning the sizes below do not show: a new map, a
 /// new CONFIG index, a marker value, a flag.
-pub const VERSION: u64 = 7;
+pub const VERSION: u64 = 8;
 
 const PARTS: [u64; 15] = [
     VERSION,

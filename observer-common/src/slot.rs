@@ -100,7 +100,10 @@ pub struct SlotInfo {
     /// Cells handed out so far (`Slot::cell_of`); past `CELLS_PER_SLOT - 1`,
     /// rows spill. Only grows while the slot has an owner.
     pub cells_used: u32,
-    pub _pad: u32,
+    /// Which file `init_exe` is (`exe_tag` of its `i_ino` and `i_generation`):
+    /// a task is the init only when both match. An inode's address alone may
+    /// be reused by another file's inode once the init's binary is freed.
+    pub init_tag: u32,
     /// Rows seen so far, per phase: a clear bit turns the next call into a
     /// first-seen event.
     pub seen: [[u64; BITMAP_WORDS]; phase::COUNT],
@@ -146,10 +149,19 @@ impl SlotInfo {
 
     /// Takes a free slot for `cgroup_id`, before it is published in `CGROUPS`.
     #[inline(always)]
-    pub fn claim(&mut self, cgroup_id: u64, init_exe: u64, flags: u32) {
+    pub fn claim(&mut self, cgroup_id: u64, init_exe: u64, init_tag: u32, flags: u32) {
         self.cgroup_id = cgroup_id;
         self.init_exe = init_exe;
+        self.init_tag = init_tag;
         self.flags = flags;
+    }
+
+    /// Whether a task running the executable at `exe` is the runtime's init:
+    /// the same inode address, and then (read only in that rare case, through
+    /// `tag`) the same file. Nothing is init in a slot with `NO_INIT`.
+    #[inline(always)]
+    pub fn is_init(&self, exe: u64, tag: impl FnOnce() -> u32) -> bool {
+        exe == self.init_exe && exe != NO_INIT && tag() == self.init_tag
     }
 
     /// Undoes `claim` for a slot that was never published (its insert was
@@ -158,6 +170,7 @@ impl SlotInfo {
     pub fn unclaim(&mut self) {
         self.cgroup_id = 0;
         self.init_exe = 0;
+        self.init_tag = 0;
         self.flags = 0;
     }
 
@@ -189,6 +202,16 @@ pub fn init_exe_for(cgroup_id: u64, first_new: u64, exe: u64) -> u64 {
     if cgroup_id < first_new { NO_INIT } else { exe }
 }
 
+/// Which file an inode is, beyond its address, in the 32 bits `SlotInfo`
+/// has for it: its number and generation folded together. A filesystem gives
+/// two files alive at once distinct numbers, and a number it reuses a new
+/// generation (ext4, tmpfs, btrfs draw or count them), so a freed inode's
+/// memory reused for another file matches only by a 32-bit coincidence.
+#[inline(always)]
+pub const fn exe_tag(ino: u64, generation: u32) -> u32 {
+    ((ino ^ (ino >> 32)) as u32) ^ generation.rotate_left(16)
+}
+
 // SAFETY: `#[repr(C)]` integers and arrays of integers, no implicit padding
 // (size checked above), and every bit pattern is a valid value.
 #[cfg(feature = "user")]
@@ -205,7 +228,7 @@ mod tests {
             enforce: 0,
             flags: 0,
             cells_used: 0,
-            _pad: 0,
+            init_tag: 0,
             seen: [[0; BITMAP_WORDS]; phase::COUNT],
             allowed: [0; BITMAP_WORDS],
             violated: [0; BITMAP_WORDS],
@@ -216,7 +239,7 @@ mod tests {
     #[test]
     fn a_slot_returned_after_a_lost_insert_owns_nothing() {
         let mut i = info();
-        i.claim(4242, 7, flags::LEARN_INIT);
+        i.claim(4242, 7, 0, flags::LEARN_INIT);
         assert!(i.owned_by(4242));
         i.unclaim();
         assert_eq!((i.cgroup_id, i.init_exe, i.flags), (0, 0, 0));
@@ -228,8 +251,8 @@ mod tests {
     #[test]
     fn a_reused_slot_is_not_its_old_owners() {
         let mut i = info();
-        i.claim(10, 1, 0);
-        i.claim(11, 2, 0);
+        i.claim(10, 1, 0, 0);
+        i.claim(11, 2, 0, 0);
         assert!(!i.owned_by(10));
         assert!(i.owned_by(11));
     }
@@ -253,17 +276,41 @@ mod tests {
     #[test]
     fn only_an_unfiltered_task_in_a_filtered_container_teaches_its_init() {
         let mut i = info();
-        i.claim(5, NO_INIT, flags::LEARN_INIT);
+        i.claim(5, NO_INIT, 0, flags::LEARN_INIT);
         assert!(!i.learns_init_from(77, 2), "the container's own, filtered processes");
         assert!(i.learns_init_from(77, 0), "a runtime's init before its filter");
         i.init_exe = 77;
         assert!(!i.learns_init_from(78, 0), "learned once");
         // Without the flag (the container's processes may be unfiltered): never.
-        i.claim(5, NO_INIT, 0);
+        i.claim(5, NO_INIT, 0, 0);
         assert!(!i.learns_init_from(77, 0));
         // A cgroup whose start was seen has its init already.
-        i.claim(5, 9, flags::LEARN_INIT);
+        i.claim(5, 9, 0, flags::LEARN_INIT);
         assert!(!i.learns_init_from(77, 0));
+    }
+
+    #[test]
+    fn an_inode_address_reused_by_another_file_is_not_the_init() {
+        let mut i = info();
+        let runc = exe_tag(4711, 0x9e37_79b9);
+        i.claim(5, 0xffff_8880_1234_5600, runc, 0);
+        assert!(i.is_init(0xffff_8880_1234_5600, || runc), "the init's own binary");
+        assert!(!i.is_init(0xffff_8880_1234_5600, || exe_tag(4712, 0x9e37_79b9)), "another file, same address");
+        assert!(!i.is_init(0xffff_8880_1234_5600, || exe_tag(4711, 0x9e37_79ba)), "a reused number, next generation");
+        assert!(!i.is_init(0xffff_8880_1234_5700, || runc), "another address");
+        // The tag is read only when the address matches (it costs loads).
+        assert!(!i.is_init(0xffff_8880_1234_5700, || unreachable!()));
+        // No init: nothing matches, not even a task whose chain reads as NO_INIT.
+        i.claim(5, NO_INIT, 0, 0);
+        assert!(!i.is_init(NO_INIT, || 0));
+    }
+
+    #[test]
+    fn exe_tags_differ_in_number_and_generation() {
+        assert_ne!(exe_tag(1, 0), exe_tag(2, 0));
+        assert_ne!(exe_tag(1, 1), exe_tag(1, 2));
+        // Both halves of a 64-bit number count (overlayfs's xino puts a layer in the high bits).
+        assert_ne!(exe_tag(1, 0), exe_tag(1 | 1 << 40, 0));
     }
 
     #[test]

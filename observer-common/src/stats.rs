@@ -29,11 +29,13 @@ pub mod helper {
     /// The insert into `NOTELESS` that marks such a call for `sys_exit`
     /// failed too: if that call is an error, it may be taken for a denial.
     pub const NOTELESS_INSERT: u32 = 8;
-    /// `bpf_probe_read_kernel` of `regs->orig_ax` in `sys_exit`: an error
-    /// exit whose syscall number could not be read is not counted.
+    /// `bpf_probe_read_kernel` of the saved registers (`orig_ax` and the
+    /// arguments) in `sys_exit`: an error exit whose syscall number could not
+    /// be read is not counted.
     pub const EXIT_READ_NR: u32 = 9;
     /// `bpf_probe_read_kernel` of the saved argument registers: the call's
-    /// deciding argument is not recorded.
+    /// deciding argument is not recorded, or its enter note (for a call its
+    /// seccomp filter may deny) is not made, as for `NOTE_CREATE`.
     pub const ARGS_READ_REGS: u32 = 10;
     /// `bpf_probe_read_user` of clone3's flags: that set is marked overflowed
     /// (unknown), as for any value that does not fit.

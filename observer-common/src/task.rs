@@ -29,6 +29,19 @@ pub struct TaskOffsets {
     pub css_set_dfl_cgrp: u64,
     pub cgroup_kn: u64,
     pub kernfs_node_id: u64,
+    /// `task_struct.seccomp.filter`: the task's newest seccomp filter.
+    pub seccomp_filter: u64,
+    /// `seccomp_filter.cache.allow_native` and `.allow_compat`: the kernel's
+    /// action cache, one bit per syscall number that the filter and all its
+    /// ancestors allow whatever the arguments (kernel/seccomp.c). 0 when this
+    /// kernel's BTF has no cache (an architecture without one): every call of
+    /// a filtered task is then taken as one its filter may deny.
+    pub filter_allow_native: u64,
+    pub filter_allow_compat: u64,
+    /// `inode.i_ino` and `inode.i_generation`: with the inode's address, which
+    /// file the executable is (an address alone may be a freed inode's, reused).
+    pub inode_ino: u64,
+    pub inode_generation: u64,
 }
 
 impl TaskOffsets {
@@ -45,10 +58,15 @@ impl TaskOffsets {
         css_set_dfl_cgrp: 0,
         cgroup_kn: 0,
         kernfs_node_id: 0,
+        seccomp_filter: 0,
+        filter_allow_native: 0,
+        filter_allow_compat: 0,
+        inode_ino: 0,
+        inode_generation: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 10 * 8);
+const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 15 * 8);
 
 // SAFETY: `#[repr(C)]`, only u64 fields (no padding), and every bit pattern is
 // a valid value.

@@ -31,11 +31,12 @@ pub fn kill_current(site: u32) {
 }
 
 /// The thread's enter note could not be made (no memory, or its storage busy
-/// on this CPU): counted, and the call is marked in `NOTELESS` so that its
-/// error exit, finding no note, is not taken for a seccomp denial.
+/// on this CPU), or its fingerprint could not be read: counted at `site`, and
+/// the call is marked in `NOTELESS` so that its error exit, finding no note,
+/// is not taken for a seccomp denial.
 #[inline(never)]
-pub fn note_failed(task: task::Task, nr: i64) {
-    count_failure(helper::NOTE_CREATE);
+pub fn note_failed(task: task::Task, nr: i64, site: u32) {
+    count_failure(site);
     let tid = task.pid_tgid().0;
     if NOTELESS.insert(tid, nr as u32, u64::from(BPF_ANY)).is_err() {
         count_failure(helper::NOTELESS_INSERT);

@@ -8,6 +8,7 @@
 mod args;
 mod events;
 mod failures;
+mod fingerprint;
 mod maps;
 mod sys_enter;
 mod sys_exit;

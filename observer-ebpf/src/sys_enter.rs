@@ -22,6 +22,7 @@ use crate::{
     args,
     events::emit,
     failures::{kill_current, note_failed},
+    fingerprint::CallRegs,
     maps::{
         CGROUPS, FREE_SLOTS, NOTES, SLOTS, bump, cell_for, config, count_stat, is_slot, lookup_cached, lookup_slow,
         opaque, remember, set_bit,
@@ -95,24 +96,18 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
     let cell = cell_for(record, row);
     bump(&mut record.calls, cell, slot, counter::CALLS, row);
     // The note tells `sys_exit` that an error exit had an enter: one with none
-    // under a seccomp filter is a denial. A task without a filter cannot be
-    // denied, so it needs the note (a task storage helper call) only to count
-    // errors or time calls. Filters are never removed: a filtered task writes
-    // its notes from its first call under the filter on.
+    // under a seccomp filter is a denial. Only a call the task's filter may
+    // deny needs it: an error of a call whose bit is set in the kernel's
+    // seccomp action cache is never a denial (`Task::filter_always_allows`),
+    // and `sys_exit` checks the same bit. So a filtered task pays the note (a
+    // task storage helper call, and one more to read its fingerprint) only for
+    // the few calls its filter decides on; errors are counted and calls timed
+    // from a note of every call. A task without a filter cannot be denied.
+    // Filters are never removed: a filtered task stays filtered.
     let filtered = task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
-    if TIMED || filtered || config(config::COUNT_ERRORS) != 0 {
-        match NOTES.get(task.ptr(), true) {
-            Some(note) => {
-                let start_ns = if TIMED {
-                    // SAFETY: a BPF helper without preconditions.
-                    unsafe { bpf_ktime_get_ns() }
-                } else {
-                    0
-                };
-                *note = EnterMarker { nr: nr as u32, live: 1, slot, row, cgroup_id, start_ns };
-            }
-            None => note_failed(task, nr),
-        }
+    let decided = filtered && !task.filter_always_allows(abi, nr);
+    if TIMED || decided || config(config::COUNT_ERRORS) != 0 {
+        note_enter::<TIMED>(ctx, task, decided, nr, abi, slot, row, cgroup_id);
     }
     let info = &mut record.info;
     if row == ROW_INVALID {
@@ -160,14 +155,59 @@ fn record_enter<const TIMED: bool>(ctx: &RawTracePointContext) -> Option<()> {
     Some(())
 }
 
+/// Leaves the thread's enter note. `decided`: a call the task's filter may
+/// deny, whose note carries the call's fingerprint (see
+/// `observer_common::marker`). A note that cannot be made, or a fingerprint
+/// that cannot be read, is counted and marked in `NOTELESS`: that call's
+/// error exit is then neither an error nor a denial.
+#[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "the note's fields, each from the caller's locals")]
+fn note_enter<const TIMED: bool>(
+    ctx: &RawTracePointContext,
+    task: task::Task,
+    decided: bool,
+    nr: i64,
+    abi: u32,
+    slot: u32,
+    row: u32,
+    cgroup_id: u64,
+) {
+    let Some(note) = NOTES.get(task.ptr(), true) else {
+        note_failed(task, nr, helper::NOTE_CREATE);
+        return;
+    };
+    let start_ns = if TIMED {
+        // SAFETY: a BPF helper without preconditions.
+        unsafe { bpf_ktime_get_ns() }
+    } else {
+        0
+    };
+    let (filter, fingerprint) = if decided {
+        // `TP_PROTO(struct pt_regs *regs, long id)`: the saved user registers.
+        match CallRegs::read(ctx.arg(0)) {
+            Some(regs) => (task.filter_addr(), regs.fingerprint(abi)),
+            None => {
+                note.live = 0;
+                note_failed(task, nr, helper::ARGS_READ_REGS);
+                return;
+            }
+        }
+    } else {
+        (0, [0; 7])
+    };
+    *note = EnterMarker { nr: nr as u32, live: 1, slot, row, cgroup_id, start_ns, filter, abi, _pad: 0, fingerprint };
+}
+
 /// Which start phase the current task is in (see `SlotInfo::init_exe`).
 #[inline(always)]
 fn phase_of(task: task::Task, info: &mut SlotInfo) -> u32 {
-    let exe = task.exe();
-    if exe != info.init_exe {
-        if info.init_exe == NO_INIT && info.learns_init_from(exe, task.seccomp_mode()) {
+    let exe = task.exe_inode();
+    if !info.is_init(exe.addr(), || exe.tag()) {
+        if info.init_exe == NO_INIT && info.learns_init_from(exe.addr(), task.seccomp_mode()) {
             // A runtime's init that came from outside (see `flags::LEARN_INIT`).
-            info.init_exe = exe;
+            // The tag first: a CPU that reads the new address compares the new tag.
+            info.init_tag = exe.tag();
+            info.init_exe = exe.addr();
             return phase::INIT_BEFORE_FILTER;
         }
         phase::CONTAINER
@@ -195,7 +235,9 @@ fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
         // Claimed before it is published: a CPU that finds the slot through
         // CGROUPS checks its owner.
         let task = task::current();
-        let init_exe = init_exe_for(cgroup_id, config(config::FIRST_NEW_CGROUP_ID), task.exe());
+        let exe = task.exe_inode();
+        let init_exe = init_exe_for(cgroup_id, config(config::FIRST_NEW_CGROUP_ID), exe.addr());
+        let init_tag = if init_exe == NO_INIT { 0 } else { exe.tag() };
         // A container that started unseen, whose opener is filtered, learns its
         // runtime's init from the first unfiltered task (a `docker exec`).
         let learn = init_exe == NO_INIT && task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
@@ -203,6 +245,7 @@ fn open_slot(ctx: &RawTracePointContext, cgroup_id: u64) -> Option<u32> {
         info.claim(
             cgroup_id,
             init_exe,
+            init_tag,
             if learn { flags::LEARN_INIT } else { 0 } | if agent_here { flags::AGENT_HERE } else { 0 },
         );
     }

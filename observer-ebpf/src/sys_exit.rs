@@ -16,6 +16,7 @@ use observer_common::{
     config,
     counters::{ROW_INVALID, counter, row_of, wrap_key},
     event::EventKind,
+    marker::Fingerprint,
     slot::{SLOT_IGNORED, phase},
     stats::{self, helper},
 };
@@ -23,6 +24,7 @@ use observer_common::{
 use crate::{
     events::emit,
     failures::{count_failure, noteless_enter},
+    fingerprint::CallRegs,
     maps::{
         NOTES, SLOTS, TIMES, add_to_entry, add_u64, bump, cell_for, config, count_stat, is_slot, lookup_cached,
         lookup_slow, opaque, set_bit,
@@ -93,10 +95,32 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
     if lookup_cached(task.cgroup_id()) == Some(SLOT_IGNORED) {
         return None;
     }
-    let nr = syscall_number(ctx.arg(0))?;
+    let Some(regs) = CallRegs::read(ctx.arg(0)) else {
+        count_failure(helper::EXIT_READ_NR);
+        return None;
+    };
+    let nr = regs.orig_rax as i64;
+    let abi = task.abi();
+    // A call the task's filter allows whatever its arguments was not denied
+    // (the bit cannot have been clear at its seccomp check: filters are only
+    // added, and each one's bits are ANDed with its parent's). Only counting
+    // errors needs its note then; otherwise this exit is done.
+    let filtered = task.seccomp_mode() == task::SECCOMP_MODE_FILTER;
+    let decided = filtered && !task.filter_always_allows(abi, nr);
+    if !count_errors && !decided {
+        return None;
+    }
     if let Some(note) = NOTES.get(task.ptr(), false)
         && note.live != 0
         && note.nr == nr as u32
+        // A call its filter decides on matches only a note of the same call
+        // to the filter: the same filter, ABI, arguments and instruction
+        // pointer (see `observer_common::marker`).
+        && (!decided
+            || (note.filter != 0
+                && note.filter == task.filter_addr()
+                && note.abi == abi
+                && same(&note.fingerprint, &regs.fingerprint(abi))))
     {
         note.live = 0;
         if count_errors {
@@ -111,7 +135,19 @@ fn record_exit(ctx: &RawTracePointContext) -> Option<()> {
         }
         return None;
     }
+    if !decided {
+        // Counting errors, and this call's note is gone (it could not be
+        // made, or the program attached during the call): not a denial.
+        return None;
+    }
     exit_without_enter(task, nr, ret)
+}
+
+/// Whether two fingerprints are equal, word by word (`==` on arrays becomes
+/// a call to a `memcmp` subprogram).
+#[inline(always)]
+fn same(a: &Fingerprint, b: &Fingerprint) -> bool {
+    a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// `regs->orig_ax`: the number of the syscall that is returning. A failed read
@@ -174,7 +210,8 @@ fn exit_without_enter(task: task::Task, nr: i64, ret: i64) -> Option<()> {
     let info = &mut record.info;
     let word = info.denied_seen.get_mut(opaque(row / 64) as usize)?;
     if set_bit(word, 1u64 << (row % 64)) {
-        let phase = if task.exe() != info.init_exe { phase::CONTAINER } else { phase::INIT_AFTER_FILTER };
+        let exe = task.exe_inode();
+        let phase = if info.is_init(exe.addr(), || exe.tag()) { phase::INIT_AFTER_FILTER } else { phase::CONTAINER };
         emit(EventKind::FirstDenied, slot, row, phase, nr);
     }
     Some(())

@@ -50,6 +50,58 @@ pub const SECCOMP_MODE_FILTER: u32 = 2;
 #[derive(Clone, Copy)]
 pub struct Task(*const u8);
 
+/// Bits of one action-cache bitmap the programs read (the loader checks the
+/// kernel's is at least this long, `FILTER_BITMAP_WORDS` words).
+const FILTER_BITMAP_BITS: i64 = 512;
+
+/// The word `$at` bytes (a literal) into the bitmap at `$bitmap`: one load at a constant
+/// offset. Each is its own `asm!`, so the compiler cannot merge the arms of a
+/// `match` into one load at a computed offset, which the verifier rejects for
+/// a BTF object (only constant offsets are checked against its type).
+macro_rules! bitmap_word {
+    ($bitmap:expr, $at:literal) => {{
+        let out: u64;
+        // SAFETY: `$bitmap` points into a BTF object the verifier tracks (a
+        // filter's `cache` bitmap, whose words the loader checked exist); the
+        // verifier checks this load against BTF and turns a fault into 0.
+        unsafe {
+            core::arch::asm!(
+                concat!("{out} = *(u64 *)({p} + ", stringify!($at), ")"),
+                out = lateout(reg) out,
+                p = in(reg) $bitmap,
+                options(nostack, readonly),
+            )
+        };
+        out
+    }};
+}
+
+/// The inode of a task's executable (a BTF pointer; null for a task without an mm).
+#[derive(Clone, Copy)]
+pub struct Inode(*const u8);
+
+impl Inode {
+    /// Its kernel address: equal for the same binary while it is loaded.
+    #[inline(always)]
+    pub fn addr(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// Which file it is, beyond its address: `i_ino` and `i_generation`
+    /// folded into 32 bits (`SlotInfo::init_tag`). A freed inode's memory
+    /// reused for another file gives the same address but, with all but a
+    /// 2^-32 chance, another tag.
+    #[inline(always)]
+    pub fn tag(self) -> u32 {
+        // SAFETY: `self.0` is the BTF inode pointer of `exe_inode`; the offsets
+        // are those of `i_ino` (an unsigned long) and `i_generation` (a u32),
+        // read from BTF (see `load_at`).
+        let (ino, generation): (u64, u32) =
+            unsafe { (load_at(self.0, offset!(inode_ino)), load_at(self.0, offset!(inode_generation))) };
+        observer_common::slot::exe_tag(ino, generation)
+    }
+}
+
 #[inline(always)]
 pub fn current() -> Task {
     // SAFETY: a BPF helper without preconditions; the verifier checks the call.
@@ -123,18 +175,58 @@ impl Task {
         unsafe { (self.load(pid), self.load(pid + 4)) }
     }
 
-    /// Identity of the task's executable: its inode's kernel address (0 for a
-    /// task without an mm). Same binary, same value, across re-execs.
+    /// The inode of the task's executable, as a BTF pointer (null for a task
+    /// without an mm). Its address identifies the binary (the same across
+    /// re-execs), together with its `tag` (see `SlotInfo::init_tag`).
     #[inline(always)]
-    pub fn exe(self) -> u64 {
+    pub fn exe_inode(self) -> Inode {
         // SAFETY: each offset is that of the next pointer in the chain (read from
         // BTF), and each base is the pointer the previous load gave (see `load_at`).
-        let inode: *const u8 = unsafe {
+        Inode(unsafe {
             let mm: *const u8 = self.load(offset!(mm));
             let file: *const u8 = load_at(mm, offset!(mm_exe_file));
             load_at(file, offset!(file_inode))
+        })
+    }
+
+    /// The task's newest seccomp filter (null without one), as an address:
+    /// a filter is freed only after every task and newer filter that holds it,
+    /// so while the task has it, no other filter has this address.
+    #[inline(always)]
+    pub fn filter_addr(self) -> u64 {
+        // SAFETY: the offset of `seccomp.filter`, a pointer, read from BTF.
+        let filter: *const u8 = unsafe { self.load(offset!(seccomp_filter)) };
+        filter as u64
+    }
+
+    /// Whether the task's seccomp filters allow syscall `nr` of `abi` whatever
+    /// its arguments: its bit in the kernel's own action cache
+    /// (`seccomp_filter.cache`, kernel/seccomp.c), which the kernel fills when
+    /// a filter is attached, ANDed with its parent's, and checks before it runs
+    /// the filter. Such a call is never denied, and since filters are only
+    /// ever added, a bit set now was set at the call's seccomp check too.
+    /// False for a task without a filter, numbers past the bitmap, and
+    /// kernels without the cache (offset 0).
+    #[inline(always)]
+    pub fn filter_always_allows(self, abi: u32, nr: i64) -> bool {
+        let base = if abi == 0 { offset!(filter_allow_native) } else { offset!(filter_allow_compat) };
+        if base == 0 || !(0..FILTER_BITMAP_BITS).contains(&nr) {
+            return false;
+        }
+        // SAFETY: the offset of `seccomp.filter`, a pointer, read from BTF.
+        let filter: *const u8 = unsafe { self.load(offset!(seccomp_filter)) };
+        let bitmap = filter.wrapping_add(base as usize);
+        let word = match nr >> 6 {
+            0 => bitmap_word!(bitmap, 0),
+            1 => bitmap_word!(bitmap, 8),
+            2 => bitmap_word!(bitmap, 16),
+            3 => bitmap_word!(bitmap, 24),
+            4 => bitmap_word!(bitmap, 32),
+            5 => bitmap_word!(bitmap, 40),
+            6 => bitmap_word!(bitmap, 48),
+            _ => bitmap_word!(bitmap, 56),
         };
-        inode as u64
+        word & (1u64 << (nr & 63)) != 0
     }
 
     #[inline(always)]

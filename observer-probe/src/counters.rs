@@ -153,7 +153,7 @@ impl CounterView {
             enforce: self.u32_at(slot, offset_of!(Slot, info.enforce), 0).load(Ordering::Acquire),
             flags: self.u32_at(slot, offset_of!(Slot, info.flags), 0).load(Ordering::Acquire),
             cells_used: self.u32_at(slot, offset_of!(Slot, info.cells_used), 0).load(Ordering::Acquire),
-            _pad: 0,
+            init_tag: self.u32_at(slot, offset_of!(Slot, info.init_tag), 0).load(Ordering::Acquire),
             seen: std::array::from_fn(|phase| bitmap(offset_of!(Slot, info.seen) + phase * BITMAP_WORDS * 8)),
             allowed: bitmap(offset_of!(Slot, info.allowed)),
             violated: bitmap(offset_of!(Slot, info.violated)),
@@ -190,6 +190,8 @@ impl CounterView {
         zero64(offset_of!(Slot, args.bits), ARG_BIT_WORDS);
         zero64(offset_of!(Slot, args.values), ARG_VALUES);
         zero64(offset_of!(Slot, args.overflow), 1);
+        // Set only with an address the kernel gave (`with_info` copies both).
+        self.u32_at(slot, offset_of!(Slot, info.init_tag), 0).store(0, Ordering::Relaxed);
         self.u64_at(slot, offset_of!(Slot, info.init_exe), 0).store(init_exe, Ordering::Relaxed);
         owner.store(cgroup_id, Ordering::Release);
     }
@@ -203,6 +205,11 @@ impl CounterView {
         let before = self.info(slot);
         let mut after = before;
         let result = f(&mut after);
+        // The tag before the address it belongs to: a kernel that reads the
+        // new address compares it with the new tag.
+        if after.init_tag != before.init_tag {
+            self.u32_at(slot, offset_of!(Slot, info.init_tag), 0).store(after.init_tag, Ordering::Release);
+        }
         for (offset, old, new) in [
             (offset_of!(Slot, info.cgroup_id), before.cgroup_id, after.cgroup_id),
             (offset_of!(Slot, info.init_exe), before.init_exe, after.init_exe),

@@ -30,11 +30,40 @@ pub fn task_offsets() -> anyhow::Result<TaskOffsets> {
         css_set_dfl_cgrp: member_offset(&btf, "css_set", &["dfl_cgrp"])?,
         cgroup_kn: member_offset(&btf, "cgroup", &["kn"])?,
         kernfs_node_id: member_offset(&btf, "kernfs_node", &["id"])?,
+        seccomp_filter: member_offset(&btf, "task_struct", &["seccomp", "filter"])?,
+        filter_allow_native: filter_bitmap(&btf, "allow_native"),
+        filter_allow_compat: filter_bitmap(&btf, "allow_compat"),
+        inode_ino: member_offset(&btf, "inode", &["i_ino"])?,
+        inode_generation: member_offset(&btf, "inode", &["i_generation"])?,
     })
+}
+
+/// Words of a seccomp action-cache bitmap the programs read (syscall numbers
+/// below 512): `Task::filter_always_allows` tests one of them.
+pub const FILTER_BITMAP_WORDS: usize = 8;
+
+/// Offset of one of the seccomp action cache's bitmaps (`cache.allow_native`
+/// or `cache.allow_compat` in `seccomp_filter`), or 0 where this kernel has
+/// none or a shorter one than the programs read: the programs then take every
+/// call of a filtered task as one its filter may deny (they leave it a note).
+fn filter_bitmap(btf: &Btf, name: &str) -> u64 {
+    filter_bitmap_at(btf, &["cache", name])
+}
+
+fn filter_bitmap_at(btf: &Btf, path: &[&str]) -> u64 {
+    match member(btf, "seccomp_filter", path) {
+        Ok((offset, Type::Array(words))) if words.len() >= FILTER_BITMAP_WORDS && offset.is_multiple_of(8) => offset,
+        _ => 0,
+    }
 }
 
 /// Byte offset of a (nested) member, looking through anonymous structs and unions.
 fn member_offset(btf: &Btf, root: &str, path: &[&str]) -> anyhow::Result<u64> {
+    Ok(member(btf, root, path)?.0)
+}
+
+/// Byte offset and type (typedefs and qualifiers stripped) of a (nested) member.
+fn member(btf: &Btf, root: &str, path: &[&str]) -> anyhow::Result<(u64, Type)> {
     let mut ty = btf
         .resolve_types_by_name(root)
         .map_err(|e| anyhow!("BTF has no {root}: {e}"))?
@@ -51,7 +80,7 @@ fn member_offset(btf: &Btf, root: &str, path: &[&str]) -> anyhow::Result<u64> {
     if !offset_bits.is_multiple_of(8) {
         bail!("BTF: {root}.{} is a bitfield", path.join("."));
     }
-    Ok(offset_bits / 8)
+    Ok((offset_bits / 8, ty))
 }
 
 fn find_member(btf: &Btf, ty: &Type, name: &str) -> anyhow::Result<Option<(u64, Type)>> {
@@ -86,4 +115,53 @@ fn strip(btf: &Btf, mut ty: Type) -> anyhow::Result<Type> {
         .map_err(|e| anyhow!("BTF: {e}"))?;
     }
     bail!("BTF: type chain too long")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte offset of `member` in `strukt`, as bpftool prints this
+    /// kernel's BTF: an independent reading to check ours against.
+    fn bpftool_offset(strukt: &str, member: &str) -> u64 {
+        let out = std::process::Command::new("bpftool")
+            .args(["btf", "dump", "file", VMLINUX_BTF, "format", "raw"])
+            .output()
+            .expect("bpftool is needed to check the BTF offsets (cargo xtask setup test installs it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let header = format!("STRUCT '{strukt}' size=");
+        let mut lines = text.lines().skip_while(|l| !l.contains(&header)).skip(1);
+        let prefix = format!("\t'{member}' type_id=");
+        let line = lines
+            .by_ref()
+            .take_while(|l| l.starts_with('\t'))
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("bpftool shows no {strukt}.{member}"));
+        let bits: u64 = line.rsplit("bits_offset=").next().and_then(|b| b.parse().ok()).expect("bits_offset");
+        bits / 8
+    }
+
+    #[test]
+    fn the_offsets_of_the_filter_cache_and_the_inode_match_bpftool() {
+        let o = task_offsets().expect("this kernel's BTF");
+        assert_eq!(o.seccomp_filter, bpftool_offset("task_struct", "seccomp") + bpftool_offset("seccomp", "filter"));
+        let cache = bpftool_offset("seccomp_filter", "cache");
+        assert_eq!(o.filter_allow_native, cache + bpftool_offset("action_cache", "allow_native"));
+        assert_eq!(o.filter_allow_compat, cache + bpftool_offset("action_cache", "allow_compat"));
+        assert_eq!(o.inode_ino, bpftool_offset("inode", "i_ino"));
+        assert_eq!(o.inode_generation, bpftool_offset("inode", "i_generation"));
+        // x86_64 has the action cache, with room for every syscall number
+        // the programs test (0 would mean "no cache": every call gets a note).
+        assert_ne!(o.filter_allow_native, 0);
+        assert_ne!(o.filter_allow_compat, 0);
+    }
+
+    #[test]
+    fn a_missing_or_short_bitmap_reads_as_no_cache() {
+        let btf = Btf::from_file(VMLINUX_BTF).expect("this kernel's BTF");
+        assert_eq!(filter_bitmap(&btf, "no_such_bitmap"), 0);
+        // `refs` is no array of FILTER_BITMAP_WORDS words.
+        assert!(member(&btf, "seccomp_filter", &["refs"]).is_ok());
+        assert_eq!(filter_bitmap_at(&btf, &["refs"]), 0);
+    }
 }

@@ -12,6 +12,14 @@
 //!                  accept() blocks while another thread makes syscalls, then shuts
 //!                  the listening socket down: accept fails with EINVAL (exit 0 if so)
 //!   deny-chmod     install a seccomp filter denying chmod with EPERM, then chmod /tmp twice
+//!   deny-chmod-777  install a filter denying chmod only to mode 0777, then chmod a
+//!                  file of its own: 0600 (allowed), 0777 (denied) at once, getppid,
+//!                  0600, getppid, 0777, 0600: 5 chmod calls, 3 entered, 2 denied
+//!   bench-getppid-filtered N  bench-getppid under a filter that allows getppid
+//!                  whatever its arguments (deny-chmod's), as in a container
+//!   bench-getppid-decided N   bench-getppid under a filter that decides getppid on
+//!                  its first argument (allowed here): every call is one the filter
+//!                  may deny, so the kernel programs leave it an enter note
 //!   clone-newuser  unshare(CLONE_NEWUSER); exit 0 on success, 1 on EPERM
 //!   bench-getppid N  N x getppid, then prints the ns per call
 //!   bench-mix N      N x (openat, write, lseek, read, close) of a small file; prints ns per syscall
@@ -125,6 +133,18 @@ fn main() {
                 }
             }
         }
+        "deny-chmod-777" => deny_chmod_777(),
+        "bench-getppid-filtered" | "bench-getppid-decided" => {
+            if what == "bench-getppid-filtered" {
+                deny_chmod();
+            } else {
+                install(&decide_getppid_on_arg0());
+            }
+            let n = arg_n();
+            let start = std::time::Instant::now();
+            getppid_n(n);
+            println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
+        }
         "bench-getppid" => {
             let n = arg_n();
             let start = std::time::Instant::now();
@@ -201,6 +221,89 @@ fn deny_chmod() {
         f((libc::BPF_RET | libc::BPF_K) as u16, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
         f((libc::BPF_RET | libc::BPF_K) as u16, 0, 0, libc::SECCOMP_RET_ALLOW),
     ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _) != 0
+        {
+            eprintln!("installing the filter failed: {}", std::io::Error::last_os_error());
+            std::process::exit(4);
+        }
+    }
+}
+
+/// chmod of a file of its own, allowed and denied in turn by a filter that
+/// decides on the mode argument: a denied call right after an allowed call of
+/// the same number, and one after other calls. Exit 2 if the filter did not
+/// do what it should (the kernel side is what the caller checks).
+fn deny_chmod_777() {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    let prog = [
+        f(ld, 0, 0, 4), // arch
+        f(jeq, 1, 0, AUDIT_ARCH_X86_64),
+        f(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+        f(ld, 0, 0, 0), // nr
+        f(jeq, 0, 3, libc::SYS_chmod as u32),
+        f(ld, 0, 0, 24), // low half of args[1], the mode
+        f(jeq, 0, 1, 0o777),
+        f(ret, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        f(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let path = CString::new(format!("/tmp/observer-testprog-{}", std::process::id())).expect("path");
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600) };
+    if fd < 0 {
+        eprintln!("creating {path:?}: {}", std::io::Error::last_os_error());
+        std::process::exit(3);
+    }
+    unsafe { libc::close(fd) };
+    install(&prog);
+    // No allocation or output between the calls: nothing else enters the kernel.
+    let results = unsafe {
+        let a = libc::chmod(path.as_ptr(), 0o600);
+        let b = libc::chmod(path.as_ptr(), 0o777);
+        let b_errno = *libc::__errno_location();
+        libc::syscall(libc::SYS_getppid);
+        let c = libc::chmod(path.as_ptr(), 0o600);
+        libc::syscall(libc::SYS_getppid);
+        let d = libc::chmod(path.as_ptr(), 0o777);
+        let d_errno = *libc::__errno_location();
+        let e = libc::chmod(path.as_ptr(), 0o600);
+        [a, b, b_errno, c, d, d_errno, e]
+    };
+    unsafe { libc::unlink(path.as_ptr()) };
+    if results != [0, -1, libc::EPERM, 0, -1, libc::EPERM, 0] {
+        eprintln!("the filter did not decide as expected: {results:?}");
+        std::process::exit(2);
+    }
+}
+
+/// getppid with its first argument 12345 gets EPERM, any other is allowed:
+/// the kernel's action cache cannot allow getppid whatever its arguments.
+fn decide_getppid_on_arg0() -> Vec<libc::sock_filter> {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    vec![
+        f(ld, 0, 0, 4), // arch
+        f(jeq, 1, 0, AUDIT_ARCH_X86_64),
+        f(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+        f(ld, 0, 0, 0), // nr
+        f(jeq, 0, 3, libc::SYS_getppid as u32),
+        f(ld, 0, 0, 16), // low half of args[0]
+        f(jeq, 0, 1, 12345),
+        f(ret, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        f(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// Installs `prog` as this thread's seccomp filter (no_new_privs first), or exits 4.
+fn install(prog: &[libc::sock_filter]) {
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0

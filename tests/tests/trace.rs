@@ -76,6 +76,20 @@ fn a_seccomp_denied_call_is_counted_as_denied() {
 }
 
 #[test]
+fn a_denied_call_after_an_allowed_call_of_the_same_number_is_a_denial() {
+    require_root();
+    // chmod 0600 is allowed and 0777 denied by the same filter: the allowed
+    // call's note (left live by its success) must not pass for the denied
+    // call's enter, right after it or after other calls.
+    for _ in 0..3 {
+        let (code, r) = trace_json(&[&tp(), "deny-chmod-777"]);
+        assert_eq!(code, 0, "{r}");
+        let (calls, _, denied) = row(&r, "chmod", "x86_64").expect("chmod row");
+        assert_eq!((calls, denied), (3, 2), "3 chmod calls ran, 2 were denied: {r}");
+    }
+}
+
+#[test]
 fn a_blocking_call_failing_after_other_calls_on_its_cpu_is_no_denial() {
     require_root();
     for _ in 0..3 {

@@ -224,6 +224,7 @@ impl Agent {
                 let main = self.probe.counters().info(main_slot);
                 self.probe.counters().with_info(slot, |i| {
                     i.init_exe = main.init_exe;
+                    i.init_tag = main.init_tag;
                     // And whether a `docker exec`'s init may still be learned.
                     i.flags |= main.flags & observer_common::slot::flags::LEARN_INIT;
                 });

@@ -25,18 +25,22 @@ pub enum Config {
     FloorBoth,
     AgentWatched,
     AgentUnwatched,
+    AgentWatchedFiltered,
+    AgentWatchedDecided,
     AgentWatchedCountErrors,
     Trace,
     TraceTime,
     Bpftrace,
 }
 
-pub const ALL: [Config; 9] = [
+pub const ALL: [Config; 11] = [
     Config::Bare,
     Config::FloorEnter,
     Config::FloorBoth,
     Config::AgentWatched,
     Config::AgentUnwatched,
+    Config::AgentWatchedFiltered,
+    Config::AgentWatchedDecided,
     Config::AgentWatchedCountErrors,
     Config::Trace,
     Config::TraceTime,
@@ -51,6 +55,8 @@ impl Config {
             Config::FloorBoth => "floor: empty sys_enter + sys_exit",
             Config::AgentWatched => "observer agent, watched cgroup",
             Config::AgentUnwatched => "observer agent, unwatched cgroup",
+            Config::AgentWatchedFiltered => "observer agent, watched, under a filter",
+            Config::AgentWatchedDecided => "observer agent, watched, filter decides",
             Config::AgentWatchedCountErrors => "observer agent --count-errors, watched",
             Config::Trace => "observer trace",
             Config::TraceTime => "observer trace --time",
@@ -128,6 +134,18 @@ impl PerSyscall {
     }
 }
 
+/// The configurations whose programs' own time is measured: the floor, then
+/// observer's paths (a container's processes run under a seccomp filter: one
+/// that allows getppid whatever its arguments, as Docker's default does, and
+/// one that decides on them, whose calls each get an enter note).
+pub const IN_KERNEL: [Config; 5] = [
+    Config::FloorBoth,
+    Config::AgentWatched,
+    Config::AgentUnwatched,
+    Config::AgentWatchedFiltered,
+    Config::AgentWatchedDecided,
+];
+
 /// Rounds of the in-kernel measurement (the empty programs, then observer's
 /// watched and unwatched), at least: each takes a few seconds.
 const IN_KERNEL_ROUNDS: usize = 7;
@@ -145,7 +163,7 @@ pub fn measure(args: &BenchArgs, env: &Env) -> anyhow::Result<PerSyscall> {
         eprintln!("[bench] round {}/{}", round + 1, args.rounds);
         for &config in &ALL {
             let running = start(config, env)?;
-            let g = workload(env, config, &workload_cg, "bench-getppid", args.calls)?;
+            let g = workload(env, config, &workload_cg, getppid_mode(config), args.calls)?;
             let m = workload(env, config, &workload_cg, "bench-mix", args.mix)?;
             drop(running);
             if config == Config::Bare && !args.allow_attached {
@@ -158,10 +176,10 @@ pub fn measure(args: &BenchArgs, env: &Env) -> anyhow::Result<PerSyscall> {
     }
     for round in 0..args.rounds.max(IN_KERNEL_ROUNDS) {
         eprintln!("[bench] in-kernel round {}/{}", round + 1, args.rounds.max(IN_KERNEL_ROUNDS));
-        for config in [Config::FloorBoth, Config::AgentWatched, Config::AgentUnwatched] {
+        for config in IN_KERNEL {
             let running = start(config, env)?;
             set_bpf_stats(true)?;
-            let _ = workload(env, config, &workload_cg, "bench-getppid", args.calls)?;
+            let _ = workload(env, config, &workload_cg, getppid_mode(config), args.calls)?;
             let per_run = program_times(config, env)?;
             set_bpf_stats(false)?;
             drop(running);
@@ -182,6 +200,15 @@ pub fn measure(args: &BenchArgs, env: &Env) -> anyhow::Result<PerSyscall> {
         r.strace.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().unwrap_or(f64::NAN));
     }
     Ok(r)
+}
+
+/// The testprog mode of `config`'s getppid workload.
+fn getppid_mode(config: Config) -> &'static str {
+    match config {
+        Config::AgentWatchedFiltered => "bench-getppid-filtered",
+        Config::AgentWatchedDecided => "bench-getppid-decided",
+        _ => "bench-getppid",
+    }
 }
 
 struct RemoveOnDrop(std::path::PathBuf);
@@ -270,7 +297,7 @@ fn start(config: Config, env: &Env) -> anyhow::Result<Running> {
             let _ = std::io::Read::read(&mut stderr, &mut buf)?;
             running.child = Some(child);
         }
-        Config::AgentWatched => {
+        Config::AgentWatched | Config::AgentWatchedFiltered | Config::AgentWatchedDecided => {
             running.child = Some(agent("all", false)?);
             running.cleanup.push(uninstall(env));
         }

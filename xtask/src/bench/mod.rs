@@ -216,9 +216,11 @@ fn syscall_targets(p: &configs::PerSyscall, targets: &mut Vec<serde_json::Value>
         1.0 / 3.0,
         "ratio",
     ));
-    for (config, limit, what) in
-        [(Config::AgentUnwatched, 10.0, "unwatched cgroup"), (Config::AgentWatched, 25.0, "watched container")]
-    {
+    for (config, limit, what) in [
+        (Config::AgentUnwatched, 10.0, "unwatched cgroup"),
+        (Config::AgentWatched, 25.0, "watched container"),
+        (Config::AgentWatchedFiltered, 25.0, "watched container under a seccomp filter"),
+    ] {
         let over = p.enter_over_floor(config);
         targets.push(target(
             &format!("{what}, in kernel: sys_enter <= the empty sys_enter + {limit} ns (BPF statistics)"),
