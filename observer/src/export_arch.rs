@@ -74,6 +74,7 @@ mod tests {
             name: None,
             namespace: None,
             args: false,
+            reachable: None,
         };
         let text = render_for(&ExportedProfile::from_resolved(profile), Arch::Aarch64, &req).expect("renders");
         let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");

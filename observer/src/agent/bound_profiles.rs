@@ -166,7 +166,7 @@ impl Agent {
             }
         };
         let has_profile = matches!(binding, Binding::Profile { .. });
-        let workload = workload_key(record).unwrap_or_else(|| record.name.clone());
+        let workload = workload_key(record).map_or_else(|| record.name.clone(), |k| k.to_string());
         let digest = record.image_digest.clone();
         if bound.workloads.len() >= MAX_WORKLOADS && !bound.workloads.contains_key(&workload) {
             bound.workloads.clear();

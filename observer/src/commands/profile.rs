@@ -158,7 +158,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             let arch = arch.as_deref().map(crate::export_arch::parse).transpose()?;
             if let Some(workload) = workload {
                 let socket = socket_path(socket.as_deref());
-                let data: crate::views::WorkloadView =
+                let data: observer_contract::workload::WorkloadView =
                     call_as(&socket, &Request::Workload { workload: workload.clone() })?;
                 let reachable = match reachable {
                     Some(action) => Some(reach_tier(action, reach_target.as_deref(), &data.images)?),
