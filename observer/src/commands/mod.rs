@@ -7,5 +7,6 @@ pub mod policy;
 pub mod profile;
 pub mod ps;
 pub mod reach;
+pub mod registry;
 pub mod run;
 pub mod workload;
