@@ -96,5 +96,6 @@ pub mod cri;
 pub mod docker;
 pub mod filters;
 pub mod reach;
+pub mod registry;
 pub mod scratch;
 pub mod timed_run;

@@ -420,3 +420,48 @@ fn the_daemonsets_capabilities_are_enough() {
     let _ = Command::new(observer_bin()).args(["agent", "--uninstall", "--pin-dir", &pin_dir]).output();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// deploy/observer-merge.yaml, the fleet's merge CronJob (issue 28): it validates
+/// against the Kubernetes schemas, touches nothing of the node (no host path, no
+/// token, not root, no capability), and its arguments are ones observer accepts.
+#[test]
+fn the_merge_cronjob_validates_and_needs_nothing_from_the_node() {
+    let validate = tool("kubernetes-validate");
+    let file = repo("deploy/observer-merge.yaml");
+    for version in ["1.30.0", "1.37.0"] {
+        let o =
+            Command::new(&validate).args(["--strict", "-k", version]).arg(&file).output().expect("kubernetes-validate");
+        assert!(o.status.success(), "kubernetes-validate {version}: {}", text(&o));
+        assert!(text(&o).contains("passed for resource cronjob/observer-merge-web"), "{}", text(&o));
+    }
+    let bad = std::env::temp_dir().join(format!("observer-bad-cron-{}.yaml", unique()));
+    let broken = std::fs::read_to_string(&file).unwrap().replace("concurrencyPolicy:", "concurrencypolicy:");
+    std::fs::write(&bad, broken).unwrap();
+    let o = Command::new(&validate).arg("--strict").arg(&bad).output().expect("kubernetes-validate");
+    let _ = std::fs::remove_file(&bad);
+    assert!(!o.status.success(), "a misspelt field must fail: {}", text(&o));
+
+    let text_of = std::fs::read_to_string(&file).unwrap();
+    let cron = serde_yaml::Deserializer::from_str(&text_of)
+        .map(|d| Value::deserialize(d).expect("YAML"))
+        .find(|d| d["kind"] == "CronJob")
+        .expect("a CronJob");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid", "two merges of one workload never race");
+    let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(pod["hostNetwork"].is_null() && pod["hostPID"].is_null());
+    for v in pod["volumes"].as_sequence().expect("volumes") {
+        assert!(v["hostPath"].is_null(), "no host path: {v:?}");
+    }
+    let c = &pod["containers"][0];
+    assert_eq!(strings(&c["securityContext"]["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    // The arguments parse: with --plain-http added, observer refuses the (non-loopback)
+    // registry before connecting, which it only gets to once every argument was accepted.
+    let mut args = strings(&c["args"]);
+    args.push("--plain-http".into());
+    let o = Command::new(observer_bin()).args(&args).output().expect("observer");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("plain http is only for a loopback registry"), "{args:?}: {}", text(&o));
+}

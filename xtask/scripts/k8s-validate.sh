@@ -2,7 +2,7 @@
 # Offline schema validation for tests/tests/deploy.rs: PyPI's kubernetes-validate
 # (it carries the Kubernetes schemas) and jsonschema + PyYAML (for the Security
 # Profiles Operator's CRD), in a virtual environment of their own.
-# Checks its own result: the DaemonSet in deploy/ validates.
+# Checks its own result: the DaemonSet and the merge CronJob in deploy/ validate.
 set -euo pipefail
 say() { printf '[observer setup: kubernetes-validate] %s\n' "$*" >&2; }
 fail() { say "FAILED at step '$1': $2"; exit 1; }
@@ -18,5 +18,7 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
   python3 -m venv "$venv" || fail "python3 -m venv" "could not make $venv"
   "$venv/bin/pip" install -q kubernetes-validate jsonschema pyyaml >&2 || fail "pip install kubernetes-validate" "pip failed"
 fi
-out=$("$venv/bin/kubernetes-validate" --strict "$here/../../deploy/observer.yaml" 2>&1) || fail "validate deploy/observer.yaml" "$out"
-say "checked: kubernetes-validate $("$venv/bin/kubernetes-validate" --version) validates deploy/observer.yaml"
+for manifest in observer.yaml observer-merge.yaml; do
+  out=$("$venv/bin/kubernetes-validate" --strict "$here/../../deploy/$manifest" 2>&1) || fail "validate deploy/$manifest" "$out"
+done
+say "checked: kubernetes-validate $("$venv/bin/kubernetes-validate" --version) validates deploy/observer.yaml and deploy/observer-merge.yaml"

@@ -172,5 +172,7 @@ here=$(dirname "$(readlink -f "$0")")
 bash "$here/podman.sh"
 bash "$here/containerd-cri.sh"
 bash "$here/k8s-validate.sh"
+# An OCI registry (issue 28): the reference registry, run by tests on loopback only.
+bash "$here/registry.sh"
 # --- end of other container engines ---
 say "ready"

@@ -12,6 +12,7 @@ pub mod profile;
 pub mod ps;
 pub mod reach;
 pub mod reach_groups;
+pub mod registry;
 pub mod run;
 pub mod status;
 pub mod top;

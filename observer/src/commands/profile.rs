@@ -80,10 +80,20 @@ pub enum ProfileCommand {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
-    /// The union of several profiles (replicas, nodes, runs), with the strictest default.
+    /// The union of several profiles (replicas, nodes, runs), with the strictest default;
+    /// with --from, every node's partial profile of --workload in a registry, pushed back
+    /// under the workload's tag (nothing pushed when unchanged).
     Merge {
-        #[arg(required = true, num_args = 1..)]
+        #[arg(required_unless_present = "from", conflicts_with = "from", num_args = 1..)]
         files: Vec<PathBuf>,
+        /// A registry repository, oci://REGISTRY/REPO, holding the nodes' partial profiles.
+        #[arg(long, value_name = "oci://REGISTRY/REPO", requires = "workload")]
+        from: Option<String>,
+        /// The workload whose partial profiles --from merges.
+        #[arg(long, value_name = "NAMESPACE/KIND/NAME/CONTAINER", requires = "from")]
+        workload: Option<String>,
+        #[command(flatten)]
+        registry: crate::commands::registry::RegistryArgs,
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "docker")]
@@ -117,6 +127,10 @@ pub enum ProfileCommand {
         #[arg(long, value_name = "BASELINE")]
         within: Option<PathBuf>,
     },
+    /// Push a profile to a registry as an OCI artifact (an index, one manifest per platform).
+    Push(crate::commands::registry::PushArgs),
+    /// Pull a profile from a registry, every byte checked against its digest.
+    Pull(crate::commands::registry::PullArgs),
     /// A container's syscalls: per ABI, whose each is (the container's or its runtime's), every
     /// start phase it was seen in, counts (totals over every phase) and first use.
     Show {
@@ -215,7 +229,10 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             learned::write_out(output.as_deref(), &text)?;
             Ok(0)
         }
-        ProfileCommand::Merge { files, output, format, name, namespace } => {
+        ProfileCommand::Merge { from: Some(from), workload, registry, output, .. } => {
+            crate::commands::registry::merge_from(&from, &workload.unwrap_or_default(), &registry, output.as_deref())
+        }
+        ProfileCommand::Merge { files, output, format, name, namespace, .. } => {
             let options = learned::resolve_options(None);
             let mut inputs = Vec::new();
             for f in &files {
@@ -279,6 +296,8 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             }
             Ok(i32::from(report.has_errors()))
         }
+        ProfileCommand::Push(args) => crate::commands::registry::push(&args),
+        ProfileCommand::Pull(args) => crate::commands::registry::pull(&args),
         ProfileCommand::Show { container, json, reach, reach_target, socket } => {
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             let groups = if reach {
