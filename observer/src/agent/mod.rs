@@ -10,7 +10,9 @@ mod cgroup_rows;
 mod cgroup_watch;
 mod core;
 mod delivery;
+mod dense_map;
 mod first_use;
+mod first_uses;
 mod health;
 pub mod heap;
 mod identity;
@@ -276,11 +278,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                let writes = agent.lock().await.take_writes(false);
-                if writes.is_empty() {
+                let taken = {
+                    let mut a = agent.lock().await;
+                    let held = std::time::Instant::now();
+                    let taken = a.take_unencoded(false);
+                    tracing::debug!(held = ?held.elapsed(), writes = taken.len(), "the stager's hold of the lock");
+                    taken
+                };
+                if taken.is_empty() {
                     continue;
                 }
-                let round = tokio::task::spawn_blocking(move || saving::stage(&writes)).await.unwrap_or_default();
+                let round = tokio::task::spawn_blocking(move || saving::stage(&saving::encode_all(taken)))
+                    .await
+                    .unwrap_or_default();
                 if staged_tx.send(round).is_err() {
                     anyhow::bail!("the state committer is gone");
                 }
@@ -303,9 +313,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 interval.tick().await;
                 let (resolver, jobs) = {
                     let mut a = agent.lock().await;
+                    let held = std::time::Instant::now();
                     a.read_slots(1024);
                     a.check_events_lost(false);
-                    (a.resolver.clone(), a.pending_jobs())
+                    let out = (a.resolver.clone(), a.pending_jobs());
+                    tracing::debug!(held = ?held.elapsed(), "the background read's hold of the lock");
+                    out
                 };
                 if !jobs.is_empty() && !asking.swap(true, std::sync::atomic::Ordering::AcqRel) {
                     let (agent, resolver, asking) = (agent.clone(), resolver.clone(), asking.clone());
@@ -537,15 +550,17 @@ async fn read_events(agent: Arc<Mutex<Agent>>, ring: aya::maps::RingBuf<aya::map
         let jobs: Vec<identity::IdentityJob> = {
             let mut a = agent.lock().await;
             let locked = started.elapsed();
-            tracing::debug!(events = batch.len(), walked = unknown, ?walk_done, ?locked, "event batch");
             if let Some(walked) = walked {
                 a.known_paths.extend(walked);
             }
-            batch
+            let jobs = batch
                 .iter()
                 .filter(|e| e.slot < SLOT_FIRST_MARKER || e.kind == observer_common::event::EventKind::NewCgroup as u32)
                 .filter_map(|e| a.on_event(e))
-                .collect()
+                .collect();
+            let held = started.elapsed() - locked;
+            tracing::debug!(events = batch.len(), walked = unknown, ?walk_done, ?locked, ?held, "event batch");
+            jobs
         };
         // Each container's runtime is asked on its own, so twenty starting at
         // once are named side by side, and events keep draining meanwhile.
