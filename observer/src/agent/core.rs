@@ -19,7 +19,7 @@ use crate::{
 
 use super::{
     identity::IdentityJob,
-    model::{Caller, CgroupRecord, ContainerRecord, FirstUse, Stamp, State},
+    model::{Caller, CgroupRecord, ContainerRecord, Stamp, State},
     store::Store,
 };
 use crate::{
@@ -270,8 +270,7 @@ impl Agent {
         // The kernel's time of the call, not when the agent read it.
         let caller =
             || Caller { first_seen: Stamp::at(time_of(e.ktime_ns)), pid: e.tgid, comm: comm_of(&e.comm).into() };
-        let entry = record.first_use.entry(e.row).or_insert_with(|| FirstUse::new(caller()));
-        entry.add_phase(e.phase, denied, caller);
+        record.first_use.add_phase(e.row, e.phase, denied, caller);
         if e.phase == phase::CONTAINER {
             // What the kernel saw at the container's own call: right also for a
             // process gone before /proc could be read. A mode never goes back down.

@@ -10,7 +10,7 @@ use observer_common::{counters::BITMAP_WORDS, slot::phase};
 use super::{
     core::Agent,
     identity::IdentityJob,
-    model::{Caller, FirstUse, Stamp, State},
+    model::{Caller, Stamp, State},
     saving::WriteReport,
 };
 use crate::views::{Alert, AlertKind};
@@ -187,8 +187,7 @@ impl Agent {
             for (p, bitmap) in info.seen.iter().enumerate().take(phase::COUNT) {
                 for row in rows_of(bitmap) {
                     let lost = || Caller { first_seen: Stamp::now(), comm: "(event lost)".into(), ..Caller::default() };
-                    let entry = record.first_use.entry(row).or_insert_with(|| FirstUse::new(lost()));
-                    if entry.add_phase(p as u32, false, lost) {
+                    if record.first_use.add_phase(row, p as u32, false, lost) {
                         repaired += 1;
                         self.dirty.insert(key.clone());
                     }

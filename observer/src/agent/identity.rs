@@ -483,8 +483,10 @@ impl Agent {
 /// What a record held only for the cgroup split off from it goes with that
 /// cgroup: its first uses, argument values and alerts were all the impostor's.
 fn inherit(record: &mut ContainerRecord, left: ContainerRecord) {
-    for (row, first) in left.first_use {
-        record.first_use.entry(row).or_insert(first);
+    for (row, first) in left.first_use.iter() {
+        if record.first_use.get(&row).is_none() {
+            record.first_use.insert(row, first);
+        }
     }
     record.args.merge(&left.args);
     record.alerts += left.alerts;

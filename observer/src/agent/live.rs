@@ -167,7 +167,7 @@ impl FirstUseTimes {
         if *rows != r.first_use.len() {
             *rows = r.first_use.len();
             // A time not known (an empty one in a state file) counts as old.
-            *times = r.first_use.values().filter_map(|f| f.first_seen.time()).collect();
+            *times = r.first_use.times().filter_map(|t| t.time()).collect();
         }
         times.iter().filter(|t| **t >= since).count()
     }

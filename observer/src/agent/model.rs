@@ -8,8 +8,8 @@ use observer_common::slot::phase;
 use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
-use super::cgroup_rows::CgroupRows;
 pub use super::first_use::{Caller, FirstUse, PhaseSet, Stamp};
+use super::{cgroup_rows::CgroupRows, dense_map::DenseMap, first_uses::FirstUses};
 use crate::{
     container::confirm::Confirmation,
     probe::RowCounts,
@@ -79,7 +79,8 @@ pub struct ContainerRecord {
     /// The container's own cgroup path (relative to the v2 mount).
     pub cgroup_path: String,
     pub cgroup_id: u64,
-    pub cgroups: BTreeMap<u64, CgroupRecord>,
+    /// One entry nearly always: a dense map, not a B-tree (`dense_map`).
+    pub cgroups: DenseMap<u64, CgroupRecord>,
     pub pids: Vec<u32>,
     pub seccomp_mode: Option<u32>,
     /// The seccomp option the container was started with (Docker), if known.
@@ -91,7 +92,7 @@ pub struct ContainerRecord {
     pub observed_since: Option<String>,
     pub state: State,
     pub ended_at: Option<String>,
-    pub first_use: BTreeMap<u32, FirstUse>,
+    pub first_use: FirstUses,
     pub alerts: u64,
     /// (kind, row) pairs already alerted, for deduplication.
     pub alerted: BTreeSet<(String, u32)>,
@@ -133,7 +134,7 @@ impl ContainerRecord {
             runtime,
             cgroup_path,
             cgroup_id,
-            cgroups: BTreeMap::new(),
+            cgroups: DenseMap::new(),
             pids: Vec::new(),
             seccomp_mode: None,
             seccomp_option: None,
@@ -142,7 +143,7 @@ impl ContainerRecord {
             observed_since: None,
             state: State::Running,
             ended_at: None,
-            first_use: BTreeMap::new(),
+            first_use: FirstUses::default(),
             alerts: 0,
             alerted: BTreeSet::new(),
             baseline: None,
@@ -209,7 +210,7 @@ impl ContainerRecord {
         let mut out: BTreeMap<u32, RowTotals> = BTreeMap::new();
         for cg in self.cgroups.values() {
             for (row, t) in cg.rows.iter() {
-                let e = out.entry(*row).or_default();
+                let e = out.entry(row).or_default();
                 e.calls = e.calls.saturating_add(t.calls);
                 e.errors = e.errors.saturating_add(t.errors);
                 e.denied = e.denied.saturating_add(t.denied);
@@ -237,6 +238,7 @@ impl ContainerRecord {
             .map(|row| {
                 let t = totals.get(&row).cloned().unwrap_or_default();
                 let first = self.first_use.get(&row);
+                let first = first.as_ref();
                 let (name, abi) = crate::rows::describe(row);
                 let abi = abi.to_owned();
                 let phases_of = |set: Option<&PhaseSet>| -> Vec<Phase> {
@@ -271,7 +273,7 @@ impl ContainerRecord {
 
     /// Rows made by the container's own processes (not only the runtime's init).
     pub fn own_rows(&self) -> BTreeSet<u32> {
-        self.first_use.iter().filter(|(_, f)| f.phases.contains(phase::CONTAINER)).map(|(r, _)| *r).collect()
+        self.first_use.keys().filter(|r| self.first_use.seen_in(*r, phase::CONTAINER)).collect()
     }
 }
 
@@ -379,5 +381,63 @@ mod tests {
         assert_eq!(t.calls, (1 << 32) + 3);
         t.update(&RowCounts { row: 1, calls: (1 << 32) + 10, errors: 0, denied: 1 });
         assert_eq!(t.calls, (1 << 32) + 10);
+    }
+
+    /// State files written before the rows and first uses were held in dense
+    /// tables (`first_uses`, `cgroup_rows`) read back and are written again
+    /// byte for byte: a real record of a busybox container, and the same with
+    /// the rare cases (the container's first calls kept apart, a denial, counts
+    /// past 2^32, a long and a non-ASCII command name, an unknown time, the
+    /// ended cgroups' entry).
+    #[test]
+    fn state_files_of_the_older_agent_are_written_again_byte_for_byte() {
+        for (name, text) in [
+            ("record-old-docker.json", include_str!("fixtures/record-old-docker.json")),
+            ("record-old-edges.json", include_str!("fixtures/record-old-edges.json")),
+        ] {
+            let record: ContainerRecord = serde_json::from_str(text).unwrap();
+            let again = serde_json::to_string_pretty(&record).unwrap();
+            assert!(again == text, "{name} changed when written again");
+        }
+        let edges: ContainerRecord = serde_json::from_str(include_str!("fixtures/record-old-edges.json")).unwrap();
+        assert_eq!(edges.first_use.values().filter(|f| f.container_use.is_some()).count(), 3);
+        assert_eq!(edges.totals().values().map(|t| t.calls).max(), Some(5_000_000_000));
+    }
+
+    /// What a record's rows and first uses hold on the heap, against the maps
+    /// they were before (the agent's memory per record, issue 27): printed, and
+    /// bounded. A record of a real container, 85 rows.
+    #[test]
+    fn a_record_of_85_rows_holds_under_half_what_the_maps_did_and_at_most_8_kib() {
+        use crate::agent::heap::weigh::held_by;
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Maps {
+            first_use: BTreeMap<u32, FirstUse>,
+            cgroups: BTreeMap<u64, MapRows>,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct MapRows {
+            rows: BTreeMap<u32, RowTotals>,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Tables {
+            first_use: FirstUses,
+            cgroups: BTreeMap<u64, TableRows>,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct TableRows {
+            rows: CgroupRows,
+        }
+        let text = include_str!("fixtures/record-old-docker.json");
+        let (_maps, maps) = held_by(|| serde_json::from_str::<Maps>(text).unwrap());
+        let (_tables, tables) = held_by(|| serde_json::from_str::<Tables>(text).unwrap());
+        let (_record, whole) = held_by(|| serde_json::from_str::<ContainerRecord>(text).unwrap());
+        eprintln!("rows and first uses: maps {maps} bytes, tables {tables} bytes; the whole record {whole} bytes");
+        assert!(tables * 2 <= maps, "tables {tables} bytes, maps {maps}");
+        assert!(whole <= 8 * 1024, "the whole record holds {whole} bytes");
     }
 }

@@ -112,7 +112,7 @@ impl Agent {
     fn judge_past(&mut self, key: &str, rows: &BTreeSet<u32>, kill: bool) {
         for row in rows {
             let Some(record) = self.containers.get(key) else { return };
-            let first = record.first_use.get(row).cloned().unwrap_or_default();
+            let first = record.first_use.get(row).unwrap_or_default();
             let nr = Row::decode(*row).map_or(-1, |r| i64::from(r.nr));
             // The call's own time, as the kernel's clock had it.
             let ago = first

@@ -22,6 +22,14 @@ impl Agent {
     /// The writes `flush` would do, encoded now; the records count as saved
     /// unless `writes_done` says otherwise.
     pub fn take_writes(&mut self, all: bool) -> Vec<PendingWrite> {
+        encode_all(self.take_unencoded(all))
+    }
+
+    /// What changed, copied out to be encoded without the lock (`encode_all`):
+    /// encoding a record (pretty JSON of every row) takes far longer than
+    /// copying it, and the event reader waits for the lock meanwhile. The
+    /// records count as saved unless `writes_done` says otherwise.
+    pub fn take_unencoded(&mut self, all: bool) -> Vec<Unencoded> {
         if all || self.counts_saved_at.elapsed() >= COUNTS_SAVE_INTERVAL {
             let counts = std::mem::take(&mut self.counts_dirty);
             self.dirty.extend(counts);
@@ -39,10 +47,7 @@ impl Agent {
             // once every 30 s, holding up the saving of newer records).
             self.counts_dirty.remove(&key);
             if let Some(r) = self.containers.get(&key) {
-                match self.store.encode(r) {
-                    Ok(w) => writes.push(w),
-                    Err(e) => tracing::warn!("encoding {key}: {e:#}"),
-                }
+                writes.push(Unencoded::Record(self.store.file_of(&r.id), Box::new(r.clone())));
             }
         }
         let rules = serde_json::to_string(&self.enforcements).unwrap_or_default();
@@ -50,7 +55,7 @@ impl Agent {
             match self.store.encode_json("enforce.json", &serde_json::to_value(&self.enforcements).unwrap_or_default())
             {
                 Ok(w) => {
-                    writes.push(w);
+                    writes.push(Unencoded::Ready(w));
                     // Optimistic: a failed write clears it again (`writes_done`).
                     self.enforcements_saved = rules;
                 }
@@ -62,8 +67,11 @@ impl Agent {
         if !writes.is_empty() {
             let round = write_order::begin();
             for w in &mut writes {
-                w.round = round;
+                if let Unencoded::Ready(w) = w {
+                    w.round = round;
+                }
             }
+            writes.push(Unencoded::Round(round));
         }
         writes
     }
@@ -81,6 +89,36 @@ impl Agent {
             }
         }
     }
+}
+
+/// A write taken under the lock, to be encoded outside it.
+pub enum Unencoded {
+    /// A record's file and a copy of the record.
+    Record(std::path::PathBuf, Box<super::model::ContainerRecord>),
+    /// A file encoded already.
+    Ready(PendingWrite),
+    /// The round the writes belong to (`write_order`), last.
+    Round(u64),
+}
+
+/// Encodes a round's writes; a record that cannot be encoded is left out
+/// (and said so), as before.
+pub fn encode_all(taken: Vec<Unencoded>) -> Vec<PendingWrite> {
+    let round = taken.iter().find_map(|u| if let Unencoded::Round(r) = u { Some(*r) } else { None }).unwrap_or(0);
+    taken
+        .into_iter()
+        .filter_map(|u| match u {
+            Unencoded::Record(path, r) => match serde_json::to_vec_pretty(&r) {
+                Ok(bytes) => Some(PendingWrite { key: Some(r.id.clone()), path, bytes, round }),
+                Err(e) => {
+                    tracing::warn!("encoding {}: {e:#}", r.id);
+                    None
+                }
+            },
+            Unencoded::Ready(w) => Some(w),
+            Unencoded::Round(_) => None,
+        })
+        .collect()
 }
 
 /// What a round of writes did.

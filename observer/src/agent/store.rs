@@ -135,7 +135,7 @@ impl Store {
         &self.dir
     }
 
-    fn file_of(&self, key: &str) -> PathBuf {
+    pub fn file_of(&self, key: &str) -> PathBuf {
         let safe: String = key
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })

@@ -70,7 +70,11 @@ impl PolicyTable {
                 Verdict::Conditional { outcomes } => {
                     let list: Vec<observer_profile::bpf::table::Outcome> = outcomes
                         .iter()
-                        .map(|(when, action)| observer_profile::bpf::table::Outcome { when, action: action_text(*action) }).collect();
+                        .map(|(when, action)| observer_profile::bpf::table::Outcome {
+                            when,
+                            action: action_text(*action),
+                        })
+                        .collect();
                     Some((e.name.clone(), serde_json::to_value(list).unwrap_or_default()))
                 }
                 Verdict::Fixed(_) => None,

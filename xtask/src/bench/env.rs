@@ -19,9 +19,10 @@ pub struct Env {
 
 impl Env {
     pub fn new(root: &Path) -> anyhow::Result<Env> {
+        let bin = bin_dir(root);
         let env = Env {
-            observer: root.join("target/release/observer"),
-            testprog: root.join("target/release/observer-testprog"),
+            observer: bin.join("observer"),
+            testprog: bin.join("observer-testprog"),
             v2: v2_mount()?,
             pin_dir: PathBuf::from("/sys/fs/bpf/observer-bench"),
             work: std::env::temp_dir().join("observer-bench"),
@@ -40,6 +41,16 @@ impl Env {
         self.work.join("state")
     }
 }
+
+/// Where the binaries under test are: `OBSERVER_BENCH_BIN` when set (a
+/// directory holding `observer` and `observer-testprog`, to compare two builds
+/// on one machine), else the release build.
+pub fn bin_dir(root: &Path) -> PathBuf {
+    std::env::var_os(BIN_DIR_VAR).map(PathBuf::from).unwrap_or_else(|| root.join("target/release"))
+}
+
+/// The variable `bin_dir` reads.
+pub const BIN_DIR_VAR: &str = "OBSERVER_BENCH_BIN";
 
 pub fn wait_for(f: impl FnMut() -> bool, what: &str) -> anyhow::Result<()> {
     wait_for_within(f, what, Duration::from_secs(30))

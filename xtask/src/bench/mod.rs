@@ -20,6 +20,8 @@ mod workers;
 
 use std::path::{Path, PathBuf};
 
+pub use env::BIN_DIR_VAR;
+
 use clap::{Args, ValueEnum};
 use configs::Config;
 use env::{Env, attached_count, check_nothing_attached, median};
