@@ -108,15 +108,16 @@ fn push_and_pull_round_trip_byte_for_byte_in_kep_6061_format() {
             assert!(said.contains(a), "pull shows {a}: {said}");
         }
     }
-    // What the registry holds: an OCI index, one linux/amd64 manifest, the
-    // typed config media type, one layer.
+    // What the registry holds: an OCI index, one manifest for linux/amd64 and
+    // one for linux/arm64, the typed config media type, one layer each.
     let accept = [("Accept", "application/vnd.oci.image.index.v1+json")];
     let (code, body) = http_get(reg.port, "/v2/profiles/web/manifests/v1", &accept).unwrap();
     assert_eq!(code, 200);
     let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
     assert_eq!(index["manifests"][0]["platform"], serde_json::json!({"os": "linux", "architecture": "amd64"}));
+    assert_eq!(index["manifests"][1]["platform"], serde_json::json!({"os": "linux", "architecture": "arm64"}));
     let m = index["manifests"][0]["digest"].as_str().unwrap();
     let (code, body) = http_get(
         reg.port,
@@ -132,6 +133,69 @@ fn push_and_pull_round_trip_byte_for_byte_in_kep_6061_format() {
         http_get(reg.port, &format!("/v2/profiles/web/manifests/{}", tags::image_digest_tag(DIGEST).unwrap()), &accept)
             .unwrap();
     assert_eq!(code, 200, "the image digest's tag exists");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The arm64 manifest holds the profile with arm64's names (arm64 has no
+/// `open` or `stat`: `openat`, `newfstatat`), and `pull --within` refuses a
+/// profile looser than the node's baseline, writing nothing.
+#[test]
+fn arm64_beside_amd64_and_pull_within_a_baseline() {
+    let reg = TestRegistry::start(None);
+    let dir = scratch();
+    let conf = docker_config(&dir, &reg.addr(), None);
+    let moby = repo_file("profiles/moby/default.json");
+    let dest = format!("oci://{}/profiles/lab:v1", reg.addr());
+    let o = observer_with(&conf, &["profile", "push", moby.to_str().unwrap(), &dest, "--plain-http"]);
+    assert!(o.status.success(), "push: {}", text(&o));
+    assert!(text(&o).contains("aarch64: "), "the push says what it mapped for arm64: {}", text(&o));
+    let arm = dir.join("arm64.json");
+    let o = observer_with(
+        &conf,
+        &["profile", "pull", &dest, "-o", arm.to_str().unwrap(), "--plain-http", "--platform", "linux/arm64"],
+    );
+    assert!(o.status.success(), "pull arm64: {}", text(&o));
+    let pulled: serde_json::Value = serde_json::from_slice(&std::fs::read(&arm).unwrap()).unwrap();
+    let names: Vec<&str> = pulled["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()))
+        .collect();
+    for (absent, present) in [("open", "openat"), ("stat", "newfstatat")] {
+        assert!(!names.contains(&absent), "arm64 has no {absent}: {names:?}");
+        assert!(names.contains(&present), "the arm64 profile allows {present}: {names:?}");
+    }
+    assert_eq!(pulled["archMap"][0]["architecture"], "SCMP_ARCH_AARCH64", "{}", pulled["archMap"]);
+    // Within Docker's default: written. An allow-everything profile: refused, nothing written.
+    let out = dir.join("within.json");
+    let o = observer_with(
+        &conf,
+        &["profile", "pull", &dest, "-o", out.to_str().unwrap(), "--plain-http", "--within", moby.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "pull --within itself: {}", text(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&moby).unwrap());
+    let allow = repo_file("profiles/docker-labs/allow.json");
+    let loose = format!("oci://{}/profiles/lab:loose", reg.addr());
+    let o = observer_with(&conf, &["profile", "push", allow.to_str().unwrap(), &loose, "--plain-http"]);
+    assert!(o.status.success(), "push allow: {}", text(&o));
+    let refused = dir.join("refused.json");
+    let o = observer_with(
+        &conf,
+        &[
+            "profile",
+            "pull",
+            &loose,
+            "-o",
+            refused.to_str().unwrap(),
+            "--plain-http",
+            "--within",
+            moby.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "a looser profile is refused: {}", text(&o));
+    assert!(text(&o).contains("NOT within"), "{}", text(&o));
+    assert!(!refused.exists(), "nothing is written for a refused profile");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

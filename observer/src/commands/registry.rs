@@ -15,8 +15,12 @@ use observer_oci::{
     tags,
 };
 use observer_profile::{
+    arch_map,
+    export::ExportedProfile,
     merge::{MergeInput, merge},
     model,
+    resolve::ResolveOptions,
+    types::Arch,
 };
 
 use crate::{
@@ -100,18 +104,75 @@ pub struct PullArgs {
     pub image_digest: Option<String>,
     #[arg(long, value_name = "NAMESPACE/KIND/NAME/CONTAINER")]
     pub workload: Option<String>,
+    /// Refuse the pulled profile (nothing written, exit status 1) if it lets through
+    /// anything this baseline denies, as a runtime intersecting it with its baseline
+    /// would (`profile check --within`); warn past the limits runtimes enforce.
+    #[arg(long, value_name = "BASELINE")]
+    pub within: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
-/// The profiles of an artifact, one per platform, from the native one.
-///
-/// Join point for arm64 (issue 28, part 4): the `arch` branch maps a profile's
-/// names to arm64 through libseccomp; once it has landed, this pushes its output
-/// as `PlatformProfile::linux("arm64", ...)` beside amd64's. Until then an
-/// artifact holds linux/amd64 only, and says so (no arm64 entry at all).
-pub fn platform_profiles(amd64_profile: Vec<u8>) -> Vec<PlatformProfile> {
-    vec![PlatformProfile::linux("amd64", amd64_profile)]
+/// The profiles of an artifact, one per platform, from the native one:
+/// linux/amd64 as given, and linux/arm64 with the names mapped through
+/// libseccomp's arm64 table (`open` -> `openat`, `stat` -> `newfstatat`...,
+/// observer_profile::arch_map), each change said on stderr. A node's partial
+/// profile (`with_arm64` false) is only a merge's input and stays amd64-only:
+/// the merged profile is mapped once. A profile that cannot be mapped (a
+/// condition the arm64 call cannot carry) is pushed for amd64 alone, and the
+/// warning says why.
+pub fn platform_profiles(amd64_profile: Vec<u8>, source: &str, with_arm64: bool) -> Vec<PlatformProfile> {
+    let arm64 = if with_arm64 { arm64_profile(&amd64_profile, source) } else { None };
+    let mut out = vec![PlatformProfile::linux("amd64", amd64_profile)];
+    out.extend(arm64.map(|p| PlatformProfile::linux("arm64", p)));
+    out
+}
+
+/// `profile`'s arm64 equivalent as Docker JSON, or `None` (said on stderr).
+fn arm64_profile(profile: &[u8], source: &str) -> Option<Vec<u8>> {
+    let mapped = check_profile(profile, source).map_err(|e| e.to_string()).and_then(|model| {
+        let resolved = model.resolve(&ResolveOptions::docker_default());
+        arch_map::resolved_for_arch(&resolved, Arch::Aarch64).map_err(|e| e.to_string())
+    });
+    match mapped {
+        Ok((arm64, changes)) => {
+            for change in &changes {
+                eprintln!("observer: aarch64: {}", printable(&change.to_string()));
+            }
+            Some(ExportedProfile::from_resolved(arm64).to_docker_json().into_bytes())
+        }
+        Err(e) => {
+            eprintln!("observer: warning: no linux/arm64 profile, pushing linux/amd64 only: {}", printable(&e));
+            None
+        }
+    }
+}
+
+/// `pull --within`: the pulled profile against `baseline`, for the platform
+/// pulled; an error listing what it allows beyond it.
+fn check_pulled_within(profile: &[u8], origin: &str, baseline: &Path, platform: &str) -> anyhow::Result<()> {
+    let text = std::str::from_utf8(profile).map_err(|_| anyhow::anyhow!("{origin}: not UTF-8 text"))?;
+    let base = model::load(baseline).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut options = ResolveOptions::docker_default();
+    if platform.ends_with("/arm64") {
+        options.arch = Arch::Aarch64;
+    }
+    let report = observer_profile::within::check_within(text, origin, &base, &options)?;
+    for l in &report.limits {
+        eprintln!("observer: warning: {}: {}", printable(origin), printable(&l.message));
+    }
+    if !report.is_within() {
+        for l in &report.looser {
+            eprintln!("observer: {}", printable(&l.to_string()));
+        }
+        anyhow::bail!(
+            "{origin}: NOT within {}: {} call(s) allowed beyond it; nothing written",
+            baseline.display(),
+            report.looser.len()
+        );
+    }
+    eprintln!("observer: {origin}: within {}", baseline.display());
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -212,7 +273,10 @@ pub fn push(args: &PushArgs) -> anyhow::Result<i32> {
             "{dest}: no tag: give one (oci://REGISTRY/REPO:TAG), or --image-digest or --workload to derive it"
         );
     }
-    let built = artifact::build(&platform_profiles(profile), &provenance.to_annotations())?;
+    let built = artifact::build(
+        &platform_profiles(profile, source.unwrap_or("the agent's profile"), !args.partial),
+        &provenance.to_annotations(),
+    )?;
     let registry = Registry::connect(&dest, &args.registry.options())?;
     let digest = runtime()?.block_on(registry.push(&built, &push_tags))?;
     for t in &push_tags {
@@ -236,6 +300,9 @@ pub fn pull(args: &PullArgs) -> anyhow::Result<i32> {
     let registry = Registry::connect(&at, &args.registry.options())?;
     let pulled = runtime()?.block_on(registry.pull(&at, &args.platform))?;
     check_profile(&pulled.profile, &at.to_string())?;
+    if let Some(baseline) = &args.within {
+        check_pulled_within(&pulled.profile, &at.to_string(), baseline, &args.platform)?;
+    }
     match &args.output {
         Some(p) => {
             crate::state::write_atomic(p, &pulled.profile).with_context(|| format!("writing {}", p.display()))?
@@ -344,7 +411,10 @@ pub fn merge_from(
     if let Some(d) = &provenance.image_digest {
         push_tags.push(tags::image_digest_tag(d)?);
     }
-    let built = artifact::build(&platform_profiles(text.into_bytes()), &provenance.to_annotations())?;
+    let built = artifact::build(
+        &platform_profiles(text.into_bytes(), "the merged profile", true),
+        &provenance.to_annotations(),
+    )?;
     let digest = rt.block_on(registry.push(&built, &push_tags))?;
     eprintln!(
         "observer: merged {} partial profiles ({} nodes, {} pods) of {workload} in {:.2?}; pushed {merged_at} ({digest}, profile {layer_digest})",
