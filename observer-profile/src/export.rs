@@ -19,8 +19,8 @@ use crate::{
     },
     intersect,
     model::{SPO_API_VERSION, arch, cmp_op_name},
+    reach_tier::{ReachableTier, TierCounts},
     resolve::{ActionOrConditional, ConditionalRule, abi_knows},
-    tiers::{ReachableTier, TierCounts, add_reachable},
     types::{Action, Arch, ArgCond, ResolvedProfile, ResolvedRule},
 };
 
@@ -71,7 +71,8 @@ pub struct ExportOptions {
     /// values (`--args`).
     pub args: bool,
     /// `--reachable log|allow`: the unlearned names the image can reach get
-    /// the tier's action (see `tiers`).
+    /// the tier's action. [`export`] leaves it alone; `tiers::export_with_tier`
+    /// exports and then adds it.
     pub reachable: Option<ReachableTier>,
 }
 
@@ -275,7 +276,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
         unknown_names: Vec::new(),
     };
     let side_doors = if opts.args { side_doors(&profile) } else { Vec::new() };
-    let mut exported = ExportedProfile {
+    ExportedProfile {
         profile,
         metadata: Some(learned.metadata.clone()),
         contributors: BTreeMap::new(),
@@ -284,12 +285,7 @@ pub fn export(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
         kept_by_name,
         side_doors,
         tiers: None,
-    };
-    if let Some(tier) = &opts.reachable {
-        // After narrowing: an unlearned name has no recorded values to narrow to.
-        add_reachable(&mut exported, tier, opts);
     }
-    exported
 }
 
 /// Replaces the rules of every kept name whose arguments were recorded by

@@ -12,6 +12,7 @@ pub mod export;
 pub mod intersect;
 pub mod merge;
 pub mod model;
+pub mod reach_tier;
 pub mod resolve;
 pub mod syscall_table;
 pub mod tiers;

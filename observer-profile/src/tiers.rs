@@ -8,59 +8,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
-
+pub use crate::reach_tier::{ReachableTier, TierAction, TierCounts};
 use crate::{
     action,
-    export::{ExportOptions, ExportedProfile, Keep, decide},
+    export::{ExportOptions, ExportedProfile, Keep, Learned, decide, export},
     resolve::{ActionOrConditional, abi_knows},
-    types::{Action, Arch, ResolvedRule},
+    types::ResolvedRule,
 };
 
-/// What the second tier does with a reachable name never seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TierAction {
-    /// `SCMP_ACT_LOG`: the call runs and the kernel logs it.
-    Log,
-    /// `SCMP_ACT_ALLOW`.
-    Allow,
-}
-
-impl TierAction {
-    pub fn action(self) -> Action {
-        match self {
-            TierAction::Log => Action::Log,
-            TierAction::Allow => Action::Allow,
-        }
+/// A learned profile exported with its reachable tier, when `opts` has one
+/// (`opts.reachable`): the tier is added after narrowing, since an unlearned
+/// name has no recorded values to narrow to.
+pub fn export_with_tier(learned: &Learned, opts: &ExportOptions) -> ExportedProfile {
+    let mut exported = export(learned, opts);
+    if let Some(tier) = &opts.reachable {
+        add_reachable(&mut exported, tier, opts);
     }
-}
-
-/// The reachable syscalls per ABI and what to do with the unlearned ones.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReachableTier {
-    pub names: BTreeMap<Arch, BTreeSet<String>>,
-    pub action: TierAction,
-    /// Where the set came from (`observer reach` target), for the metadata.
-    pub source: String,
-    /// False when the analysis listed undecided sites or files it could not
-    /// read: the truth may hold more than `names`.
-    pub complete: bool,
-}
-
-/// How many names each tier of an exported profile holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct TierCounts {
-    /// Names the profile lets through because they were learned.
-    pub learned: usize,
-    /// Reachable names never learned, with the tier's action.
-    pub reachable: usize,
-    pub reachable_action: Option<TierAction>,
-    pub reachable_source: String,
-    pub reachable_complete: bool,
-    /// Reachable names the upper bound (Docker's default or the base) denies:
-    /// they keep the default action.
-    pub reachable_denied: BTreeSet<String>,
+    exported
 }
 
 /// Adds the reachable tier to `exported`: every reachable name the profile
@@ -141,9 +105,9 @@ fn let_through_names(exported: &ExportedProfile) -> BTreeSet<String> {
 mod tests {
     use super::*;
     use crate::{
-        export::{Learned, export},
         model,
         resolve::ResolveOptions,
+        types::{Action, Arch},
     };
 
     fn options() -> ExportOptions {
@@ -176,7 +140,7 @@ mod tests {
     fn unlearned_reachable_names_are_logged_learned_ones_stay_allowed_the_rest_default() {
         let mut opts = options();
         opts.reachable = Some(tier(&["read", "fsync", "personality", "kexec_load", "clone3"], TierAction::Log));
-        let e = export(&learned(&["read", "write"]), &opts);
+        let e = export_with_tier(&learned(&["read", "write"]), &opts);
         assert_eq!(action_of(&e, "read"), "allow");
         assert_eq!(action_of(&e, "write"), "allow");
         assert_eq!(action_of(&e, "fsync"), "log");
@@ -208,7 +172,7 @@ mod tests {
     fn allow_tier_allows_and_every_format_carries_it() {
         let mut opts = options();
         opts.reachable = Some(tier(&["fsync"], TierAction::Allow));
-        let e = export(&learned(&["read"]), &opts);
+        let e = export_with_tier(&learned(&["read"]), &opts);
         assert_eq!(action_of(&e, "fsync"), "allow");
         let oci: serde_json::Value = serde_json::from_str(&e.to_oci_json()).unwrap();
         assert!(
@@ -232,7 +196,7 @@ mod tests {
         let mut opts = options();
         opts.beyond_default = true;
         opts.reachable = Some(tier(&["kexec_load"], TierAction::Allow));
-        let e = export(&learned(&["read"]), &opts);
+        let e = export_with_tier(&learned(&["read"]), &opts);
         assert_eq!(action_of(&e, "kexec_load"), "errno(1)");
     }
 }

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use observer_profile::types::Arch;
 use serde::{Deserialize, Serialize};
 
-use crate::{elf::Bits, root::FileId};
+use crate::{elf::Bits, file_id::FileId};
 
 /// One analysed ELF object: where it is in the root, which file it is, and its facts.
 #[derive(Debug)]

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod elf;
 pub mod error;
 pub mod facts;
+pub mod file_id;
 pub mod graph;
 pub mod index;
 pub mod loader;

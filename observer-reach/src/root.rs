@@ -14,6 +14,7 @@ use std::{
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
 
+pub use crate::file_id::{FileId, Stamp};
 use crate::{
     error::ReachError,
     index::{Entry, FileKey, Fingerprint, StatIndex},
@@ -26,23 +27,6 @@ pub const MAX_WALK_ENTRIES: usize = 2_000_000;
 /// ELF files one walk lists at most.
 pub const MAX_ELF_FILES: usize = 50_000;
 const MAX_DEPTH: usize = 64;
-
-/// Identity of a file inside the root: two paths (a symlink, a hard link)
-/// naming one file are one object, as for the loader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-/// Stat data that tells whether a file changed since it was last read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Stamp {
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-    pub ino: u64,
-}
 
 /// A root directory, held open.
 /// What [`Root::walk`] found.

@@ -10,7 +10,7 @@ use crate::views::{ExportFormat, Phase, ProfileView};
 use anyhow::Context as _;
 use observer_profile::{
     args::narrow::KeptByName,
-    export::{ExportMeta, ExportOptions, ExportedProfile, Learned, export},
+    export::{ExportMeta, ExportOptions, ExportedProfile, Learned},
     model,
     resolve::ResolveOptions,
     tiers::ReachableTier,
@@ -181,7 +181,7 @@ pub fn resolve_options(caps: Option<&str>) -> ResolveOptions {
 }
 
 pub fn export_learned(learned: &Learned, req: &ExportRequest) -> anyhow::Result<(ExportedProfile, String)> {
-    let exported = export(learned, &export_options(req)?);
+    let exported = observer_profile::tiers::export_with_tier(learned, &export_options(req)?);
     let text = render(&exported, req)?;
     Ok((exported, text))
 }
