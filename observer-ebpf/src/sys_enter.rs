@@ -201,6 +201,11 @@ fn note_enter<const TIMED: bool>(
 /// Which start phase the current task is in (see `SlotInfo::init_exe`).
 #[inline(always)]
 fn phase_of(task: task::Task, info: &mut SlotInfo) -> u32 {
+    if info.init_exe == NO_INIT && info.flags & flags::LEARN_INIT == 0 {
+        // No init, and none to learn (a container that started unseen, with no
+        // filter): every task is the container's, without reading the chain.
+        return phase::CONTAINER;
+    }
     let exe = task.exe_inode();
     if !info.is_init(exe.addr(), || exe.tag()) {
         if info.init_exe == NO_INIT && info.learns_init_from(exe.addr(), task.seccomp_mode()) {
