@@ -237,17 +237,19 @@ impl TestAgent {
     }
 
     /// Waits until `f` holds (the agent reads the kernel every 250 ms).
-    pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(&self, what: &str, f: impl FnMut() -> Option<T>) -> T {
+        self.wait_for_within(Duration::from_secs(20), what, f)
+    }
+
+    /// As `wait_for`, with a bound of the caller's: for what takes long on a
+    /// loaded machine (many containers started at once).
+    pub fn wait_for_within<T>(&self, bound: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         let start = Instant::now();
         loop {
             if let Some(v) = f() {
                 return v;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "timed out waiting for {what}; agent: {}",
-                self.stderr()
-            );
+            assert!(start.elapsed() < bound, "timed out after {bound:?} waiting for {what}; agent: {}", self.stderr());
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -113,6 +113,11 @@ fn running(container: &str) -> bool {
     String::from_utf8_lossy(&o.stdout).trim() == "true"
 }
 
+/// How long the overflow tests wait for what they wait on: they start several
+/// containers at once, which a loaded machine (other tests, builds) makes
+/// slow; every wait still ends as soon as its condition holds.
+const UNDER_LOAD: Duration = Duration::from_secs(120);
+
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -385,7 +390,9 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container(ns: CgroupNs)
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     for n in &fillers {
-        agent.wait_for("the fillers recorded", || agent.container(n).filter(|c| c["state"] == "running"));
+        agent.wait_for_within(UNDER_LOAD, "the fillers recorded", || {
+            agent.container(n).filter(|c| c["state"] == "running")
+        });
     }
     let no_chmod = moby_default_without(&["chmod"]);
     let o = agent.cli(&[
@@ -403,11 +410,11 @@ fn every_overflow_is_an_alert_and_kill_takes_an_enforced_container(ns: CgroupNs)
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let overflow = |n: &str| agent.alerts().into_iter().find(|a| a["kind"] == "overflow" && a["name"] == n);
-    let a = agent.wait_for("the enforced container's overflow alert", || overflow(&enforced));
+    let a = agent.wait_for_within(UNDER_LOAD, "the enforced container's overflow alert", || overflow(&enforced));
     assert!(a["detail"].as_str().is_some_and(|d| d.contains("killed")), "{a}");
-    let a = agent.wait_for("the other container's overflow alert", || overflow(&plain));
+    let a = agent.wait_for_within(UNDER_LOAD, "the other container's overflow alert", || overflow(&plain));
     assert!(a["detail"].as_str().is_some_and(|d| d.contains("not recorded")), "{a}");
-    wait_until("the enforced container to be killed", Duration::from_secs(10), || !running(&enforced));
+    wait_until("the enforced container to be killed", UNDER_LOAD, || !running(&enforced));
     std::thread::sleep(Duration::from_secs(1));
     assert!(running(&plain), "only the enforced container is killed");
     for n in &fillers {
@@ -436,7 +443,9 @@ fn an_overflowed_container_is_enforced_once_a_slot_frees(ns: CgroupNs) {
     for n in &fillers {
         let o = run(&["-d", "--name", n], &["sh", "-c", "while true; do sleep 0.3; done"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        agent.wait_for("the filler recorded", || agent.container(n).filter(|c| c["state"] == "running"));
+        agent.wait_for_within(UNDER_LOAD, "the filler recorded", || {
+            agent.container(n).filter(|c| c["state"] == "running")
+        });
     }
     let no_chmod = moby_default_without(&["chmod"]);
     let o = agent.cli(&[
@@ -454,13 +463,15 @@ fn an_overflowed_container_is_enforced_once_a_slot_frees(ns: CgroupNs) {
         &["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.2; done; chmod 600 /tmp/go; sleep 30"],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    agent.wait_for("the overflow alert", || {
+    agent.wait_for_within(UNDER_LOAD, "the overflow alert", || {
         agent.alerts().into_iter().find(|a| a["kind"] == "overflow" && a["name"] == late.as_str())
     });
     // A slot frees; the agent's periodic sweep hands it to the waiting container.
     assert!(docker(&["rm", "-f", &fillers[0]]).status.success());
-    agent.wait_for("the late container recorded", || agent.container(&late).filter(|c| c["state"] == "running"));
+    agent.wait_for_within(UNDER_LOAD, "the late container recorded", || {
+        agent.container(&late).filter(|c| c["state"] == "running")
+    });
     std::thread::sleep(Duration::from_secs(2));
     assert!(docker(&["exec", &late, "touch", "/tmp/go"]).status.success());
-    wait_until("the late container to be killed for its chmod", Duration::from_secs(15), || !running(&late));
+    wait_until("the late container to be killed for its chmod", UNDER_LOAD, || !running(&late));
 }

@@ -121,3 +121,87 @@ fn podman_containers_are_named_imaged_and_confirmed() {
     assert!(podman(&["rm", "-f", "-t", "0", &a]).status.success());
     agent.wait_for("the ended state", || agent.container(&a).filter(|c| c["state"] == "exited"));
 }
+
+/// Where setup starts podman's API service (xtask/scripts/podman.sh).
+const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+fn require_podman_service() {
+    let url = format!("unix://{PODMAN_SOCKET}");
+    let o = podman(&["--remote", "--url", &url, "version", "--format", "{{.Server.Version}}"]);
+    assert!(
+        o.status.success(),
+        "podman's API service does not answer on {PODMAN_SOCKET}: `cargo xtask setup test` starts it \
+         (xtask/scripts/podman.sh): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Announced at create, as Docker's are: podman's `create` event, read from
+/// its API service, names the container before crun makes its cgroup, so a
+/// kill rule that names it before it exists is armed in the kernel before its
+/// first own call. Its forbidden first call (`umask`, in the shell itself) is
+/// then the shell's last: the kernel's SIGKILL comes as that call returns,
+/// and the next command never runs. A rule armed only once podman answered
+/// an inspect would kill the container later, after the next command wrote
+/// its file.
+#[test]
+fn a_podman_containers_forbidden_first_call_is_its_last() {
+    require_root();
+    require_podman();
+    require_podman_service();
+    let agent = TestAgent::start(&[]);
+    let following = format!("following podman's events on {PODMAN_SOCKET}");
+    agent.wait_for("the agent to follow podman's events", || agent.stderr().contains(&following).then_some(()));
+    let no_umask = observer_tests::docker::moby_default_without(&["umask"]);
+    let runs = 10;
+    let mut survived = Vec::new();
+    for i in 0..runs {
+        let n = name("podman-first");
+        let _cleanup = Cleanup(vec![n.clone()]);
+        let o = agent.cli(&[
+            "enforce",
+            "--match",
+            &format!("name:{n}"),
+            "--profile",
+            no_umask.to_str().expect("utf-8"),
+            "--action",
+            "kill",
+        ]);
+        assert!(o.status.success(), "enforce: {}", String::from_utf8_lossy(&o.stderr));
+        let dir = std::env::temp_dir().join(format!("observer-podman-first-{}", observer_tests::unique()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let volume = format!("{}:/w", dir.display());
+        let o = podman(&[
+            "run",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--name",
+            &n,
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=4096:4096",
+            "-v",
+            &volume,
+            IMAGE,
+            "sh",
+            "-c",
+            "umask 077; echo ran > /w/ran; sleep 2",
+        ]);
+        let ran = dir.join("ran").exists();
+        // 137: SIGKILL.
+        if ran || o.status.code() != Some(137) {
+            survived.push((i, ran, o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(
+        survived.is_empty(),
+        "{} of {runs} ran on after their umask (run, next command ran, exit code, stderr): {survived:?}\nagent: {}",
+        survived.len(),
+        agent.stderr()
+    );
+    let _ = std::fs::remove_file(&no_umask);
+}

@@ -10,6 +10,7 @@ use crate::container::{
     ContainerRef, Kind, Runtime, RuntimeIdentity,
     cgroup_path::parse,
     docker_events::{Action, ContainerEvent},
+    podman_events::{self, PodmanNews},
 };
 
 /// Whether `path` is the cgroup rootful podman itself makes for the container
@@ -53,19 +54,28 @@ fn identity_of_event(mut attributes: BTreeMap<String, String>) -> RuntimeIdentit
     }
 }
 
-/// Follows podman's container events for as long as the agent runs.
-// Not spawned yet (agent/mod.rs says why); kept with its unit tests.
-#[allow(dead_code)]
+/// Follows podman's container events for as long as the agent runs, from
+/// its API service's socket (`container::podman_events`). Never ends: a host
+/// without podman's service is normal, and an agent that lost its podman
+/// follower still records, names and enforces (later, once podman answers
+/// an inspect).
 pub async fn follow_podman(
     agent: std::sync::Arc<tokio::sync::Mutex<Agent>>,
     resolver: std::sync::Arc<crate::container::Resolver>,
 ) -> anyhow::Result<()> {
-    let Some(bin) = resolver.podman().map(|p| p.bin().to_path_buf()) else {
+    let Some(socket) = resolver.podman().map(|p| p.socket().to_path_buf()) else {
         return std::future::pending().await;
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let follower = tokio::spawn(crate::container::podman_events::follow_forever(bin, tx));
-    while let Some(ContainerEvent { action, id, attributes }) = rx.recv().await {
+    let follower = tokio::spawn(podman_events::follow_forever(socket.clone(), tx, podman_events::LOOK_AGAIN));
+    while let Some(news) = rx.recv().await {
+        let ContainerEvent { action, id, attributes } = match news {
+            PodmanNews::Connected => {
+                tracing::info!("following podman's events on {}", socket.display());
+                continue;
+            }
+            PodmanNews::Container(event) => event,
+        };
         match action {
             Action::Create => {
                 agent.lock().await.on_container_created(&id, identity_of_event(attributes));
@@ -90,8 +100,11 @@ pub async fn follow_podman(
             Action::Destroy => agent.lock().await.announced.remove(&id),
         }
     }
-    follower.abort();
-    anyhow::bail!("podman's event follower stopped")
+    // Only a panic in the follower gets here: the agent runs on without it.
+    if let Err(e) = follower.await {
+        tracing::warn!("podman's event follower stopped ({e}); podman containers are named once they run");
+    }
+    std::future::pending().await
 }
 
 #[cfg(test)]

@@ -185,10 +185,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     {
         let resolver = agent.lock().await.resolver.clone();
         tasks.spawn("dockerd's event follower", announced::follow_docker(agent.clone(), resolver.clone()));
-        // podman's create events (announced_podman.rs) are not followed yet: the
-        // `podman events` child runs in the agent's cgroup, so its own calls were
-        // recorded as its neighbours', and a missing podman stopped the agent.
-        let _ = resolver;
+        tasks.spawn("podman's event follower", announced_podman::follow_podman(agent.clone(), resolver));
     }
     alert_workers.spawn_into(&mut tasks);
     if let Some(log) = kernel_log {

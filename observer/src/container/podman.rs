@@ -24,6 +24,8 @@ pub enum PodmanError {
 pub struct PodmanClient {
     bin: PathBuf,
     timeout: Duration,
+    /// podman's API service socket, where its events are followed.
+    socket: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -131,16 +133,20 @@ impl PodmanClient {
             .map(PathBuf::from)
             .find(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("podman"));
-        PodmanClient { bin, timeout: Duration::from_secs(5) }
+        PodmanClient::new(bin)
     }
 
     pub fn new(bin: impl Into<PathBuf>) -> Self {
-        PodmanClient { bin: bin.into(), timeout: Duration::from_secs(5) }
+        PodmanClient {
+            bin: bin.into(),
+            timeout: Duration::from_secs(5),
+            socket: PathBuf::from(super::podman_events::DEFAULT_SOCKET),
+        }
     }
 
-    /// The podman CLI this client runs.
-    pub fn bin(&self) -> &std::path::Path {
-        &self.bin
+    /// podman's API service socket (its events are read there).
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
     }
 
     /// Podman's answer for a 64-hex container id: `Ok(None)` when podman does
