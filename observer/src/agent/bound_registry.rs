@@ -330,3 +330,59 @@ impl Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles(queue: usize) -> (RegistryProfiles, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(queue);
+        (RegistryProfiles { repo: "oci://127.0.0.1:5000/p".into(), requests: tx, images: HashMap::new() }, rx)
+    }
+
+    #[test]
+    fn an_image_is_asked_for_once_until_its_answer_and_again_only_after_a_pause() {
+        let (mut p, mut rx) = profiles(4);
+        assert_eq!(p.binding_for("sha256:a"), None);
+        assert_eq!(p.binding_for("sha256:a"), None);
+        assert_eq!(rx.try_recv().as_deref(), Ok("sha256:a"));
+        assert!(rx.try_recv().is_err(), "asked once while queued");
+        assert_eq!(p.status("sha256:a").as_deref(), Some("fetching from oci://127.0.0.1:5000/p"));
+        // A failed round: said in ps, not asked again before the pause is over.
+        p.images.insert("sha256:a".into(), Fetch::Failed { problem: "did not answer".into(), at: Instant::now() });
+        assert_eq!(p.binding_for("sha256:a"), None);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(p.status("sha256:a").as_deref(), Some("unavailable: did not answer"));
+        assert!(p.due(["sha256:a"].into_iter()).is_empty());
+        let long_ago = Instant::now().checked_sub(ASK_AGAIN_AFTER + Duration::from_secs(1)).expect("uptime");
+        p.images.insert("sha256:a".into(), Fetch::Failed { problem: "did not answer".into(), at: long_ago });
+        assert_eq!(p.due(["sha256:a", "sha256:b"].into_iter()), BTreeSet::from(["sha256:a".to_owned()]));
+        assert_eq!(p.binding_for("sha256:a"), None);
+        assert_eq!(rx.try_recv().as_deref(), Ok("sha256:a"));
+        // An answer binds without asking.
+        p.images.insert("sha256:a".into(), Fetch::Done(Binding::NoProfile));
+        assert_eq!(p.binding_for("sha256:a"), Some(Binding::NoProfile));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_full_queue_leaves_the_image_to_be_asked_for_later() {
+        let (mut p, _rx) = profiles(1);
+        assert_eq!(p.binding_for("sha256:a"), None);
+        assert_eq!(p.binding_for("sha256:b"), None);
+        assert_eq!(p.status("sha256:b"), None, "not queued: not said to be fetching");
+        assert!(p.status("sha256:a").is_some());
+    }
+
+    #[test]
+    fn a_pulled_profile_becomes_kernel_rows_and_a_bad_one_is_named() {
+        let rows = rows_of(
+            br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            "p",
+        )
+        .unwrap();
+        assert!(!rows.is_empty());
+        let e = rows_of(b"{", "oci://r/p:sha256-x").unwrap_err();
+        assert!(e.contains("oci://r/p:sha256-x"), "{e}");
+    }
+}
