@@ -97,5 +97,6 @@ pub mod docker;
 pub mod filters;
 pub mod reach;
 pub mod registry;
+pub mod registry_auth;
 pub mod scratch;
 pub mod timed_run;

@@ -39,23 +39,57 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
 }
 
+/// How a test registry is reached and who may use it.
+#[derive(Default)]
+pub struct RegistryOptions<'a> {
+    /// htpasswd (basic) auth for this user and password.
+    pub user: Option<(&'a str, &'a str)>,
+    /// Serve https with this PEM certificate and key.
+    pub tls: Option<(&'a Path, &'a Path)>,
+    /// Bearer-token auth: tokens from `realm`, for `service`, issued by `issuer`,
+    /// signed by a key whose certificate is in `root_certs` (PEM).
+    pub token: Option<TokenAuth<'a>>,
+}
+
+pub struct TokenAuth<'a> {
+    pub realm: &'a str,
+    pub service: &'a str,
+    pub issuer: &'a str,
+    pub root_certs: &'a Path,
+}
+
 impl TestRegistry {
     /// A registry on a free loopback port; with `user`, only that user (and password) may use it.
     pub fn start(user: Option<(&str, &str)>) -> Self {
+        Self::start_with(&RegistryOptions { user, ..Default::default() })
+    }
+
+    pub fn start_with(options: &RegistryOptions<'_>) -> Self {
         let dir = std::env::temp_dir().join(format!("observer-registry-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(dir.join("storage")).expect("registry dir");
         let port = free_port();
-        let auth = match user {
-            Some((name, password)) => {
+        let tls = match options.tls {
+            Some((cert, key)) => format!(", tls: {{certificate: {}, key: {}}}", cert.display(), key.display()),
+            None => String::new(),
+        };
+        let auth = match (options.user, &options.token) {
+            (_, Some(t)) => format!(
+                "auth: {{token: {{realm: \"{}\", service: {}, issuer: {}, rootcertbundle: {}}}}}\n",
+                t.realm,
+                t.service,
+                t.issuer,
+                t.root_certs.display()
+            ),
+            (Some((name, password)), None) => {
                 let o = Command::new(tool("htpasswd")).args(["-Bbn", name, password]).output().expect("htpasswd");
                 assert!(o.status.success(), "htpasswd: {}", String::from_utf8_lossy(&o.stderr));
                 std::fs::write(dir.join("htpasswd"), &o.stdout).expect("htpasswd file");
                 format!("auth: {{htpasswd: {{realm: observer-test, path: {}}}}}\n", dir.join("htpasswd").display())
             }
-            None => String::new(),
+            (None, None) => String::new(),
         };
         let config = format!(
-            "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n{auth}",
+            "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}{tls}}}\n{auth}",
             dir.join("storage").display()
         );
         std::fs::write(dir.join("config.yml"), config).expect("registry config");
@@ -78,7 +112,8 @@ impl TestRegistry {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok((code, _)) = http_get(self.port, "/v2/", &[]) {
-                assert!(code == 200 || code == 401, "GET /v2/ gave {code}");
+                // 400: plain http to a registry that speaks https (it answers, that is all asked here).
+                assert!(code == 200 || code == 401 || code == 400, "GET /v2/ gave {code}");
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -131,3 +131,115 @@ fn enforce_bound_kills_a_container_that_leaves_its_images_profile() {
     let _ = docker(&["rmi", &image]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `observer ARGS` with its credentials from `docker_config` (a directory).
+fn observer_with(docker_config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(observer_tests::observer_bin())
+        .args(args)
+        .env("DOCKER_CONFIG", docker_config)
+        .output()
+        .expect("running observer")
+}
+
+#[test]
+fn a_container_is_bound_to_its_images_profile_from_a_registry_and_the_agent_outlives_the_registry() {
+    require_root();
+    require_docker();
+    let mut reg = observer_tests::registry::TestRegistry::start(None);
+    let repo = format!("oci://{}/bound/profiles", reg.addr());
+    let dir = std::env::temp_dir().join(format!("observer-bound-registry-{}", std::process::id()));
+    let docker_config = dir.join("docker");
+    std::fs::create_dir_all(&docker_config).expect("docker config dir");
+    std::fs::write(docker_config.join("config.json"), r#"{"auths":{}}"#).expect("docker config");
+    let digest = image_id("observer-busybox:latest");
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 image id").to_owned();
+    // The image's profile, pushed under its digest's tag: Docker's default without chmod.
+    let profile = moby_default_without(&["chmod"]);
+    let o = observer_with(
+        &docker_config,
+        &[
+            "profile",
+            "push",
+            profile.to_str().unwrap(),
+            &format!("{repo}:v1"),
+            "--image-digest",
+            &digest,
+            "--plain-http",
+        ],
+    );
+    assert!(o.status.success(), "profile push: {}", String::from_utf8_lossy(&o.stderr));
+
+    let config = docker_config.display().to_string();
+    let agent = TestAgent::start(&["--profiles", &repo, "--plain-http", "--docker-config", &config]);
+    let n = name("boundreg");
+    let _cleanup = Cleanup(vec![n.clone(), format!("{n}-2"), format!("{n}-3")]);
+    let o =
+        run(&["-d", "--name", &n], &["sh", "-c", "sleep 1; chmod 600 /etc/passwd; chmod 600 /etc/passwd; sleep 30"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    let alert = agent.wait_for("an outside_baseline alert from the registry's profile", || {
+        agent.alerts().into_iter().find(|a| a["name"] == n.as_str() && a["kind"] == "outside_baseline")
+    });
+    assert_eq!(alert["syscall"], "chmod", "{alert}");
+    let rule = alert["rule"].to_string();
+    assert!(
+        rule.contains("image profile") && rule.contains(&format!("{}/bound/profiles:sha256-{hex}", reg.addr())),
+        "{alert}"
+    );
+    let row = agent.container(&n).expect("ps");
+    let bound = row["image_profile"].as_str().unwrap_or_default();
+    assert!(bound.contains(&format!("sha256-{hex}")) && bound.contains(&reg.addr()), "ps: {row}");
+    std::thread::sleep(Duration::from_secs(1));
+    let drift: Vec<_> = agent
+        .alerts()
+        .into_iter()
+        .filter(|a| a["name"] == n.as_str() && a["kind"] == "outside_baseline")
+        .map(|a| a["syscall"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(drift, ["chmod"], "one alert, for chmod");
+
+    // The registry goes away: a container of the same image is bound from
+    // the agent's cache (checked by digest); one of an image the agent never
+    // fetched is said to be unavailable, and the agent goes on.
+    reg.kill();
+    let second = format!("{n}-2");
+    let o = run(&["-d", "--name", &second], &["sleep", "30"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("the second container bound from the cache", || {
+        agent.container(&second).filter(|c| c["image_profile"].as_str().is_some_and(|p| p.contains(&hex)))
+    });
+    let other = format!("observer-bound-registry:{}", std::process::id());
+    let o = docker(&["commit", &second, &other]);
+    assert!(o.status.success(), "docker commit: {}", String::from_utf8_lossy(&o.stderr));
+    let third = format!("{n}-3");
+    let o = docker(&["run", "--network", "none", "-d", "--name", &third, &other, "sleep", "60"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    let row = agent.wait_for("the registry said to be unavailable in ps", || {
+        agent.container(&third).filter(|c| c["image_profile"].as_str().is_some_and(|p| p.starts_with("unavailable: ")))
+    });
+    let status = row["image_profile"].as_str().unwrap_or_default();
+    assert!(status.contains("did not answer") && status.contains("4 attempts"), "ps: {row}");
+    // It answers: the agent goes on.
+    agent.status();
+
+    // Back: the waiting container is bound (to no profile: none was pushed
+    // for that image) at the next round, without a restart.
+    reg.restart();
+    let start = std::time::Instant::now();
+    loop {
+        if agent.container(&third).is_some_and(|c| c["image_profile"] == "none") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(75),
+            "the container was not bound once the registry was back: {:?}\nagent: {}",
+            agent.container(&third),
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for c in [&n, &second, &third] {
+        let _ = docker(&["rm", "-f", c]);
+    }
+    let _ = docker(&["rmi", &other]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,14 +1,18 @@
 //! Profiles as OCI artifacts in a real registry (issue 28): Debian's
 //! docker-registry started by each test on 127.0.0.1 with storage of its own.
 //! Round trips byte for byte, credentials, a registry killed in the middle of
-//! a push, a blob altered in the registry's storage, and a merge of partial
-//! profiles from 1,000 simulated nodes.
+//! a push, a blob altered in the registry's storage, a merge of partial
+//! profiles from 1,000 simulated nodes, TLS with a throwaway CA, and bearer
+//! tokens from a token service.
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
+    sync::atomic::Ordering,
     time::Instant,
 };
+
+use base64::Engine as _;
 
 use observer_oci::{
     annotations::Provenance,
@@ -19,7 +23,8 @@ use observer_oci::{
 };
 use observer_tests::{
     observer_bin,
-    registry::{KillingProxy, TestRegistry, http_get},
+    registry::{KillingProxy, RegistryOptions, TestRegistry, TokenAuth, http_get},
+    registry_auth::{ThrowawayCa, TokenServer},
     unique,
 };
 
@@ -437,11 +442,32 @@ fn a_merge_of_1000_nodes_partial_profiles_through_the_registry() {
     let by_image =
         rt.block_on(registry.pull(&repo.with_tag(&tags::image_digest_tag(DIGEST).unwrap()), "linux/amd64")).unwrap();
     assert_eq!(by_image.digest, merged.digest, "also tagged by the image digest");
-    // Again, nothing new: nothing pushed, the tag still names the same index.
+    // Again, nothing new: nothing pushed, the tag still names the same index;
+    // -o's copy in the format asked for (the pushed profile stays Docker's JSON).
+    let spo = dir.join("merged.yaml");
     let started = Instant::now();
-    let o = observer_with(&conf, &["profile", "merge", "--from", &from, "--workload", workload, "--plain-http"]);
+    let o = observer_with(
+        &conf,
+        &[
+            "profile",
+            "merge",
+            "--from",
+            &from,
+            "--workload",
+            workload,
+            "--plain-http",
+            "-o",
+            spo.to_str().unwrap(),
+            "--format",
+            "spo",
+            "--name",
+            "web-app",
+        ],
+    );
     let again_in = started.elapsed();
     assert!(o.status.success() && text(&o).contains("is unchanged"), "{}", text(&o));
+    let spo_text = std::fs::read_to_string(&spo).unwrap();
+    assert!(spo_text.contains("kind: SeccompProfile") && spo_text.contains("web-app"), "{spo_text}");
     let again =
         rt.block_on(registry.pull(&repo.with_tag(&tags::workload_tag(workload).unwrap()), "linux/amd64")).unwrap();
     assert_eq!(again.digest, merged.digest, "nothing was pushed");
@@ -453,5 +479,94 @@ fn a_merge_of_1000_nodes_partial_profiles_through_the_registry() {
         storage / NODES as u64,
         reg.storage_bytes()
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tls_with_a_throwaway_ca_is_trusted_only_with_ca() {
+    let dir = scratch();
+    let ca = ThrowawayCa::make(&dir.join("ca"));
+    let reg = TestRegistry::start_with(&RegistryOptions {
+        tls: Some((&ca.server_cert, &ca.server_key)),
+        ..Default::default()
+    });
+    let config = docker_config(&dir, &reg.addr(), None);
+    let profile = repo_file("profiles/moby/default.json");
+    let p = profile.to_str().unwrap();
+    let dest = format!("oci://{}/team/tls:v1", reg.addr());
+    let ca_file = ca.ca.to_str().unwrap();
+    // The system's roots do not know the test's CA: refused, nothing pushed.
+    let o = observer_with(&config, &["profile", "push", p, &dest]);
+    assert!(!o.status.success(), "pushed over TLS to a CA nobody trusts: {}", text(&o));
+    assert!(text(&o).contains("certificate") || text(&o).contains("UnknownIssuer"), "{}", text(&o));
+    let o = observer_with(&config, &["profile", "push", p, &dest, "--ca", ca_file]);
+    assert!(o.status.success(), "push with --ca: {}", text(&o));
+    let out = dir.join("out.json");
+    let o = observer_with(&config, &["profile", "pull", &dest, "-o", out.to_str().unwrap(), "--ca", ca_file]);
+    assert!(o.status.success(), "pull with --ca: {}", text(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&profile).unwrap(), "byte for byte over TLS");
+    // Another throwaway CA is no better than none.
+    let other = ThrowawayCa::make(&dir.join("other"));
+    let o = observer_with(&config, &["profile", "pull", &dest, "--ca", other.ca.to_str().unwrap()]);
+    assert!(!o.status.success(), "pulled through a CA that did not sign the registry's certificate: {}", text(&o));
+    // Plain http to it is refused by the registry, not silently downgraded to.
+    let o = observer_with(&config, &["profile", "pull", &dest, "--plain-http"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bearer_tokens_from_the_registrys_token_service() {
+    let dir = scratch();
+    let tokens = TokenServer::start(&dir.join("token"), "alice", "right-password", "team/tok");
+    let realm = tokens.realm();
+    let reg = TestRegistry::start_with(&RegistryOptions {
+        token: Some(TokenAuth {
+            realm: &realm,
+            service: &tokens.service,
+            issuer: &tokens.issuer,
+            root_certs: &tokens.root_cert,
+        }),
+        ..Default::default()
+    });
+    let (code, _) = http_get(reg.port, "/v2/", &[]).expect("GET /v2/");
+    assert_eq!(code, 401, "the registry asks for a token");
+    let profile = repo_file("profiles/moby/default.json");
+    let p = profile.to_str().unwrap();
+    let dest = format!("oci://{}/team/tok:v1", reg.addr());
+    let out = dir.join("out.json");
+    // A user name and password are traded for a token at the realm.
+    let right = docker_config(&dir.join("right"), &reg.addr(), Some(("alice", "right-password")));
+    let o = observer_with(&right, &["profile", "push", p, &dest, "--plain-http"]);
+    assert!(o.status.success(), "push with a token: {}\nregistry: {}", text(&o), reg.log());
+    assert!(tokens.issued.load(Ordering::SeqCst) > 0, "no token was asked for");
+    let o = observer_with(&right, &["profile", "pull", &dest, "-o", out.to_str().unwrap(), "--plain-http"]);
+    assert!(o.status.success(), "pull with a token: {}", text(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&profile).unwrap());
+    // A wrong password gets no token, and says so.
+    let refused = tokens.refused.load(Ordering::SeqCst);
+    let wrong = docker_config(&dir.join("wrong"), &reg.addr(), Some(("alice", "wrong-password")));
+    let o = observer_with(&wrong, &["profile", "pull", &dest, "--plain-http"]);
+    assert!(!o.status.success() && text(&o).contains("wrong user name or password"), "{}", text(&o));
+    assert!(tokens.refused.load(Ordering::SeqCst) > refused, "the token service was not asked");
+    let none = docker_config(&dir.join("none"), &reg.addr(), None);
+    let o = observer_with(&none, &["profile", "pull", &dest, "--plain-http"]);
+    assert!(!o.status.success() && text(&o).contains("asks for credentials and there are none"), "{}", text(&o));
+    // A bearer token in config.json (`registrytoken`) is sent as is.
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:right-password"));
+    let (code, body) = http_get(tokens.port, "/token", &[("Authorization", &basic)]).expect("a token");
+    assert_eq!(code, 200);
+    let token = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_owned();
+    let bearer = dir.join("bearer");
+    std::fs::create_dir_all(&bearer).unwrap();
+    std::fs::write(
+        bearer.join("config.json"),
+        serde_json::json!({ "auths": { reg.addr(): { "registrytoken": token } } }).to_string(),
+    )
+    .unwrap();
+    let out2 = dir.join("out2.json");
+    let o = observer_with(&bearer, &["profile", "pull", &dest, "-o", out2.to_str().unwrap(), "--plain-http"]);
+    assert!(o.status.success(), "pull with a registrytoken: {}", text(&o));
+    assert_eq!(std::fs::read(&out2).unwrap(), std::fs::read(&profile).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

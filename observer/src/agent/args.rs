@@ -31,9 +31,11 @@ pub struct AgentArgs {
     #[arg(long, value_name = "NAME=FILE")]
     pub baseline: Vec<String>,
     /// Bind each container to the profile of its image digest, DIR/sha256-<hex>.json
-    /// (cosign's tag convention): its baseline, for drift alerts, unless a --baseline
-    /// names it (docs/cli.md, `observer agent --profiles`).
-    #[arg(long, value_name = "DIR")]
+    /// or the tag sha256-<hex> of oci://REGISTRY/REPO (cosign's tag convention): its
+    /// baseline, for drift alerts, unless a --baseline names it (docs/cli.md,
+    /// `observer agent --profiles`). A registry is asked off the agent's lock, its
+    /// profiles cached under the state directory.
+    #[arg(long, value_name = "DIR|oci://REGISTRY/REPO")]
     pub profiles: Option<PathBuf>,
     /// Also enforce the bound profile: `alert` or `kill` on a syscall outside it.
     #[arg(long, value_enum, value_name = "ACTION", requires = "profiles")]
@@ -88,6 +90,9 @@ pub struct AgentArgs {
     /// disk: past it the longest-ended go first, plain cgroups before containers.
     #[arg(long, default_value_t = 20_000)]
     pub max_records: usize,
+    /// How to reach the registry of --profiles oci://REGISTRY/REPO.
+    #[command(flatten)]
+    pub registry: crate::commands::registry::RegistryArgs,
     /// Where alerts go besides stdout and alerts.jsonl.
     #[command(flatten)]
     pub alert_outputs: delivery::OutputArgs,

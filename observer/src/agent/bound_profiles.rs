@@ -57,6 +57,8 @@ pub struct BoundProfiles {
     bindings: HashMap<String, Binding>,
     /// Workload -> (the image digest it last ran, whether that one had a profile).
     workloads: HashMap<String, (String, bool)>,
+    /// `--profiles oci://...`: profiles come from a registry (bound_registry.rs), not `dir`.
+    pub(super) registry: Option<super::bound_registry::RegistryProfiles>,
 }
 
 /// `sha256-<hex>` for `sha256:<hex>` (64 lower-case hex digits), the tag an
@@ -78,7 +80,26 @@ impl BoundProfiles {
         anyhow::ensure!(dir.is_dir(), "--profiles {}: not a directory", dir.display());
         let cache = state_dir.join("bound-profiles");
         std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
-        Ok(Self { dir: dir.to_owned(), cache, enforce, bindings: HashMap::new(), workloads: HashMap::new() })
+        Ok(Self {
+            dir: dir.to_owned(),
+            cache,
+            enforce,
+            bindings: HashMap::new(),
+            workloads: HashMap::new(),
+            registry: None,
+        })
+    }
+
+    /// `--profiles oci://REGISTRY/REPO`: profiles fetched by bound_registry.rs.
+    pub fn from_registry(registry: super::bound_registry::RegistryProfiles, enforce: Option<EnforceAction>) -> Self {
+        Self {
+            dir: PathBuf::new(),
+            cache: PathBuf::new(),
+            enforce,
+            bindings: HashMap::new(),
+            workloads: HashMap::new(),
+            registry: Some(registry),
+        }
     }
 
     pub fn binding(&self, key: &str) -> Option<&Binding> {
@@ -157,7 +178,12 @@ impl Agent {
             return;
         }
         let Some(tag) = tag_of(&record.image_digest) else { return };
-        let binding = match bound.load(&tag) {
+        let loaded = match bound.registry.as_mut() {
+            // Fetched off the lock; the fetcher binds it when it comes.
+            Some(registry) => Ok(registry.binding_for(&record.image_digest)),
+            None => bound.load(&tag),
+        };
+        let binding = match loaded {
             Ok(Some(b)) => b,
             Ok(None) => return,
             Err(e) => {
@@ -218,7 +244,12 @@ impl Agent {
     /// What `ps` says of a container's image profile: its source, `none`,
     /// or nothing when `--profiles` is off or the container is not bound.
     pub(super) fn image_profile(&self, key: &str) -> Option<String> {
-        match self.bound.as_ref()?.binding(key)? {
+        let bound = self.bound.as_ref()?;
+        let Some(binding) = bound.binding(key) else {
+            let digest = &self.containers.get(key)?.image_digest;
+            return bound.registry.as_ref()?.status(digest);
+        };
+        match binding {
             Binding::Profile { source, .. } => Some(source.clone()),
             Binding::NoProfile => Some("none".into()),
         }

@@ -8,6 +8,7 @@ mod announced_podman;
 mod answers;
 mod args;
 mod bound_profiles;
+mod bound_registry;
 mod cgroup_rows;
 mod cgroup_watch;
 mod core;
@@ -87,11 +88,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let _lock = lock::AgentLock::acquire(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir)?.with_alerts_max_bytes(args.alerts_max_bytes.max(1));
     let baselines = startup::parse_baselines(&args.baseline)?;
-    let bound = args
-        .profiles
-        .as_deref()
-        .map(|dir| bound_profiles::BoundProfiles::open(dir, &args.state_dir, args.enforce_bound))
-        .transpose()?;
+    let (bound, profile_fetcher) = bound_registry::open_profiles(&args)?;
     // Before the programs load: a refusal leaves nothing attached behind.
     let enforcements = startup::load_enforcements(&args.state_dir)?;
     let (alert_outputs, alert_workers) = delivery::AlertOutputs::open(&args.alert_outputs)?;
@@ -182,6 +179,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         tasks.watch("the metrics endpoint", metrics_server::serve_metrics(snapshots, addr).await?);
     }
     tasks.spawn("the event reader", events::read_events(agent.clone(), events));
+    if let Some(fetcher) = profile_fetcher {
+        tasks.spawn("the image profile fetcher", bound_registry::fetch_profiles(agent.clone(), fetcher));
+    }
     {
         let resolver = agent.lock().await.resolver.clone();
         tasks.spawn("dockerd's event follower", announced::follow_docker(agent.clone(), resolver.clone()));

@@ -96,6 +96,8 @@ pub enum ProfileCommand {
         registry: crate::commands::registry::RegistryArgs,
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
+        /// The format of -o's copy (with --from, the registry always gets Docker's JSON,
+        /// the format its media type names).
         #[arg(long, value_enum, default_value = "docker")]
         format: ExportFormat,
         #[arg(long)]
@@ -229,8 +231,9 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             learned::write_out(output.as_deref(), &text)?;
             Ok(0)
         }
-        ProfileCommand::Merge { from: Some(from), workload, registry, output, .. } => {
-            crate::commands::registry::merge_from(&from, &workload.unwrap_or_default(), &registry, output.as_deref())
+        ProfileCommand::Merge { from: Some(from), workload, registry, output, format, name, namespace, .. } => {
+            let copy = output.map(|path| crate::commands::registry::MergedCopy { path, format, name, namespace });
+            crate::commands::registry::merge_from(&from, &workload.unwrap_or_default(), &registry, copy.as_ref())
         }
         ProfileCommand::Merge { files, output, format, name, namespace, .. } => {
             let options = learned::resolve_options(None);

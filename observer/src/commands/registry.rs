@@ -49,7 +49,7 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn options(&self) -> ClientOptions {
+    pub(crate) fn options(&self) -> ClientOptions {
         ClientOptions { plain_http: self.plain_http, ca: self.ca.clone(), docker_config: self.docker_config.clone() }
     }
 }
@@ -323,11 +323,20 @@ pub fn pull(args: &PullArgs) -> anyhow::Result<i32> {
 /// profile of the workload, merged and pushed under the workload's tag (and its
 /// image's digest tag when every part names the same image), unless the merged
 /// profile is the one already there.
+/// `profile merge --from ... -o FILE`: the merged profile is also written
+/// there, in `--format` (what is pushed is always Docker's JSON).
+pub struct MergedCopy {
+    pub path: PathBuf,
+    pub format: ExportFormat,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+}
+
 pub fn merge_from(
     from: &str,
     workload: &str,
     registry_args: &RegistryArgs,
-    output: Option<&Path>,
+    output: Option<&MergedCopy>,
 ) -> anyhow::Result<i32> {
     let repo = RegistryRef::parse(from)?;
     if repo.tag.is_some() || repo.digest.is_some() {
@@ -391,8 +400,14 @@ pub fn merge_from(
         reachable: None,
     };
     let text = learned::render(&merged, &request)?;
-    if let Some(p) = output {
-        learned::write_out(Some(p), &text)?;
+    if let Some(copy) = output {
+        let request = ExportRequest {
+            format: copy.format,
+            name: copy.name.clone(),
+            namespace: copy.namespace.clone(),
+            ..request
+        };
+        learned::write_out(Some(&copy.path), &learned::render(&merged, &request)?)?;
     }
     let merged_at = repo.with_tag(&merged_tag);
     let layer_digest = sha256_digest(text.as_bytes());
