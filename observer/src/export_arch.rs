@@ -4,6 +4,7 @@
 //! `x-observer.arch_mapped`.
 
 use anyhow::Context as _;
+use observer_contract::views::ExportFormat;
 use observer_profile::{
     arch_map::{self, Change},
     export::ExportedProfile,
@@ -14,7 +15,6 @@ use observer_profile::{
 use crate::{
     learned::{self, ExportRequest},
     printable::printable,
-    views::ExportFormat,
 };
 
 /// The `--arch` value, checked.

@@ -6,8 +6,8 @@ use std::{
     path::Path,
 };
 
-use crate::views::{ExportFormat, Phase, ProfileView};
 use anyhow::Context as _;
+use observer_contract::views::{ExportFormat, Phase, ProfileView};
 use observer_profile::{
     args::narrow::KeptByName,
     export::{ExportMeta, ExportOptions, ExportedProfile, Learned},

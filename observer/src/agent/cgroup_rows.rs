@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use observer_probe::RowCounts;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
 use super::model::RowTotals;
-use crate::probe::RowCounts;
 
 /// Persisted as the plain map (`{"ROW": RowTotals}`): state files are the same
 /// as before the sums; they are computed again when a record is read back.

@@ -10,22 +10,24 @@
 use std::collections::BTreeMap;
 
 use observer_common::slot::{SLOT_FIRST_MARKER, enforce};
-use observer_contract::alerts::Alert;
+use observer_contract::{
+    alerts::{Alert, AlertKind},
+    rules::Target,
+    views::State,
+};
 
 use super::{
     core::{Agent, OverflowAction, Watch},
-    model::{ContainerRecord, State},
+    model::ContainerRecord,
     slot_share::owner_of,
 };
 use crate::{
-    api::Target,
     clock::{now, parse_time},
     container::{
         ContainerRef, Kind, Resolver, Runtime, RuntimeIdentity, cgroup_path,
         confirm::{self, Confirmation, RuntimeAnswer, Verdict},
     },
     printable::short,
-    views::AlertKind,
 };
 
 /// A container cgroup whose runtime must be asked.
@@ -426,7 +428,7 @@ impl Agent {
         let name = identity.as_ref().map_or_else(|| short(&cref.id), |d| d.name.clone());
         let image = identity.as_ref().map(|d| d.image.clone()).unwrap_or_default();
         let no_labels = BTreeMap::new();
-        let subject = crate::api::Subject {
+        let subject = observer_contract::rules::Subject {
             id: &cref.id,
             name: &name,
             image: &image,

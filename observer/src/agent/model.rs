@@ -5,16 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use observer_common::slot::phase;
+use observer_contract::views::{FirstCall, Owner, Phase, ProfileRow, State};
+use observer_probe::RowCounts;
 use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
 pub use super::first_use::{Caller, FirstUse, PhaseSet, Stamp};
 use super::{cgroup_rows::CgroupRows, dense_map::DenseMap, first_uses::FirstUses};
-use crate::{
-    container::confirm::Confirmation,
-    probe::RowCounts,
-    views::{FirstCall, Owner, Phase, ProfileRow},
-};
+use crate::container::confirm::Confirmation;
 
 /// Counts of one row accumulated across reads; `last` is the kernel's reading
 /// (exact u64 totals: the cell plus its wraps), so a restarted agent adds up
@@ -66,9 +64,6 @@ pub const ENDED_CGROUPS: u64 = 0;
 /// Its path, for whoever lists a record's cgroups.
 pub const ENDED_CGROUPS_PATH: &str = "(ended cgroups)";
 
-// Old path, kept while branches merge.
-pub use observer_contract::views::State;
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerRecord {
     /// Key: the container id (64-hex) or, for other cgroups, the cgroup path.
@@ -110,7 +105,7 @@ pub struct ContainerRecord {
     pub image_digest: String,
     /// The Kubernetes pod (CRI containers), with its workload.
     #[serde(default)]
-    pub pod: Option<crate::container::PodInfo>,
+    pub pod: Option<observer_contract::pod::PodInfo>,
     /// The container's labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -194,8 +189,8 @@ impl ContainerRecord {
     }
 
     /// What `--match` rules and baselines are matched against.
-    pub fn subject(&self) -> crate::api::Subject<'_> {
-        crate::api::Subject {
+    pub fn subject(&self) -> observer_contract::rules::Subject<'_> {
+        observer_contract::rules::Subject {
             id: &self.id,
             name: &self.name,
             image: &self.image,

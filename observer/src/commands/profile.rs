@@ -15,13 +15,16 @@ use observer_profile::{
 };
 
 use anyhow::Context as _;
+use observer_contract::{
+    api::Request,
+    views::{ExportFormat, ProfileView},
+};
 
 use crate::{
-    api::{Request, call_as, socket_path},
+    api::{call_as, socket_path},
     commands::reach_groups,
     learned,
     printable::printable,
-    views::{ExportFormat, ProfileView},
 };
 
 #[derive(Subcommand, Debug)]

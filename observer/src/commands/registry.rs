@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use futures_util::{StreamExt as _, stream};
+use observer_contract::views::ExportFormat;
 use observer_oci::{
     annotations::Provenance,
     artifact::{self, PlatformProfile, sha256_digest},
@@ -27,7 +28,6 @@ use crate::{
     api::socket_path,
     learned::{self, ExportRequest},
     printable::printable,
-    views::ExportFormat,
 };
 
 /// The platform every profile is learned on here.

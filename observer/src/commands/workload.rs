@@ -6,16 +6,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use observer_contract::{pod::WorkloadKey, workload::WorkloadView};
+use observer_contract::{api::Request, pod::WorkloadKey, views::ExportFormat, workload::WorkloadView};
 use observer_profile::{
     export::ExportMeta,
     merge::{MergeInput, merge},
 };
 
 use crate::{
-    api::{Request, call_as},
+    api::call_as,
     learned::{self, ExportRequest},
-    views::ExportFormat,
 };
 
 /// A Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,

@@ -6,7 +6,7 @@ use crate::learned::{ExportRequest, export_learned, learned_from_trace, report_l
 
 pub fn trace_profile(
     report: &Report,
-    format: crate::views::ExportFormat,
+    format: observer_contract::views::ExportFormat,
     command: &[String],
 ) -> anyhow::Result<String> {
     let learned = learned_from_trace(report, command);
