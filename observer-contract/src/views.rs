@@ -389,6 +389,7 @@ mod tests {
 #[cfg(test)]
 mod documented {
     use super::*;
+    use crate::alerts::{AlertKind, AlertRule};
 
     const CLI_MD: &str = include_str!("../../docs/cli.md");
 
