@@ -96,6 +96,24 @@ pub struct ExportRequest {
     pub reachable: Option<ReachableTier>,
 }
 
+impl ExportRequest {
+    /// A request for `format` with every option off: the learned names only,
+    /// no base, no argument narrowing, no reachable tier, no names.
+    pub fn plain(format: ExportFormat) -> Self {
+        Self {
+            format,
+            include_denied: false,
+            beyond_default: false,
+            base: None,
+            caps: None,
+            name: None,
+            namespace: None,
+            args: false,
+            reachable: None,
+        }
+    }
+}
+
 fn arch_of(abi: &str) -> Option<Arch> {
     match abi {
         "x86_64" => Some(Arch::X86_64),
@@ -259,17 +277,7 @@ mod tests {
     use super::*;
 
     fn request() -> ExportRequest {
-        ExportRequest {
-            format: ExportFormat::Docker,
-            include_denied: false,
-            beyond_default: false,
-            base: None,
-            caps: None,
-            name: None,
-            namespace: None,
-            args: false,
-            reachable: None,
-        }
+        ExportRequest::plain(ExportFormat::Docker)
     }
 
     /// A `profile show` answer with these syscall rows.

@@ -24,6 +24,7 @@ mod live;
 mod lock;
 mod metrics_server;
 pub mod model;
+mod overflow;
 pub mod priority;
 mod rules;
 mod saving;

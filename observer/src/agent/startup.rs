@@ -13,7 +13,7 @@ use observer_contract::{
     views::State,
 };
 
-use super::{Agent, BaselineRule, core, identity, model};
+use super::{Agent, BaselineRule, core, identity};
 use crate::clock::now;
 
 /// The enforcement rules kept in `enforce.json`. A file that cannot be read is

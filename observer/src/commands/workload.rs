@@ -167,17 +167,7 @@ mod tests {
             ],
         }))
         .expect("a workload answer");
-        let req = ExportRequest {
-            format: ExportFormat::Spo,
-            include_denied: false,
-            beyond_default: false,
-            base: None,
-            caps: None,
-            name: None,
-            namespace: None,
-            args: false,
-            reachable: None,
-        };
+        let req = ExportRequest::plain(ExportFormat::Spo);
         let yaml = render(&data, &req).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(doc["kind"], "SeccompProfile");
