@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use observer::{
-    api::{Request, Response, Subject, Target},
-    container::PodInfo,
+use observer_contract::{
+    api::{Request, Response},
+    pod::PodInfo,
+    rules::{Subject, Target},
 };
 
 fuzz_target!(|data: &[u8]| {

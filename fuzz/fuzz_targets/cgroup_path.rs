@@ -8,7 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use observer::container::{cgroup_path, v2_mount};
+use observer::container::cgroup_path;
+use observer_probe::v2_mount;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else { return };

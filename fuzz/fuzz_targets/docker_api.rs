@@ -12,7 +12,7 @@
 use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use libfuzzer_sys::fuzz_target;
-use observer::container::{DockerClient, RuntimeIdentity, docker_api, identity, podman};
+use observer::container::{DockerClient, RuntimeIdentity, docker_api, podman};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::UnixListener,
@@ -91,8 +91,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// What `--match image:` does with an answer's image names.
 fn matches(id: &RuntimeIdentity) {
-    let _ = identity::short_image(&id.image);
+    let _ = observer_contract::image::short_image(&id.image);
     for wanted in [id.image.as_str(), id.name.as_str(), "busybox", "sha256:"] {
-        let _ = identity::image_matches(&id.image, &id.image_digest, wanted);
+        let _ = observer_contract::image::image_matches(&id.image, &id.image_digest, wanted);
     }
 }

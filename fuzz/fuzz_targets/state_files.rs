@@ -7,10 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use observer::{
-    agent::{EnforceRule, identity_view, model::ContainerRecord},
-    container::identity::Workload,
-};
+use observer::agent::{identity_view, model::ContainerRecord};
+use observer_contract::{pod::Workload, rules::EnforceRule};
 
 fuzz_target!(|data: &[u8]| {
     // store.rs `load_all` and agent `load_enforcements`: serde_json::from_slice.

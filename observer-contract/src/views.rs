@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
-// Old path, kept while branches merge: these moved to `alerts` and `rules`.
-pub use crate::alerts::{Alert, AlertDelivery, AlertKind, AlertRule, OutputCounts};
-use crate::pod::{PodInfo, WorkloadKey};
-// Old path, kept while branches merge.
-pub use crate::rules::{Armed, EnforceAction, EnforceAnswer, EnforceRule, ReleaseAnswer};
+use crate::{
+    alerts::{Alert, AlertDelivery},
+    pod::{PodInfo, WorkloadKey},
+    rules::{EnforceAction, EnforceRule},
+};
 
 /// A container's start phase, as the kernel tells them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -389,6 +389,7 @@ mod tests {
 #[cfg(test)]
 mod documented {
     use super::*;
+    use crate::alerts::{AlertKind, AlertRule};
 
     const CLI_MD: &str = include_str!("../../docs/cli.md");
 

@@ -1,7 +1,7 @@
 //! The privilege check done before anything is loaded, so that a missing
 //! capability is named instead of surfacing as a bare EPERM from bpf(2).
 
-use anyhow::{Context as _, bail};
+use crate::error::{ProbeError, Step as _};
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -13,9 +13,9 @@ pub fn effective_caps(status: &str) -> Option<u64> {
 }
 
 /// Loading tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN).
-pub fn require_bpf_privileges() -> anyhow::Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let caps = effective_caps(&status).context("no CapEff line in /proc/self/status")?;
+pub fn require_bpf_privileges() -> Result<(), ProbeError> {
+    let status = std::fs::read_to_string("/proc/self/status").step("reading /proc/self/status")?;
+    let caps = effective_caps(&status).step("no CapEff line in /proc/self/status")?;
     let has = |cap: u32| caps & (1 << cap) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
         return Ok(());
@@ -27,7 +27,7 @@ pub fn require_bpf_privileges() -> anyhow::Result<()> {
     if !has(CAP_PERFMON) {
         missing.push("CAP_PERFMON");
     }
-    bail!("observer needs {} (or CAP_SYS_ADMIN) to load its eBPF programs; run it as root", missing.join(" and "))
+    Err(ProbeError::Privileges { missing: missing.join(" and ") })
 }
 
 #[cfg(test)]

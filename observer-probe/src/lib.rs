@@ -5,6 +5,7 @@
 
 mod capabilities;
 mod counters;
+mod error;
 mod host_tgid;
 mod loader;
 mod offsets;
@@ -14,5 +15,6 @@ pub mod v2_mount;
 
 pub use capabilities::require_bpf_privileges;
 pub use counters::{CounterView, RowCounts};
+pub use error::ProbeError;
 pub use host_tgid::host_tgid;
 pub use loader::{KernelLog, LoadOptions, PRIVATE_EVENT_RING_BYTES, Probe, load_floor};

@@ -4,11 +4,12 @@
 //! `/` (the namespace's root), which joined to a mount of the host's tree
 //! would name the host's root cgroup instead of the agent's.
 
-use anyhow::Context as _;
+use crate::{
+    error::{ProbeError, Step as _},
+    pid_cgroup, v2_mount,
+};
 
-use crate::{pid_cgroup, v2_mount};
-
-pub fn own_cgroup_id() -> anyhow::Result<u64> {
+pub fn own_cgroup_id() -> Result<u64, ProbeError> {
     let mount = v2_mount::find_v2_mount()?;
-    pid_cgroup::cgroup_id_of_pid(&mount, std::process::id()).context("the agent's own cgroup")
+    pid_cgroup::cgroup_id_of_pid(&mount, std::process::id()).step("the agent's own cgroup")
 }

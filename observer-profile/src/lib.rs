@@ -8,6 +8,7 @@ pub mod args;
 pub mod bpf;
 pub mod check;
 pub mod diff;
+mod error;
 pub mod export;
 pub mod intersect;
 pub mod merge;
@@ -18,3 +19,5 @@ pub mod syscall_table;
 pub mod tiers;
 pub mod types;
 pub mod within;
+
+pub use error::Error;

@@ -10,10 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-// Old path, kept while branches merge.
-pub use observer_contract::api::{DEFAULT_EVERY_MS, DEFAULT_SOCKET, EVERY_MS_RANGE, Request, Response};
-// Old path, kept while branches merge.
-pub use observer_contract::rules::{Subject, Target};
+use observer_contract::api::{DEFAULT_SOCKET, Request, Response};
 
 /// The socket to use: `--socket`, else $OBSERVER_SOCKET, else the default.
 pub fn socket_path(given: Option<&Path>) -> PathBuf {

@@ -4,6 +4,7 @@
 //! `x-observer.arch_mapped`.
 
 use anyhow::Context as _;
+use observer_contract::views::ExportFormat;
 use observer_profile::{
     arch_map::{self, Change},
     export::ExportedProfile,
@@ -14,7 +15,6 @@ use observer_profile::{
 use crate::{
     learned::{self, ExportRequest},
     printable::printable,
-    views::ExportFormat,
 };
 
 /// The `--arch` value, checked.
@@ -65,17 +65,7 @@ mod tests {
                 .collect(),
             unknown_names: Vec::new(),
         };
-        let req = ExportRequest {
-            format: ExportFormat::Docker,
-            include_denied: false,
-            beyond_default: false,
-            base: None,
-            caps: None,
-            name: None,
-            namespace: None,
-            args: false,
-            reachable: None,
-        };
+        let req = ExportRequest::plain(ExportFormat::Docker);
         let text = render_for(&ExportedProfile::from_resolved(profile), Arch::Aarch64, &req).expect("renders");
         let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(v["archMap"][0]["architecture"], "SCMP_ARCH_AARCH64", "{v}");

@@ -6,8 +6,8 @@ use std::{
     path::Path,
 };
 
-use crate::views::{ExportFormat, Phase, ProfileView};
 use anyhow::Context as _;
+use observer_contract::views::{ExportFormat, Phase, ProfileView};
 use observer_profile::{
     args::narrow::KeptByName,
     export::{ExportMeta, ExportOptions, ExportedProfile, Learned},
@@ -94,6 +94,24 @@ pub struct ExportRequest {
     /// `--reachable log|allow`: the image's reachable set and the action for
     /// its unlearned names.
     pub reachable: Option<ReachableTier>,
+}
+
+impl ExportRequest {
+    /// A request for `format` with every option off: the learned names only,
+    /// no base, no argument narrowing, no reachable tier, no names.
+    pub fn plain(format: ExportFormat) -> Self {
+        Self {
+            format,
+            include_denied: false,
+            beyond_default: false,
+            base: None,
+            caps: None,
+            name: None,
+            namespace: None,
+            args: false,
+            reachable: None,
+        }
+    }
 }
 
 fn arch_of(abi: &str) -> Option<Arch> {
@@ -259,17 +277,7 @@ mod tests {
     use super::*;
 
     fn request() -> ExportRequest {
-        ExportRequest {
-            format: ExportFormat::Docker,
-            include_denied: false,
-            beyond_default: false,
-            base: None,
-            caps: None,
-            name: None,
-            namespace: None,
-            args: false,
-            reachable: None,
-        }
+        ExportRequest::plain(ExportFormat::Docker)
     }
 
     /// A `profile show` answer with these syscall rows.

@@ -11,8 +11,6 @@ pub(crate) mod export_arch;
 pub(crate) mod learned;
 pub(crate) mod metrics;
 pub(crate) mod printable;
-// Old path, kept while branches merge: the kernel seam is the observer-probe crate.
-pub(crate) use observer_probe as probe;
 pub(crate) mod profile_rows;
 pub(crate) mod rows;
 pub mod run;
@@ -20,5 +18,3 @@ pub mod seccomp;
 pub(crate) mod state;
 pub(crate) mod top;
 pub(crate) mod trace;
-// Old path, kept while branches merge.
-pub use observer_contract::views;

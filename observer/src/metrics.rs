@@ -27,7 +27,7 @@ pub struct MetricsSnapshot {
     /// (container name, container id, distinct syscalls seen).
     pub per_container: Vec<(String, String, u64)>,
     /// (output, its counts) for each alert output asked for (`syslog`, `webhook`).
-    pub alert_outputs: Vec<(&'static str, crate::views::OutputCounts)>,
+    pub alert_outputs: Vec<(&'static str, observer_contract::alerts::OutputCounts)>,
     /// With `agent --profiles`: containers whose image has no profile.
     pub containers_without_image_profile: Option<u64>,
 }
@@ -119,11 +119,11 @@ impl Collector for HelperFailures {
 /// `observer_alerts_queued{output}`: what became of alerts sent to syslog and
 /// the webhook. No series when neither was asked for.
 #[derive(Debug)]
-struct AlertOutputs(Vec<(&'static str, crate::views::OutputCounts)>);
+struct AlertOutputs(Vec<(&'static str, observer_contract::alerts::OutputCounts)>);
 
 impl Collector for AlertOutputs {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        type Pick = fn(&crate::views::OutputCounts) -> u64;
+        type Pick = fn(&observer_contract::alerts::OutputCounts) -> u64;
         let counters: [(&str, &str, Pick); 4] = [
             ("alerts_delivered", "Alerts an output delivered.", |c| c.delivered),
             ("alerts_retried", "Delivery attempts that failed and were tried again.", |c| c.retries),
@@ -168,7 +168,7 @@ mod tests {
             per_container: vec![("web".into(), "3f4e2c1b9a8d".into(), 57), ("we\"ird\\na\nme".into(), "abc".into(), 1)],
             alert_outputs: vec![(
                 "webhook",
-                crate::views::OutputCounts {
+                observer_contract::alerts::OutputCounts {
                     target: "http://127.0.0.1:9000/".into(),
                     delivered: 5,
                     retries: 2,

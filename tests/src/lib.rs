@@ -96,6 +96,7 @@ pub mod cri;
 pub mod docker;
 pub mod filters;
 pub mod reach;
+pub mod realsoft;
 pub mod registry;
 pub mod registry_auth;
 pub mod scratch;

@@ -4,19 +4,15 @@
 //! profile for SCMP_ARCH_AARCH64, evaluated for every syscall number by
 //! observer's evaluator. No root, no kernel: libseccomp and the evaluator only.
 
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    io::{Read as _, Seek as _, SeekFrom},
-    os::fd::{FromRawFd as _, OwnedFd},
-};
+use std::collections::BTreeMap;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpFilterContext, ScmpSyscall};
+use observer::run::compile::{export, scmp_cond};
 use observer_profile::{
     arch_map, bpf,
     model::{self},
     resolve::ResolveOptions,
-    types::{Action, Arch, ArgCond, CmpOp, ResolvedProfile},
+    types::{Action, Arch, ResolvedProfile},
 };
 use observer_tests::{docker::profile_path, filters::filter_json, observer};
 
@@ -48,22 +44,9 @@ fn scmp_action(a: Action) -> ScmpAction {
     }
 }
 
-fn scmp_cond(c: &ArgCond) -> ScmpArgCompare {
-    let (op, datum) = match c.op {
-        CmpOp::Ne => (ScmpCompareOp::NotEqual, c.value),
-        CmpOp::Lt => (ScmpCompareOp::Less, c.value),
-        CmpOp::Le => (ScmpCompareOp::LessOrEqual, c.value),
-        CmpOp::Eq => (ScmpCompareOp::Equal, c.value),
-        CmpOp::Ge => (ScmpCompareOp::GreaterEqual, c.value),
-        CmpOp::Gt => (ScmpCompareOp::Greater, c.value),
-        CmpOp::MaskedEq => (ScmpCompareOp::MaskedEqual(c.value), c.value_two),
-    };
-    ScmpArgCompare::new(c.index, op, datum)
-}
-
 /// libseccomp's program for `profile` on arm64 alone (seccomp_arch_add
-/// SCMP_ARCH_AARCH64, the native ABI removed, seccomp_export_bpf), written
-/// here with the plain library, not observer's compiler.
+/// SCMP_ARCH_AARCH64, the native ABI removed, seccomp_export_bpf), its rules
+/// added here with the plain library, not by observer's compiler.
 fn libseccomp_arm64(profile: &ResolvedProfile) -> Vec<bpf::Insn> {
     let mut ctx = ScmpFilterContext::new_filter(scmp_action(profile.default_action)).expect("seccomp_init");
     ctx.add_arch(ScmpArch::Aarch64).expect("seccomp_arch_add");
@@ -80,16 +63,8 @@ fn libseccomp_arm64(profile: &ResolvedProfile) -> Vec<bpf::Insn> {
         }
         .unwrap_or_else(|e| panic!("seccomp_rule_add {}: {e}", rule.name));
     }
-    // SAFETY: memfd_create with a static name; the fd is owned right away.
-    let fd = unsafe { libc::memfd_create(c"arm64-filter".as_ptr(), libc::MFD_CLOEXEC) };
-    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh descriptor nobody else owns.
-    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    ctx.export_bpf(&mut file).expect("seccomp_export_bpf");
-    file.seek(SeekFrom::Start(0)).expect("seek");
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).expect("read");
-    bpf::decode(&bytes).expect("libseccomp's program decodes")
+    // Read back through the same memfd helper `observer run` uses.
+    export(&ctx).expect("seccomp_export_bpf, read back and decoded")
 }
 
 /// `name -> action` of libseccomp's program, by observer's evaluator, for

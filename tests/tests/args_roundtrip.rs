@@ -21,6 +21,7 @@ use observer_tests::{
     docker::{self, Cleanup},
     observer,
     reach::unreachable_observed,
+    realsoft::{export_docker as export, in_container_phase},
     require_root,
     scratch::{Dir, text},
     timed_run::TimedRun,
@@ -217,12 +218,6 @@ fn require(runtime: &str) {
     );
 }
 
-fn in_container_phase(profile: &Value, names: &[&str]) -> bool {
-    rows(profile).iter().any(|(n, abi, phases, calls, _)| {
-        names.contains(&n.as_str()) && abi == "x86_64" && *calls > 0 && phases.iter().any(|p| p == "container")
-    })
-}
-
 /// The values recorded for one kind (`profile show --json`'s `args`), and whether
 /// its set overflowed.
 fn recorded(profile: &Value, kind: &str) -> (BTreeSet<u64>, bool) {
@@ -243,25 +238,6 @@ fn learned_profile(agent: &TestAgent, n: &str, kinds: &[&str]) -> Value {
         let have_args = kinds.iter().all(|k| !recorded(&p, k).0.is_empty());
         (in_container_phase(&p, &["nanosleep", "clock_nanosleep"]) && have_args).then_some(p)
     })
-}
-
-/// `observer profile export N --format docker -o FILE [extra]`: the profile, and what
-/// export said on stderr.
-fn export(agent: &TestAgent, n: &str, file: &Path, extra: &[&str]) -> (Value, String) {
-    let mut args = vec!["profile", "export", n, "--format", "docker", "-o", text(file)];
-    args.extend_from_slice(extra);
-    let o = agent.cli(&args);
-    let said = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        o.status.success(),
-        "export {extra:?} of {n} failed ({:?}): {said}\nagent: {}",
-        o.status.code(),
-        agent.stderr()
-    );
-    let body = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let profile =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{} is not JSON ({e}): {body}", file.display()));
-    (profile, said)
 }
 
 /// `observer profile check FILE`: no errors in what export wrote.

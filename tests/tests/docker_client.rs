@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use observer::container::{DockerClient, DockerError, Resolver, Seccomp, v2_mount};
+use observer::container::{DockerClient, DockerError, Resolver, Seccomp};
+use observer_probe::v2_mount;
 use observer_tests::{docker::require_docker, require_root};
 
 /// Removes a test container when dropped, so a failed assertion still cleans up.

@@ -28,15 +28,13 @@ use observer_tests::{
     agent::{TestAgent, rows},
     docker::Cleanup,
     reach::unreachable_observed,
+    realsoft::{IMAGE, STAMP, export_docker, in_container_phase},
     require_root,
     scratch::{Dir, text},
     timed_run::TimedRun,
 };
 use serde_json::Value;
 
-const IMAGE: &str = "observer-realsoft:latest";
-/// The image's `observer.realsoft` label these pairs were written against.
-const STAMP: &str = "1";
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 /// A broad run under the plain export may hang (a denied call retried forever):
 /// bounded tighter, a timeout counts as "did not behave as under Docker's default".
@@ -215,12 +213,6 @@ fn docker_run(dir: &Dir, cleanup: &mut Cleanup, extra: &[&str], command: &str, l
     TimedRun::docker(dir.path(), cleanup, "reachpair", &options, IMAGE, &["sh", "-c", &script], limit)
 }
 
-fn in_container_phase(profile: &Value, names: &[&str]) -> bool {
-    rows(profile).iter().any(|(n, abi, phases, calls, _)| {
-        names.contains(&n.as_str()) && abi == "x86_64" && *calls > 0 && phases.iter().any(|p| p == "container")
-    })
-}
-
 /// The ended container's profile, once the agent has read its closing sleep.
 fn ended_profile(agent: &TestAgent, n: &str) -> Value {
     agent.wait_for(&format!("{n}: ended, with the closing sleep"), || {
@@ -240,24 +232,6 @@ fn container_names(profile: &Value) -> BTreeSet<String> {
         .filter(|(_, abi, phases, calls, _)| abi == "x86_64" && *calls > 0 && phases.iter().any(|p| p == "container"))
         .map(|(n, ..)| n)
         .collect()
-}
-
-/// `observer profile export N --format docker [extra] -o FILE`: the profile and what export said.
-fn export(agent: &TestAgent, n: &str, extra: &[&str], file: &Path) -> (Value, String) {
-    let mut args = vec!["profile", "export", n, "--format", "docker", "-o", text(file)];
-    args.extend_from_slice(extra);
-    let o = agent.cli(&args);
-    let said = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        o.status.success(),
-        "export {extra:?} of {n} failed ({:?}): {said}\nagent: {}",
-        o.status.code(),
-        agent.stderr()
-    );
-    let body = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let profile =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{} is not JSON ({e}): {body}", file.display()));
-    (profile, said)
 }
 
 /// Distinct names of a Docker profile's rules with `action` (conditional rules too).
@@ -307,11 +281,11 @@ fn pair(p: &Pair) {
 
     // 2. Three exports.
     let plain_file = dir.file("plain.json");
-    let (plain, _) = export(&agent, &n, &[], &plain_file);
+    let (plain, _) = export_docker(&agent, &n, &plain_file, &[]);
     let allow_file = dir.file("allow.json");
-    let (allow, said_allow) = export(&agent, &n, &["--reachable", "allow"], &allow_file);
+    let (allow, said_allow) = export_docker(&agent, &n, &allow_file, &["--reachable", "allow"]);
     let log_file = dir.file("log.json");
-    let (log, said_log) = export(&agent, &n, &["--reachable", "log"], &log_file);
+    let (log, said_log) = export_docker(&agent, &n, &log_file, &["--reachable", "log"]);
     let learned = names_with(&plain, "SCMP_ACT_ALLOW");
     let logged = names_with(&log, "SCMP_ACT_LOG");
     assert!(!logged.is_empty(), "{label}: the log export logs nothing: {said_log}\n{log}");

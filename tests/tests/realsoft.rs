@@ -13,27 +13,23 @@
 
 use std::{
     collections::BTreeSet,
-    path::Path,
     process::Command,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use observer_tests::{
-    agent::{TestAgent, rows},
+    agent::TestAgent,
     docker::{Cleanup, docker},
     observer,
     reach::unreachable_observed,
+    realsoft::{IMAGE, STAMP, export_docker, in_container_phase},
     require_root,
     scratch::{Dir, text},
     timed_run::TimedRun,
 };
 use serde_json::Value;
 
-const IMAGE: &str = "observer-realsoft:latest";
-/// The image's `observer.realsoft` label this test was written against (the stamp in
-/// xtask/scripts/realsoft-image.sh).
-const STAMP: &str = "1";
 /// Longest a workload may take, start to end (they take about a second here).
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -140,12 +136,6 @@ fn docker_run(
     TimedRun::docker(dir.path(), cleanup, "realsoft", &options, IMAGE, &["sh", "-c", &script], limit)
 }
 
-fn in_container_phase(profile: &Value, names: &[&str]) -> bool {
-    rows(profile).iter().any(|(n, abi, phases, calls, _)| {
-        names.contains(&n.as_str()) && abi == "x86_64" && *calls > 0 && phases.iter().any(|p| p == "container")
-    })
-}
-
 /// Waits until the agent has the ended container with the workload's key syscall and
 /// the closing sleep.
 fn learned_profile(agent: &TestAgent, n: &str, key: &[&str]) -> Value {
@@ -157,17 +147,6 @@ fn learned_profile(agent: &TestAgent, n: &str, key: &[&str]) -> Value {
         let p = agent.try_profile(n)?;
         (in_container_phase(&p, key) && in_container_phase(&p, &["nanosleep", "clock_nanosleep"])).then_some(p)
     })
-}
-
-/// `observer profile export N --format docker -o FILE`: the profile and what export said.
-fn export(agent: &TestAgent, n: &str, file: &Path) -> (Value, String) {
-    let o = agent.cli(&["profile", "export", n, "--format", "docker", "-o", text(file)]);
-    let said = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "export of {n} failed ({:?}): {said}\nagent: {}", o.status.code(), agent.stderr());
-    let body = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let profile =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{} is not JSON ({e}): {body}", file.display()));
-    (profile, said)
 }
 
 /// Distinct syscall names across the SCMP_ACT_ALLOW rules of a Docker profile.
@@ -274,7 +253,7 @@ fn round_trip(runtime: &str, w: &Workload) {
 
     // 2. Export.
     let file = dir.file(&format!("{}.json", w.label));
-    let (profile, said) = export(&agent, &n, &file);
+    let (profile, said) = export_docker(&agent, &n, &file, &[]);
     assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO", "{label}: {profile}");
     let check = observer(&["profile", "check", text(&file), "--json"]);
     let mut failures = Vec::new();

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use observer::views::TopFrame;
+use observer_contract::views::TopFrame;
 use observer_tests::{
     agent::TestAgent,
     docker::{Cleanup, docker, moby_default_without, name, require_docker, run},

@@ -2,16 +2,14 @@
 //! and to the outputs asked for (syslog, webhook: agent/delivery).
 
 use observer_common::{counters::ROW_INVALID, event::Event};
+use observer_contract::alerts::{Alert, AlertKind, AlertRule};
 
 use super::{
     core::{Agent, comm_of},
     model::ContainerRecord,
     rules::rules_for,
 };
-use crate::{
-    clock::{now, wall_time_of},
-    views::{Alert, AlertKind, AlertRule},
-};
+use crate::clock::{now, wall_time_of};
 
 /// An alert raised now with every other field empty, for `..blank(kind)`.
 pub(super) fn blank(kind: AlertKind) -> Alert {

@@ -1,8 +1,9 @@
 //! The API's answers (`ps`, `profile show`, `status`), built from the agent's
-//! records as the typed views of `crate::views`.
+//! records as the typed views of `observer_contract::views`.
+
+use observer_contract::views::{ProfileView, PsRow, StatusView};
 
 use super::{core::Agent, identity_view::workload_key, model::ContainerRecord};
-use crate::views::{ProfileView, PsRow, StatusView};
 
 fn ps_row(r: &ContainerRecord) -> PsRow {
     PsRow {

@@ -12,7 +12,7 @@ pub struct AgentArgs {
     #[arg(long, value_enum, default_value = "containers")]
     pub watch: Watch,
     /// The API socket (root only).
-    #[arg(long, default_value = crate::api::DEFAULT_SOCKET)]
+    #[arg(long, default_value = observer_contract::api::DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// Where profiles, alerts and settings are kept.
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
@@ -39,7 +39,7 @@ pub struct AgentArgs {
     pub profiles: Option<PathBuf>,
     /// Also enforce the bound profile: `alert` or `kill` on a syscall outside it.
     #[arg(long, value_enum, value_name = "ACTION", requires = "profiles")]
-    pub enforce_bound: Option<crate::views::EnforceAction>,
+    pub enforce_bound: Option<observer_contract::rules::EnforceAction>,
     /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9464). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,

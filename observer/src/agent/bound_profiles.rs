@@ -21,16 +21,13 @@ use std::{
 };
 
 use anyhow::Context as _;
+use observer_contract::{
+    alerts::AlertKind,
+    rules::{EnforceAction, EnforceRule, Target},
+};
 use sha2::{Digest as _, Sha256};
 
-use super::{
-    core::{Agent, EnforceRule},
-    identity_view::workload_key,
-};
-use crate::{
-    api::Target,
-    views::{AlertKind, EnforceAction},
-};
+use super::{core::Agent, identity_view::workload_key};
 
 /// Profiles kept in the cache; the least recently written go first.
 pub const MAX_CACHED: usize = 256;

@@ -6,10 +6,39 @@
 
 use std::collections::BTreeMap;
 
+use observer_probe::RowCounts;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
-use super::model::RowTotals;
-use crate::probe::RowCounts;
+/// Counts of one row accumulated across reads; `last` is the kernel's reading
+/// (exact u64 totals: the cell plus its wraps), so a restarted agent adds up
+/// what happened while it was down.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowTotals {
+    pub calls: u64,
+    pub errors: u64,
+    pub denied: u64,
+    pub last: (u64, u64, u64),
+}
+
+impl RowTotals {
+    /// Totals saturate: a record read back from the state directory may hold
+    /// any count (found by fuzz/fuzz_targets/state_files.rs). The kernel's
+    /// totals only grow; a reading below the last one was taken in the
+    /// nanoseconds between a cell's wrap and its `WRAPS` entry's increment,
+    /// and is skipped (the next reading has it whole). A new slot resets
+    /// `last` (agent/core.rs).
+    pub fn update(&mut self, now: &RowCounts) {
+        let step = |total: &mut u64, last: &mut u64, now: u64| {
+            if now >= *last {
+                *total = total.saturating_add(now - *last);
+                *last = now;
+            }
+        };
+        step(&mut self.calls, &mut self.last.0, now.calls);
+        step(&mut self.errors, &mut self.last.1, now.errors);
+        step(&mut self.denied, &mut self.last.2, now.denied);
+    }
+}
 
 /// Persisted as the plain map (`{"ROW": RowTotals}`): state files are the same
 /// as before the sums; they are computed again when a record is read back.

@@ -11,22 +11,21 @@ use observer_common::{
     event::{Event, EventKind},
     slot::{enforce, phase},
 };
-
-use crate::{
-    clock::{boottime_ns, now, time_of},
-    views::AlertKind,
+use observer_contract::{
+    alerts::AlertKind,
+    rules::{EnforceRule, Target},
+    views::State,
 };
+use observer_probe::Probe;
+
+use crate::clock::{boottime_ns, now, time_of};
 
 use super::{
     identity::IdentityJob,
-    model::{Caller, CgroupRecord, ContainerRecord, Stamp, State},
+    model::{Caller, CgroupRecord, ContainerRecord, Stamp},
     store::Store,
 };
-use crate::{
-    api::Target,
-    container::{ContainerRef, Resolver, confirm::Confirmation},
-    probe::Probe,
-};
+use crate::container::{ContainerRef, Resolver, confirm::Confirmation};
 
 /// What happens to a container an enforcement rule names when the kernel has
 /// no slot to record (and so enforce) it.
@@ -54,9 +53,6 @@ pub struct BaselineRule {
     pub rows: BTreeSet<u32>,
     pub source: String,
 }
-
-// Old path, kept while branches merge.
-pub use observer_contract::rules::EnforceRule;
 
 /// A live slot at its last read, to tell what changed since.
 #[derive(Clone, Copy, Debug, Default)]

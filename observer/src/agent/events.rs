@@ -43,7 +43,7 @@ pub(super) async fn read_events(
         };
         let walked = if unknown {
             let mount = resolver.mount().to_path_buf();
-            tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount))
+            tokio::task::spawn_blocking(move || observer_probe::v2_mount::walk_ids(&mount))
                 .await
                 .ok()
                 .and_then(Result::ok)
@@ -76,7 +76,7 @@ pub(super) async fn read_events(
 }
 
 /// Forwards the kernel programs' aya-log records to the agent's log.
-pub(super) async fn read_kernel_log(log: crate::probe::KernelLog) -> anyhow::Result<()> {
+pub(super) async fn read_kernel_log(log: observer_probe::KernelLog) -> anyhow::Result<()> {
     // SAFETY: the logger owns its ring buffer fd and moves into `fd` with it.
     let mut fd = unsafe { AsyncFd::register(log) }.map_err(|e| anyhow::anyhow!("watching the kernel log: {e}"))?;
     loop {

@@ -6,14 +6,17 @@
 use std::collections::{HashMap, HashSet};
 
 use observer_common::{counters::BITMAP_WORDS, slot::phase};
+use observer_contract::{
+    alerts::{Alert, AlertKind},
+    views::State,
+};
 
 use super::{
     core::Agent,
     identity::IdentityJob,
-    model::{Caller, Stamp, State},
+    model::{Caller, Stamp},
     saving::WriteReport,
 };
-use crate::views::{Alert, AlertKind};
 
 /// What the agent knows of its own faults.
 #[derive(Debug, Default)]

@@ -36,10 +36,10 @@ pub fn select<'a>(
 }
 
 /// Why a record's pod was taken as a replica of its workload.
-fn matched_by(pod: &crate::container::PodInfo) -> String {
+fn matched_by(pod: &observer_contract::pod::PodInfo) -> String {
     if pod.workload.matched_by.is_empty() {
         // A record saved before the reason was kept: the same rules again.
-        crate::container::Workload::of_pod(&pod.name, &pod.labels).matched_by
+        observer_contract::pod::Workload::of_pod(&pod.name, &pod.labels).matched_by
     } else {
         pod.workload.matched_by.clone()
     }
@@ -118,7 +118,7 @@ pub fn workload(a: &super::Agent, key: &WorkloadKey) -> Result<WorkloadView, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::{PodInfo, Workload};
+    use observer_contract::pod::{PodInfo, Workload};
 
     fn record(id: &str, pod: &str, labels: &[(&str, &str)], container: &str) -> ContainerRecord {
         let mut r = ContainerRecord::new(id, "containerd".into(), format!("/kubepods/{id}"), 7, "t".into());

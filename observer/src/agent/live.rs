@@ -5,6 +5,11 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use observer_contract::{
+    api::{EVERY_MS_RANGE, Request, Response},
+    rules::EnforceRule,
+    views::{TopFrame, TopRow},
+};
 use tokio::{
     io::{AsyncWriteExt as _, BufReader, Lines},
     net::unix::{OwnedReadHalf, OwnedWriteHalf},
@@ -12,15 +17,8 @@ use tokio::{
     time::MissedTickBehavior,
 };
 
-use super::{
-    core::{Agent, EnforceRule},
-    model::ContainerRecord,
-};
-use crate::{
-    api::{EVERY_MS_RANGE, Request, Response},
-    clock::{boottime_ns, now},
-    views::{TopFrame, TopRow},
-};
+use super::{core::Agent, model::ContainerRecord};
+use crate::clock::{boottime_ns, now};
 
 /// A client that does not read its frames for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -202,12 +200,9 @@ fn top_row(r: &ContainerRecord, enforcements: &[EnforceRule], new_syscalls: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        agent::model::{CgroupRecord, FirstUse},
-        api::Target,
-        probe::RowCounts,
-        views::EnforceAction,
-    };
+    use crate::agent::model::{CgroupRecord, FirstUse};
+    use observer_contract::rules::{EnforceAction, Target};
+    use observer_probe::RowCounts;
 
     fn record(name: &str) -> ContainerRecord {
         let mut r = ContainerRecord::new(&format!("{name}-id"), "runc".into(), "/docker/x".into(), 7, now());

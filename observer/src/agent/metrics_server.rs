@@ -20,13 +20,14 @@ use hyper::{
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use observer_common::stats;
+use observer_contract::views::State;
 use tokio::{
     net::TcpListener,
     sync::{Mutex, Semaphore, watch},
     task::JoinHandle,
 };
 
-use super::{Agent, model::State};
+use super::Agent;
 use crate::metrics::{self, MetricsSnapshot};
 
 /// A scraper sends its request at once; a connection that does not is dropped.

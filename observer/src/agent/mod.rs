@@ -25,6 +25,7 @@ mod live;
 mod lock;
 mod metrics_server;
 pub mod model;
+mod overflow;
 pub mod priority;
 mod rules;
 mod saving;
@@ -46,20 +47,14 @@ use std::{
 
 use anyhow::Context as _;
 use observer_common::config;
+use observer_probe::{LoadOptions, Probe};
 use tokio::sync::Mutex;
-
-// Old path (`agent::Alert`), kept while branches merge.
-pub use observer_contract::alerts::Alert;
 
 pub use self::{
     args::AgentArgs,
-    core::{Agent, BaselineRule, EnforceRule, Watch},
+    core::{Agent, BaselineRule, Watch},
 };
-use crate::{
-    clock::now,
-    container::Resolver,
-    probe::{LoadOptions, Probe},
-};
+use crate::{clock::now, container::Resolver};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/observer";
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/observer";
@@ -104,7 +99,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     )?;
     let events = probe.take_events().context("the EVENTS ring buffer is missing")?;
     let kernel_log = probe.take_logger();
-    let mount = crate::container::v2_mount::find_v2_mount()?;
+    let mount = observer_probe::v2_mount::find_v2_mount()?;
     startup::warn_unless_whole_tree(&mount);
     let resolver = Arc::new(
         Resolver::new(
@@ -150,7 +145,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         last_reads: HashMap::new(),
         counts_dirty: BTreeSet::new(),
         counts_saved_at: std::time::Instant::now(),
-        fresh_paths: cgroup_watch::spawn(crate::container::v2_mount::find_v2_mount()?),
+        fresh_paths: cgroup_watch::spawn(observer_probe::v2_mount::find_v2_mount()?),
         health: Default::default(),
         max_records: args.max_records.max(1),
         announced: Default::default(),
@@ -276,7 +271,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 if n.is_multiple_of(10) {
                     let mount = resolver.mount().to_path_buf();
                     let Ok(Ok(alive)) =
-                        tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await
+                        tokio::task::spawn_blocking(move || observer_probe::v2_mount::walk_ids(&mount)).await
                     else {
                         continue;
                     };

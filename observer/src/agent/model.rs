@@ -5,47 +5,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use observer_common::slot::phase;
+use observer_contract::views::{FirstCall, Owner, Phase, ProfileRow, State};
 use observer_profile::args::SeenArgs;
 use serde::{Deserialize, Serialize};
 
 pub use super::first_use::{Caller, FirstUse, PhaseSet, Stamp};
-use super::{cgroup_rows::CgroupRows, dense_map::DenseMap, first_uses::FirstUses};
-use crate::{
-    container::confirm::Confirmation,
-    probe::RowCounts,
-    views::{FirstCall, Owner, Phase, ProfileRow},
+use super::{
+    cgroup_rows::{CgroupRows, RowTotals},
+    dense_map::DenseMap,
+    first_uses::FirstUses,
 };
-
-/// Counts of one row accumulated across reads; `last` is the kernel's reading
-/// (exact u64 totals: the cell plus its wraps), so a restarted agent adds up
-/// what happened while it was down.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RowTotals {
-    pub calls: u64,
-    pub errors: u64,
-    pub denied: u64,
-    pub last: (u64, u64, u64),
-}
-
-impl RowTotals {
-    /// Totals saturate: a record read back from the state directory may hold
-    /// any count (found by fuzz/fuzz_targets/state_files.rs). The kernel's
-    /// totals only grow; a reading below the last one was taken in the
-    /// nanoseconds between a cell's wrap and its `WRAPS` entry's increment,
-    /// and is skipped (the next reading has it whole). A new slot resets
-    /// `last` (agent/core.rs).
-    pub fn update(&mut self, now: &RowCounts) {
-        let step = |total: &mut u64, last: &mut u64, now: u64| {
-            if now >= *last {
-                *total = total.saturating_add(now - *last);
-                *last = now;
-            }
-        };
-        step(&mut self.calls, &mut self.last.0, now.calls);
-        step(&mut self.errors, &mut self.last.1, now.errors);
-        step(&mut self.denied, &mut self.last.2, now.denied);
-    }
-}
+use crate::container::confirm::Confirmation;
 
 /// One cgroup of a container (its own, or one nested below it).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -65,9 +35,6 @@ pub struct CgroupRecord {
 pub const ENDED_CGROUPS: u64 = 0;
 /// Its path, for whoever lists a record's cgroups.
 pub const ENDED_CGROUPS_PATH: &str = "(ended cgroups)";
-
-// Old path, kept while branches merge.
-pub use observer_contract::views::State;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -110,7 +77,7 @@ pub struct ContainerRecord {
     pub image_digest: String,
     /// The Kubernetes pod (CRI containers), with its workload.
     #[serde(default)]
-    pub pod: Option<crate::container::PodInfo>,
+    pub pod: Option<observer_contract::pod::PodInfo>,
     /// The container's labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -194,8 +161,8 @@ impl ContainerRecord {
     }
 
     /// What `--match` rules and baselines are matched against.
-    pub fn subject(&self) -> crate::api::Subject<'_> {
-        crate::api::Subject {
+    pub fn subject(&self) -> observer_contract::rules::Subject<'_> {
+        observer_contract::rules::Subject {
             id: &self.id,
             name: &self.name,
             image: &self.image,
@@ -279,6 +246,8 @@ impl ContainerRecord {
 
 #[cfg(test)]
 mod tests {
+    use observer_probe::RowCounts;
+
     use super::*;
 
     /// Found by fuzz/fuzz_targets/state_files.rs: a state file whose counts

@@ -8,17 +8,20 @@ use observer_common::{
     event::{Event, EventKind},
     slot::{enforce, phase},
 };
+use observer_contract::{
+    alerts::AlertKind,
+    rules::{Armed, EnforceAction, EnforceRule, Target},
+    views::State,
+};
 
 use super::{
-    core::{Agent, BaselineRule, EnforceRule},
-    model::{ContainerRecord, State},
+    core::{Agent, BaselineRule},
+    model::ContainerRecord,
 };
 use crate::{
-    api::Target,
     clock::{boottime_ns, parse_time},
     container::confirm::Confirmation,
     printable::short,
-    views::{AlertKind, Armed, EnforceAction},
 };
 
 impl Agent {

@@ -8,6 +8,10 @@ use std::{
 };
 
 use anyhow::Context as _;
+use observer_contract::{
+    api::{Request, Response},
+    rules::{EnforceRule, Target},
+};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
@@ -15,8 +19,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{Agent, EnforceRule};
-use crate::api::{Request, Response, Target};
+use super::Agent;
 
 pub async fn serve(agent: Arc<Mutex<Agent>>, socket: &Path) -> anyhow::Result<JoinHandle<()>> {
     if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -56,7 +59,7 @@ fn restrict_own_directory(dir: &Path) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("looking at {}", dir.display())),
         // A symlink is followed for the socket, never chmodded through.
-        Ok(meta) => meta.is_dir() && Path::new(crate::api::DEFAULT_SOCKET).parent() == Some(dir),
+        Ok(meta) => meta.is_dir() && Path::new(observer_contract::api::DEFAULT_SOCKET).parent() == Some(dir),
     };
     if own {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -165,12 +168,12 @@ fn respond(a: &mut Agent, request: Request) -> Response {
             // the latest rule that names it, which this one now is.
             a.enforcements.retain(|r| r.target != target);
             a.enforcements.push(rule.clone());
-            let mut armed = crate::views::Armed::default();
+            let mut armed = observer_contract::rules::Armed::default();
             for key in &keys {
                 armed.add(a.arm(key));
             }
             a.flush(false);
-            Response::of(&crate::views::EnforceAnswer { enforced: keys, armed, rule })
+            Response::of(&observer_contract::rules::EnforceAnswer { enforced: keys, armed, rule })
         }
         Request::EnforceOff { target } => {
             let target = match resolve_target(a, target) {
@@ -184,7 +187,7 @@ fn respond(a: &mut Agent, request: Request) -> Response {
                 a.arm(key);
             }
             a.flush(false);
-            Response::of(&crate::views::ReleaseAnswer { released: keys })
+            Response::of(&observer_contract::rules::ReleaseAnswer { released: keys })
         }
     }
 }
@@ -200,7 +203,7 @@ fn resolve_target(a: &Agent, target: Target) -> Result<Target, String> {
 fn matching(a: &Agent, target: &Target) -> Vec<String> {
     a.containers
         .values()
-        .filter(|r| r.state == super::model::State::Running)
+        .filter(|r| r.state == observer_contract::views::State::Running)
         .filter(|r| match target {
             Target::Container(id) => &r.id == id,
             other => other.matches(&r.subject()),

@@ -16,8 +16,9 @@ use std::{
     path::Path,
 };
 
-use super::{Agent, Alert, alerting::blank};
-use crate::views::AlertKind;
+use observer_contract::alerts::{Alert, AlertKind};
+
+use super::{Agent, alerting::blank};
 
 /// The uid that owns a cgroup's directory; None when it is gone.
 pub fn owner_of(dir: &Path) -> Option<u32> {

@@ -8,9 +8,13 @@ use std::{
 };
 
 use anyhow::Context as _;
+use observer_contract::{
+    rules::{EnforceRule, Target},
+    views::State,
+};
 
-use super::{Agent, BaselineRule, EnforceRule, core, identity, model};
-use crate::{api::Target, clock::now};
+use super::{Agent, BaselineRule, core, identity};
+use crate::clock::now;
 
 /// The enforcement rules kept in `enforce.json`. A file that cannot be read is
 /// set aside and the agent refuses to start while it is there: starting with
@@ -40,7 +44,7 @@ pub(super) fn load_enforcements(state_dir: &Path) -> anyhow::Result<Vec<EnforceR
 /// of a namespace's subtree (cgroup2 mounted inside a private cgroup
 /// namespace, instead of the host's tree bound in) cannot name them.
 pub(super) fn warn_unless_whole_tree(mount: &Path) {
-    match crate::container::v2_mount::shows_whole_tree(mount) {
+    match observer_probe::v2_mount::shows_whole_tree(mount) {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             "the cgroup v2 mount at {} shows a subtree, not the host's whole hierarchy: cgroups outside it \
@@ -106,9 +110,9 @@ pub(super) async fn reconcile(agent: &mut Agent) {
     // the cgroup shows up again below.
     let now = now();
     for record in agent.containers.values_mut() {
-        if record.state == model::State::Running && record.cgroups.values().all(|c| c.slot.is_none()) {
+        if record.state == State::Running && record.cgroups.values().all(|c| c.slot.is_none()) {
             tracing::info!(container = %record.name, "no live slot in the kernel: marked ended");
-            record.state = model::State::Exited;
+            record.state = State::Exited;
             record.ended_at = Some(now.clone());
             record.pids.clear();
             agent.dirty.insert(record.id.clone());
@@ -116,7 +120,7 @@ pub(super) async fn reconcile(agent: &mut Agent) {
     }
     // Every cgroup there now, named once.
     let mount = agent.resolver.mount().to_path_buf();
-    let ids = tokio::task::spawn_blocking(move || crate::container::v2_mount::walk_ids(&mount)).await;
+    let ids = tokio::task::spawn_blocking(move || observer_probe::v2_mount::walk_ids(&mount)).await;
     let ids = match ids {
         Ok(Ok(ids)) => ids,
         _ => HashMap::new(),

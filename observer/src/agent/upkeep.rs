@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 
 use observer_common::slot::phase;
+use observer_contract::views::State;
+use observer_probe::RowCounts;
 
 use super::{
     core::{Agent, all_under_seccomp_filter},
     identity::IdentityJob,
-    model::{CgroupRecord, State},
+    model::CgroupRecord,
 };
-use crate::{clock::now, probe::RowCounts};
+use crate::clock::now;
 
 impl Agent {
     /// Reads every live slot (non-destructively), notices ended cgroups,

@@ -9,8 +9,10 @@
 //! record. Only when that process is gone too does the cgroup get a record
 //! of its own, under its id.
 
+use observer_probe::pid_cgroup;
+
 use super::core::Agent;
-use crate::container::{cgroup_path, confirm::Confirmation, pid_cgroup};
+use crate::container::{cgroup_path, confirm::Confirmation};
 
 impl Agent {
     /// Records a cgroup with no known path, by its first caller's cgroup now.

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
-
-use crate::{
-    api::{Request, Target, call_as, socket_path},
-    views::{EnforceAnswer, ReleaseAnswer},
+use observer_contract::{
+    api::Request,
+    rules::{EnforceAnswer, ReleaseAnswer, Target},
 };
+
+use crate::api::{call_as, socket_path};
 
 #[derive(Args, Debug)]
 pub struct EnforceArgs {
@@ -24,7 +25,7 @@ pub struct EnforceArgs {
     pub profile: Option<PathBuf>,
     /// alert: write an `enforce` alert line; kill: also SIGKILL the caller from the kernel.
     #[arg(long, value_enum, default_value = "alert")]
-    pub action: crate::views::EnforceAction,
+    pub action: observer_contract::rules::EnforceAction,
     /// Capabilities to resolve the profile for (default Docker's set).
     #[arg(long)]
     pub caps: Option<String>,

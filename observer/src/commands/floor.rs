@@ -3,7 +3,7 @@
 //! or SIGTERM.
 
 pub fn run(enter_only: bool) -> anyhow::Result<i32> {
-    let _programs = crate::probe::load_floor(!enter_only)?;
+    let _programs = observer_probe::load_floor(!enter_only)?;
     eprintln!("observer: empty programs attached; waiting for SIGINT or SIGTERM");
     // SAFETY: sigset_t is plain old data; sigemptyset initialises it next.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };

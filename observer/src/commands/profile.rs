@@ -1,12 +1,11 @@
 //! `observer profile ...`: show a container's live profile; export, merge,
 //! diff and check profile files.
 
-use std::{fmt::Write as _, path::PathBuf};
+use std::path::PathBuf;
 
 use clap::Subcommand;
 
 use observer_profile::{
-    args::{SeenArgs, argument_name, kind_by_name, names::value_name},
     check::check,
     diff::diff,
     merge::{MergeInput, merge},
@@ -15,14 +14,23 @@ use observer_profile::{
 };
 
 use anyhow::Context as _;
+use observer_contract::{
+    api::Request,
+    views::{ExportFormat, ProfileView},
+};
 
 use crate::{
-    api::{Request, call_as, socket_path},
+    api::{call_as, socket_path},
     commands::reach_groups,
     learned,
     printable::printable,
-    views::{ExportFormat, ProfileView},
 };
+
+#[cfg(test)]
+mod tests;
+mod text;
+
+use self::text::{check_text, diff_text, table};
 
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
@@ -172,24 +180,24 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             socket,
         } => {
             let arch = arch.as_deref().map(crate::export_arch::parse).transpose()?;
+            let mut request = learned::ExportRequest {
+                format,
+                include_denied,
+                beyond_default,
+                base,
+                caps,
+                name,
+                namespace,
+                args,
+                reachable: None,
+            };
             if let Some(workload) = workload {
                 let socket = socket_path(socket.as_deref());
                 let data: observer_contract::workload::WorkloadView =
                     call_as(&socket, &Request::Workload { workload: workload.clone() })?;
-                let reachable = match reachable {
+                request.reachable = match reachable {
                     Some(action) => Some(reach_tier(action, reach_target.as_deref(), &data.images)?),
                     None => None,
-                };
-                let request = learned::ExportRequest {
-                    format,
-                    include_denied,
-                    beyond_default,
-                    base,
-                    caps,
-                    name,
-                    namespace,
-                    args,
-                    reachable,
                 };
                 let text = crate::commands::workload::render(&data, &request)?;
                 learned::write_out(output.as_deref(), &text)?;
@@ -198,7 +206,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
             let container = container.unwrap_or_default();
             let view: ProfileView = call_as(&socket_path(socket.as_deref()), &Request::Profile { container })?;
             let learned = learned::learned_from_agent(&view);
-            let reachable = match reachable {
+            request.reachable = match reachable {
                 Some(action) => {
                     Some(reach_tier(action, reach_target.as_deref(), &[view.image.clone(), view.id.clone()])?)
                 }
@@ -210,17 +218,6 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                     printable(&view.name)
                 );
             }
-            let request = learned::ExportRequest {
-                format,
-                include_denied,
-                beyond_default,
-                base,
-                caps,
-                name,
-                namespace,
-                args,
-                reachable,
-            };
             let (exported, text) = learned::export_learned(&learned, &request)?;
             learned::report_left_out(&exported);
             let text = match arch {
@@ -243,17 +240,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<i32> {
                 inputs.push(MergeInput { source: f.display().to_string(), profile });
             }
             let merged = merge(&inputs);
-            let request = learned::ExportRequest {
-                format,
-                include_denied: false,
-                beyond_default: false,
-                base: None,
-                caps: None,
-                name,
-                namespace,
-                args: false,
-                reachable: None,
-            };
+            let request = learned::ExportRequest { name, namespace, ..learned::ExportRequest::plain(format) };
             learned::write_out(output.as_deref(), &learned::render(&merged, &request)?)?;
             Ok(0)
         }
@@ -372,255 +359,5 @@ fn report_tiers(exported: &observer_profile::export::ExportedProfile) {
     if !t.reachable_denied.is_empty() {
         let names: Vec<&str> = t.reachable_denied.iter().map(String::as_str).collect();
         eprintln!("observer: reachable but denied by Docker's default (or the base), left denied: {}", names.join(" "));
-    }
-}
-
-fn table(view: &ProfileView) -> String {
-    let mut out = String::new();
-    // Names and comm come from the kernel, the container and profile files: escaped.
-    let s = |v: &str| printable(v).into_owned();
-    let state = view.state.as_str();
-    let _ = writeln!(
-        out,
-        "container {} ({}), image {}, state {state}",
-        s(&view.name),
-        crate::printable::short(&s(&view.id)),
-        s(&view.image)
-    );
-    if let Some(since) = &view.observed_since {
-        let _ = writeln!(out, "observed since {since} (it was running before the agent saw it)");
-    }
-    let _ = writeln!(
-        out,
-        "{:<22} {:<7} {:<9} {:>10} {:>8} {:>7}  {:<28} {:<30} {:>7} COMM",
-        "SYSCALL", "ABI", "USED BY", "CALLS", "ERRORS", "DENIED", "PHASES", "FIRST USE", "PID"
-    );
-    for r in &view.syscalls {
-        let first = r.owners_first_use();
-        let _ = writeln!(
-            out,
-            "{:<22} {:<7} {:<9} {:>10} {:>8} {:>7}  {:<28} {:<30} {:>7} {}",
-            s(&r.name),
-            s(&r.abi),
-            r.owner.label(),
-            r.calls,
-            r.errors,
-            r.denied,
-            r.phases_label(),
-            first.as_ref().map_or_else(|| "-".into(), |f| s(&f.first_seen)),
-            first.as_ref().map_or_else(|| "-".into(), |f| f.pid.to_string()),
-            first.as_ref().map_or_else(|| "-".into(), |f| s(&f.comm)),
-        );
-    }
-    out.push_str(LEGEND);
-    out.push_str(&args_table(&view.args));
-    out
-}
-
-/// What the columns mean: said under every table, since a row's counts and
-/// its phases are easily read as one thing.
-const LEGEND: &str = "
-CALLS, ERRORS and DENIED are totals over every phase (the kernel keeps one count per syscall).
-USED BY  container: the container's own processes made the call (the runtime's init may have
-         too); FIRST USE, PID and COMM are then the container's own first call.
-         runtime: only the runtime's init made it, starting the container.
-PHASES   init: the runtime's init before its seccomp filter; init-filtered: after it, before
-         the exec; container: the container's own processes; denied:PHASE: seccomp denied it.
-";
-
-/// The argument values seen, per kind, by name: `socket (family, type): AF_UNIX, SOCK_STREAM; ...`.
-fn args_table(args: &SeenArgs) -> String {
-    let mut out = String::new();
-    if args.is_empty() {
-        return out;
-    }
-    let _ = writeln!(out, "\nARGUMENTS (in the phases a seccomp filter sees)");
-    for (kind_name, set) in &args.0 {
-        let Some(kind) = kind_by_name(kind_name) else {
-            // A kind this CLI does not know (a newer agent): its numbers.
-            let values: Vec<String> = set.values.iter().map(|v| format!("{v:#x}")).collect();
-            let _ = writeln!(out, "{:<12} {}", printable(kind_name), values.join("; "));
-            continue;
-        };
-        let values: Vec<String> = set.values.iter().map(|v| value_name(kind, *v)).collect();
-        let more = if set.overflowed { " (and more: the set overflowed, export keeps the plain rule)" } else { "" };
-        let _ =
-            writeln!(out, "{:<12} {:<18} {}{more}", kind_name, format!("({})", argument_name(kind)), values.join("; "));
-    }
-    out
-}
-
-fn check_text(report: &observer_profile::check::CheckReport) -> String {
-    let mut out = String::new();
-    for f in &report.findings {
-        let _ = writeln!(out, "{:<7} {:<22} {}", f.severity.to_string(), f.code, printable(&f.message));
-    }
-    if report.findings.is_empty() {
-        out.push_str("no findings\n");
-    }
-    out
-}
-
-fn diff_text(d: &observer_profile::diff::ProfileDiff) -> String {
-    let mut out = String::new();
-    if let Some(c) = &d.default_action {
-        let _ = writeln!(out, "default action: {} -> {}", printable(&c.old), printable(&c.new));
-    }
-    let list = |names: &[String]| names.iter().map(|n| printable(n)).collect::<Vec<_>>().join(" ");
-    for abi in &d.abis {
-        let _ = writeln!(out, "{}:", observer_profile::model::arch::short_name(abi.arch));
-        let _ = writeln!(out, "  added:   {}", list(&abi.added));
-        let _ = writeln!(out, "  removed: {}", list(&abi.removed));
-        for c in &abi.changed {
-            let _ = writeln!(out, "  changed: {} {} -> {}", printable(&c.name), printable(&c.old), printable(&c.new));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use observer_profile::{model, resolve::ResolveOptions};
-
-    use super::*;
-
-    const EVIL: &str = "x\u{1b}[2J\u{1b}]0;owned\u{7}";
-
-    #[test]
-    fn show_escapes_control_characters_in_names_and_comm() {
-        let data = serde_json::json!({
-            "name": "web", "id": "0123456789abcdef", "image": "busybox", "runtime": "runc", "state": "running",
-            "first_seen": "2026-01-01T00:00:00Z", "observed_since": null, "seccomp_mode": 2, "calls": 4, "baseline": null,
-            "syscalls": [
-                {"name": "read", "abi": "x86_64", "phase": "container", "phases": ["container"], "owner": "container",
-                 "calls": 3, "errors": 0, "denied": 0, "first_seen": "2026-01-01T00:00:00Z", "pid": 42, "comm": "sh",
-                 "container_first_use": {"first_seen": "2026-01-01T00:00:00Z", "pid": 42, "comm": "sh"}},
-                {"name": EVIL, "abi": "x86_64", "phase": "container", "phases": ["container"], "owner": "container",
-                 "calls": 1, "errors": 0, "denied": 0, "first_seen": "2026-01-01T00:00:00Z", "pid": 43, "comm": "x",
-                 "container_first_use": {"first_seen": "2026-01-01T00:00:00Z", "pid": 43, "comm": format!("evil{EVIL}\n")}},
-            ],
-        });
-        let view: ProfileView = serde_json::from_value(data).expect("a profile view");
-        let text = table(&view);
-        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
-        assert_eq!(text.lines().take_while(|l| !l.is_empty()).count(), 4, "one line per row: {text:?}");
-        assert!(text.contains("x\\u{1b}[2J\\u{1b}]0;owned\\u{7}"), "{text:?}");
-        assert!(text.contains("evilx\\u{1b}[2J"), "{text:?}");
-        assert!(text.contains(" sh\n"), "a plain comm is unchanged: {text:?}");
-    }
-
-    /// Issue 29: runc's init made `newfstatat` first and the container's `ls`
-    /// then made it hundreds of times; `pivot_root` was runc's alone.
-    #[test]
-    fn show_says_whose_each_row_is_with_every_phase() {
-        let row = |name: &str, phases: &[&str], denied: &[&str], comm: &str, own: Option<&str>| {
-            let owner = if phases.iter().chain(denied).any(|p| *p == "container") { "container" } else { "runtime" };
-            serde_json::json!({"name": name, "abi": "x86_64", "phase": phases.first().or(denied.first()),
-                "phases": phases, "denied_phases": denied, "owner": owner, "calls": 668, "errors": 0,
-                "denied": denied.len(), "first_seen": "2026-12-07T20:18:08.282870312Z", "pid": 32755, "comm": comm,
-                "container_first_use": own.map(|c| serde_json::json!({"first_seen": "2026-12-07T20:18:08.501066793Z",
-                    "pid": 321, "comm": c}))})
-        };
-        let data = serde_json::json!({
-            "name": "web", "id": "0123456789abcdef", "image": "busybox", "runtime": "runc", "state": "running",
-            "first_seen": "2026-01-01T00:00:00Z", "observed_since": null, "seccomp_mode": 2, "calls": 4, "baseline": null,
-            "syscalls": [
-                row("newfstatat", &["init_before_filter", "init_after_filter", "container"], &[], "runc:[0:PARENT]", Some("ls")),
-                row("pivot_root", &["init_before_filter"], &[], "runc:[2:INIT]", None),
-                row("clone3", &["init_before_filter"], &["container"], "runc:[2:INIT]", Some("sh")),
-                // A record saved before the container's first use was kept apart.
-                row("openat", &["init_before_filter", "container"], &[], "runc", None),
-            ],
-        });
-        let view: ProfileView = serde_json::from_value(data).expect("a profile view");
-        let text = table(&view);
-        let line = |name: &str| -> Vec<&str> {
-            text.lines().find(|l| l.starts_with(&format!("{name} "))).expect(name).split_whitespace().collect()
-        };
-        let header: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(
-            header,
-            ["SYSCALL", "ABI", "USED", "BY", "CALLS", "ERRORS", "DENIED", "PHASES", "FIRST", "USE", "PID", "COMM"]
-        );
-        assert_eq!(
-            line("newfstatat"),
-            [
-                "newfstatat",
-                "x86_64",
-                "container",
-                "668",
-                "0",
-                "0",
-                "init,init-filtered,container",
-                "2026-12-07T20:18:08.501066793Z",
-                "321",
-                "ls"
-            ]
-        );
-        assert_eq!(
-            line("pivot_root"),
-            [
-                "pivot_root",
-                "x86_64",
-                "runtime",
-                "668",
-                "0",
-                "0",
-                "init",
-                "2026-12-07T20:18:08.282870312Z",
-                "32755",
-                "runc:[2:INIT]"
-            ]
-        );
-        assert_eq!(line("clone3")[2..7], ["container", "668", "0", "1", "init,denied:container"]);
-        assert_eq!(line("clone3")[7..], ["2026-12-07T20:18:08.501066793Z", "321", "sh"]);
-        // Not known: said as such, never runc's first use under the container's name.
-        assert_eq!(line("openat")[2..], ["container", "668", "0", "0", "init,container", "-", "-", "-"]);
-        assert!(text.contains("\nCALLS, ERRORS and DENIED are totals over every phase"), "{text}");
-    }
-
-    #[test]
-    fn show_lists_argument_values_by_name() {
-        let args: SeenArgs = serde_json::from_value(serde_json::json!({
-            "socket": {"values": [(1u64 << 32) | 1, (2u64 << 32) | 2]},
-            "clone": {"values": [0, 0x1002_0000]},
-            "ioctl": {"values": [0x5413], "overflowed": true},
-            "future\u{1b}[2J": {"values": [1]},
-        }))
-        .expect("seen args");
-        let text = args_table(&args);
-        assert!(text.contains("socket       (family, type)     AF_UNIX, SOCK_STREAM; AF_INET, SOCK_DGRAM\n"), "{text}");
-        assert!(text.contains("clone        (namespace flags)  0; CLONE_NEWUSER|CLONE_NEWNS\n"), "{text}");
-        assert!(text.contains("TIOCGWINSZ (and more"), "{text}");
-        assert!(text.contains("future\\u{1b}[2J 0x1"), "{text}");
-        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
-        assert_eq!(args_table(&SeenArgs::default()), "");
-    }
-
-    #[test]
-    fn check_escapes_control_characters_in_names() {
-        let text = format!(
-            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": ["read", {}], "action": "SCMP_ACT_ALLOW"}}]}}"#,
-            serde_json::to_string(EVIL).unwrap()
-        );
-        let profile = model::parse(&text, "p.json").unwrap().resolve(&ResolveOptions::docker_default());
-        let shown = check_text(&check(&profile));
-        assert!(shown.contains("unknown-name"), "{shown:?}");
-        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
-        assert!(shown.contains("x\\u{1b}[2J"), "{shown:?}");
-    }
-
-    #[test]
-    fn diff_text_names_what_changed() {
-        let parse = |text: &str| model::parse(text, "p.json").unwrap().resolve(&ResolveOptions::docker_default());
-        let old = parse(
-            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "chmod"], "action": "SCMP_ACT_ALLOW"}]}"#,
-        );
-        let new = parse(
-            r#"{"defaultAction": "SCMP_ACT_KILL", "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#,
-        );
-        let shown = diff_text(&observer_profile::diff::diff(&old, &new));
-        assert!(shown.starts_with("default action: errno(1) -> kill_thread\n"), "{shown}");
-        assert!(shown.contains("x86_64:\n  added:   write\n  removed: chmod\n"), "{shown}");
     }
 }

@@ -2,10 +2,9 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use crate::{
-    api::{Request, call_as, call_raw, socket_path},
-    views::PsRow,
-};
+use observer_contract::{api::Request, views::PsRow};
+
+use crate::api::{call_as, call_raw, socket_path};
 
 pub fn run(json: bool, socket: Option<&Path>) -> anyhow::Result<i32> {
     if json {

@@ -6,13 +6,13 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
+use observer_contract::views::{Phase, ProfileView};
 use observer_reach::Reach;
 use serde::Serialize;
 
 use crate::{
     commands::reach::{ReachArgs, analyse_target},
     printable::printable,
-    views::{Phase, ProfileView},
 };
 
 /// The three groups of one ABI.
@@ -83,7 +83,7 @@ pub fn groups(view: &ProfileView, source: &str, reach: &Reach) -> ReachGroups {
 }
 
 /// Made by the container's own processes (entered the kernel, or was denied, there).
-fn own(r: &crate::views::ProfileRow) -> bool {
+fn own(r: &observer_contract::views::ProfileRow) -> bool {
     r.phases.contains(&Phase::Container) || r.denied_phases.contains(&Phase::Container)
 }
 

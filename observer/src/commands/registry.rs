@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use futures_util::{StreamExt as _, stream};
+use observer_contract::views::ExportFormat;
 use observer_oci::{
     annotations::Provenance,
     artifact::{self, PlatformProfile, sha256_digest},
@@ -27,7 +28,6 @@ use crate::{
     api::socket_path,
     learned::{self, ExportRequest},
     printable::printable,
-    views::ExportFormat,
 };
 
 /// The platform every profile is learned on here.
@@ -205,17 +205,7 @@ pub fn push(args: &PushArgs) -> anyhow::Result<i32> {
             let workload = args.workload.as_deref().ok_or_else(|| {
                 anyhow::anyhow!("give a profile file to push, or --workload to push its profile from the agent")
             })?;
-            let request = ExportRequest {
-                format: ExportFormat::Docker,
-                include_denied: false,
-                beyond_default: false,
-                base: None,
-                caps: None,
-                name: None,
-                namespace: None,
-                args: false,
-                reachable: None,
-            };
+            let request = ExportRequest::plain(ExportFormat::Docker);
             let key: observer_contract::pod::WorkloadKey = workload.parse()?;
             crate::commands::workload::export(&socket_path(args.socket.as_deref()), &key, &request)?.into_bytes()
         }
@@ -388,17 +378,7 @@ pub fn merge_from(
     // profile's digest change with every new node that adds nothing. The nodes are
     // listed in the provenance annotations instead.
     merged.contributors.clear();
-    let request = ExportRequest {
-        format: ExportFormat::Docker,
-        include_denied: false,
-        beyond_default: false,
-        base: None,
-        caps: None,
-        name: None,
-        namespace: None,
-        args: false,
-        reachable: None,
-    };
+    let request = ExportRequest::plain(ExportFormat::Docker);
     let text = learned::render(&merged, &request)?;
     if let Some(copy) = output {
         let request = ExportRequest {

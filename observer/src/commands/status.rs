@@ -2,10 +2,9 @@
 
 use std::path::Path;
 
-use crate::{
-    api::{Request, call_as, socket_path},
-    views::StatusView,
-};
+use observer_contract::{api::Request, views::StatusView};
+
+use crate::api::{call_as, socket_path};
 
 pub fn run(socket: Option<&Path>) -> anyhow::Result<i32> {
     let status: StatusView = call_as(&socket_path(socket), &Request::Status)?;

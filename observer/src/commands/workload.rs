@@ -6,16 +6,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use observer_contract::{pod::WorkloadKey, workload::WorkloadView};
+use observer_contract::{api::Request, pod::WorkloadKey, views::ExportFormat, workload::WorkloadView};
 use observer_profile::{
     export::ExportMeta,
     merge::{MergeInput, merge},
 };
 
 use crate::{
-    api::{Request, call_as},
+    api::call_as,
     learned::{self, ExportRequest},
-    views::ExportFormat,
 };
 
 /// A Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
@@ -168,17 +167,7 @@ mod tests {
             ],
         }))
         .expect("a workload answer");
-        let req = ExportRequest {
-            format: ExportFormat::Spo,
-            include_denied: false,
-            beyond_default: false,
-            base: None,
-            caps: None,
-            name: None,
-            namespace: None,
-            args: false,
-            reachable: None,
-        };
+        let req = ExportRequest::plain(ExportFormat::Spo);
         let yaml = render(&data, &req).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(doc["kind"], "SeccompProfile");

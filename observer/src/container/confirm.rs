@@ -9,7 +9,7 @@
 //!   process (the runtime's answer, e.g. Docker's `State.Pid`) lives in the
 //!   container's cgroup, of which this cgroup is the cgroup or a descendant.
 //!
-//! Where the init lives is asked by cgroup id ([`super::pid_cgroup`]), never
+//! Where the init lives is asked by cgroup id ([`observer_probe::pid_cgroup`]), never
 //! by the path in `/proc/PID/cgroup`: that path is relative to the agent's own
 //! cgroup namespace, and a pod's private namespace would make every container
 //! look like an impostor.
@@ -116,7 +116,7 @@ pub fn confirm(mount: &Path, cgroup: &str, container_cgroup: &str, answer: &Runt
 
 /// Whether the container's init `pid` lives in `container_cgroup` (or below it).
 fn init_verdict(mount: &Path, container_cgroup: &str, pid: u32) -> Verdict {
-    let id = match super::pid_cgroup::cgroup_id_of_pid(mount, pid) {
+    let id = match observer_probe::pid_cgroup::cgroup_id_of_pid(mount, pid) {
         Ok(id) => id,
         // The init just exited: the root-owned path stands.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -124,7 +124,7 @@ fn init_verdict(mount: &Path, container_cgroup: &str, pid: u32) -> Verdict {
         }
         Err(e) => return Verdict::new(Confirmation::Pending, format!("where the init (pid {pid}) lives: {e}")),
     };
-    match super::pid_cgroup::is_id_at_or_below(mount, container_cgroup, id) {
+    match observer_probe::pid_cgroup::is_id_at_or_below(mount, container_cgroup, id) {
         Ok(true) => Verdict::new(Confirmation::Confirmed, format!("its init (pid {pid}) is in it (cgroup id {id})")),
         Ok(false) => Verdict::new(
             Confirmation::Impostor,
@@ -209,9 +209,9 @@ mod tests {
         );
         assert_eq!(v.confirmation, Confirmation::Impostor, "{v:?}");
         // The real mount, our own cgroup: confirmed by id, in a namespace or out of one.
-        let mount = super::super::v2_mount::find_v2_mount().expect("a cgroup v2 mount");
+        let mount = observer_probe::v2_mount::find_v2_mount().expect("a cgroup v2 mount");
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let own = super::super::pid_cgroup::v2_line(&own).expect("a 0:: line").to_owned();
+        let own = observer_probe::pid_cgroup::v2_line(&own).expect("a 0:: line").to_owned();
         let v = init_verdict(&mount, &own, std::process::id());
         assert_eq!(v.confirmation, Confirmation::Confirmed, "{v:?}");
         let _ = std::fs::remove_dir_all(&dir);

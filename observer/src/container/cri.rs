@@ -19,9 +19,10 @@ use k8s_cri::v1::{
     ContainerFilter, ContainerStatusRequest, ListContainersRequest, PodSandboxStatusRequest, VersionRequest,
     runtime_service_client::RuntimeServiceClient,
 };
+use observer_contract::pod::{PodInfo, Workload};
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::identity::{PodInfo, RuntimeIdentity, Workload};
+use super::identity::RuntimeIdentity;
 
 pub const DEFAULT_SOCKETS: [&str; 2] = ["/run/containerd/containerd.sock", "/var/run/crio/crio.sock"];
 

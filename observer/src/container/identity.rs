@@ -4,13 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use observer_contract::{image::image_matches, pod::PodInfo};
 use serde::{Deserialize, Serialize};
-
-// Old path, kept while branches merge.
-pub use observer_contract::{
-    image::{image_matches, short_image},
-    pod::{PodInfo, Workload},
-};
 
 use super::docker_api::DockerInfo;
 

@@ -1,5 +1,5 @@
 //! Which container a cgroup v2 is: the agent sees cgroup ids from its probes,
-//! maps them to paths in the v2 mount ([`v2_mount`]), names the owner from the
+//! maps them to paths in the v2 mount ([`observer_probe::v2_mount`]), names the owner from the
 //! path ([`cgroup_path`]) and asks dockerd for the details ([`docker_api`]).
 
 pub mod cgroup_path;
@@ -13,12 +13,11 @@ pub mod podman_events;
 
 use std::{collections::HashMap, io, path::PathBuf, sync::Mutex};
 
-// Old paths, kept while branches merge: both moved to the kernel seam (observer-probe).
-pub use observer_probe::{pid_cgroup, v2_mount};
+use observer_probe::v2_mount;
 
 pub use cgroup_path::{ContainerRef, Kind, Runtime};
 pub use docker_api::{DockerClient, DockerError, DockerInfo, Seccomp};
-pub use identity::{PodInfo, RuntimeIdentity, Workload};
+pub use identity::RuntimeIdentity;
 
 /// Everything known about the owner of one cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]

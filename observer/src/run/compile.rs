@@ -51,7 +51,9 @@ fn scmp_arch(arch: Arch) -> ScmpArch {
     }
 }
 
-fn scmp_cond(c: &ArgCond) -> ScmpArgCompare {
+/// One argument condition as libseccomp takes it (the tests' own libseccomp
+/// programs use it too).
+pub fn scmp_cond(c: &ArgCond) -> ScmpArgCompare {
     let (op, datum) = match c.op {
         CmpOp::Ne => (ScmpCompareOp::NotEqual, c.value),
         CmpOp::Lt => (ScmpCompareOp::Less, c.value),
@@ -161,7 +163,7 @@ pub fn compile(profile: &ResolvedProfile) -> Result<CompiledFilter> {
 }
 
 /// The program libseccomp generated, read back through a memfd.
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<Insn>> {
+pub fn export(ctx: &ScmpFilterContext) -> Result<Vec<Insn>> {
     // SAFETY: memfd_create with a static name; the fd is owned right away.
     let fd = unsafe { libc::memfd_create(c"observer-filter".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {

@@ -4,10 +4,10 @@
 
 use std::cmp::Ordering;
 
+use observer_contract::views::{ProfileRow, TopFrame, TopRow};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::rates::Rates;
-use crate::views::{ProfileRow, TopFrame, TopRow};
 
 /// The two screens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,7 +169,7 @@ impl App {
     }
 
     /// The profile shown, when the latest frame has the one asked for.
-    pub fn profile(&self) -> Option<&crate::views::ProfileView> {
+    pub fn profile(&self) -> Option<&observer_contract::views::ProfileView> {
         let Screen::Profile { id } = &self.screen else { return None };
         self.frame.as_ref()?.profile.as_ref().filter(|p| &p.id == id)
     }
@@ -371,10 +371,7 @@ fn compare_syscalls(sort: SyscallSort, a: &SyscallLine<'_>, b: &SyscallLine<'_>)
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{
-        agent::model::State,
-        views::{FirstCall, Owner, Phase, ProfileView},
-    };
+    use observer_contract::views::{FirstCall, Owner, Phase, ProfileView, State};
 
     pub(crate) fn row(name: &str, calls: u64, denied: u64) -> TopRow {
         TopRow {

@@ -11,11 +11,12 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-
-use crate::{
-    api::{Request, Response, connect},
+use observer_contract::{
+    api::{Request, Response},
     views::TopFrame,
 };
+
+use crate::api::connect;
 
 /// How long the first frame may take (the agent reads the kernel first).
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);

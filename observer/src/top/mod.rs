@@ -33,7 +33,7 @@ const KEY_WAIT: Duration = Duration::from_millis(50);
 
 pub fn run(args: &TopArgs) -> anyhow::Result<i32> {
     let every_ms = u64::try_from(args.every.as_millis()).unwrap_or(u64::MAX);
-    if !crate::api::EVERY_MS_RANGE.contains(&every_ms) {
+    if !observer_contract::api::EVERY_MS_RANGE.contains(&every_ms) {
         bail!("--every {}: the feed's period is 100ms to 60s", humantime::format_duration(args.every));
     }
     if !std::io::stdout().is_terminal() {

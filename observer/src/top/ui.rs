@@ -1,6 +1,7 @@
 //! Drawing `observer top`: a header line, the container list or one
 //! container's profile, the latest alerts, and a line of keys.
 
+use observer_contract::{alerts::Alert, rules::EnforceAction, views::State};
 use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
@@ -10,10 +11,6 @@ use ratatui::{
 };
 
 use super::app::{App, Screen};
-use crate::{
-    agent::model::State,
-    views::{Alert, EnforceAction},
-};
 
 /// Alert lines the panel shows (newest first).
 const ALERT_LINES: u16 = 5;
@@ -245,9 +242,10 @@ mod tests {
     use ratatui::{Terminal, backend::TestBackend, crossterm::event::KeyEvent};
 
     use super::*;
-    use crate::{
-        top::app::tests::{profile_of, syscall, two_frames},
-        views::{AlertKind, Owner, Phase},
+    use crate::top::app::tests::{profile_of, syscall, two_frames};
+    use observer_contract::{
+        alerts::AlertKind,
+        views::{Owner, Phase},
     };
 
     fn screen(app: &App, width: u16, height: u16) -> Vec<String> {

@@ -12,8 +12,8 @@ pub struct TraceCgroup {
 
 impl TraceCgroup {
     pub fn create() -> anyhow::Result<Self> {
-        let root = crate::container::v2_mount::find_v2_mount()
-            .context("observer records per cgroup v2 and needs its mount")?;
+        let root =
+            observer_probe::v2_mount::find_v2_mount().context("observer records per cgroup v2 and needs its mount")?;
         let path = root.join(format!("observer-trace-{}-{}", std::process::id(), nanos()));
         fs::create_dir(&path).with_context(|| format!("creating the cgroup {}", path.display()))?;
         // A cgroup's id (what bpf_get_current_cgroup_id returns) is its directory's inode.

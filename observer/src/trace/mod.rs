@@ -16,9 +16,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::Args;
 use observer_common::config;
+use observer_probe::{LoadOptions, Probe};
 
 pub use self::{cgroup::TraceCgroup, report::Report};
-use crate::probe::{LoadOptions, Probe};
 
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
@@ -38,7 +38,7 @@ pub struct TraceArgs {
     pub time: bool,
     /// Format of --profile-out: docker, oci or spo.
     #[arg(long, value_enum, default_value = "docker")]
-    pub format: crate::views::ExportFormat,
+    pub format: observer_contract::views::ExportFormat,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -91,7 +91,7 @@ pub fn trace_command_with(
         mode: config::mode::EXPLICIT,
         count_errors: true,
         timed,
-        event_ring_bytes: crate::probe::PRIVATE_EVENT_RING_BYTES,
+        event_ring_bytes: observer_probe::PRIVATE_EVENT_RING_BYTES,
     })?;
     let cgroup = TraceCgroup::create()?;
     // u64::MAX: no task counts as a runtime's init; everything is the command's own.

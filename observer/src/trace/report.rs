@@ -4,9 +4,8 @@
 
 use std::fmt::Write as _;
 
+use observer_probe::RowCounts;
 use serde::Serialize;
-
-use crate::probe::RowCounts;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ReportRow {

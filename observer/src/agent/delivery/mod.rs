@@ -14,9 +14,9 @@ mod webhook;
 use std::{future::Future, path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
 use clap::Args;
+use observer_contract::alerts::{AlertDelivery, OutputCounts};
 
 use self::queue::{Backoff, Outbox};
-use crate::views::{AlertDelivery, OutputCounts};
 
 /// How many alerts wait for syslog at most.
 const SYSLOG_QUEUE: usize = 1024;

@@ -11,9 +11,8 @@ use std::{
     time::Duration,
 };
 
+use observer_contract::alerts::OutputCounts;
 use tokio::sync::mpsc::{self, error::TrySendError};
-
-use crate::views::OutputCounts;
 
 /// What one output did since the agent started. Atomics: the agent's status
 /// answer reads them under its own lock while the worker writes them without it.

@@ -6,6 +6,10 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use observer_contract::{
+    api::Request,
+    views::{ProfileView, PsRow},
+};
 use observer_profile::{
     args::drift::{ArgDrift, drift},
     bpf::Insn,
@@ -15,9 +19,8 @@ use observer_profile::{
 use self::report::{CompareReport, ContainerRef, GroupReport, Use};
 use super::policy::PolicyTable;
 use crate::{
-    api::{Request, call_as, socket_path},
+    api::{call_as, socket_path},
     seccomp::{SeccompMode, dump_filters, read_status},
-    views::{ProfileView, PsRow},
 };
 
 #[derive(Args, Debug)]
