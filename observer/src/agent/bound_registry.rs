@@ -36,9 +36,9 @@ use tokio::{
 use super::{
     bound_profiles::{Binding, BoundProfiles},
     core::Agent,
-    model::State,
 };
-use crate::{clock::boottime_ns, views::AlertKind};
+use crate::clock::boottime_ns;
+use observer_contract::{alerts::AlertKind, views::State};
 
 /// What `--profiles` names a registry with.
 pub const SCHEME: &str = "oci://";
