@@ -14,6 +14,7 @@ pub(crate) mod printable;
 // Old path, kept while branches merge: the kernel seam is the observer-probe crate.
 pub(crate) use observer_probe as probe;
 pub(crate) mod profile_rows;
+pub(crate) mod reach_rows;
 pub(crate) mod rows;
 pub mod run;
 pub mod seccomp;
