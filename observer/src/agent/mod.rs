@@ -283,10 +283,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                     let agent = agent.clone();
                     tokio::spawn(async move {
                         for job in reach_jobs {
-                            let running = job.clone();
-                            let answer = tokio::task::spawn_blocking(move || reachable::compute(&running))
-                                .await
-                                .unwrap_or_else(|e| Err(format!("the analysis failed: {e}")));
+                            let answer = reachable::compute_detached(job.clone()).await;
                             agent.lock().await.apply_reach(&job, answer);
                         }
                     });

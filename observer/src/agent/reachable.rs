@@ -122,6 +122,29 @@ pub fn verdict(set: &ReachRows, baseline: Option<&BTreeSet<u32>>, row: u32) -> O
     }
 }
 
+/// Whether a process's root is not the host's (the agent's own): its
+/// container's root is mounted there. A process that ended is not.
+fn in_own_root(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(theirs), Ok(ours)) = (std::fs::metadata(format!("/proc/{pid}/root")), std::fs::metadata("/")) else {
+        return false;
+    };
+    (theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino())
+}
+
+/// Runs `compute` on a thread of its own: unlike a blocking task, it does not
+/// hold up the agent's exit while a large root is still being read.
+pub async fn compute_detached(job: ReachJob) -> Result<ReachRows, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("reach".into())
+        .spawn(move || {
+            let _ = tx.send(compute(&job));
+        })
+        .map_err(|e| format!("starting the analysis: {e}"))?;
+    rx.await.unwrap_or_else(|_| Err("the analysis ended without an answer".into()))
+}
+
 /// The executable of a live process, as its container sees the path.
 fn exe_of(pid: u32) -> String {
     std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -143,7 +166,8 @@ impl Agent {
     pub fn reach_jobs(&mut self) -> Vec<ReachJob> {
         let mut jobs = Vec::new();
         for r in self.containers.values() {
-            let Some(&pid) = r.pids.first() else { continue };
+            // A process already in the container's root: runc's init starts in the host's.
+            let Some(&pid) = r.pids.iter().find(|p| in_own_root(**p)) else { continue };
             if r.image_digest.is_empty()
                 || r.state != crate::views::State::Running
                 || !self.reach.wants(&r.image_digest)
