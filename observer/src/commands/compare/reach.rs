@@ -65,12 +65,15 @@ mod tests {
 
     #[test]
     fn used_denied_and_unused_names_split_by_what_the_image_can_reach() {
+        let calls: Vec<serde_json::Value> = ["read", "chmod", "getpid"]
+            .iter()
+            .map(|n| serde_json::json!({"name": n, "nr": 0, "binaries": [], "binaries_total": 0, "sites": []}))
+            .collect();
         let reach: Reach = serde_json::from_value(serde_json::json!({
             "root": "/", "complete": true, "files": 1, "executables": 1, "dlopen_roots": 0,
             "undecided": [], "undecided_total": 0, "incomplete_files": [], "foreign_files": [],
             "missing_libraries": [], "timing": {"files": 0.0, "loader": 0.0, "reachability": 0.0},
-            "abis": {"x86_64": ["read", "chmod", "getpid"].iter().map(|n| serde_json::json!(
-                {"name": n, "nr": 0, "binaries": [], "binaries_total": 0, "sites": []})).collect::<Vec<_>>()}
+            "abis": {"x86_64": calls}
         }))
         .unwrap();
         let mut used = BTreeMap::new();
