@@ -27,6 +27,12 @@ pub enum AlertKind {
     /// A workload runs a new image digest, and its previous image had a
     /// profile (`observer agent --profiles`).
     NewImage,
+    /// A container's own call that none of the binaries it can execute can
+    /// make (observer reach): code that did not come from its image.
+    UnreachableSyscall,
+    /// A call outside the container's baseline (its learned profile) that its
+    /// image's binaries can make: a path learning never took.
+    UnlearnedSyscall,
 }
 
 impl AlertKind {
@@ -40,6 +46,8 @@ impl AlertKind {
             AlertKind::EventsLost => "events_lost",
             AlertKind::StateWriteFailed => "state_write_failed",
             AlertKind::NewImage => "new_image",
+            AlertKind::UnreachableSyscall => "unreachable_syscall",
+            AlertKind::UnlearnedSyscall => "unlearned_syscall",
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod learned;
 pub(crate) mod metrics;
 pub(crate) mod printable;
 pub(crate) mod profile_rows;
+pub(crate) mod reach_rows;
 pub(crate) mod rows;
 pub mod run;
 pub mod seccomp;

@@ -35,7 +35,7 @@ pub(super) fn blank(kind: AlertKind) -> Alert {
 }
 
 /// An alert about `record`, with its runtime identity.
-fn about(record: &ContainerRecord, kind: AlertKind) -> Alert {
+pub(super) fn about(record: &ContainerRecord, kind: AlertKind) -> Alert {
     Alert {
         id: record.id.clone(),
         name: record.name.clone(),

@@ -116,6 +116,8 @@ pub struct Agent {
     pub max_records: usize,
     /// Containers dockerd announced (its `create` event), for their cgroup's first call.
     pub announced: super::announced::Announced,
+    /// What each image's binaries can reach (`reachable`), by image digest.
+    pub reach: super::reachable::ReachSets,
 }
 
 /// How often records whose counts alone changed are saved.
@@ -282,6 +284,7 @@ impl Agent {
         {
             self.alert(&key, AlertKind::OutsideBaseline, e);
         }
+        self.judge_reach(&key, e);
     }
 
     /// The record an event belongs to: by slot and cgroup together, so that an

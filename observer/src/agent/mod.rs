@@ -27,6 +27,7 @@ mod metrics_server;
 pub mod model;
 mod overflow;
 pub mod priority;
+mod reachable;
 mod rules;
 mod saving;
 mod server;
@@ -149,6 +150,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         health: Default::default(),
         max_records: args.max_records.max(1),
         announced: Default::default(),
+        reach: reachable::ReachSets::new(&args.state_dir),
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();
@@ -267,6 +269,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                     agent.lock().await.apply_facts(facts);
                 }
                 agent.lock().await.refresh_rules();
+                // What new images can reach: analysed one at a time, off the lock.
+                let reach_jobs = agent.lock().await.reach_jobs();
+                if !reach_jobs.is_empty() {
+                    let agent = agent.clone();
+                    tokio::spawn(async move {
+                        for job in reach_jobs {
+                            let answer = reachable::compute_detached(job.clone()).await;
+                            agent.lock().await.apply_reach(&job, answer);
+                        }
+                    });
+                }
                 n += 1;
                 if n.is_multiple_of(10) {
                     let mount = resolver.mount().to_path_buf();

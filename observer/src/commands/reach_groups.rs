@@ -16,14 +16,14 @@ use crate::{
 };
 
 /// The three groups of one ABI.
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Groups {
     pub seen_and_reachable: Vec<String>,
     pub reachable_not_seen: Vec<String>,
     pub seen_not_reachable: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ReachGroups {
     /// The `observer reach` target the set came from.
     pub source: String,

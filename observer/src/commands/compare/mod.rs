@@ -36,12 +36,20 @@ pub struct CompareArgs {
     /// Capabilities to resolve --against for (default Docker's set).
     #[arg(long)]
     pub caps: Option<String>,
+    /// Also split the syscalls by what the container's binaries can make
+    /// (`observer reach`): used, denied and allowed-but-unused, reachable or not.
+    #[arg(long)]
+    pub reach: bool,
+    /// The `observer reach` TARGET for `--reach` (default the container's image, else the container).
+    #[arg(long, value_name = "TARGET", requires = "reach")]
+    pub reach_target: Option<String>,
     #[arg(long)]
     pub json: bool,
     #[arg(long)]
     pub socket: Option<PathBuf>,
 }
 
+mod reach;
 mod report;
 mod text;
 
@@ -154,16 +162,25 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
         }
     }
 
+    let found = if args.reach {
+        let candidates = [profile.image.clone(), profile.id.clone()];
+        Some(crate::commands::reach_groups::find_reach(args.reach_target.as_deref(), &candidates)?)
+    } else {
+        None
+    };
     let reports: Vec<GroupReport> = groups
         .into_iter()
         .map(|(pids, label, table, counts, drifts)| {
-            GroupReport::new(&used, pids, label, table.as_ref(), counts, drifts)
+            let mut g = GroupReport::new(&used, pids, label, table.as_ref(), counts, drifts);
+            g.reach_tiers = found.as_ref().map(|(_, r)| reach::tiers(&g, &used, r));
+            g
         })
         .collect();
     let out = CompareReport {
         first: reports[0].clone(),
         container: ContainerRef { id, name: profile.name.clone(), image: profile.image.clone() },
         groups: reports,
+        reach: found.as_ref().map(|(source, r)| crate::commands::reach_groups::groups(&profile, source, r)),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -23,6 +23,9 @@ pub struct CompareReport {
     pub first: GroupReport,
     pub container: ContainerRef,
     pub groups: Vec<GroupReport>,
+    /// `--reach`: seen and reachable, reachable not seen, seen not reachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<crate::commands::reach_groups::ReachGroups>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -60,6 +63,9 @@ pub struct GroupReport {
     pub abis: BTreeMap<String, AbiUse>,
     pub verdict: String,
     pub argument_drift: Vec<ArgDrift>,
+    /// `--reach`: per ABI, the names above by whether the image can make them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach_tiers: Option<BTreeMap<String, super::reach::ReachTiers>>,
 }
 
 /// A syscall as the report names it: bare for x86_64, `abi:name` otherwise.
@@ -124,6 +130,7 @@ impl GroupReport {
             abis,
             verdict,
             argument_drift,
+            reach_tiers: None,
         }
     }
 }
@@ -177,6 +184,7 @@ mod tests {
             first: report.clone(),
             container: ContainerRef { id: "a".into(), name: "b".into(), image: "c".into() },
             groups: vec![report],
+            reach: None,
         })
         .expect("serialises");
         assert_eq!(json["denied_attempts"]["chmod"], 3, "the first group is at the top level: {json}");

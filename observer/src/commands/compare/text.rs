@@ -31,7 +31,35 @@ pub fn text(out: &CompareReport) -> String {
             }
         }
         s.push_str(&drift_text(&g.argument_drift));
+        if let Some(tiers) = &g.reach_tiers {
+            s.push_str(&tiers_text(tiers));
+        }
         let _ = writeln!(s, "  verdict: {}", g.verdict);
+    }
+    if let Some(r) = &out.reach {
+        s.push_str(&crate::commands::reach_groups::text(r));
+    }
+    s
+}
+
+/// `--reach`: per ABI, each list of a group split by what the image can make.
+fn tiers_text(tiers: &std::collections::BTreeMap<String, super::reach::ReachTiers>) -> String {
+    let mut s = String::new();
+    let list = |names: &[String]| {
+        if names.is_empty() { "-".to_owned() } else { names.iter().map(|n| printable(n)).collect::<Vec<_>>().join(" ") }
+    };
+    for (abi, t) in tiers {
+        let _ = writeln!(s, "  {abi} by what the image can reach:");
+        for (what, names) in [
+            ("used, reachable", &t.used_reachable),
+            ("used, NOT reachable", &t.used_unreachable),
+            ("denied, reachable", &t.denied_reachable),
+            ("denied, not reachable", &t.denied_unreachable),
+            ("allowed unused, reachable", &t.allowed_unused_reachable),
+            ("allowed unused, not reachable", &t.allowed_unused_unreachable),
+        ] {
+            let _ = writeln!(s, "    {what} ({}): {}", names.len(), list(names));
+        }
     }
     s
 }
