@@ -127,7 +127,7 @@ fn a_binary_copied_in_raises_unreachable_syscall_and_the_images_own_calls_do_not
     require_root();
     require_docker();
     let files = Files::new();
-    let agent = TestAgent::start(&[]);
+    let agent = TestAgent::start(&["--reach"]);
     let (foreign, plain) = (name("unreach"), name("reachok"));
     let _cleanup = Cleanup(vec![foreign.clone(), plain.clone()]);
     start(&foreign);

@@ -93,6 +93,12 @@ pub struct AgentArgs {
     /// How to reach the registry of --profiles oci://REGISTRY/REPO.
     #[command(flatten)]
     pub registry: crate::commands::registry::RegistryArgs,
+    /// Analyse each running image's binaries (as `observer reach` does, one image at a
+    /// time, off the agent's lock) and alert on calls outside what they can reach:
+    /// `unreachable_syscall`, and `unlearned_syscall` for reachable calls outside the
+    /// baseline (docs/reach.md).
+    #[arg(long)]
+    pub reach: bool,
     /// Where alerts go besides stdout and alerts.jsonl.
     #[command(flatten)]
     pub alert_outputs: delivery::OutputArgs,

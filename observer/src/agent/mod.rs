@@ -150,7 +150,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         health: Default::default(),
         max_records: args.max_records.max(1),
         announced: Default::default(),
-        reach: reachable::ReachSets::new(&args.state_dir),
+        reach: reachable::ReachSets::new(&args.state_dir, args.reach),
     };
     agent.containers = agent.store.load_all();
     agent.alerts_total = agent.containers.values().map(|r| r.alerts).sum();

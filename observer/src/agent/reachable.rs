@@ -22,10 +22,8 @@ use super::{
     alerting::about,
     core::{Agent, comm_of},
 };
-use crate::{
-    clock::{now, wall_time_of},
-    views::{Alert, AlertKind, AlertRule},
-};
+use crate::clock::{now, wall_time_of};
+use observer_contract::alerts::{Alert, AlertKind, AlertRule};
 
 /// Image digests whose set is kept at most (the oldest goes first).
 const MAX_IMAGES: usize = 256;
@@ -51,6 +49,9 @@ pub struct ReachSets {
     by_digest: HashMap<String, Known>,
     order: VecDeque<String>,
     cache_dir: PathBuf,
+    /// `agent --reach`: analysing images costs a thread's CPU per new image,
+    /// so a node pays for it only when asked.
+    enabled: bool,
 }
 
 /// An analysis to run without the lock: a running container of the image.
@@ -64,8 +65,8 @@ pub struct ReachJob {
 }
 
 impl ReachSets {
-    pub fn new(state_dir: &Path) -> Self {
-        Self { by_digest: HashMap::new(), order: VecDeque::new(), cache_dir: state_dir.join("reach-cache") }
+    pub fn new(state_dir: &Path, enabled: bool) -> Self {
+        Self { by_digest: HashMap::new(), order: VecDeque::new(), cache_dir: state_dir.join("reach-cache"), enabled }
     }
 
     pub fn ready(&self, digest: &str) -> Option<Arc<ReachRows>> {
@@ -76,6 +77,9 @@ impl ReachSets {
     }
 
     fn wants(&self, digest: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
         match self.by_digest.get(digest) {
             None => true,
             Some(Known::Failed(n)) => *n < MAX_ATTEMPTS,
@@ -166,15 +170,17 @@ impl Agent {
     pub fn reach_jobs(&mut self) -> Vec<ReachJob> {
         let mut jobs = Vec::new();
         for r in self.containers.values() {
-            // A process already in the container's root: runc's init starts in the host's.
-            let Some(&pid) = r.pids.iter().find(|p| in_own_root(**p)) else { continue };
+            // The cheap checks first: this runs on every tick under the lock, and
+            // reading /proc for each container's pids is not free at 10,000.
             if r.image_digest.is_empty()
-                || r.state != crate::views::State::Running
+                || r.state != observer_contract::views::State::Running
                 || !self.reach.wants(&r.image_digest)
                 || jobs.iter().any(|j: &ReachJob| j.digest == r.image_digest)
             {
                 continue;
             }
+            // A process already in the container's root: runc's init starts in the host's.
+            let Some(&pid) = r.pids.iter().find(|p| in_own_root(**p)) else { continue };
             let attempts = match self.reach.by_digest.get(&r.image_digest) {
                 Some(Known::Failed(n)) => *n,
                 _ => 0,

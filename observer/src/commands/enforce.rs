@@ -27,7 +27,7 @@ pub struct EnforceArgs {
     /// container's root, or on the image of `--match image:IMAGE`) and act on
     /// every other call: alert, or alert and kill. Instead of --profile.
     #[arg(long, value_enum, value_name = "alert|kill", conflicts_with_all = ["profile", "action", "caps"])]
-    pub unreachable: Option<crate::views::EnforceAction>,
+    pub unreachable: Option<observer_contract::rules::EnforceAction>,
     /// With --unreachable: what to analyse instead (an image, a container, a root directory).
     #[arg(long, requires = "unreachable")]
     pub reach_target: Option<String>,
