@@ -243,3 +243,62 @@ fn a_container_is_bound_to_its_images_profile_from_a_registry_and_the_agent_outl
     let _ = docker(&["rmi", &other]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `observer profile push CONTAINER oci://…`: the container's learned profile,
+/// tagged by its image's digest (the tag `agent --profiles oci://` looks for),
+/// with the digest and its time span as annotations.
+#[test]
+fn a_watched_containers_learned_profile_is_pushed_under_its_images_digest() {
+    require_root();
+    require_docker();
+    let reg = observer_tests::registry::TestRegistry::start(None);
+    let repo = format!("oci://{}/learned/profiles", reg.addr());
+    let dir = std::env::temp_dir().join(format!("observer-push-container-{}", std::process::id()));
+    let docker_config = dir.join("docker");
+    std::fs::create_dir_all(&docker_config).expect("docker config dir");
+    std::fs::write(docker_config.join("config.json"), r#"{"auths":{}}"#).expect("docker config");
+    let digest = image_id("observer-busybox:latest");
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 image id").to_owned();
+    let agent = TestAgent::start(&[]);
+    let n = name("pushed");
+    let _cleanup = Cleanup(vec![n.clone()]);
+    let o = run(&["-d", "--name", &n], &["sh", "-c", "chmod 600 /etc/passwd; sleep 60"]);
+    assert!(o.status.success(), "docker run: {}", String::from_utf8_lossy(&o.stderr));
+    agent.wait_for("the container's chmod recorded", || {
+        let o = agent.cli(&["profile", "show", &n, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        v["syscalls"].as_array()?.iter().any(|r| r["name"] == "chmod").then_some(())
+    });
+    let socket = agent.socket.display().to_string();
+    let o = observer_with(&docker_config, &["profile", "push", &n, &repo, "--plain-http", "--socket", &socket]);
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "profile push {n}: {said}");
+    assert!(said.contains(&format!(":sha256-{hex}")), "pushed under the image digest's tag: {said}");
+
+    let out = dir.join("pulled.json");
+    let tagged = format!("{repo}:sha256-{hex}");
+    let o = observer_with(&docker_config, &["profile", "pull", &tagged, "-o", out.to_str().unwrap(), "--plain-http"]);
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "profile pull: {said}");
+    assert!(said.contains(&digest), "the image digest is an annotation: {said}");
+    let pulled: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).expect("pulled")).expect("JSON");
+    let allowed: Vec<&str> = pulled["syscalls"]
+        .as_array()
+        .expect("syscalls")
+        .iter()
+        .flat_map(|r| r["names"].as_array().into_iter().flatten())
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert!(allowed.contains(&"chmod") && allowed.contains(&"clock_nanosleep"), "the learned calls: {allowed:?}");
+    assert_eq!(pulled["defaultAction"], "SCMP_ACT_ERRNO", "{pulled}");
+
+    // A name that is neither a file nor a container is an error naming it.
+    let o = observer_with(
+        &docker_config,
+        &["profile", "push", "no-such-container-or-file", &repo, "--plain-http", "--socket", &socket],
+    );
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success() && said.contains("no-such-container-or-file"), "{said}");
+    let _ = docker(&["rm", "-f", &n]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,7 @@ pub mod floor;
 pub mod policy;
 pub mod profile;
 pub mod ps;
+pub mod push_source;
 pub mod reach;
 pub mod reach_groups;
 pub mod registry;

@@ -25,7 +25,6 @@ use observer_profile::{
 };
 
 use crate::{
-    api::socket_path,
     learned::{self, ExportRequest},
     printable::printable,
 };
@@ -56,8 +55,10 @@ impl RegistryArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct PushArgs {
-    /// [SOURCE] DEST: a profile file, then oci://REGISTRY/REPO[:TAG]. Without SOURCE,
-    /// --workload's merged profile comes from the agent.
+    /// [SOURCE] DEST: a profile file or a container the agent watches (its learned
+    /// profile, tagged sha256-<hex> by its image's digest), then
+    /// oci://REGISTRY/REPO[:TAG]. Without SOURCE, --workload's merged profile comes
+    /// from the agent.
     #[arg(required = true, num_args = 1..=2, value_names = ["SOURCE", "DEST"])]
     pub args: Vec<String>,
     /// The workload it belongs to, NAMESPACE/KIND/NAME/CONTAINER (an annotation; without
@@ -199,18 +200,8 @@ pub fn push(args: &PushArgs) -> anyhow::Result<i32> {
     if dest.digest.is_some() {
         anyhow::bail!("{dest}: push to a tag, not a digest (a digest names content already pushed)");
     }
-    let profile = match source {
-        Some(file) => std::fs::read(file).with_context(|| format!("reading {file}"))?,
-        None => {
-            let workload = args.workload.as_deref().ok_or_else(|| {
-                anyhow::anyhow!("give a profile file to push, or --workload to push its profile from the agent")
-            })?;
-            let request = ExportRequest::plain(ExportFormat::Docker);
-            let key: observer_contract::pod::WorkloadKey = workload.parse()?;
-            crate::commands::workload::export(&socket_path(args.socket.as_deref()), &key, &request)?.into_bytes()
-        }
-    };
-    check_profile(&profile, source.unwrap_or("the agent's profile"))?;
+    let from = super::push_source::resolve(source, args.workload.as_deref(), args.socket.as_deref())?;
+    check_profile(&from.bytes, &from.label)?;
     let node = args.node.clone().unwrap_or_else(this_node);
     let reachability_tiers = match &args.reachability_tiers {
         Some(p) => {
@@ -221,7 +212,8 @@ pub fn push(args: &PushArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let image_digest = match &args.image_digest {
+    // The command line's provenance first, then what the container's record says.
+    let image_digest = match args.image_digest.as_ref().or(from.image_digest.as_ref()) {
         Some(d) => {
             tags::image_digest_tag(d)?;
             Some(d.rsplit('@').next().unwrap_or(d).to_owned())
@@ -232,9 +224,9 @@ pub fn push(args: &PushArgs) -> anyhow::Result<i32> {
         image_digest: image_digest.clone(),
         workload: args.workload.clone(),
         nodes: vec![node.clone()].into_iter().filter(|n| !n.is_empty()).collect(),
-        pods: args.pods.clone(),
-        first_seen: args.first_seen.clone(),
-        last_seen: args.last_seen.clone(),
+        pods: if args.pods.is_empty() { from.pods.clone() } else { args.pods.clone() },
+        first_seen: args.first_seen.clone().or(from.first_seen.clone()),
+        last_seen: args.last_seen.clone().or(from.last_seen.clone()),
         merged_from: None,
         observer_version: env!("CARGO_PKG_VERSION").to_owned(),
         reachability_tiers,
@@ -263,10 +255,8 @@ pub fn push(args: &PushArgs) -> anyhow::Result<i32> {
             "{dest}: no tag: give one (oci://REGISTRY/REPO:TAG), or --image-digest or --workload to derive it"
         );
     }
-    let built = artifact::build(
-        &platform_profiles(profile, source.unwrap_or("the agent's profile"), !args.partial),
-        &provenance.to_annotations(),
-    )?;
+    let built =
+        artifact::build(&platform_profiles(from.bytes, &from.label, !args.partial), &provenance.to_annotations())?;
     let registry = Registry::connect(&dest, &args.registry.options())?;
     let digest = runtime()?.block_on(registry.push(&built, &push_tags))?;
     for t in &push_tags {
