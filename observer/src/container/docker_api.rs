@@ -256,8 +256,9 @@ impl DockerClient {
         }
     }
 
-    /// One `GET` on the socket, whole answer read within the timeout.
-    async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), DockerError> {
+    /// One `GET` on the socket, whole answer read within the timeout. podman's
+    /// API service speaks the same HTTP on its own socket (`podman.rs`).
+    pub(crate) async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), DockerError> {
         match tokio::time::timeout(self.timeout, self.get_inner(path)).await {
             Ok(result) => result,
             Err(_) => Err(DockerError::Timeout { path: self.socket.clone(), timeout: self.timeout }),

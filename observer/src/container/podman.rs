@@ -1,6 +1,9 @@
-//! Rootful podman's answer about one container: `podman container inspect
-//! --format json ID`, run as a child process with a timeout (podman has no
-//! daemon unless its API service is started; the CLI reads its own database).
+//! Rootful podman's answer about one container: asked of its API service
+//! (`GET /libpod/containers/ID/json` on `/run/podman/podman.sock`) when it
+//! listens, else `podman container inspect --format json ID` run as a child
+//! process with a timeout (podman has no daemon unless its API service is
+//! started; the CLI reads its own database). The socket is preferred: a child
+//! runs in the agent's cgroup, and its calls are work the agent did not need.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -90,7 +93,16 @@ fn state_word(status: &str) -> String {
 /// Parses `podman container inspect --format json` output (an array of one).
 pub fn parse_inspect(body: &[u8], id: &str) -> Result<Option<RuntimeIdentity>, PodmanError> {
     let list: Vec<Inspect> = serde_json::from_slice(body).map_err(|e| PodmanError::Json(id.to_owned(), e))?;
-    let Some(i) = list.into_iter().find(|i| i.id == id) else { return Ok(None) };
+    Ok(list.into_iter().find(|i| i.id == id).map(identity_of))
+}
+
+/// Parses the API service's answer (the same fields, one object).
+pub fn parse_api_inspect(body: &[u8], id: &str) -> Result<Option<RuntimeIdentity>, PodmanError> {
+    let i: Inspect = serde_json::from_slice(body).map_err(|e| PodmanError::Json(id.to_owned(), e))?;
+    Ok((i.id == id).then(|| identity_of(i)))
+}
+
+fn identity_of(i: Inspect) -> RuntimeIdentity {
     let state = i.state.unwrap_or_default();
     let seccomp = i
         .host_config
@@ -104,7 +116,7 @@ pub fn parse_inspect(body: &[u8], id: &str) -> Result<Option<RuntimeIdentity>, P
     if i.is_infra {
         labels.insert("io.podman.infra".into(), "true".into());
     }
-    Ok(Some(RuntimeIdentity {
+    RuntimeIdentity {
         engine: "podman".into(),
         runtime: "podman".into(),
         container_name: i.name.clone(),
@@ -122,7 +134,7 @@ pub fn parse_inspect(body: &[u8], id: &str) -> Result<Option<RuntimeIdentity>, P
             }
             labels
         },
-    }))
+    }
 }
 
 impl PodmanClient {
@@ -144,6 +156,12 @@ impl PodmanClient {
         }
     }
 
+    /// Another API service socket than podman's default.
+    pub fn with_socket(mut self, socket: impl Into<PathBuf>) -> Self {
+        self.socket = socket.into();
+        self
+    }
+
     /// podman's API service socket (its events are read there).
     pub fn socket(&self) -> &std::path::Path {
         &self.socket
@@ -153,6 +171,35 @@ impl PodmanClient {
     /// not know it. The child runs outside the agent's runtime threads and is
     /// killed on timeout.
     pub async fn inspect(&self, id: &str) -> Result<Option<RuntimeIdentity>, PodmanError> {
+        match self.inspect_by_api(id).await {
+            Some(answer) => answer,
+            None => self.inspect_by_cli(id).await,
+        }
+    }
+
+    /// The API service's answer, or `None` when nothing listens on its socket.
+    async fn inspect_by_api(&self, id: &str) -> Option<Result<Option<RuntimeIdentity>, PodmanError>> {
+        // The id goes into a request path: only hex, as podman's ids are.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(Ok(None));
+        }
+        let api = super::docker_api::DockerClient::new(&self.socket).with_timeout(self.timeout);
+        let request = format!("/v4.0.0/libpod/containers/{id}/json");
+        match api.get(&request).await {
+            Err(super::docker_api::DockerError::SocketMissing(_) | super::docker_api::DockerError::Connect { .. }) => {
+                None
+            }
+            Err(e) => Some(Err(PodmanError::Failed(id.to_owned(), e.to_string()))),
+            Ok((status, _)) if status == hyper::StatusCode::NOT_FOUND => Some(Ok(None)),
+            Ok((status, body)) if status.is_success() => Some(parse_api_inspect(&body, id)),
+            Ok((status, body)) => Some(Err(PodmanError::Failed(
+                id.to_owned(),
+                format!("{request}: {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+            ))),
+        }
+    }
+
+    async fn inspect_by_cli(&self, id: &str) -> Result<Option<RuntimeIdentity>, PodmanError> {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(["container", "inspect", "--format", "json", id])
             .stdin(std::process::Stdio::null())
@@ -202,7 +249,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_podman_is_an_error_not_an_unknown_container() {
-        let c = PodmanClient::new("/nonexistent/podman");
+        let c = PodmanClient::new("/nonexistent/podman").with_socket("/nonexistent/podman.sock");
         assert!(matches!(c.inspect("0").await, Err(PodmanError::Missing(_))));
+    }
+
+    /// With the API service listening, its answer is used and no podman binary
+    /// is run (the one named here does not exist).
+    #[tokio::test]
+    async fn the_api_services_answer_is_used_when_it_listens() {
+        let id = "5cd25ec2936477f11dd459701aab9b8ccbd30ba0592fb6ae1803ad79cdd54937";
+        let dir = std::env::temp_dir().join(format!("observer-podman-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("podman.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let body = format!(
+            r#"{{"Id":"{id}","Name":"api","ImageName":"localhost/observer-busybox:latest","ImageDigest":"sha256:ab",
+            "State":{{"Status":"running","Pid":77}}}}"#
+        );
+        let served = tokio::spawn(crate::container::podman_events::tests::serve_once(listener, body));
+        let c = PodmanClient::new("/nonexistent/podman").with_socket(&socket);
+        let i = c.inspect(id).await.unwrap().expect("known to the service");
+        assert_eq!((i.name.as_str(), i.pid, i.image_digest.as_str()), ("api", 77, "sha256:ab"));
+        let request = served.await.unwrap();
+        assert!(request.starts_with(&format!("GET /v4.0.0/libpod/containers/{id}/json ")), "{request}");
+        assert_eq!(c.inspect("not/hex").await.unwrap(), None, "a non-hex id is never put in a path");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

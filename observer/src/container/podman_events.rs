@@ -207,7 +207,7 @@ pub async fn follow_forever(socket: PathBuf, news: UnboundedSender<PodmanNews>, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const ID: &str = "2691b94674d9aace5e32bdd8cdc652286994bed3cc4376bcca1ec942917c67cc";
@@ -242,7 +242,7 @@ mod tests {
 
     /// A stand-in podman service: answers one events request with `body`
     /// (an answer that ends with the connection), then stays silent.
-    async fn serve_once(listener: tokio::net::UnixListener, body: String) -> String {
+    pub(crate) async fn serve_once(listener: tokio::net::UnixListener, body: String) -> String {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let (mut stream, _) = listener.accept().await.expect("accept");
         let mut request = Vec::new();
